@@ -1,0 +1,498 @@
+#include "api.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json_lua.h"
+#include "log.h"
+#include "room.h"
+#include "server.h"
+#include "sio.h"
+#include "user.h"
+
+/* A handle can outlive its socket: it starts closed, is filled in, and
+ * every method checks it (sock == NULL once the socket is gone). User
+ * value 1: the connection's data table; 2: pending ack callbacks by id. */
+struct conn_handle {
+    struct sio_socket *sock;
+};
+
+enum { UV_DATA = 1, UV_ACKS = 2 };
+
+
+struct server *api_server(lua_State *L) { return *(struct server **)lua_getextraspace(L); }
+
+/* {==================================================================
+ * Sending
+ * =================================================================== */
+
+int api_send_values(lua_State *L, struct sio_socket *s, int is_ack, int64_t ack_id, int first,
+                    int last) {
+    struct server *srv = api_server(L);
+    struct sbuf *out = &srv->scratch;
+    sbuf_reset(out);
+    lua_newtable(L); /* the binary values, in placeholder order */
+    int bins_idx = lua_gettop(L);
+    struct json_binary_list bins = {0, bins_idx};
+    sbuf_putc(out, '[');
+    for (int i = first; i <= last; i++) {
+        if (i > first) sbuf_putc(out, ',');
+        if (json_lua_encode(L, i, out, &bins) != 0) lua_error(L);
+    }
+    if (sbuf_putc(out, ']') != 0) luaL_error(L, "out of memory");
+    if (bins.count > SIO_MAX_ATTACHMENTS)
+        luaL_error(L, "too many binary values in one message (%d at most)", SIO_MAX_ATTACHMENTS);
+    const void *bin[SIO_MAX_ATTACHMENTS];
+    size_t bin_len[SIO_MAX_ATTACHMENTS];
+    for (size_t i = 0; i < bins.count; i++) {
+        lua_rawgeti(L, bins_idx, (lua_Integer)i + 1);
+        bin[i] = json_lua_to_binary(L, -1, &bin_len[i]);
+        lua_pop(L, 1); /* still referenced by the bins table */
+    }
+    struct sio_out o = {is_ack ? SIO_ACK : SIO_EVENT, ack_id, out->p, out->len, bins.count, bin, bin_len};
+    int sent = sio_send(s, &o) == 0;
+    lua_pop(L, 1);
+    return sent;
+}
+
+/* Checks that the value at idx is an event name a client accepts. */
+static void check_event_name(lua_State *L, int idx) {
+    size_t len;
+    const char *name = luaL_checklstring(L, idx, &len);
+    if (len == 0 || sio_is_reserved_event(name, len))
+        luaL_argerror(L, idx, lua_pushfstring(L, "'%s' is not an event name a client accepts", name));
+}
+
+/* Broadcasts stack values [first, top] as an EVENT to room of nsp. */
+static size_t broadcast_values(lua_State *L, struct nsp *nsp, const char *room, size_t room_len,
+                               struct sio_socket *except, int first) {
+    struct server *srv = api_server(L);
+    int last = lua_gettop(L);
+    check_event_name(L, first);
+    struct room *r = nsp ? room_find(&nsp->rooms, room, room_len) : NULL;
+    if (!r) return 0;
+    struct sbuf *out = &srv->scratch;
+    sbuf_reset(out);
+    lua_newtable(L);
+    int bins_idx = lua_gettop(L);
+    struct json_binary_list bins = {0, bins_idx};
+    sbuf_putc(out, '[');
+    for (int i = first; i <= last; i++) {
+        if (i > first) sbuf_putc(out, ',');
+        if (json_lua_encode(L, i, out, &bins) != 0) lua_error(L);
+    }
+    if (sbuf_putc(out, ']') != 0) luaL_error(L, "out of memory");
+    if (bins.count > SIO_MAX_ATTACHMENTS)
+        luaL_error(L, "too many binary values in one message (%d at most)", SIO_MAX_ATTACHMENTS);
+    const void *bin[SIO_MAX_ATTACHMENTS];
+    size_t bin_len[SIO_MAX_ATTACHMENTS];
+    for (size_t i = 0; i < bins.count; i++) {
+        lua_rawgeti(L, bins_idx, (lua_Integer)i + 1);
+        bin[i] = json_lua_to_binary(L, -1, &bin_len[i]);
+        lua_pop(L, 1);
+    }
+    struct sio_out o = {SIO_EVENT, -1, out->p, out->len, bins.count, bin, bin_len};
+    size_t n = sio_broadcast(srv, nsp, r, except, &o);
+    lua_pop(L, 1);
+    return n;
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * Connection handles
+ * =================================================================== */
+
+static struct sio_socket *check_conn(lua_State *L) {
+    struct conn_handle *h = luaL_checkudata(L, 1, API_CONN_MT);
+    if (!h->sock) luaL_error(L, "attempt to use a closed connection");
+    return h->sock;
+}
+
+struct sio_socket *api_to_socket(lua_State *L, int idx) {
+    struct conn_handle *h = luaL_testudata(L, idx, API_CONN_MT);
+    return h ? h->sock : NULL;
+}
+
+void api_push_conn(lua_State *L, struct sio_socket *s) {
+    if (s->script_ref) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->script_ref);
+        return;
+    }
+    struct conn_handle *h = lua_newuserdatauv(L, sizeof *h, 2);
+    h->sock = NULL;
+    luaL_setmetatable(L, API_CONN_MT);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, UV_DATA);
+    h->sock = s;
+    lua_pushvalue(L, -1);
+    s->script_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void api_release_conn(lua_State *L, struct sio_socket *s) {
+    if (!s->script_ref) return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->script_ref);
+    struct conn_handle *h = lua_touserdata(L, -1);
+    if (h) h->sock = NULL;
+    lua_pushnil(L);
+    lua_setiuservalue(L, -2, UV_ACKS);
+    lua_pop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, s->script_ref);
+    s->script_ref = 0;
+}
+
+void api_push_ack_table(lua_State *L, struct sio_socket *s) {
+    if (!s->script_ref) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->script_ref);
+    lua_getiuservalue(L, -1, UV_ACKS);
+    lua_remove(L, -2);
+}
+
+/* conn:id() -> the socket id (what the client sees as socket.id) */
+static int conn_id(lua_State *L) {
+    lua_pushstring(L, check_conn(L)->sid);
+    return 1;
+}
+
+/* conn:namespace() -> "/" or the namespace's name */
+static int conn_namespace(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    lua_pushlstring(L, s->nsp->name, s->nsp->name_len);
+    return 1;
+}
+
+static void push_user(lua_State *L, const struct user *u) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, u->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, u->name);
+    lua_setfield(L, -2, "name");
+}
+
+/* conn:user() -> {id, name} (a fresh table), or nil before authentication */
+static int conn_user(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    if (s->rooms.user) push_user(L, s->rooms.user);
+    else lua_pushnil(L);
+    return 1;
+}
+
+/* conn:set_user{id = string, name = string}: only while authenticating. */
+static int conn_set_user(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (s->rooms.user) return luaL_error(L, "the connection's user is already set");
+    lua_getfield(L, 2, "id");
+    lua_getfield(L, 2, "name");
+    size_t id_len, name_len;
+    const char *id = lua_tolstring(L, -2, &id_len);
+    const char *name = lua_tolstring(L, -1, &name_len);
+    if (!id || id_len == 0 || id_len > 256) return luaL_argerror(L, 2, "user.id must be a string of 1 to 256 bytes");
+    if (!name || name_len == 0 || name_len > 256) return luaL_argerror(L, 2, "user.name must be a string of 1 to 256 bytes");
+    struct user *u = user_acquire(api_server(L), id, id_len, name, name_len);
+    if (!u) return luaL_error(L, "out of memory");
+    s->rooms.user = u;
+    return 0;
+}
+
+/* conn:data() -> this connection's table, kept until it disconnects */
+static int conn_data(lua_State *L) {
+    check_conn(L);
+    lua_getiuservalue(L, 1, UV_DATA);
+    return 1;
+}
+
+/* conn:emit(event, ...[, callback]) -> true, or false when the connection
+ * is gone. A function as last argument asks the client for an ack: it is
+ * called with the ack's arguments. */
+static int conn_emit(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    check_event_name(L, 2);
+    int last = lua_gettop(L);
+    int64_t ack_id = -1;
+    if (lua_type(L, last) == LUA_TFUNCTION) {
+        ack_id = s->next_ack_id++;
+        lua_getiuservalue(L, 1, UV_ACKS);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lua_setiuservalue(L, 1, UV_ACKS);
+        }
+        lua_pushvalue(L, last);
+        lua_rawseti(L, -2, ack_id);
+        lua_pop(L, 1);
+        last--;
+    }
+    lua_pushboolean(L, api_send_values(L, s, 0, ack_id, 2, last));
+    return 1;
+}
+
+/* conn:ack(ev, ...) answers the client's ack request of event ev once.
+ * -> true when sent; false when none was asked or it was already sent. */
+static int conn_ack(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "ack_id");
+    lua_Integer id = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+    lua_pop(L, 1);
+    if (id < 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_setfield(L, 2, "ack_id");
+    lua_pushboolean(L, api_send_values(L, s, 1, id, 3, lua_gettop(L)));
+    return 1;
+}
+
+static const char *check_room(lua_State *L, int idx, size_t *len) {
+    const char *room = luaL_checklstring(L, idx, len);
+    if (*len == 0 || *len > 1024) luaL_argerror(L, idx, "room names have 1 to 1024 bytes");
+    return room;
+}
+
+/* conn:join(room) -> joined (false when already in), user_is_new (first
+ * connection of this user in the room) */
+static int conn_join(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    size_t len;
+    const char *room = check_room(L, 2, &len);
+    if (!s->rooms.user) return luaL_error(L, "the connection has no user yet");
+    struct room *r;
+    int user_is_new;
+    int rc = room_join(&s->nsp->rooms, &s->rooms, room, len, &r, &user_is_new);
+    if (rc < 0) return luaL_error(L, "out of memory");
+    lua_pushboolean(L, rc == 1);
+    lua_pushboolean(L, user_is_new);
+    return 2;
+}
+
+/* conn:leave(room) -> was_member, user_left (the user's last connection left) */
+static int conn_leave(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    size_t len;
+    const char *room = check_room(L, 2, &len);
+    struct room *r = room_find(&s->nsp->rooms, room, len);
+    int user_left = 0;
+    int was = r ? room_leave(&s->nsp->rooms, &s->rooms, r, &user_left) : 0;
+    lua_pushboolean(L, was);
+    lua_pushboolean(L, user_left);
+    return 2;
+}
+
+/* conn:in_room(room) -> boolean */
+static int conn_in_room(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    size_t len;
+    const char *room = check_room(L, 2, &len);
+    struct room *r = room_find(&s->nsp->rooms, room, len);
+    lua_pushboolean(L, r && room_has(&s->rooms, r));
+    return 1;
+}
+
+/* conn:rooms() -> array of room names */
+static int conn_rooms(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    lua_createtable(L, (int)s->rooms.n, 0);
+    for (uint32_t i = 0; i < s->rooms.n; i++) {
+        lua_pushlstring(L, s->rooms.slots[i].room->name, s->rooms.slots[i].room->name_len);
+        lua_rawseti(L, -2, i + 1);
+    }
+    luaL_setmetatable(L, JSON_ARRAY_MT);
+    return 1;
+}
+
+/* conn:to(room, event, ...) -> recipients: every member of the room except
+ * this connection (Node's socket.to(room).emit) */
+static int conn_to(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    size_t len;
+    const char *room = check_room(L, 2, &len);
+    lua_pushinteger(L, (lua_Integer)broadcast_values(L, s->nsp, room, len, s, 3));
+    return 1;
+}
+
+/* conn:disconnect([whole]) closes this namespace's socket (DISCONNECT is
+ * sent), or with whole = true the client's whole connection. */
+static int conn_disconnect(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    if (lua_toboolean(L, 2)) sio_socket_close_session(s, 1000, "server disconnect");
+    else sio_socket_close(s, "server namespace disconnect", 1);
+    return 0;
+}
+
+static int conn_tostring(lua_State *L) {
+    struct conn_handle *h = luaL_checkudata(L, 1, API_CONN_MT);
+    if (h->sock) lua_pushfstring(L, "connection (%s)", h->sock->sid);
+    else lua_pushliteral(L, "connection (closed)");
+    return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+    {"id", conn_id}, {"namespace", conn_namespace}, {"user", conn_user}, {"set_user", conn_set_user},
+    {"data", conn_data}, {"emit", conn_emit}, {"ack", conn_ack}, {"join", conn_join},
+    {"leave", conn_leave}, {"in_room", conn_in_room}, {"rooms", conn_rooms}, {"to", conn_to},
+    {"disconnect", conn_disconnect}, {NULL, NULL},
+};
+
+static const luaL_Reg conn_meta[] = {{"__tostring", conn_tostring}, {"__index", NULL}, {NULL, NULL}};
+
+/* }================================================================== */
+
+/* {==================================================================
+ * The space module
+ * =================================================================== */
+
+static struct nsp *opt_nsp(lua_State *L, int idx) {
+    size_t len;
+    const char *name = luaL_optlstring(L, idx, "/", &len);
+    return hmap_get(&api_server(L)->namespaces, name, len);
+}
+
+/* space.to(room, event, ...) -> recipients: every member of the room of
+ * namespace "/" */
+static int space_to(lua_State *L) {
+    size_t len;
+    const char *room = check_room(L, 1, &len);
+    struct nsp *nsp = hmap_get(&api_server(L)->namespaces, "/", 1);
+    lua_pushinteger(L, (lua_Integer)broadcast_values(L, nsp, room, len, NULL, 2));
+    return 1;
+}
+
+/* space.room_users(room[, namespace]) -> array of {id, name} (each user
+ * once), count */
+static int space_room_users(lua_State *L) {
+    size_t len;
+    const char *room = check_room(L, 1, &len);
+    struct nsp *nsp = opt_nsp(L, 2);
+    struct room *r = nsp ? room_find(&nsp->rooms, room, len) : NULL;
+    lua_createtable(L, r ? (int)r->users.count : 0, 0);
+    luaL_setmetatable(L, JSON_ARRAY_MT);
+    lua_Integer n = 0;
+    if (r) {
+        struct hmap_entry *e;
+        for (size_t i = 0; hmap_next(&r->users, &i, &e);) {
+            push_user(L, ((struct room_user *)e->value)->user);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+    lua_pushinteger(L, n);
+    return 2;
+}
+
+/* space.room_size(room[, namespace]) -> distinct users, connections */
+static int space_room_size(lua_State *L) {
+    size_t len;
+    const char *room = check_room(L, 1, &len);
+    struct nsp *nsp = opt_nsp(L, 2);
+    struct room *r = nsp ? room_find(&nsp->rooms, room, len) : NULL;
+    lua_pushinteger(L, r ? (lua_Integer)r->users.count : 0);
+    lua_pushinteger(L, r ? (lua_Integer)r->n_members : 0);
+    return 2;
+}
+
+/* space.now() -> milliseconds since the epoch (integer) */
+static int space_now(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)server_wall_ms());
+    return 1;
+}
+
+/* space.new_id() -> a unique id that sorts in creation order */
+static int space_new_id(lua_State *L) {
+    char id[17];
+    server_new_id(api_server(L), id);
+    lua_pushstring(L, id);
+    return 1;
+}
+
+/* space.log(level, message) with level "debug", "info", "warn", "error" */
+static int space_log(lua_State *L) {
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    int level = luaL_checkoption(L, 1, NULL, levels);
+    const char *msg = luaL_checkstring(L, 2);
+    lua_Debug ar;
+    char where[128] = "?";
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar))
+        snprintf(where, sizeof where, "%s:%d", ar.short_src, ar.currentline);
+    log_msg((enum log_level)level, "lua", "%s (%s)", msg, where);
+    return 0;
+}
+
+/* space.array(t) -> t, marked to encode as a JSON array even when empty */
+static int space_array(lua_State *L) {
+    if (lua_isnoneornil(L, 1)) lua_newtable(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    luaL_setmetatable(L, JSON_ARRAY_MT);
+    return 1;
+}
+
+/* space.binary(s) -> a binary value (sent as a Socket.IO attachment) */
+static int space_binary(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    json_lua_push_binary(L, s, len);
+    return 1;
+}
+
+/* space.is_binary(v) -> boolean */
+static int space_is_binary(lua_State *L) {
+    lua_pushboolean(L, json_lua_to_binary(L, 1, NULL) != NULL);
+    return 1;
+}
+
+/* space.json_encode(v) -> string; space.json_decode(s) -> value | nil, err */
+static int space_json_encode(lua_State *L) {
+    luaL_checkany(L, 1);
+    struct sbuf *out = &api_server(L)->scratch;
+    sbuf_reset(out);
+    if (json_lua_encode(L, 1, out, NULL) != 0) return lua_error(L);
+    lua_pushlstring(L, out->p, out->len);
+    return 1;
+}
+
+static int space_json_decode(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    if (json_lua_decode(L, s, len, NULL) != 0) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    return 1;
+}
+
+static const luaL_Reg space_funcs[] = {
+    {"to", space_to}, {"room_users", space_room_users}, {"room_size", space_room_size},
+    {"now", space_now}, {"new_id", space_new_id}, {"log", space_log}, {"array", space_array},
+    {"binary", space_binary}, {"is_binary", space_is_binary}, {"json_encode", space_json_encode},
+    {"json_decode", space_json_decode}, {NULL, NULL},
+};
+
+static int luaopen_space(lua_State *L) {
+    luaL_newlib(L, space_funcs);
+    lua_pushlightuserdata(L, JSON_NULL);
+    lua_setfield(L, -2, "null");
+    return 1;
+}
+
+void api_open(lua_State *L, struct server *srv) {
+    *(struct server **)lua_getextraspace(L) = srv;
+    json_lua_open(L);
+    luaL_newmetatable(L, API_CONN_MT);
+    luaL_setfuncs(L, conn_meta, 0);
+    luaL_newlib(L, conn_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, luaopen_space);
+    lua_setfield(L, -2, "space");
+    lua_pop(L, 1);
+}
+
+/* }================================================================== */

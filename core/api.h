@@ -1,0 +1,37 @@
+/* api: the only place where Lua touches C state: the `space` module
+ * (require "space") and the connection handle type. Documented for script
+ * writers in README.md ("The Lua API"). */
+#ifndef SPACE_API_H
+#define SPACE_API_H
+
+#include <lua.h>
+#include <stdint.h>
+
+struct server;
+struct sio_socket;
+
+#define API_CONN_MT "space.conn"
+
+/* Stores srv for the API functions and registers the module in
+ * package.preload. Call once per state. */
+void api_open(lua_State *L, struct server *srv);
+struct server *api_server(lua_State *L);
+
+/* Pushes the socket's handle (created on first use; one per socket). */
+void api_push_conn(lua_State *L, struct sio_socket *s);
+/* The live socket of the handle at idx, or NULL (closed or not a handle). */
+struct sio_socket *api_to_socket(lua_State *L, int idx);
+/* Marks the handle closed and forgets it. */
+void api_release_conn(lua_State *L, struct sio_socket *s);
+
+/* Sends the values at stack [first, last] as one packet to s: an EVENT
+ * (ack_id -1 or the id the client should answer) or an ACK (is_ack).
+ * Raises a Lua error for values that cannot be sent. Returns 1 when sent. */
+int api_send_values(lua_State *L, struct sio_socket *s, int is_ack, int64_t ack_id, int first,
+                    int last);
+
+/* Pushes the table of pending server->client ack callbacks of s (from the
+ * handle's user values), or nil. */
+void api_push_ack_table(lua_State *L, struct sio_socket *s);
+
+#endif

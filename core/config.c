@@ -1,0 +1,141 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "version.h"
+
+enum opt_type { OPT_STRING, OPT_INT };
+
+struct option_spec {
+    const char *name;   /* flag without the leading "--" */
+    enum opt_type type;
+    size_t offset;      /* field in struct config */
+    const char *def;    /* default, as text */
+    int64_t min, max;   /* range, for OPT_INT */
+    const char *help;
+};
+
+#define F(field) offsetof(struct config, field)
+static const struct option_spec options[] = {
+    {"scripts", OPT_STRING, F(scripts_dir), "./scripts", 0, 0, "handlers and rules (Lua)"},
+    {"host", OPT_STRING, F(host), "0.0.0.0", 0, 0, "address to listen on"},
+    {"port", OPT_INT, F(port), "8000", 0, 65535, "port to listen on (0: any free port)"},
+    {"ping-interval", OPT_INT, F(ping_interval_ms), "25000", 10, 3600000, "Engine.IO pingInterval, ms"},
+    {"ping-timeout", OPT_INT, F(ping_timeout_ms), "20000", 10, 3600000, "Engine.IO pingTimeout, ms"},
+    {"connect-timeout", OPT_INT, F(connect_timeout_ms), "45000", 10, 3600000,
+     "time a client has to join a namespace, ms"},
+    {"http-timeout", OPT_INT, F(http_timeout_ms), "10000", 10, 3600000,
+     "time a client has to send a request's headers, ms"},
+    {"max-payload", OPT_INT, F(max_payload), "16777216", 1024, 1073741824,
+     "largest message or polling body, bytes"},
+    {"max-output", OPT_INT, F(max_output), "67108864", 65536, 1073741824,
+     "bytes queued to one client before it is closed as too slow"},
+    {"lua-memory", OPT_INT, F(lua_memory_mb), "256", 8, 65536, "memory cap of the Lua state, MiB"},
+    {"lua-budget", OPT_INT, F(lua_budget), "10000000", 10000, 10000000000,
+     "VM instructions one handler call may run"},
+    {"log-level", OPT_STRING, F(log_level), "info", 0, 0, "debug, info, warn or error"},
+};
+#undef F
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static void print_help(void) {
+    printf("Usage: space-server --scripts DIR [options]\n\n"
+           "The Space realtime server: Socket.IO v5 / Engine.IO v4 with Lua handlers.\n\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option_spec *o = &options[i];
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s %s", o->name, o->type == OPT_INT ? "N" : "S");
+        printf("  %-22s %s (default %s)\n", flag, o->help, o->def);
+    }
+    printf("  %-22s %s\n  %-22s %s\n\n", "--help", "this text", "--version", "the version");
+    printf("Every flag also reads SPACE_<NAME> from the environment (SPACE_PING_INTERVAL...);\n"
+           "the flag wins.\n");
+}
+
+/* Stores value into the field of o; prints why and returns -1 when invalid. */
+static int set_option(struct config *cfg, const struct option_spec *o, const char *value,
+                      const char *source) {
+    char *field = (char *)cfg + o->offset;
+    if (o->type == OPT_STRING) {
+        *(const char **)field = value;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno || end == value || *end || !isdigit((unsigned char)value[0]) || v < o->min ||
+        v > o->max) {
+        fprintf(stderr, "space-server: %s: --%s wants an integer from %lld to %lld, not '%s'\n",
+                source, o->name, (long long)o->min, (long long)o->max, value);
+        return -1;
+    }
+    *(int64_t *)field = v;
+    return 0;
+}
+
+static const struct option_spec *find_option(const char *name, size_t len) {
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(options[i].name) == len && memcmp(options[i].name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+enum config_result config_load(struct config *cfg, int argc, char **argv) {
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (set_option(cfg, &options[i], options[i].def, "default") != 0) return CONFIG_USAGE_ERROR;
+
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        char env[64] = "SPACE_";
+        size_t n = 6;
+        for (const char *p = options[i].name; *p && n < sizeof env - 1; p++)
+            env[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        env[n] = 0;
+        const char *v = getenv(env);
+        if (v && set_option(cfg, &options[i], v, env) != 0) return CONFIG_USAGE_ERROR;
+    }
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help();
+            return CONFIG_EXIT_OK;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("space-server %s\n", SPACE_VERSION);
+            return CONFIG_EXIT_OK;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "space-server: unexpected argument '%s' (see --help)\n", a);
+            return CONFIG_USAGE_ERROR;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct option_spec *o = find_option(name, len);
+        if (!o) {
+            fprintf(stderr, "space-server: unknown flag '%s' (see --help)\n", a);
+            return CONFIG_USAGE_ERROR;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "space-server: --%s needs a value\n", o->name);
+                return CONFIG_USAGE_ERROR;
+            }
+            value = argv[++i];
+        }
+        if (set_option(cfg, o, value, "flag") != 0) return CONFIG_USAGE_ERROR;
+    }
+    if (log_level_parse(cfg->log_level) < 0) {
+        fprintf(stderr, "space-server: --log-level wants debug, info, warn or error, not '%s'\n",
+                cfg->log_level);
+        return CONFIG_USAGE_ERROR;
+    }
+    return CONFIG_OK;
+}

@@ -1,0 +1,30 @@
+/* config: every flag of space-server in one table (name, type, default,
+ * range, help), read from argv and from SPACE_* environment variables. */
+#ifndef SPACE_CONFIG_H
+#define SPACE_CONFIG_H
+
+#include <stdint.h>
+
+struct config {
+    const char *scripts_dir;   /* --scripts: handlers and rules */
+    const char *host;          /* --host: listen address */
+    int64_t port;              /* --port */
+    int64_t ping_interval_ms;  /* --ping-interval */
+    int64_t ping_timeout_ms;   /* --ping-timeout */
+    int64_t connect_timeout_ms;/* --connect-timeout: time to join a namespace */
+    int64_t http_timeout_ms;   /* --http-timeout: time to finish a request's headers */
+    int64_t max_payload;       /* --max-payload: largest message, in bytes */
+    int64_t max_output;        /* --max-output: bytes queued to one slow client before it is closed */
+    int64_t lua_memory_mb;     /* --lua-memory: cap of the Lua state */
+    int64_t lua_budget;        /* --lua-budget: VM instructions per handler call */
+    const char *log_level;     /* --log-level */
+};
+
+enum config_result { CONFIG_OK, CONFIG_EXIT_OK, CONFIG_USAGE_ERROR };
+
+/* Fills cfg from defaults, then the environment, then argv (the flag wins).
+ * On CONFIG_USAGE_ERROR one line saying why was printed to stderr; on
+ * CONFIG_EXIT_OK --help or --version was printed. */
+enum config_result config_load(struct config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,96 @@
+/* conn: one TCP connection. The uv_tcp_t comes first so that handle and
+ * conn convert with a cast; a conn and its state are one allocation.
+ *
+ * Input: bytes arrive in the server's shared receive buffer and go straight
+ * to the transport; only an unparsed tail is copied into conn->in.
+ * Output: a queue of references to refcounted bufs. Queueing only marks the
+ * conn; the server flushes every marked conn once per loop turn with one
+ * writev (corking). Queued bytes are capped: a client that falls further
+ * behind is closed.
+ * Closing: conn_close() may be called anywhere, twice is harmless; the
+ * memory is freed from libuv's close callback, after the current turn. */
+#ifndef SPACE_CONN_H
+#define SPACE_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+
+struct conn;
+struct server;
+
+/* A transport is a shared table of functions, not per-conn callbacks; an
+ * upgrade (HTTP -> WebSocket) swaps conn->tr and keeps the conn. */
+struct transport {
+    const char *name;
+    /* n bytes arrived (p is only valid during the call). */
+    void (*on_data)(struct conn *c, const char *p, size_t n);
+    /* conn->deadline_ms passed. */
+    void (*on_timeout)(struct conn *c);
+    /* The conn is closing: release transport state (conn->tr_state). Runs
+     * once, before the handle is closed; the conn can still be read. */
+    void (*on_close)(struct conn *c);
+};
+
+struct out_entry {
+    buf *b;       /* one reference held */
+    uint32_t off; /* bytes of b already written */
+};
+
+enum conn_flags {
+    CONN_CLOSING = 1 << 0,        /* conn_close ran; waiting for libuv's close callback */
+    CONN_PENDING_FLUSH = 1 << 1,  /* linked into server.pending_flush */
+    CONN_CLOSE_AFTER_FLUSH = 1 << 2, /* close (FIN, then drain) once the queue is written */
+    CONN_SHUTDOWN = 1 << 3,       /* FIN sent; reading only to drain until EOF */
+};
+
+struct conn {
+    uv_tcp_t tcp;                 /* first: (struct conn *)handle */
+    struct server *srv;
+    const struct transport *tr;   /* current transport */
+    void *tr_state;               /* the transport's state, owned by it */
+    struct conn *prev, *next;     /* server.conns: every live conn, for the sweep */
+    struct conn *next_flush;      /* server.pending_flush list */
+    uint64_t deadline_ms;         /* loop time when tr->on_timeout runs; 0 = none */
+    uint32_t flags;               /* enum conn_flags */
+    uint32_t writes_in_flight;    /* uv_write requests not yet called back */
+    /* input: an unparsed tail only (HTTP heads and bodies) */
+    char *in;
+    size_t in_len, in_cap;
+    /* output */
+    struct out_entry *q;          /* queue, entries [q_head, q_len) pending */
+    uint32_t q_head, q_len, q_cap;
+    size_t out_bytes;             /* queued + in flight, for the cap */
+    uint64_t id;                  /* for logs */
+};
+
+/* Accepts a pending connection on the listener; NULL when it failed. */
+struct conn *conn_accept(struct server *srv, uv_stream_t *listener, const struct transport *tr);
+
+/* Queues a reference to b (the caller keeps its own). Returns 0, or -1 when
+ * the conn is closing or was closed because the cap was passed. */
+int conn_send(struct conn *c, buf *b);
+/* Queues a copy of n bytes. Same returns. */
+int conn_send_copy(struct conn *c, const void *p, size_t n);
+/* Writes the queue now (one writev); called once per loop turn by the server. */
+void conn_flush(struct conn *c);
+
+/* Closes at once: the transport's on_close runs, queued output is dropped. */
+void conn_close(struct conn *c);
+/* Closes once the queued output is written: FIN, then drain until EOF. */
+void conn_close_after_flush(struct conn *c);
+static inline int conn_is_closing(const struct conn *c) {
+    return (c->flags & (CONN_CLOSING | CONN_CLOSE_AFTER_FLUSH)) != 0;
+}
+
+/* Appends n bytes to conn->in; -1 on OOM. */
+int conn_in_append(struct conn *c, const char *p, size_t n);
+/* Drops the first n bytes of conn->in. */
+void conn_in_consume(struct conn *c, size_t n);
+
+/* "ip:port" of the peer into out (for logs). */
+void conn_peer_name(const struct conn *c, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,151 @@
+#include "httpd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eio.h"
+#include "log.h"
+#include "server.h"
+
+/* Per-request state while the body is still arriving. */
+struct httpd_state {
+    int keep_alive; /* the last request allows another one */
+};
+
+static void reset_deadline(struct conn *c) {
+    c->deadline_ms = server_now(c->srv) + (uint64_t)c->srv->cfg->http_timeout_ms;
+}
+
+void httpd_start(struct conn *c) {
+    c->tr = &httpd_transport;
+    reset_deadline(c);
+}
+
+void httpd_respond(struct conn *c, int status, const char *content_type, const void *body,
+                   size_t len, const char *extra_headers, int close) {
+    char head[2048];
+    size_t n = http_format_head(head, sizeof head, status, content_type, len, extra_headers, !close);
+    buf *b = n ? buf_new(n + len) : NULL;
+    if (!b) {
+        conn_close(c);
+        return;
+    }
+    memcpy(b->data, head, n);
+    if (len) memcpy(b->data + n, body, len);
+    conn_send(c, b);
+    buf_unref(b);
+    if (close) conn_close_after_flush(c);
+}
+
+static void respond_error(struct conn *c, int status) {
+    const char *text = http_status_text(status);
+    httpd_respond(c, status, "text/plain; charset=utf-8", text, strlen(text), NULL, 1);
+}
+
+static int wants_keep_alive(const struct http_request *req) {
+    const struct slice *conn = http_header_get(req, "Connection");
+    if (conn && http_value_has_token(*conn, "close")) return 0;
+    if (req->minor_version == 0) return conn && http_value_has_token(*conn, "keep-alive");
+    return 1;
+}
+
+/* Body length from Content-Length: >= 0, or -1 (400), or -2 (413). */
+static long long body_length(struct conn *c, const struct http_request *req) {
+    if (http_header_get(req, "Transfer-Encoding")) return -1;
+    const struct slice *cl = http_header_get(req, "Content-Length");
+    if (!cl) return 0;
+    if (cl->len == 0 || cl->len > 12) return cl->len > 12 ? -2 : -1;
+    long long v = 0;
+    for (size_t i = 0; i < cl->len; i++) {
+        if (cl->p[i] < '0' || cl->p[i] > '9') return -1;
+        v = v * 10 + (cl->p[i] - '0');
+    }
+    return v > c->srv->cfg->max_payload ? -2 : v;
+}
+
+static void route(struct conn *c, const struct http_request *req, const char *body, size_t body_len,
+                  int keep_alive) {
+    if (req->path.len >= 11 && memcmp(req->path.p, "/socket.io/", 11) == 0) {
+        eio_handle_request(c, req, body, body_len, keep_alive);
+        return;
+    }
+    if (slice_eq(req->path, "/healthz")) {
+        if (!slice_eq(req->method, "GET") && !slice_eq(req->method, "HEAD")) {
+            httpd_respond(c, 405, "text/plain; charset=utf-8", "Method Not Allowed", 18,
+                          "Allow: GET, HEAD\r\n", !keep_alive);
+            return;
+        }
+        httpd_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, "Cache-Control: no-store\r\n",
+                      !keep_alive);
+        return;
+    }
+    httpd_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9, NULL, !keep_alive);
+}
+
+static void on_data(struct conn *c, const char *p, size_t n) {
+    const char *data = p;
+    size_t len = n, used = 0;
+    if (c->in_len) {
+        if (conn_in_append(c, p, n) != 0) {
+            conn_close(c);
+            return;
+        }
+        data = c->in;
+        len = c->in_len;
+    }
+    while (used < len && c->tr == &httpd_transport && !conn_is_closing(c)) {
+        struct http_request req;
+        long head = http_parse_request(data + used, len - used, &req);
+        if (head == HTTP_INCOMPLETE) break;
+        if (head < 0) {
+            char peer[64];
+            conn_peer_name(c, peer, sizeof peer);
+            log_info("http", "bad request conn=%llu peer=%s status=%d", (unsigned long long)c->id,
+                     peer, head == HTTP_HEAD_TOO_LARGE ? 431 : 400);
+            respond_error(c, head == HTTP_HEAD_TOO_LARGE ? 431 : 400);
+            used = len;
+            break;
+        }
+        long long blen = body_length(c, &req);
+        if (blen < 0) {
+            respond_error(c, blen == -2 ? 413 : 400);
+            used = len;
+            break;
+        }
+        if ((size_t)head + (size_t)blen > len - used) break; /* body still arriving */
+        const char *body = data + used + head;
+        used += (size_t)head + (size_t)blen;
+        route(c, &req, body, (size_t)blen, wants_keep_alive(&req));
+        if (c->tr == &httpd_transport) reset_deadline(c);
+    }
+    if (c->tr != &httpd_transport && !conn_is_closing(c) && used < len) {
+        /* Upgraded: the bytes after the head belong to the new transport. */
+        size_t rest = len - used;
+        used = len;
+        c->tr->on_data(c, data + len - rest, rest);
+    }
+    if (data == c->in) {
+        conn_in_consume(c, used);
+    } else if (used < len && !conn_is_closing(c)) {
+        if (conn_in_append(c, data + used, len - used) != 0) conn_close(c);
+    }
+}
+
+static void on_timeout(struct conn *c) {
+    char peer[64];
+    conn_peer_name(c, peer, sizeof peer);
+    if (c->in_len) {
+        log_info("http", "request timeout conn=%llu peer=%s", (unsigned long long)c->id, peer);
+        respond_error(c, 408);
+    } else {
+        conn_close(c); /* an idle keep-alive conn */
+    }
+}
+
+const struct transport httpd_transport = {
+    .name = "http",
+    .on_data = on_data,
+    .on_timeout = on_timeout,
+    .on_close = NULL,
+};

@@ -1,0 +1,505 @@
+#include "json_lua.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "utf8.h"
+
+/* {==================================================================
+ * Decoding
+ * =================================================================== */
+
+struct decoder {
+    lua_State *L;
+    const char *p, *end;
+    const struct json_attachments *att;
+    const char *err; /* first error, static text */
+    int depth;
+};
+
+static void skip_ws(struct decoder *d) {
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\t' || *d->p == '\n' || *d->p == '\r')) d->p++;
+}
+
+static int fail(struct decoder *d, const char *msg) {
+    if (!d->err) d->err = msg;
+    return -1;
+}
+
+static int decode_value(struct decoder *d);
+
+static int hex4(const char *p, unsigned *out) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') v |= (unsigned)((c | 0x20) - 'a' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static size_t put_utf8(char *out, unsigned cp) {
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x800) { out[0] = (char)(0xC0 | cp >> 6); out[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12); out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F)); return 3;
+    }
+    out[0] = (char)(0xF0 | cp >> 18); out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Pushes the string starting after the opening quote. */
+static int decode_string(struct decoder *d) {
+    const char *s = d->p;
+    /* Fast path: no escapes. */
+    while (d->p < d->end && *d->p != '"' && *d->p != '\\' && (unsigned char)*d->p >= 0x20) d->p++;
+    if (d->p < d->end && *d->p == '"') {
+        if (!utf8_valid(s, (size_t)(d->p - s))) return fail(d, "invalid UTF-8 in string");
+        lua_pushlstring(d->L, s, (size_t)(d->p - s));
+        d->p++;
+        return 0;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(d->L, &b);
+    luaL_addlstring(&b, s, (size_t)(d->p - s));
+    while (d->p < d->end) {
+        unsigned char c = (unsigned char)*d->p;
+        if (c == '"') {
+            d->p++;
+            luaL_pushresult(&b);
+            size_t n;
+            const char *r = lua_tolstring(d->L, -1, &n);
+            if (!utf8_valid(r, n)) return fail(d, "invalid UTF-8 in string");
+            return 0;
+        }
+        if (c < 0x20) return fail(d, "control character in string");
+        if (c != '\\') {
+            luaL_addchar(&b, (char)c);
+            d->p++;
+            continue;
+        }
+        if (d->end - d->p < 2) break;
+        char e = d->p[1];
+        d->p += 2;
+        switch (e) {
+        case '"': luaL_addchar(&b, '"'); break;
+        case '\\': luaL_addchar(&b, '\\'); break;
+        case '/': luaL_addchar(&b, '/'); break;
+        case 'b': luaL_addchar(&b, '\b'); break;
+        case 'f': luaL_addchar(&b, '\f'); break;
+        case 'n': luaL_addchar(&b, '\n'); break;
+        case 'r': luaL_addchar(&b, '\r'); break;
+        case 't': luaL_addchar(&b, '\t'); break;
+        case 'u': {
+            unsigned cp;
+            if (d->end - d->p < 4 || hex4(d->p, &cp)) return fail(d, "bad \\u escape");
+            d->p += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                unsigned lo;
+                if (d->end - d->p >= 6 && d->p[0] == '\\' && d->p[1] == 'u' && !hex4(d->p + 2, &lo) &&
+                    lo >= 0xDC00 && lo <= 0xDFFF) {
+                    d->p += 6;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else {
+                    cp = 0xFFFD; /* a lone surrogate has no UTF-8 form */
+                }
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                cp = 0xFFFD;
+            }
+            char u[4];
+            luaL_addlstring(&b, u, put_utf8(u, cp));
+            break;
+        }
+        default: return fail(d, "bad escape in string");
+        }
+    }
+    return fail(d, "unterminated string");
+}
+
+static int decode_number(struct decoder *d) {
+    const char *s = d->p;
+    int is_int = 1;
+    if (d->p < d->end && *d->p == '-') d->p++;
+    if (d->p >= d->end) return fail(d, "bad number");
+    if (*d->p == '0') {
+        d->p++;
+    } else if (*d->p >= '1' && *d->p <= '9') {
+        while (d->p < d->end && *d->p >= '0' && *d->p <= '9') d->p++;
+    } else {
+        return fail(d, "bad number");
+    }
+    if (d->p < d->end && *d->p == '.') {
+        is_int = 0;
+        d->p++;
+        const char *f = d->p;
+        while (d->p < d->end && *d->p >= '0' && *d->p <= '9') d->p++;
+        if (d->p == f) return fail(d, "bad number");
+    }
+    if (d->p < d->end && (*d->p == 'e' || *d->p == 'E')) {
+        is_int = 0;
+        d->p++;
+        if (d->p < d->end && (*d->p == '+' || *d->p == '-')) d->p++;
+        const char *f = d->p;
+        while (d->p < d->end && *d->p >= '0' && *d->p <= '9') d->p++;
+        if (d->p == f) return fail(d, "bad number");
+    }
+    char tmp[64];
+    size_t n = (size_t)(d->p - s);
+    if (n >= sizeof tmp) {
+        /* Long numbers: only the float form can hold them. */
+        char *big = malloc(n + 1);
+        if (!big) return fail(d, "out of memory");
+        memcpy(big, s, n);
+        big[n] = 0;
+        double v = strtod(big, NULL);
+        free(big);
+        if (!isfinite(v)) return fail(d, "number out of range");
+        lua_pushnumber(d->L, v);
+        return 0;
+    }
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    if (is_int && n <= 18) {
+        lua_pushinteger(d->L, (lua_Integer)strtoll(tmp, NULL, 10));
+        return 0;
+    }
+    double v = strtod(tmp, NULL);
+    if (!isfinite(v)) return fail(d, "number out of range");
+    lua_pushnumber(d->L, v);
+    return 0;
+}
+
+static int expect_word(struct decoder *d, const char *w, size_t n) {
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, w, n) != 0) return fail(d, "unexpected token");
+    d->p += n;
+    return 0;
+}
+
+/* After an object with exactly the keys _placeholder=true and num=N was
+ * decoded (on top), replaces it with attachment N. */
+static int maybe_placeholder(struct decoder *d, int n_keys) {
+    lua_State *L = d->L;
+    if (!d->att || n_keys != 2) return 0;
+    if (lua_getfield(L, -1, "_placeholder") != LUA_TBOOLEAN || !lua_toboolean(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pop(L, 1);
+    int isnum;
+    lua_getfield(L, -1, "num");
+    lua_Integer num = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (!isnum || num < 0 || (size_t)num >= d->att->count) return fail(d, "bad attachment placeholder");
+    lua_pop(L, 1);
+    json_lua_push_binary(L, d->att->data[num], d->att->len[num]);
+    ((struct json_attachments *)d->att)->used = 1;
+    return 0;
+}
+
+static int decode_object(struct decoder *d) {
+    lua_State *L = d->L;
+    lua_newtable(L);
+    int n_keys = 0;
+    skip_ws(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != '"') return fail(d, "expected object key");
+        d->p++;
+        if (decode_string(d)) return -1;
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != ':') return fail(d, "expected ':'");
+        d->p++;
+        if (decode_value(d)) return -1;
+        lua_rawset(L, -3);
+        n_keys++;
+        skip_ws(d);
+        if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+        if (d->p < d->end && *d->p == '}') { d->p++; break; }
+        return fail(d, "expected ',' or '}'");
+    }
+    return maybe_placeholder(d, n_keys);
+}
+
+static int decode_array(struct decoder *d) {
+    lua_State *L = d->L;
+    lua_newtable(L);
+    luaL_setmetatable(L, JSON_ARRAY_MT);
+    skip_ws(d);
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        return 0;
+    }
+    for (lua_Integer i = 1;; i++) {
+        if (decode_value(d)) return -1;
+        lua_rawseti(L, -2, i);
+        skip_ws(d);
+        if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+        if (d->p < d->end && *d->p == ']') { d->p++; return 0; }
+        return fail(d, "expected ',' or ']'");
+    }
+}
+
+static int decode_value(struct decoder *d) {
+    skip_ws(d);
+    if (d->p >= d->end) return fail(d, "unexpected end");
+    if (!lua_checkstack(d->L, 4)) return fail(d, "too deep");
+    switch (*d->p) {
+    case '{':
+    case '[': {
+        if (++d->depth > JSON_MAX_DEPTH) return fail(d, "nested too deep");
+        int rc = *d->p++ == '{' ? decode_object(d) : decode_array(d);
+        d->depth--;
+        return rc;
+    }
+    case '"': d->p++; return decode_string(d);
+    case 't': if (expect_word(d, "true", 4)) return -1; lua_pushboolean(d->L, 1); return 0;
+    case 'f': if (expect_word(d, "false", 5)) return -1; lua_pushboolean(d->L, 0); return 0;
+    case 'n': if (expect_word(d, "null", 4)) return -1; lua_pushlightuserdata(d->L, JSON_NULL); return 0;
+    default: return decode_number(d);
+    }
+}
+
+int json_lua_decode(lua_State *L, const char *p, size_t len, const struct json_attachments *att) {
+    struct decoder d = {L, p, p + len, att, NULL, 0};
+    int top = lua_gettop(L);
+    if (decode_value(&d) == 0) {
+        skip_ws(&d);
+        if (d.p == d.end) return 0;
+        fail(&d, "trailing characters");
+    }
+    lua_settop(L, top);
+    lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)(d.p - p), d.err);
+    return -1;
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * Encoding
+ * =================================================================== */
+
+static const char hexdigits[] = "0123456789abcdef";
+
+static int encode_string(struct sbuf *out, const char *s, size_t len) {
+    if (sbuf_reserve(out, len + 2)) return -1;
+    sbuf_putc(out, '"');
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (sbuf_append(out, s + run, i - run)) return -1;
+        run = i + 1;
+        char esc[6] = {'\\', 0};
+        size_t n = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            /* Every other control character, U+001E included, is escaped so
+             * that a polling payload separator never appears raw. */
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hexdigits[c >> 4];
+            esc[5] = hexdigits[c & 15];
+            n = 6;
+        }
+        if (sbuf_append(out, esc, n)) return -1;
+    }
+    if (sbuf_append(out, s + run, len - run)) return -1;
+    return sbuf_putc(out, '"');
+}
+
+static int encode_number(lua_State *L, int idx, struct sbuf *out) {
+    if (lua_isinteger(L, idx)) return sbuf_printf(out, "%lld", (long long)lua_tointeger(L, idx));
+    double v = lua_tonumber(L, idx);
+    if (!isfinite(v)) return luaL_error(L, "cannot encode %f as JSON", v), -1;
+    if (v == floor(v) && fabs(v) < 1e15) return sbuf_printf(out, "%.0f", v);
+    char tmp[32];
+    /* The shortest form that reads back as the same double, as JavaScript prints. */
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    return sbuf_append(out, tmp, strlen(tmp));
+}
+
+/* Array when it has the array metatable, or when its keys are exactly 1..n
+ * with n > 0. Returns n, or -1 for an object. */
+static lua_Integer array_length(lua_State *L, int idx) {
+    if (lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, JSON_ARRAY_MT);
+        int is_array = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (is_array) return (lua_Integer)lua_rawlen(L, idx);
+    }
+    lua_Integer count = 0, max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+            lua_pop(L, 1);
+            return -1;
+        }
+        lua_Integer k = lua_tointeger(L, -1);
+        if (k > max) max = k;
+        count++;
+    }
+    return count > 0 && max == count ? count : -1;
+}
+
+static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_binary_list *bins,
+                        int depth);
+
+static int encode_table(lua_State *L, int idx, struct sbuf *out, struct json_binary_list *bins,
+                        int depth) {
+    lua_Integer n = array_length(L, idx);
+    if (n >= 0) {
+        if (sbuf_putc(out, '[')) return -1;
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (i > 1 && sbuf_putc(out, ',')) return -1;
+            lua_rawgeti(L, idx, i);
+            int rc = encode_value(L, lua_gettop(L), out, bins, depth + 1);
+            lua_pop(L, 1);
+            if (rc) return -1;
+        }
+        return sbuf_putc(out, ']');
+    }
+    if (sbuf_putc(out, '{')) return -1;
+    int first = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (!first && sbuf_putc(out, ',')) return -1;
+        first = 0;
+        int kt = lua_type(L, -2);
+        if (kt == LUA_TSTRING) {
+            size_t kl;
+            const char *k = lua_tolstring(L, -2, &kl);
+            if (!utf8_valid(k, kl)) return luaL_error(L, "cannot encode a key that is not UTF-8"), -1;
+            if (encode_string(out, k, kl)) return -1;
+        } else if (kt == LUA_TNUMBER && lua_isinteger(L, -2)) {
+            if (sbuf_printf(out, "\"%lld\"", (long long)lua_tointeger(L, -2))) return -1;
+        } else {
+            return luaL_error(L, "cannot encode a table key of type %s", luaL_typename(L, -2)), -1;
+        }
+        if (sbuf_putc(out, ':') || encode_value(L, lua_gettop(L), out, bins, depth + 1)) return -1;
+        lua_pop(L, 1);
+    }
+    return sbuf_putc(out, '}');
+}
+
+static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_binary_list *bins,
+                        int depth) {
+    if (depth > JSON_MAX_DEPTH) return luaL_error(L, "cannot encode: nested too deep (or a cycle)"), -1;
+    if (!lua_checkstack(L, 4)) return luaL_error(L, "cannot encode: stack overflow"), -1;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: return sbuf_append(out, "null", 4);
+    case LUA_TBOOLEAN: return lua_toboolean(L, idx) ? sbuf_append(out, "true", 4) : sbuf_append(out, "false", 5);
+    case LUA_TNUMBER: return encode_number(L, idx, out);
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        if (!utf8_valid(s, len))
+            return luaL_error(L, "cannot encode a string that is not UTF-8 (use space.binary)"), -1;
+        return encode_string(out, s, len);
+    }
+    case LUA_TTABLE: return encode_table(L, idx, out, bins, depth);
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == JSON_NULL) return sbuf_append(out, "null", 4);
+        break;
+    case LUA_TUSERDATA:
+        if (json_lua_to_binary(L, idx, NULL)) {
+            if (!bins || !bins->table_idx)
+                return luaL_error(L, "binary values cannot be sent here"), -1;
+            lua_pushvalue(L, idx);
+            lua_rawseti(L, bins->table_idx, (lua_Integer)++bins->count);
+            return sbuf_printf(out, "{\"_placeholder\":true,\"num\":%zu}", bins->count - 1);
+        }
+        break;
+    default: break;
+    }
+    return luaL_error(L, "cannot encode a %s as JSON", luaL_typename(L, idx)), -1;
+}
+
+int json_lua_encode(lua_State *L, int idx, struct sbuf *out, struct json_binary_list *bins) {
+    idx = lua_absindex(L, idx);
+    if (encode_value(L, idx, out, bins, 0) != 0) {
+        lua_pushliteral(L, "out of memory while encoding JSON");
+        return -1;
+    }
+    return 0;
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * Binary values
+ * =================================================================== */
+
+struct binary {
+    size_t len;
+    unsigned char data[];
+};
+
+void json_lua_push_binary(lua_State *L, const void *p, size_t len) {
+    struct binary *b = lua_newuserdatauv(L, sizeof(struct binary) + len, 0);
+    b->len = len;
+    if (len) memcpy(b->data, p, len);
+    luaL_setmetatable(L, JSON_BINARY_MT);
+}
+
+const void *json_lua_to_binary(lua_State *L, int idx, size_t *len) {
+    struct binary *b = luaL_testudata(L, idx, JSON_BINARY_MT);
+    if (!b) return NULL;
+    if (len) *len = b->len;
+    return b->data;
+}
+
+static int binary_len(lua_State *L) {
+    size_t len;
+    json_lua_to_binary(L, 1, &len);
+    lua_pushinteger(L, (lua_Integer)len);
+    return 1;
+}
+
+static int binary_tostring(lua_State *L) {
+    size_t len;
+    const void *p = json_lua_to_binary(L, 1, &len);
+    lua_pushlstring(L, p, len);
+    return 1;
+}
+
+static int binary_eq(lua_State *L) {
+    size_t la, lb;
+    const void *a = json_lua_to_binary(L, 1, &la), *b = json_lua_to_binary(L, 2, &lb);
+    lua_pushboolean(L, a && b && la == lb && memcmp(a, b, la) == 0);
+    return 1;
+}
+
+void json_lua_open(lua_State *L) {
+    luaL_newmetatable(L, JSON_ARRAY_MT);
+    lua_pop(L, 1);
+    static const luaL_Reg binary_meta[] = {
+        {"__len", binary_len}, {"__tostring", binary_tostring}, {"__eq", binary_eq}, {NULL, NULL}};
+    luaL_newmetatable(L, JSON_BINARY_MT);
+    luaL_setfuncs(L, binary_meta, 0);
+    lua_pop(L, 1);
+}
+
+/* }================================================================== */

@@ -1,0 +1,58 @@
+/* json_lua: JSON text <-> Lua values, for the Lua host.
+ *
+ * Why not lua-cjson here: cjson 2.1.0 decodes every number as a float and
+ * has no way to encode an empty array, so `[]` would come back as `{}` and
+ * ids as `3.0`; it also passes invalid UTF-8 through. Scripts may still
+ * `require "cjson"` for their own use.
+ *
+ * Mapping: object -> table; array -> table with the array metatable (so it
+ * encodes back as an array even when empty); integer -> integer; other
+ * numbers -> float; null -> JSON_NULL (a light userdata, the same value as
+ * cjson.null); Socket.IO binary placeholders -> binary userdata. */
+#ifndef SPACE_JSON_LUA_H
+#define SPACE_JSON_LUA_H
+
+#include <lua.h>
+#include <stddef.h>
+
+#include "sbuf.h"
+
+#define JSON_MAX_DEPTH 64
+#define JSON_ARRAY_MT "space.array"   /* registry key of the array metatable */
+#define JSON_BINARY_MT "space.binary" /* registry key of the binary metatable */
+#define JSON_NULL NULL                /* light userdata NULL stands for null */
+
+/* Attachments of a Socket.IO binary packet: placeholders {"_placeholder":
+ * true,"num":N} decode to attachment N; encoding collects binary values. */
+struct json_attachments {
+    size_t count;                 /* decode: attachments available */
+    const void *const *data;      /* decode: their bytes */
+    const size_t *len;            /* decode: their lengths */
+    int used;                     /* decode: 1 when a placeholder was replaced */
+};
+
+/* Creates the two metatables in the registry. Call once per state. */
+void json_lua_open(lua_State *L);
+
+/* Decodes the len bytes at p and pushes the value. Returns 0, or -1 with an
+ * error message pushed instead. att may be NULL (placeholders stay tables). */
+int json_lua_decode(lua_State *L, const char *p, size_t len, const struct json_attachments *att);
+
+/* Where the encoder puts binary values: each becomes a placeholder numbered
+ * from count on and is appended to the Lua table at table_idx. With
+ * table_idx 0 a binary value is an error. */
+struct json_binary_list {
+    size_t count;       /* binary values met so far */
+    int table_idx;      /* absolute index of a Lua table that receives them in order, or 0 */
+};
+/* Appends the JSON text of the value at idx to out. Raises a Lua error for a
+ * value JSON cannot hold (a function, invalid UTF-8, a cycle); returns -1
+ * with a message pushed when memory runs out, else 0. */
+int json_lua_encode(lua_State *L, int idx, struct sbuf *out, struct json_binary_list *bins);
+
+/* Pushes a new binary userdata holding a copy of len bytes. */
+void json_lua_push_binary(lua_State *L, const void *p, size_t len);
+/* The bytes of the binary userdata at idx, or NULL when it is not one. */
+const void *json_lua_to_binary(lua_State *L, int idx, size_t *len);
+
+#endif

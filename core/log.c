@@ -1,0 +1,39 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* The level is set once at start from the flags, before the loop runs; it is
+ * configuration, not state, so it lives here rather than in struct server. */
+static enum log_level min_level = LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void log_set_level(enum log_level level) { min_level = level; }
+
+int log_level_parse(const char *s) {
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, level_names[i]) == 0) return i;
+    return -1;
+}
+
+int log_enabled(enum log_level level) { return level >= min_level; }
+
+void log_msg(enum log_level level, const char *component, const char *fmt, ...) {
+    if (level < min_level) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char line[2048];
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], component);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s\n", line);
+}

@@ -1,0 +1,23 @@
+/* sbuf: a growable byte buffer for building output (JSON, packets, frames).
+ * The server keeps one for scratch work and reuses it, so building a message
+ * costs no allocation once the buffer has grown to the usual size. */
+#ifndef SPACE_SBUF_H
+#define SPACE_SBUF_H
+
+#include <stddef.h>
+
+struct sbuf {
+    char *p;     /* bytes; owned, NULL until first growth */
+    size_t len;  /* bytes used */
+    size_t cap;  /* bytes allocated */
+};
+
+/* Makes room for n more bytes; returns 0, or -1 on OOM (sbuf unchanged). */
+int sbuf_reserve(struct sbuf *b, size_t n);
+int sbuf_append(struct sbuf *b, const void *p, size_t n);
+int sbuf_putc(struct sbuf *b, char c);
+int sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void sbuf_reset(struct sbuf *b) { b->len = 0; }
+void sbuf_free(struct sbuf *b);
+
+#endif

@@ -1,0 +1,654 @@
+#include "script.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "json_lua.h"
+#include "log.h"
+#include "server.h"
+#include "sio.h"
+#include "sio_packet.h"
+#include "user.h"
+
+#define HOOK_EVERY_INSTRUCTIONS 1000
+#define SCRIPT_MAX_FILE_BYTES (1024 * 1024)
+
+struct script_host {
+    struct server *srv;
+    lua_State *L;
+    char *dir;             /* the scripts directory */
+    size_t mem_used;       /* bytes the Lua state holds */
+    size_t mem_limit;      /* the cap */
+    int app_ref;           /* registry ref of the current generation's app table */
+    unsigned files;        /* files the current generation loaded */
+    uint64_t generation;
+    int64_t budget_left;   /* instructions the running call may still run */
+    const char *running;   /* what is running, for logs */
+};
+
+static struct script_host *host_of(lua_State *L) { return api_server(L)->script; }
+
+/* {==================================================================
+ * Limits: memory cap and instruction budget
+ * =================================================================== */
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    struct script_host *h = ud;
+    size_t old = ptr ? osize : 0; /* with ptr NULL, osize is a type tag */
+    if (nsize == 0) {
+        free(ptr);
+        h->mem_used -= old;
+        return NULL;
+    }
+    /* Only growth may fail: scripts can catch out-of-memory, the cap holds anyway. */
+    if (nsize > old && h->mem_used - old + nsize > h->mem_limit) return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p) h->mem_used = h->mem_used - old + nsize;
+    return p;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    struct script_host *h = host_of(L);
+    h->budget_left -= HOOK_EVERY_INSTRUCTIONS;
+    if (h->budget_left > 0) return;
+    /* Fire again on the very next instruction, so that a script's own
+     * pcall that swallowed this error cannot keep running. */
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "instruction budget exceeded (%I instructions)", (lua_Integer)api_server(L)->cfg->lua_budget);
+}
+
+static int msghandler(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Calls the function below nargs arguments on the stack, protected and on a
+ * budget. Returns 0 with nres results pushed, or -1 with nothing pushed
+ * (the error was logged with what and file:line). */
+static int call(struct script_host *h, int nargs, int nres, const char *what) {
+    lua_State *L = h->L;
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, msghandler);
+    lua_insert(L, base);
+    h->budget_left = h->srv->cfg->lua_budget;
+    const char *outer = h->running;
+    h->running = what;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+    int rc = lua_pcall(L, nargs, nres, base);
+    lua_sethook(L, NULL, 0, 0);
+    h->running = outer;
+    if (rc != LUA_OK) {
+        const char *err = lua_tostring(L, -1);
+        log_error("lua", "handler failed handler=%s error=\"%s\"", what, err ? err : "?");
+        lua_settop(L, base - 1);
+        lua_gc(L, LUA_GCCOLLECT);
+        return -1;
+    }
+    lua_remove(L, base);
+    return 0;
+}
+
+/* }================================================================== */
+
+/* {==================================================================
+ * Loading a generation: sandbox, require, init.lua
+ * =================================================================== */
+
+static const char *const SAFE_GLOBALS[] = {
+    "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
+    "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "xpcall",
+    "_VERSION", NULL,
+};
+static const char *const SAFE_LIBS[] = {"string", "table", "math", "utf8", "coroutine", NULL};
+static const char *const SAFE_OS[] = {"time", "clock", "date", "difftime", NULL};
+
+/* Reads a whole file into a Lua string pushed on the stack; -1 with a
+ * message pushed when it cannot. */
+static int push_file(lua_State *L, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t total = 0, n;
+    char chunk[4096];
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        total += n;
+        if (total > SCRIPT_MAX_FILE_BYTES) {
+            fclose(f);
+            luaL_pushresult(&b);
+            lua_pop(L, 1);
+            lua_pushfstring(L, "%s: larger than %d bytes", path, SCRIPT_MAX_FILE_BYTES);
+            return -1;
+        }
+        luaL_addlstring(&b, chunk, n);
+    }
+    fclose(f);
+    luaL_pushresult(&b);
+    return 0;
+}
+
+/* require(name) inside the sandbox: "space" and "cjson" from the host,
+ * anything else from the scripts directory ("a.b" -> a/b.lua), loaded
+ * once per generation into the generation's environment.
+ * Upvalues: 1 env, 2 loaded-modules table, 3 directory. */
+static int sandbox_require(lua_State *L) {
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    lua_settop(L, 1);
+    lua_getfield(L, lua_upvalueindex(2), name);
+    if (!lua_isnil(L, -1)) return 1;
+    lua_pop(L, 1);
+    if (strcmp(name, "space") == 0 || strcmp(name, "cjson") == 0 || strcmp(name, "cjson.safe") == 0)
+        return luaL_error(L, "module '%s' is not available", name);
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              (c == '.' && i > 0 && i + 1 < len && name[i - 1] != '.')))
+            return luaL_error(L, "module '%s': names are letters, digits, '_' and '.'", name);
+    }
+    const char *dir = lua_tostring(L, lua_upvalueindex(3));
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, dir);
+    luaL_addchar(&b, '/');
+    for (size_t i = 0; i < len; i++) luaL_addchar(&b, name[i] == '.' ? '/' : name[i]);
+    luaL_addstring(&b, ".lua");
+    luaL_pushresult(&b);
+    const char *path = lua_tostring(L, -1);
+    if (push_file(L, path) != 0) return luaL_error(L, "module '%s' not found: %s", name, lua_tostring(L, -1));
+    size_t src_len;
+    const char *src = lua_tolstring(L, -1, &src_len);
+    lua_pushfstring(L, "@%s", path);
+    /* "t": text only; binary chunks can break the VM's invariants. */
+    if (luaL_loadbufferx(L, src, src_len, lua_tostring(L, -1), "t") != LUA_OK) return lua_error(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setupvalue(L, -2, 1); /* _ENV */
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, lua_upvalueindex(2), name);
+    host_of(L)->files++;
+    return 1;
+}
+
+static int strict_index(lua_State *L) {
+    return luaL_error(L, "undeclared global '%s' (use local)", lua_tostring(L, 2));
+}
+
+static int strict_newindex(lua_State *L) {
+    return luaL_error(L, "assignment to undeclared global '%s' (use local)", lua_tostring(L, 2));
+}
+
+static int sandbox_print(lua_State *L) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    log_info("lua", "print: %s", lua_tostring(L, -1));
+    return 0;
+}
+
+/* Pushes a fresh sandbox environment whose require loads from dir. */
+static void push_sandbox(lua_State *L, const char *dir) {
+    lua_newtable(L);
+    int env = lua_gettop(L);
+    lua_pushglobaltable(L);
+    int g = lua_gettop(L);
+    for (const char *const *k = SAFE_GLOBALS; *k; k++) {
+        lua_getfield(L, g, *k);
+        lua_setfield(L, env, *k);
+    }
+    for (const char *const *k = SAFE_LIBS; *k; k++) {
+        lua_getfield(L, g, *k);
+        lua_newtable(L); /* a copy, so scripts cannot change the shared library */
+        lua_pushnil(L);
+        while (lua_next(L, -3)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);
+        }
+        lua_setfield(L, env, *k);
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, g, "os");
+    lua_newtable(L);
+    for (const char *const *k = SAFE_OS; *k; k++) {
+        lua_getfield(L, -2, *k);
+        lua_setfield(L, -2, *k);
+    }
+    lua_setfield(L, env, "os");
+    lua_pop(L, 2); /* os, _G */
+    lua_pushcfunction(L, sandbox_print);
+    lua_setfield(L, env, "print");
+    lua_pushvalue(L, env);
+    lua_setfield(L, env, "_G");
+
+    lua_pushvalue(L, env);   /* upvalue 1: env */
+    lua_newtable(L);         /* upvalue 2: loaded modules */
+    for (const char *const *m = (const char *const[]){"space", "cjson", "cjson.safe", NULL}; *m; m++) {
+        luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+        lua_getfield(L, -1, *m);
+        lua_setfield(L, -3, *m);
+        lua_pop(L, 1);
+    }
+    lua_pushstring(L, dir);  /* upvalue 3: directory */
+    lua_pushcclosure(L, sandbox_require, 3);
+    lua_setfield(L, env, "require");
+
+    lua_newtable(L);
+    lua_pushcfunction(L, strict_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, strict_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, env);
+}
+
+/* Loads init.lua in a fresh sandbox and checks what it returns. Runs
+ * inside a protected call. Pushes the app table. */
+static int load_generation(lua_State *L) {
+    const char *dir = lua_tostring(L, 1);
+    push_sandbox(L, dir);
+    lua_getfield(L, -1, "require");
+    lua_pushliteral(L, "init");
+    lua_call(L, 1, 1);
+    if (!lua_istable(L, -1)) return luaL_error(L, "%s/init.lua must return the app table", dir);
+    if (lua_getfield(L, -1, "namespaces") != LUA_TTABLE)
+        return luaL_error(L, "%s/init.lua: the app table needs a 'namespaces' table", dir);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        const char *ns = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (!ns || ns[0] != '/' || !lua_istable(L, -1))
+            return luaL_error(L, "%s/init.lua: namespaces are keyed by names starting with '/', each a table", dir);
+        if (lua_getfield(L, -1, "events") != LUA_TTABLE)
+            return luaL_error(L, "%s/init.lua: namespace '%s' needs an 'events' table", dir, ns);
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* Loads the scripts into a new generation and makes it current. Returns 0,
+ * or -1 with the error in err (the current generation stays). */
+static int host_load(struct script_host *h, char *err, size_t errlen) {
+    lua_State *L = h->L;
+    unsigned files_before = h->files;
+    h->files = 0;
+    lua_pushcfunction(L, msghandler);
+    lua_pushcfunction(L, load_generation);
+    lua_pushstring(L, h->dir);
+    h->budget_left = h->srv->cfg->lua_budget;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+    int rc = lua_pcall(L, 1, 1, -3);
+    lua_sethook(L, NULL, 0, 0);
+    if (rc != LUA_OK) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+        lua_pop(L, 2);
+        h->files = files_before;
+        return -1;
+    }
+    if (h->app_ref) luaL_unref(L, LUA_REGISTRYINDEX, h->app_ref);
+    h->app_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    h->generation++;
+    return 0;
+}
+
+static int open_cjson(lua_State *L, const char *name) {
+    /* cjson is a C module: load it outside the sandbox, once. */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, name);
+    int rc = lua_pcall(L, 1, 1, 0);
+    if (rc != LUA_OK) {
+        log_warn("lua", "cannot load %s: %s", name, lua_tostring(L, -1));
+        lua_pop(L, 2);
+        return -1;
+    }
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+    return 0;
+}
+
+struct script_host *script_host_new(struct server *srv, const char *dir, char *err, size_t errlen) {
+    struct script_host *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->srv = srv;
+    h->dir = strdup(dir);
+    h->mem_limit = (size_t)srv->cfg->lua_memory_mb * 1024 * 1024;
+    h->L = lua_newstate(capped_alloc, h);
+    if (!h->dir || !h->L) {
+        snprintf(err, errlen, "cannot create the Lua state");
+        script_host_free(h);
+        return NULL;
+    }
+    srv->script = h;
+    luaL_openlibs(h->L);
+    api_open(h->L, srv);
+    lua_getglobal(h->L, "require");
+    lua_pushliteral(h->L, "space");
+    lua_call(h->L, 1, 0);
+    open_cjson(h->L, "cjson");
+    open_cjson(h->L, "cjson.safe");
+    if (host_load(h, err, errlen) != 0) {
+        srv->script = NULL;
+        script_host_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void script_host_free(struct script_host *h) {
+    if (!h) return;
+    if (h->L) lua_close(h->L);
+    free(h->dir);
+    free(h);
+}
+
+unsigned script_files_loaded(const struct script_host *h) { return h->files; }
+
+/* }================================================================== */
+
+/* {==================================================================
+ * Dispatch
+ * =================================================================== */
+
+/* Pushes app.namespaces[nsp] (a table) or nil. */
+static int push_namespace(struct script_host *h, const char *nsp, size_t len) {
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->app_ref);
+    lua_getfield(L, -1, "namespaces");
+    lua_pushlstring(L, nsp, len);
+    lua_gettable(L, -2);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    return lua_istable(L, -1);
+}
+
+/* Pushes the namespace's field `name` of the socket's namespace (may be nil). */
+static void push_ns_field(struct script_host *h, struct sio_socket *s, const char *name) {
+    lua_State *L = h->L;
+    if (!push_namespace(h, s->nsp->name, s->nsp->name_len)) return; /* nil stays */
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+}
+
+int script_has_namespace(struct script_host *h, const char *nsp, size_t len) {
+    int ok = push_namespace(h, nsp, len);
+    lua_pop(h->L, 1);
+    return ok;
+}
+
+/* reply(conn, event, data, ack_id|nil): emits event to the connection and
+ * answers the ack with data; in a protected call, since encoding may raise. */
+static int reply_lua(lua_State *L) {
+    struct sio_socket *s = api_to_socket(L, 1);
+    if (!s) return 0;
+    lua_settop(L, 4);
+    int64_t ack_id = lua_isinteger(L, 4) ? lua_tointeger(L, 4) : -1;
+    lua_pushvalue(L, 3);
+    if (!lua_isnil(L, 2)) api_send_values(L, s, 0, -1, 2, 3);
+    if (ack_id >= 0) api_send_values(L, s, 1, ack_id, 5, 5);
+    return 0;
+}
+
+/* Emits the values at event_idx and data_idx to s, and answers ack_id (if
+ * >= 0) with the data. */
+static void reply(struct script_host *h, struct sio_socket *s, int event_idx, int data_idx, int64_t ack_id,
+                  const char *what) {
+    lua_State *L = h->L;
+    event_idx = lua_absindex(L, event_idx);
+    data_idx = lua_absindex(L, data_idx);
+    lua_pushcfunction(L, reply_lua);
+    api_push_conn(L, s);
+    lua_pushvalue(L, event_idx);
+    lua_pushvalue(L, data_idx);
+    if (ack_id >= 0) lua_pushinteger(L, ack_id);
+    else lua_pushnil(L);
+    call(h, 4, 0, what);
+}
+
+/* Sends `error` {code, message, event} to s and answers its ack with the
+ * same object. */
+static void send_error(struct script_host *h, struct sio_socket *s, const char *event, int64_t ack_id,
+                       const char *code, const char *message) {
+    lua_State *L = h->L;
+    lua_pushliteral(L, "error");
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, code);
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    lua_pushstring(L, event);
+    lua_setfield(L, -2, "event");
+    reply(h, s, -2, -1, ack_id, "error reply");
+    lua_pop(L, 2);
+}
+
+enum script_result script_authenticate(struct script_host *h, struct sio_socket *s, const char *json,
+                                       size_t len, struct sbuf *refusal) {
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    if (len == 0) {
+        lua_newtable(L);
+    } else if (json_lua_decode(L, json, len, NULL) != 0 || !lua_istable(L, -1) ||
+               lua_getmetatable(L, -1)) {
+        lua_settop(L, top);
+        return SCRIPT_PROTOCOL_ERROR; /* CONNECT data must be a JSON object */
+    }
+    int auth = lua_gettop(L);
+    push_ns_field(h, s, "authenticate");
+    if (!lua_isfunction(L, -1)) {
+        lua_settop(L, top);
+        /* No policy: every connection is its own guest. */
+        char name[16];
+        snprintf(name, sizeof name, "guest-%.6s", s->sid);
+        s->rooms.user = user_acquire(h->srv, s->sid, strlen(s->sid), name, strlen(name));
+        return s->rooms.user ? SCRIPT_OK : SCRIPT_REFUSE;
+    }
+    api_push_conn(L, s);
+    lua_pushvalue(L, auth);
+    enum script_result result = SCRIPT_OK;
+    const char *code = "internal_error", *message = "authentication failed";
+    if (call(h, 2, 3, "authenticate") == 0) {
+        int r1 = lua_gettop(L) - 2;
+        if (lua_istable(L, r1)) {
+            api_push_conn(L, s);
+            lua_getfield(L, -1, "set_user");
+            lua_insert(L, -2);
+            lua_pushvalue(L, r1);
+            if (call(h, 2, 0, "authenticate (set_user)") != 0) result = SCRIPT_REFUSE;
+        } else {
+            result = SCRIPT_REFUSE;
+            if (lua_isstring(L, r1 + 1)) code = lua_tostring(L, r1 + 1);
+            message = lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code;
+        }
+    } else {
+        result = SCRIPT_REFUSE;
+    }
+    if (result == SCRIPT_REFUSE) {
+        struct sbuf tmp = {0};
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, message);
+        lua_setfield(L, -2, "message");
+        lua_createtable(L, 0, 1);
+        lua_pushstring(L, code);
+        lua_setfield(L, -2, "code");
+        lua_setfield(L, -2, "data");
+        if (json_lua_encode(L, -1, &tmp, NULL) == 0) sbuf_append(refusal, tmp.p, tmp.len);
+        sbuf_free(&tmp);
+    }
+    lua_settop(L, top);
+    return result;
+}
+
+void script_on_connected(struct script_host *h, struct sio_socket *s) {
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    push_ns_field(h, s, "on_connect");
+    if (lua_isfunction(L, -1)) {
+        api_push_conn(L, s);
+        call(h, 1, 0, "on_connect");
+    }
+    lua_settop(L, top);
+}
+
+void script_on_disconnect(struct script_host *h, struct sio_socket *s, const char *reason) {
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    push_ns_field(h, s, "on_disconnect");
+    if (lua_isfunction(L, -1)) {
+        api_push_conn(L, s);
+        lua_pushstring(L, reason);
+        call(h, 2, 0, "on_disconnect");
+    }
+    lua_settop(L, top);
+}
+
+void script_release_socket(struct script_host *h, struct sio_socket *s) { api_release_conn(h->L, s); }
+
+/* Decodes an event or ack's JSON array and its attachments; pushes it.
+ * Returns -1 (nothing pushed) when it is not an array. */
+static int push_args(lua_State *L, const char *json, size_t len, unsigned n_att, const void *const *att,
+                     const size_t *att_len) {
+    if (len == 0) {
+        lua_newtable(L);
+        luaL_setmetatable(L, JSON_ARRAY_MT);
+        return 0;
+    }
+    struct json_attachments a = {n_att, att, att_len, 0};
+    if (json_lua_decode(L, json, len, n_att ? &a : NULL) != 0) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    if (!lua_getmetatable(L, -1)) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+enum script_result script_on_event(struct script_host *h, struct sio_socket *s, int64_t ack_id,
+                                   const char *json, size_t len, unsigned n_att,
+                                   const void *const *att, const size_t *att_len) {
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    if (len == 0) return SCRIPT_OK; /* "42" with no payload: accepted and ignored, as Node does */
+    if (push_args(L, json, len, n_att, att, att_len) != 0) return SCRIPT_PROTOCOL_ERROR;
+    int args = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, args);
+    int t = lua_rawgeti(L, args, 1);
+    if (n < 1 || (t != LUA_TSTRING && t != LUA_TNUMBER)) {
+        lua_settop(L, top);
+        return SCRIPT_PROTOCOL_ERROR;
+    }
+    size_t name_len;
+    const char *name = lua_tolstring(L, -1, &name_len); /* numbers become strings, as in Node */
+    if (sio_is_reserved_event(name, name_len)) {
+        lua_settop(L, top);
+        return SCRIPT_PROTOCOL_ERROR;
+    }
+    int name_idx = lua_gettop(L);
+    push_ns_field(h, s, "events");
+    if (lua_istable(L, -1)) {
+        lua_pushvalue(L, name_idx);
+        lua_rawget(L, -2);
+        lua_remove(L, -2);
+    }
+    if (!lua_isfunction(L, -1)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "unknown event '%.100s'", name);
+        send_error(h, s, name, ack_id, "unknown_event", msg);
+        lua_settop(L, top);
+        return SCRIPT_OK;
+    }
+    /* handler(conn, data, ev): ev = {event, args (all but the name), ack_id?} */
+    api_push_conn(L, s);
+    lua_rawgeti(L, args, 2); /* data: the first argument */
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, name_idx);
+    lua_setfield(L, -2, "event");
+    lua_createtable(L, (int)(n - 1), 1);
+    for (lua_Integer i = 2; i <= n; i++) {
+        lua_rawgeti(L, args, i);
+        lua_rawseti(L, -2, i - 1);
+    }
+    lua_pushinteger(L, n - 1);
+    lua_setfield(L, -2, "n");
+    lua_setfield(L, -2, "args");
+    if (ack_id >= 0) {
+        lua_pushinteger(L, ack_id);
+        lua_setfield(L, -2, "ack_id");
+    }
+    int ev = lua_gettop(L);
+    lua_pushvalue(L, ev);
+    lua_insert(L, ev - 3); /* keep ev below the call's slots */
+    ev -= 3;
+    char what[128];
+    snprintf(what, sizeof what, "%.*s:%.100s", (int)s->nsp->name_len, s->nsp->name, name);
+    int base = lua_gettop(L) - 4; /* function, conn, data, ev */
+    if (call(h, 3, 3, what) != 0) {
+        if (!s->closed) send_error(h, s, name, ack_id, "internal_error", "the handler failed");
+        lua_settop(L, top);
+        return SCRIPT_OK;
+    }
+    /* Results: event, data | nil, code, message | nothing. */
+    if (!s->closed) {
+        lua_getfield(L, ev, "ack_id"); /* cleared when the handler answered with conn:ack */
+        int64_t pending_ack = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+        lua_pop(L, 1);
+        int r1 = base + 1;
+        if (lua_type(L, r1) == LUA_TSTRING) {
+            reply(h, s, r1, r1 + 1, pending_ack, what);
+        } else if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
+            const char *code = lua_tostring(L, r1 + 1);
+            const char *message = lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code;
+            send_error(h, s, name, pending_ack, code, message);
+        }
+    }
+    lua_settop(L, top);
+    return SCRIPT_OK;
+}
+
+enum script_result script_on_ack(struct script_host *h, struct sio_socket *s, int64_t ack_id,
+                                 const char *json, size_t len, unsigned n_att,
+                                 const void *const *att, const size_t *att_len) {
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    if (push_args(L, json, len, n_att, att, att_len) != 0) return SCRIPT_PROTOCOL_ERROR;
+    int args = lua_gettop(L);
+    api_push_ack_table(L, s);
+    if (!lua_istable(L, -1) || lua_rawgeti(L, -1, ack_id) != LUA_TFUNCTION) {
+        lua_settop(L, top); /* an ack nobody waits for is ignored */
+        return SCRIPT_OK;
+    }
+    lua_pushnil(L);
+    lua_rawseti(L, -3, ack_id);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, args);
+    for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, args, i);
+    call(h, (int)n, 0, "ack callback");
+    lua_settop(L, top);
+    return SCRIPT_OK;
+}
+
+/* }================================================================== */

@@ -1,0 +1,48 @@
+/* script: the Lua host. One Lua 5.4 state with a capped allocator; scripts
+ * run in a sandboxed environment (an allowlist of the standard library),
+ * every call is protected, runs under an instruction budget and reports
+ * errors with file:line. Handlers are looked up per event in the current
+ * script generation, never captured by the C side, so a reload takes
+ * effect at the next event. The scripts reach C only through api.c. */
+#ifndef SPACE_SCRIPT_H
+#define SPACE_SCRIPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sbuf.h"
+
+struct server;
+struct sio_socket;
+struct script_host;
+
+enum script_result {
+    SCRIPT_OK = 0,
+    SCRIPT_REFUSE = 1,          /* the script refused (connect): refusal JSON written */
+    SCRIPT_PROTOCOL_ERROR = -1, /* the client's data broke the protocol: close it */
+};
+
+/* Creates the state and loads the scripts in dir. NULL when they don't
+ * load; the reason (file:line: message) is written to err. */
+struct script_host *script_host_new(struct server *srv, const char *dir, char *err, size_t errlen);
+void script_host_free(struct script_host *h);
+/* Files loaded by the current generation. */
+unsigned script_files_loaded(const struct script_host *h);
+
+int script_has_namespace(struct script_host *h, const char *nsp, size_t len);
+/* Runs the namespace's authenticate(conn, auth); on SCRIPT_OK the socket
+ * has its user. On SCRIPT_REFUSE, refusal holds the CONNECT_ERROR data. */
+enum script_result script_authenticate(struct script_host *h, struct sio_socket *s, const char *json,
+                                       size_t len, struct sbuf *refusal);
+void script_on_connected(struct script_host *h, struct sio_socket *s);
+enum script_result script_on_event(struct script_host *h, struct sio_socket *s, int64_t ack_id,
+                                   const char *json, size_t len, unsigned n_att,
+                                   const void *const *att, const size_t *att_len);
+enum script_result script_on_ack(struct script_host *h, struct sio_socket *s, int64_t ack_id,
+                                 const char *json, size_t len, unsigned n_att,
+                                 const void *const *att, const size_t *att_len);
+void script_on_disconnect(struct script_host *h, struct sio_socket *s, const char *reason);
+/* The socket is going away: its Lua handle becomes closed. */
+void script_release_socket(struct script_host *h, struct sio_socket *s);
+
+#endif

@@ -1,0 +1,233 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "conn.h"
+#include "eio.h"
+#include "httpd.h"
+#include "log.h"
+#include "script.h"
+#include "sio.h"
+#include "version.h"
+#include "ws.h"
+
+#define SHUTDOWN_GRACE_MS 800
+
+uint64_t server_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void server_new_sid(struct server *srv, char out[21]) {
+    unsigned char raw[15];
+    if (RAND_bytes(raw, 12) != 1) {
+        /* Unpredictability matters (a sid authorizes polling requests). */
+        log_error("server", "RAND_bytes failed");
+        abort();
+    }
+    uint32_t seq = srv->sid_seq++;
+    raw[12] = (unsigned char)(seq >> 16);
+    raw[13] = (unsigned char)(seq >> 8);
+    raw[14] = (unsigned char)seq;
+    char b64[21];
+    EVP_EncodeBlock((unsigned char *)b64, raw, 15);
+    for (int i = 0; i < 20; i++) out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+    out[20] = 0;
+}
+
+void server_new_id(struct server *srv, char out[17]) {
+    uint64_t id = server_wall_ms() << 12; /* 4096 ids per millisecond before borrowing ahead */
+    if (id <= srv->last_id) id = srv->last_id + 1;
+    srv->last_id = id;
+    snprintf(out, 17, "%016llx", (unsigned long long)id);
+}
+
+void server_mark_flush(struct server *srv, struct conn *c) {
+    if (c->flags & (CONN_PENDING_FLUSH | CONN_CLOSING)) return;
+    c->flags |= CONN_PENDING_FLUSH;
+    c->next_flush = srv->pending_flush;
+    srv->pending_flush = c;
+}
+
+/* Once per loop turn, before the loop blocks: write what this turn queued
+ * (one writev per conn), then free what was closed during the turn. */
+static void on_flush_hook(uv_prepare_t *h) {
+    struct server *srv = h->loop->data;
+    while (srv->pending_flush) {
+        struct conn *c = srv->pending_flush;
+        srv->pending_flush = c->next_flush;
+        c->flags &= ~(uint32_t)CONN_PENDING_FLUSH;
+        conn_flush(c);
+    }
+    sio_free_dead(srv);
+    eio_free_dead(srv);
+}
+
+static void on_sweep(uv_timer_t *t) {
+    struct server *srv = t->loop->data;
+    uint64_t now = server_now(srv);
+    struct conn *next;
+    for (struct conn *c = srv->conns; c; c = next) {
+        next = c->next;
+        if (!c->deadline_ms || now < c->deadline_ms || (c->flags & CONN_CLOSING)) continue;
+        c->deadline_ms = 0;
+        if (c->flags & (CONN_SHUTDOWN | CONN_CLOSE_AFTER_FLUSH)) conn_close(c);
+        else c->tr->on_timeout(c);
+    }
+    eio_sweep(srv, now);
+    if (srv->shutting_down && !srv->conns) uv_stop(srv->loop);
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+    struct server *srv = listener->loop->data;
+    if (status < 0) {
+        log_warn("server", "accept failed error=%s", uv_err_name(status));
+        return;
+    }
+    struct conn *c = conn_accept(srv, listener, &httpd_transport);
+    if (c) httpd_start(c);
+}
+
+static void begin_shutdown(struct server *srv, const char *why) {
+    if (srv->shutting_down) return;
+    srv->shutting_down = 1;
+    log_info("server", "shutting down signal=%s connections=%llu", why, (unsigned long long)srv->n_conns);
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    /* Tell every client we are going away (1001), then close what is left. */
+    struct eio_session *next;
+    for (struct eio_session *s = srv->session_list; s; s = next) {
+        next = s->next;
+        eio_close(s, WS_CLOSE_GOING_AWAY, "server shutting down");
+    }
+    uint64_t deadline = server_now(srv) + SHUTDOWN_GRACE_MS;
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        if (c->tr == &httpd_transport && !conn_is_closing(c)) conn_close(c);
+        else if (!c->deadline_ms || c->deadline_ms > deadline) c->deadline_ms = deadline;
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    begin_shutdown(h->loop->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* Raises the open-file soft limit to the hard one; returns the limit. */
+static rlim_t raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur;
+}
+
+static int listen_on(struct server *srv, char *addr_out, size_t cap) {
+    const struct config *cfg = srv->cfg;
+    struct sockaddr_storage ss;
+    int rc = strchr(cfg->host, ':') ? uv_ip6_addr(cfg->host, (int)cfg->port, (struct sockaddr_in6 *)&ss)
+                                     : uv_ip4_addr(cfg->host, (int)cfg->port, (struct sockaddr_in *)&ss);
+    if (rc != 0) {
+        fprintf(stderr, "space-server: cannot start: --host '%s' is not an IP address\n", cfg->host);
+        return -1;
+    }
+    uv_tcp_init(srv->loop, &srv->listener);
+    if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection)) != 0) {
+        fprintf(stderr, "space-server: cannot start: listen on %s port %lld: %s\n", cfg->host,
+                (long long)cfg->port, uv_strerror(rc));
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof bound;
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len);
+    char ip[64] = "?";
+    int port = 0;
+    if (bound.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        snprintf(addr_out, cap, "[%s]:%d", ip, port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        snprintf(addr_out, cap, "%s:%d", ip, port);
+    }
+    return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+int server_run(const struct config *cfg) {
+    struct server *srv = calloc(1, sizeof *srv);
+    if (!srv) return 1;
+    srv->cfg = cfg;
+    srv->loop = uv_default_loop();
+    srv->loop->data = srv;
+    signal(SIGPIPE, SIG_IGN);
+    rlim_t fds = raise_fd_limit();
+
+    char err[1024];
+    if (!script_host_new(srv, cfg->scripts_dir, err, sizeof err)) {
+        fprintf(stderr, "space-server: cannot start: scripts did not load: %s\n", err);
+        free(srv);
+        return 1;
+    }
+    char addr[96];
+    if (listen_on(srv, addr, sizeof addr) != 0) {
+        script_host_free(srv->script);
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        uv_run(srv->loop, UV_RUN_NOWAIT);
+        free(srv);
+        return 1;
+    }
+    uv_prepare_init(srv->loop, &srv->flush_hook);
+    uv_prepare_start(&srv->flush_hook, on_flush_hook);
+    uv_timer_init(srv->loop, &srv->sweep_timer);
+    uv_timer_start(&srv->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    uv_signal_init(srv->loop, &srv->sigint);
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_init(srv->loop, &srv->sigterm);
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+
+    log_info("server", "listening address=%s scripts=%s files=%u max_connections=%llu version=%s", addr,
+             cfg->scripts_dir, script_files_loaded(srv->script),
+             (unsigned long long)(fds > 100 ? fds - 100 : fds), SPACE_VERSION);
+
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+
+    /* Stopped after shutdown: free what is left, in order. */
+    while (srv->conns) conn_close(srv->conns);
+    on_flush_hook(&srv->flush_hook);
+    uv_walk(srv->loop, close_walk, NULL);
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    sio_free_dead(srv);
+    eio_free_dead(srv);
+    script_host_free(srv->script);
+    struct hmap_entry *e;
+    for (size_t i = 0; hmap_next(&srv->namespaces, &i, &e);) {
+        struct nsp *n = e->value;
+        hmap_free(&n->rooms);
+        free(n);
+    }
+    hmap_free(&srv->namespaces);
+    hmap_free(&srv->sessions);
+    hmap_free(&srv->users);
+    sbuf_free(&srv->scratch);
+    uv_loop_close(srv->loop);
+    int code = srv->exit_code;
+    free(srv);
+    log_info("server", "stopped");
+    return code;
+}

@@ -1,0 +1,80 @@
+/* server: the one struct server that holds all mutable state, the listener
+ * and accept, the flush hook that runs once per loop turn, the one sweep
+ * timer, signals and shutdown. Callbacks reach it through loop->data. */
+#ifndef SPACE_SERVER_H
+#define SPACE_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "hmap.h"
+#include "sbuf.h"
+
+#define RECV_BUF_BYTES (64 * 1024)
+#define SWEEP_INTERVAL_MS 25 /* granularity of every deadline */
+
+struct conn;
+struct eio_session;
+struct sio_socket;
+struct script_host;
+
+struct server {
+    /* configuration (read-only after start) */
+    const struct config *cfg;
+
+    /* event loop and its handles */
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_prepare_t flush_hook;      /* flushes pending_flush before the loop blocks */
+    uv_timer_t sweep_timer;       /* the one timer: every deadline goes through it */
+    uv_signal_t sigint, sigterm;
+    int shutting_down;            /* stop accepting; closing everyone */
+    int exit_code;
+
+    /* connections */
+    struct conn *conns;           /* every live conn (doubly linked) */
+    struct conn *pending_flush;   /* conns with queued output this turn */
+    uint64_t next_conn_id;
+    uint64_t n_conns;
+    char recv_buf[RECV_BUF_BYTES]; /* shared by every read: conns hold no buffer while idle */
+
+    /* Engine.IO sessions, by sid */
+    struct hmap sessions;
+    struct eio_session *session_list; /* the same sessions, for the sweep */
+    struct eio_session *dead_sessions; /* closed this turn; freed before the loop blocks */
+    struct sio_socket *dead_sockets;   /* likewise for Socket.IO sockets */
+    uint32_t sid_seq;                  /* sequence part of new ids */
+
+    /* Socket.IO namespaces (by name) and users (by id) */
+    struct hmap namespaces;
+    struct hmap users;
+
+    /* scripts */
+    struct script_host *script;
+
+    /* scratch space for building outbound messages; reused, never held */
+    struct sbuf scratch;
+
+    /* ids handed to scripts: unique and increasing */
+    uint64_t last_id;
+
+    /* counters */
+    uint64_t protocol_errors;
+};
+
+/* Runs the server until SIGINT/SIGTERM; returns the process exit code. */
+int server_run(const struct config *cfg);
+
+/* Milliseconds of loop time (monotonic, cached per turn). */
+static inline uint64_t server_now(const struct server *srv) { return uv_now(srv->loop); }
+/* Milliseconds since the epoch (wall clock). */
+uint64_t server_wall_ms(void);
+/* A fresh 20-character URL-safe id (15 bytes: 12 random + a sequence). */
+void server_new_sid(struct server *srv, char out[21]);
+/* A server-made id: unique and increasing, 16 hex digits. */
+void server_new_id(struct server *srv, char out[17]);
+/* Links c into the list flushed before the loop blocks. */
+void server_mark_flush(struct server *srv, struct conn *c);
+
+#endif

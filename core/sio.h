@@ -1,0 +1,73 @@
+/* sio: Socket.IO v5 over an Engine.IO session. A client (one per session)
+ * joins namespaces; each joined namespace is a socket, the thing scripts
+ * call a connection: it has a user, rooms and acks. Packets are decoded
+ * here (header) and in the script host (JSON); every violation closes the
+ * session and nothing else. */
+#ifndef SPACE_SIO_H
+#define SPACE_SIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hmap.h"
+#include "http.h"
+#include "room.h"
+#include "sio_packet.h"
+
+struct eio_session;
+struct server;
+struct sio_client;
+
+/* A namespace: its name and its rooms. Created on first connect, kept. */
+struct nsp {
+    struct hmap rooms;    /* name -> struct room */
+    uint32_t n_sockets;
+    size_t name_len;
+    char name[];
+};
+
+struct sio_socket {
+    struct room_membership rooms;  /* rooms.user is the socket's user */
+    struct sio_client *client;
+    struct sio_socket *next;       /* the client's sockets */
+    struct sio_socket *next_dead;  /* server's list of sockets freed after this turn */
+    struct nsp *nsp;
+    char sid[21];
+    int closed;
+    int script_ref;                /* the script host's handle for it (0 = none) */
+    int64_t next_ack_id;           /* ids of acks the server asks for */
+    uint64_t connected_ms;         /* wall clock */
+};
+
+struct sio_client *sio_client_new(struct eio_session *eio, const struct http_request *req);
+void sio_client_on_text(struct sio_client *c, const char *p, size_t n);
+void sio_client_on_binary(struct sio_client *c, const uint8_t *p, size_t n);
+/* The session closed: every socket disconnects with reason. */
+void sio_client_on_close(struct sio_client *c, const char *reason);
+void sio_client_free(struct sio_client *c);
+
+/* One outbound packet: type, ack id (-1: none), JSON text, binary attachments. */
+struct sio_out {
+    enum sio_type type;
+    int64_t ack_id;
+    const char *json;
+    size_t len;
+    size_t n_bin;
+    const void *const *bin;
+    const size_t *bin_len;
+};
+
+/* Sends a packet to one socket. Returns 0, or -1 when it is gone. */
+int sio_send(struct sio_socket *s, const struct sio_out *o);
+/* Sends a packet to every socket in room r of nsp except `except`; encoded
+ * once per wire form. Returns the number of recipients. */
+size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct sio_socket *except,
+                     const struct sio_out *o);
+/* Disconnects one socket (sends DISCONNECT when notify_client). */
+void sio_socket_close(struct sio_socket *s, const char *reason, int notify_client);
+/* Closes the whole session the socket belongs to. */
+void sio_socket_close_session(struct sio_socket *s, uint16_t ws_code, const char *reason);
+/* Frees the sockets closed during this turn. */
+void sio_free_dead(struct server *srv);
+
+#endif

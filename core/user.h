@@ -1,0 +1,25 @@
+/* user: the registry of connected users. A user is shared by all its
+ * sockets (one per browser tab) and lives while one of them references it. */
+#ifndef SPACE_USER_H
+#define SPACE_USER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct server;
+
+struct user {
+    char *id;            /* stable id (from the token's sub, or derived in dev mode) */
+    char *name;          /* display name */
+    uint32_t refs;       /* sockets of this user */
+    uint64_t since_ms;   /* wall clock of the first connection */
+};
+
+/* The user with this id, created when absent (name updated when given);
+ * takes a reference. NULL on OOM. */
+struct user *user_acquire(struct server *srv, const char *id, size_t id_len, const char *name,
+                          size_t name_len);
+/* Drops a reference; the last one removes the user. */
+void user_release(struct server *srv, struct user *u);
+
+#endif

@@ -1,0 +1,1 @@
+#define SPACE_VERSION "0.1.0"

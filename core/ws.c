@@ -1,0 +1,209 @@
+#include "ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+#include "httpd.h"
+#include "log.h"
+#include "server.h"
+
+struct ws_state {
+    wslay_event_context_ptr ctx;
+    const struct ws_owner_ops *ops;
+    void *owner;             /* NULL once detached or told of the close */
+    const uint8_t *in;       /* bytes of the current read, for wslay's recv callback */
+    size_t in_len;
+    int in_recv;             /* inside wslay_event_recv: wslay_event_send waits until it returns */
+};
+
+static struct ws_state *state_of(struct conn *c) { return c->tr == &ws_transport ? c->tr_state : NULL; }
+
+int ws_check_upgrade(const struct http_request *req, const char **reason) {
+    const struct slice *upgrade = http_header_get(req, "Upgrade");
+    const struct slice *connection = http_header_get(req, "Connection");
+    const struct slice *version = http_header_get(req, "Sec-WebSocket-Version");
+    const struct slice *key = http_header_get(req, "Sec-WebSocket-Key");
+    if (!slice_eq(req->method, "GET") || req->minor_version < 1) {
+        *reason = "WebSocket upgrade needs GET and HTTP/1.1";
+        return 400;
+    }
+    if (!upgrade || !http_value_has_token(*upgrade, "websocket") || !connection ||
+        !http_value_has_token(*connection, "upgrade")) {
+        *reason = "Expected a WebSocket upgrade";
+        return 400;
+    }
+    if (!version || !slice_eq(*version, "13")) {
+        *reason = "Unsupported WebSocket version (13 only)";
+        return 426;
+    }
+    char accept[WS_ACCEPT_LEN + 1];
+    if (!key || ws_accept_key(*key, accept) != 0) {
+        *reason = "Bad Sec-WebSocket-Key";
+        return 400;
+    }
+    return 0;
+}
+
+/* {==================================================================
+ * wslay callbacks
+ * =================================================================== */
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *out, size_t len, int flags, void *ud) {
+    (void)flags;
+    struct conn *c = ud;
+    struct ws_state *ws = c->tr_state;
+    if (ws->in_len == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = len < ws->in_len ? len : ws->in_len;
+    memcpy(out, ws->in, n);
+    ws->in += n;
+    ws->in_len -= n;
+    return (ssize_t)n;
+}
+
+/* wslay only sends control frames (pong, close); always accept them whole
+ * so that our prebuilt frames never interleave with half a wslay frame. */
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *ud) {
+    (void)flags;
+    struct conn *c = ud;
+    if (conn_send_copy(c, data, len) != 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static void on_msg_recv_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                           void *ud) {
+    (void)ctx;
+    struct conn *c = ud;
+    struct ws_state *ws = c->tr_state;
+    if (!ws->owner || conn_is_closing(c)) return;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        ws->ops->on_message(ws->owner, arg->opcode == WSLAY_BINARY_FRAME, arg->msg, arg->msg_length);
+}
+
+static const struct wslay_event_callbacks callbacks = {
+    .recv_callback = recv_cb,
+    .send_callback = send_cb,
+    .on_msg_recv_callback = on_msg_recv_cb,
+};
+
+/* }================================================================== */
+
+static void notify_close(struct ws_state *ws) {
+    void *owner = ws->owner;
+    ws->owner = NULL;
+    if (owner) ws->ops->on_close(owner);
+}
+
+/* After wslay ran: close the conn once wslay wants neither to read nor to
+ * write (a close handshake finished, or an error queued a close frame). */
+static void after_wslay(struct conn *c, struct ws_state *ws) {
+    if (wslay_event_send(ws->ctx) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (conn_is_closing(c)) return;
+    if (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx)) {
+        notify_close(ws);
+        conn_close_after_flush(c);
+    }
+}
+
+static void on_data(struct conn *c, const char *p, size_t n) {
+    struct ws_state *ws = c->tr_state;
+    ws->in = (const uint8_t *)p;
+    ws->in_len = n;
+    ws->in_recv = 1;
+    int rc = wslay_event_recv(ws->ctx);
+    ws->in_recv = 0;
+    ws->in_len = 0;
+    if (c->flags & CONN_CLOSING) return;
+    if (rc != 0) {
+        conn_close(c);
+        return;
+    }
+    after_wslay(c, ws);
+}
+
+static void on_timeout(struct conn *c) { conn_close(c); }
+
+static void on_close(struct conn *c) {
+    struct ws_state *ws = c->tr_state;
+    if (!ws) return;
+    notify_close(ws);
+    wslay_event_context_free(ws->ctx);
+    free(ws);
+}
+
+const struct transport ws_transport = {
+    .name = "websocket",
+    .on_data = on_data,
+    .on_timeout = on_timeout,
+    .on_close = on_close,
+};
+
+int ws_accept(struct conn *c, const struct http_request *req, const struct ws_owner_ops *ops,
+              void *owner) {
+    char accept[WS_ACCEPT_LEN + 1];
+    ws_accept_key(*http_header_get(req, "Sec-WebSocket-Key"), accept);
+    struct ws_state *ws = calloc(1, sizeof *ws);
+    if (!ws || wslay_event_context_server_init(&ws->ctx, &callbacks, c) != 0) {
+        free(ws);
+        conn_close(c);
+        return -1;
+    }
+    /* wslay allocates a frame's declared length up front: keep it bounded. */
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, (uint64_t)c->srv->cfg->max_payload);
+    ws->ops = ops;
+    ws->owner = owner;
+
+    char resp[256];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\n"
+                     "Upgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+    c->tr = &ws_transport;
+    c->tr_state = ws;
+    c->deadline_ms = 0;
+    return conn_send_copy(c, resp, (size_t)n);
+}
+
+buf *ws_frame_new(enum ws_opcode op, const void *head, size_t hlen, const void *body, size_t blen) {
+    size_t plen = hlen + blen, h = ws_frame_header_len(plen);
+    buf *b = buf_new(h + plen);
+    if (!b) return NULL;
+    ws_frame_header_write(b->data, op, plen);
+    if (hlen) memcpy(b->data + h, head, hlen);
+    if (blen) memcpy(b->data + h + hlen, body, blen);
+    return b;
+}
+
+int ws_send(struct conn *c, buf *frames) {
+    if (!state_of(c)) return -1;
+    return conn_send(c, frames);
+}
+
+void ws_close(struct conn *c, uint16_t code, const char *reason) {
+    struct ws_state *ws = state_of(c);
+    if (!ws || conn_is_closing(c)) return;
+    notify_close(ws);
+    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+    if (!ws->in_recv && wslay_event_send(ws->ctx) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_close_after_flush(c);
+}
+
+void ws_detach(struct conn *c) {
+    struct ws_state *ws = state_of(c);
+    if (ws) ws->owner = NULL;
+}

@@ -1,0 +1,52 @@
+-- Checks of client data shared by the handlers. Each returns the value, or
+-- nil, code, message as the handlers answer.
+local rules = require "rules"
+
+local M = {}
+
+-- A JSON object decodes to a table without metatable (arrays have one).
+function M.object(data)
+  if type(data) ~= "table" or getmetatable(data) ~= nil then
+    return nil, "invalid_payload", "data must be a JSON object"
+  end
+  return data
+end
+
+function M.string_field(data, key)
+  local v = data[key]
+  if type(v) ~= "string" then
+    return nil, "invalid_payload", ("'%s' must be a string"):format(key)
+  end
+  return v
+end
+
+function M.room(data)
+  local room, code, msg = M.string_field(data, "room")
+  if not room then return nil, code, msg end
+  if #room == 0 or #room > rules.room.max_length or room:find("[^%w_%-%.:]") then
+    return nil, "invalid_room",
+      ("room names have 1 to %d characters: letters, digits, _ - . :"):format(rules.room.max_length)
+  end
+  return room
+end
+
+-- Whitespace removed from both ends of a message: ASCII space, tab, newlines
+-- and the no-break and ideographic spaces JavaScript's trim() also removes.
+local SPACES = "[ \t\n\r\v\f]"
+local UNICODE_SPACES = { "\u{00A0}", "\u{FEFF}", "\u{3000}", "\u{2028}", "\u{2029}", "\u{202F}" }
+
+function M.trim(s)
+  local changed = true
+  while changed do
+    changed = false
+    local t = s:gsub("^" .. SPACES .. "+", ""):gsub(SPACES .. "+$", "")
+    for _, u in ipairs(UNICODE_SPACES) do
+      if t:sub(1, #u) == u then t, changed = t:sub(#u + 1), true end
+      if #t >= #u and t:sub(-#u) == u then t, changed = t:sub(1, -#u - 1), true end
+    end
+    s = t
+  end
+  return s
+end
+
+return M

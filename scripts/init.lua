@@ -1,0 +1,45 @@
+-- The Space app: what the server runs for each namespace. The server looks
+-- handlers up here per event, so a reload takes effect at the next event.
+local rules_schema = require "app.rules_schema"
+rules_schema.check(require "rules") -- a bad rules.lua fails the load
+
+local space = require "space"
+local auth = require "app.auth"
+
+local function on_connect(conn)
+  conn:emit("connected", { sid = conn:id(), user = conn:user(), server_time = space.now() })
+end
+
+-- Leaving every room tells the others, as leave_room does.
+local function on_disconnect(conn)
+  local user = conn:user()
+  for _, room in ipairs(conn:rooms()) do
+    local _, user_left = conn:leave(room)
+    if user_left then space.to(room, "user_left_room", { room = room, user = user }) end
+  end
+end
+
+-- Names PROTOCOL.md gives to later features: answered, never handled by accident.
+local function not_yet(name)
+  return function()
+    return nil, "unknown_event", name .. " is not available on this server yet"
+  end
+end
+
+return {
+  namespaces = {
+    ["/"] = {
+      authenticate = auth.authenticate,
+      on_connect = on_connect,
+      on_disconnect = on_disconnect,
+      events = {
+        join_room = require "events.join_room",
+        leave_room = require "events.leave_room",
+        send_message = require "events.send_message",
+        get_room_users = require "events.get_room_users",
+        send_file = not_yet("send_file"),
+        refresh_token = not_yet("refresh_token"),
+      },
+    },
+  },
+}

@@ -396,6 +396,18 @@ static int space_room_size(lua_State *L) {
     return 2;
 }
 
+/* space.room_has_user(room, user_id[, namespace]) -> boolean: one of the
+ * user's connections is in the room */
+static int space_room_has_user(lua_State *L) {
+    size_t len, id_len;
+    const char *room = check_room(L, 1, &len);
+    const char *id = luaL_checklstring(L, 2, &id_len);
+    struct nsp *nsp = opt_nsp(L, 3);
+    struct room *r = nsp ? room_find(&nsp->rooms, room, len) : NULL;
+    lua_pushboolean(L, r && hmap_get(&r->users, id, id_len) != NULL);
+    return 1;
+}
+
 /* space.now() -> milliseconds since the epoch (integer) */
 static int space_now(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)server_wall_ms());
@@ -469,6 +481,7 @@ static int space_json_decode(lua_State *L) {
 
 static const luaL_Reg space_funcs[] = {
     {"to", space_to}, {"room_users", space_room_users}, {"room_size", space_room_size},
+    {"room_has_user", space_room_has_user},
     {"now", space_now}, {"new_id", space_new_id}, {"log", space_log}, {"array", space_array},
     {"binary", space_binary}, {"is_binary", space_is_binary}, {"json_encode", space_json_encode},
     {"json_decode", space_json_decode}, {NULL, NULL},

@@ -13,11 +13,7 @@ return function(conn, data)
 
   if not conn:in_room(room) then
     local users = space.room_size(room)
-    local mine = false
-    for _, u in ipairs(space.room_users(room)) do
-      if u.id == conn:user().id then mine = true break end
-    end
-    if users >= rules.room.max_users and not mine then
+    if users >= rules.room.max_users and not space.room_has_user(room, conn:user().id) then
       return nil, "room_full", ("room %s has %d users, the most it takes"):format(room, users)
     end
     local _, user_is_new = conn:join(room)

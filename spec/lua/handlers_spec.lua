@@ -1,0 +1,233 @@
+-- The chat handlers against a stand-in `space` (fake_space.lua): who gets
+-- what, and every error code, one handler call at a time. The same rows are
+-- checked end to end against the real server in spec/e2e.
+package.path = "spec/lua/?.lua;" .. package.path
+local fake = require "fake_space"
+
+-- Asserts that a handler refused with code.
+local function refused(code, event, got_code)
+  assert.is_nil(event)
+  assert.are.equal(code, got_code)
+end
+
+local function setup(rules_patch)
+  local space = fake.new()
+  local rules = dofile("scripts/rules.lua")
+  if rules_patch then rules_patch(rules) end
+  local app = fake.load_app("scripts", space, rules)
+  local ns = app.namespaces["/"]
+  local function call(conn, event, data)
+    return ns.events[event](conn, data, { event = event, args = { data, n = 1 } })
+  end
+  return space, ns, call
+end
+
+describe("authenticate (development mode)", function()
+  it("derives the user id from the name, so the same name is the same user", function()
+    local space, ns = setup()
+    local a = ns.authenticate(space.connect("s1"), { name = "alice" })
+    local b = ns.authenticate(space.connect("s2"), { name = "alice" })
+    assert.are.same({ id = "dev:alice", name = "alice" }, a)
+    assert.are.same(a, b)
+  end)
+
+  it("makes each nameless connection its own guest", function()
+    local space, ns = setup()
+    local a = ns.authenticate(space.connect("AAAAAAAAAA1"), {})
+    local b = ns.authenticate(space.connect("BBBBBBBBBB2"), { name = 42 })
+    assert.are_not.equal(a.id, b.id)
+    assert.are.equal("guest-AAAAAA", a.name)
+  end)
+end)
+
+describe("join_room", function()
+  it("answers joined_room with the users and tells the others once per user", function()
+    local space, _, call = setup()
+    local alice = space.connect("a1", { id = "u1", name = "alice" })
+    local bob = space.connect("b1", { id = "u2", name = "bob" })
+    local bob2 = space.connect("b2", { id = "u2", name = "bob" })
+    assert.are.same({ "joined_room", { room = "r", users = { { id = "u1", name = "alice" } }, count = 1 } },
+      { call(alice, "join_room", { room = "r" }) })
+    call(bob, "join_room", { room = "r" })
+    assert.are.same({ { room = "r", user = { id = "u2", name = "bob" } } }, alice:take("user_joined_room"))
+    local event, data = call(bob2, "join_room", { room = "r" })
+    assert.are.equal("joined_room", event)
+    assert.are.equal(2, data.count)
+    assert.are.same({}, alice:take("user_joined_room"))
+  end)
+
+  it("answers joined_room again and tells nobody when already in", function()
+    local space, _, call = setup()
+    local alice = space.connect("a1", { id = "u1", name = "alice" })
+    local bob = space.connect("b1", { id = "u2", name = "bob" })
+    call(alice, "join_room", { room = "r" })
+    call(bob, "join_room", { room = "r" })
+    alice:take("user_joined_room")
+    assert.are.equal("joined_room", (call(bob, "join_room", { room = "r" })))
+    assert.are.same({}, alice:take("user_joined_room"))
+  end)
+
+  it("refuses a full room with room_full, but lets a user already in add a tab", function()
+    local space, _, call = setup(function(r) r.room.max_users = 1 end)
+    local alice = space.connect("a1", { id = "u1", name = "alice" })
+    local alice2 = space.connect("a2", { id = "u1", name = "alice" })
+    local bob = space.connect("b1", { id = "u2", name = "bob" })
+    call(alice, "join_room", { room = "r" })
+    refused("room_full", call(bob, "join_room", { room = "r" }))
+    assert.are.equal("joined_room", (call(alice2, "join_room", { room = "r" })))
+  end)
+
+  for _, case in ipairs({
+    { "a string", "r", "invalid_payload" },
+    { "an array", setmetatable({ "r" }, {}), "invalid_payload" },
+    { "no room", {}, "invalid_payload" },
+    { "a numeric room", { room = 5 }, "invalid_payload" },
+    { "an empty room", { room = "" }, "invalid_room" },
+    { "a room with a space", { room = "a b" }, "invalid_room" },
+    { "a room of 65 characters", { room = ("x"):rep(65) }, "invalid_room" },
+    { "a room with a slash", { room = "a/b" }, "invalid_room" },
+  }) do
+    it("refuses " .. case[1] .. " with " .. case[3], function()
+      local space, _, call = setup()
+      local alice = space.connect("a1", { id = "u1", name = "alice" })
+      local event, code = call(alice, "join_room", case[2])
+      assert.is_nil(event)
+      assert.are.equal(case[3], code)
+    end)
+  end
+
+  it("accepts every allowed character and 64 of them", function()
+    local space, _, call = setup()
+    local alice = space.connect("a1", { id = "u1", name = "alice" })
+    assert.are.equal("joined_room", (call(alice, "join_room", { room = "Az09_-.:" })))
+    assert.are.equal("joined_room", (call(alice, "join_room", { room = ("x"):rep(64) })))
+  end)
+end)
+
+describe("leave_room", function()
+  it("answers not_in_room for a room one is not in", function()
+    local space, _, call = setup()
+    local alice = space.connect("a1", { id = "u1", name = "alice" })
+    refused("not_in_room", call(alice, "leave_room", { room = "r" }))
+  end)
+
+  it("tells the others only when the user's last connection left", function()
+    local space, _, call = setup()
+    local alice = space.connect("a1", { id = "u1", name = "alice" })
+    local bob = space.connect("b1", { id = "u2", name = "bob" })
+    local bob2 = space.connect("b2", { id = "u2", name = "bob" })
+    for _, c in ipairs({ alice, bob, bob2 }) do call(c, "join_room", { room = "r" }) end
+    assert.are.same({ "left_room", { room = "r" } }, { call(bob, "leave_room", { room = "r" }) })
+    assert.are.same({}, alice:take("user_left_room"))
+    call(bob2, "leave_room", { room = "r" })
+    assert.are.same({ { room = "r", user = { id = "u2", name = "bob" } } }, alice:take("user_left_room"))
+  end)
+end)
+
+describe("send_message", function()
+  local function room_of_two()
+    local space, ns, call = setup()
+    local alice = space.connect("a1", { id = "u1", name = "alice" })
+    local bob = space.connect("b1", { id = "u2", name = "bob" })
+    call(alice, "join_room", { room = "r" })
+    call(bob, "join_room", { room = "r" })
+    return space, call, alice, bob, ns
+  end
+
+  it("answers message_sent and sends new_message to the others, trimmed", function()
+    local space, call, alice, bob = room_of_two()
+    local event, data = call(alice, "send_message", { room = "r", text = "  hello \n", client_msg_id = "c1" })
+    assert.are.equal("message_sent", event)
+    assert.are.same({ id = data.id, room = "r", timestamp = space.now(), client_msg_id = "c1" }, data)
+    assert.are.same({ { id = data.id, room = "r", user = { id = "u1", name = "alice" }, text = "hello",
+      timestamp = space.now() } }, bob:take("new_message"))
+    assert.are.same({}, alice:take("new_message"))
+  end)
+
+  it("sends client_msg_id as null when the client gave none", function()
+    local space, call, alice = room_of_two()
+    local _, data = call(alice, "send_message", { room = "r", text = "x" })
+    assert.are.equal(space.null, data.client_msg_id)
+  end)
+
+  it("gives ids that sort in acceptance order", function()
+    local _, call, alice = room_of_two()
+    local _, first = call(alice, "send_message", { room = "r", text = "1" })
+    local _, second = call(alice, "send_message", { room = "r", text = "2" })
+    assert.is_true(first.id < second.id)
+  end)
+
+  it("counts code points, not bytes: 4000 accented letters pass, 4001 do not", function()
+    local _, call, alice = room_of_two()
+    assert.are.equal("message_sent", (call(alice, "send_message", { room = "r", text = ("é"):rep(4000) })))
+    local event, code = call(alice, "send_message", { room = "r", text = ("é"):rep(4001) })
+    assert.is_nil(event)
+    assert.are.equal("message_too_long", code)
+  end)
+
+  for _, case in ipairs({
+    { "whitespace only", { room = "r", text = " \t\n " }, "empty_message" },
+    { "an empty text", { room = "r", text = "" }, "empty_message" },
+    { "no text", { room = "r" }, "invalid_payload" },
+    { "a numeric text", { room = "r", text = 5 }, "invalid_payload" },
+    { "a table as client_msg_id", { room = "r", text = "x", client_msg_id = {} }, "invalid_payload" },
+    { "a room one is not in", { room = "elsewhere", text = "x" }, "not_in_room" },
+    { "a bad room name", { room = "a b", text = "x" }, "invalid_room" },
+  }) do
+    it("refuses " .. case[1] .. " with " .. case[3], function()
+      local _, call, alice, bob = room_of_two()
+      local event, code = call(alice, "send_message", case[2])
+      assert.is_nil(event)
+      assert.are.equal(case[3], code)
+      assert.are.same({}, bob:take("new_message"))
+    end)
+  end
+
+  it("allows a burst of 40, then rate_limited, then refills at 20 a second", function()
+    local space, call, alice = room_of_two()
+    for i = 1, 40 do
+      assert.are.equal("message_sent", (call(alice, "send_message", { room = "r", text = "m" .. i })), "message " .. i)
+    end
+    refused("rate_limited", call(alice, "send_message", { room = "r", text = "x" }))
+    space.advance(100) -- 2 tokens
+    assert.are.equal("message_sent", (call(alice, "send_message", { room = "r", text = "y" })))
+    assert.are.equal("message_sent", (call(alice, "send_message", { room = "r", text = "z" })))
+    refused("rate_limited", call(alice, "send_message", { room = "r", text = "w" }))
+  end)
+end)
+
+describe("get_room_users", function()
+  it("lists each user once with the count, for members and others alike", function()
+    local space, _, call = setup()
+    local alice = space.connect("a1", { id = "u1", name = "alice" })
+    local alice2 = space.connect("a2", { id = "u1", name = "alice" })
+    local bob = space.connect("b1", { id = "u2", name = "bob" })
+    call(alice, "join_room", { room = "r" })
+    call(alice2, "join_room", { room = "r" })
+    assert.are.same({ "room_users", { room = "r", users = { { id = "u1", name = "alice" } }, count = 1 } },
+      { call(bob, "get_room_users", { room = "r" }) })
+  end)
+
+  it("answers an empty list for an empty room", function()
+    local space, _, call = setup()
+    local bob = space.connect("b1", { id = "u2", name = "bob" })
+    local event, data = call(bob, "get_room_users", { room = "nobody" })
+    assert.are.equal("room_users", event)
+    assert.are.same({}, data.users)
+    assert.are.equal(0, data.count)
+  end)
+end)
+
+describe("on_disconnect", function()
+  it("leaves every room and tells the others where the user's last connection left", function()
+    local space, ns, call = setup()
+    local alice = space.connect("a1", { id = "u1", name = "alice" })
+    local bob = space.connect("b1", { id = "u2", name = "bob" })
+    call(alice, "join_room", { room = "r1" })
+    call(alice, "join_room", { room = "r2" })
+    call(bob, "join_room", { room = "r1" })
+    ns.on_disconnect(alice, "transport close")
+    assert.are.same({ { room = "r1", user = { id = "u1", name = "alice" } } }, bob:take("user_left_room"))
+    assert.are.same({}, alice:rooms())
+  end)
+end)

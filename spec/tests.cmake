@@ -1,0 +1,32 @@
+# Every test, run by ctest. Integration tests start the real space-server
+# (the one this tree builds: a sanitizer build tests the sanitized binary).
+set(SPEC ${CMAKE_SOURCE_DIR}/spec)
+set(SERVER_ENV "SPACE_SERVER=$<TARGET_FILE:space-server>;SPACE_SCRIPTS=${CMAKE_SOURCE_DIR}/scripts")
+
+include(${SPEC}/unit/unit.cmake OPTIONAL)
+
+add_test(NAME lua_specs
+  COMMAND ${SPEC}/lua/run-busted.sh
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+
+find_program(NODE node)
+if(EXISTS ${SPEC}/e2e/chat.test.js)
+  add_test(NAME e2e_node COMMAND ${NODE} --test --test-concurrency=1 ${SPEC}/e2e/
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(e2e_node PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 300)
+endif()
+if(EXISTS ${SPEC}/e2e/test_python_client.py)
+  # Debian's python3 has python-socketio; a python3 earlier on PATH may not.
+  add_test(NAME e2e_python COMMAND /usr/bin/python3 -m unittest -v test_python_client
+    WORKING_DIRECTORY ${SPEC}/e2e)
+  set_tests_properties(e2e_python PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 300)
+endif()
+if(EXISTS ${SPEC}/protocol-suite/protocol_suite.test.js)
+  add_test(NAME protocol_suite COMMAND ${NODE} --test ${SPEC}/protocol-suite/
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(protocol_suite PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 120)
+endif()
+
+if(SPACE_FUZZ)
+  include(${SPEC}/fuzz/fuzz.cmake OPTIONAL)
+endif()

@@ -27,14 +27,22 @@ struct server *api_server(lua_State *L) { return *(struct server **)lua_getextra
  * Sending
  * =================================================================== */
 
-int api_send_values(lua_State *L, struct sio_socket *s, int is_ack, int64_t ack_id, int first,
-                    int last) {
-    struct server *srv = api_server(L);
-    struct sbuf *out = &srv->scratch;
+/* Encodes stack values [first, last] as a JSON array into the scratch
+ * buffer and fills o (json, attachments). Pushes the table that keeps the
+ * binary values alive: pop it once o was sent. Raises for values JSON
+ * cannot hold. */
+struct encoded {
+    struct sio_out o;
+    const void *bin[SIO_MAX_ATTACHMENTS];
+    size_t bin_len[SIO_MAX_ATTACHMENTS];
+};
+
+static void encode_values(lua_State *L, int first, int last, enum sio_type type, int64_t ack_id,
+                          struct encoded *e) {
+    struct sbuf *out = &api_server(L)->scratch;
     sbuf_reset(out);
-    lua_newtable(L); /* the binary values, in placeholder order */
-    int bins_idx = lua_gettop(L);
-    struct json_binary_list bins = {0, bins_idx};
+    lua_newtable(L);
+    struct json_binary_list bins = {0, lua_gettop(L)};
     sbuf_putc(out, '[');
     for (int i = first; i <= last; i++) {
         if (i > first) sbuf_putc(out, ',');
@@ -43,15 +51,19 @@ int api_send_values(lua_State *L, struct sio_socket *s, int is_ack, int64_t ack_
     if (sbuf_putc(out, ']') != 0) luaL_error(L, "out of memory");
     if (bins.count > SIO_MAX_ATTACHMENTS)
         luaL_error(L, "too many binary values in one message (%d at most)", SIO_MAX_ATTACHMENTS);
-    const void *bin[SIO_MAX_ATTACHMENTS];
-    size_t bin_len[SIO_MAX_ATTACHMENTS];
     for (size_t i = 0; i < bins.count; i++) {
-        lua_rawgeti(L, bins_idx, (lua_Integer)i + 1);
-        bin[i] = json_lua_to_binary(L, -1, &bin_len[i]);
+        lua_rawgeti(L, bins.table_idx, (lua_Integer)i + 1);
+        e->bin[i] = json_lua_to_binary(L, -1, &e->bin_len[i]);
         lua_pop(L, 1); /* still referenced by the bins table */
     }
-    struct sio_out o = {is_ack ? SIO_ACK : SIO_EVENT, ack_id, out->p, out->len, bins.count, bin, bin_len};
-    int sent = sio_send(s, &o) == 0;
+    e->o = (struct sio_out){type, ack_id, out->p, out->len, bins.count, e->bin, e->bin_len};
+}
+
+int api_send_values(lua_State *L, struct sio_socket *s, int is_ack, int64_t ack_id, int first,
+                    int last) {
+    struct encoded e;
+    encode_values(L, first, last, is_ack ? SIO_ACK : SIO_EVENT, ack_id, &e);
+    int sent = sio_send(s, &e.o) == 0;
     lua_pop(L, 1);
     return sent;
 }
@@ -72,28 +84,9 @@ static size_t broadcast_values(lua_State *L, struct nsp *nsp, const char *room, 
     check_event_name(L, first);
     struct room *r = nsp ? room_find(&nsp->rooms, room, room_len) : NULL;
     if (!r) return 0;
-    struct sbuf *out = &srv->scratch;
-    sbuf_reset(out);
-    lua_newtable(L);
-    int bins_idx = lua_gettop(L);
-    struct json_binary_list bins = {0, bins_idx};
-    sbuf_putc(out, '[');
-    for (int i = first; i <= last; i++) {
-        if (i > first) sbuf_putc(out, ',');
-        if (json_lua_encode(L, i, out, &bins) != 0) lua_error(L);
-    }
-    if (sbuf_putc(out, ']') != 0) luaL_error(L, "out of memory");
-    if (bins.count > SIO_MAX_ATTACHMENTS)
-        luaL_error(L, "too many binary values in one message (%d at most)", SIO_MAX_ATTACHMENTS);
-    const void *bin[SIO_MAX_ATTACHMENTS];
-    size_t bin_len[SIO_MAX_ATTACHMENTS];
-    for (size_t i = 0; i < bins.count; i++) {
-        lua_rawgeti(L, bins_idx, (lua_Integer)i + 1);
-        bin[i] = json_lua_to_binary(L, -1, &bin_len[i]);
-        lua_pop(L, 1);
-    }
-    struct sio_out o = {SIO_EVENT, -1, out->p, out->len, bins.count, bin, bin_len};
-    size_t n = sio_broadcast(srv, nsp, r, except, &o);
+    struct encoded e;
+    encode_values(L, first, last, SIO_EVENT, -1, &e);
+    size_t n = sio_broadcast(srv, nsp, r, except, &e.o);
     lua_pop(L, 1);
     return n;
 }

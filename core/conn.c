@@ -132,14 +132,19 @@ void conn_close_after_flush(struct conn *c) {
     server_mark_flush(c->srv, c);
 }
 
+static void close_asap(struct conn *c) {
+    c->flags |= CONN_CLOSE_ASAP;
+    server_mark_flush(c->srv, c);
+}
+
 static int queue_entry(struct conn *c, buf *b) {
-    if (c->flags & (CONN_CLOSING | CONN_SHUTDOWN)) return -1;
+    if (c->flags & (CONN_CLOSING | CONN_SHUTDOWN | CONN_CLOSE_ASAP)) return -1;
     if (c->out_bytes + b->len > (size_t)c->srv->cfg->max_output) {
         char peer[64];
         conn_peer_name(c, peer, sizeof peer);
         log_warn("conn", "closing slow consumer conn=%llu peer=%s queued=%zu",
                  (unsigned long long)c->id, peer, c->out_bytes);
-        conn_close(c);
+        close_asap(c);
         return -1;
     }
     if (c->q_head == c->q_len) c->q_head = c->q_len = 0;
@@ -152,7 +157,7 @@ static int queue_entry(struct conn *c, buf *b) {
             uint32_t cap = c->q_cap ? c->q_cap * 2 : 4;
             struct out_entry *q = realloc(c->q, cap * sizeof *q);
             if (!q) {
-                conn_close(c);
+                close_asap(c);
                 return -1;
             }
             c->q = q;
@@ -170,7 +175,7 @@ int conn_send(struct conn *c, buf *b) { return queue_entry(c, b); }
 int conn_send_copy(struct conn *c, const void *p, size_t n) {
     buf *b = buf_from(p, n);
     if (!b) {
-        conn_close(c);
+        close_asap(c);
         return -1;
     }
     int rc = queue_entry(c, b);
@@ -229,6 +234,10 @@ static void write_rest(struct conn *c) {
 
 void conn_flush(struct conn *c) {
     if (c->flags & CONN_CLOSING) return;
+    if (c->flags & CONN_CLOSE_ASAP) {
+        conn_close(c);
+        return;
+    }
     /* Order: while a uv_write is pending, later bytes must queue behind it. */
     while (c->q_head < c->q_len && c->writes_in_flight == 0) {
         uv_buf_t iov[FLUSH_MAX_IOV];

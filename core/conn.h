@@ -44,6 +44,9 @@ enum conn_flags {
     CONN_PENDING_FLUSH = 1 << 1,  /* linked into server.pending_flush */
     CONN_CLOSE_AFTER_FLUSH = 1 << 2, /* close (FIN, then drain) once the queue is written */
     CONN_SHUTDOWN = 1 << 3,       /* FIN sent; reading only to drain until EOF */
+    /* Close at the next flush, not now: set where closing at once could run
+     * handlers under a caller that is iterating (a broadcast over a room). */
+    CONN_CLOSE_ASAP = 1 << 4,
 };
 
 struct conn {
@@ -70,7 +73,8 @@ struct conn {
 struct conn *conn_accept(struct server *srv, uv_stream_t *listener, const struct transport *tr);
 
 /* Queues a reference to b (the caller keeps its own). Returns 0, or -1 when
- * the conn is closing or was closed because the cap was passed. */
+ * the conn is closing, or passed its output cap (or memory ran out): it is
+ * then closed at the next flush, never from inside this call. */
 int conn_send(struct conn *c, buf *b);
 /* Queues a copy of n bytes. Same returns. */
 int conn_send_copy(struct conn *c, const void *p, size_t n);
@@ -82,7 +86,7 @@ void conn_close(struct conn *c);
 /* Closes once the queued output is written: FIN, then drain until EOF. */
 void conn_close_after_flush(struct conn *c);
 static inline int conn_is_closing(const struct conn *c) {
-    return (c->flags & (CONN_CLOSING | CONN_CLOSE_AFTER_FLUSH)) != 0;
+    return (c->flags & (CONN_CLOSING | CONN_CLOSE_AFTER_FLUSH | CONN_CLOSE_ASAP)) != 0;
 }
 
 /* Appends n bytes to conn->in; -1 on OOM. */

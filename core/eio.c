@@ -178,11 +178,8 @@ void eio_sweep(struct server *srv, uint64_t now) {
             eio_close(s, WS_CLOSE_NORMAL, "ping timeout");
             continue;
         }
-        buf *b = ws_frame_new(WS_OP_TEXT, "2", 1, NULL, 0);
-        if (b) {
-            eio_send_encoded(s, b);
-            buf_unref(b);
-        }
+        if (!srv->ping_frame) srv->ping_frame = ws_frame_new(WS_OP_TEXT, "2", 1, NULL, 0);
+        if (srv->ping_frame) eio_send_encoded(s, srv->ping_frame);
         s->awaiting_pong = 1;
         s->ping_at_ms = now + (uint64_t)srv->cfg->ping_timeout_ms;
     }

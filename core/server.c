@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "buf.h"
 #include "conn.h"
 #include "eio.h"
 #include "httpd.h"
@@ -225,6 +226,7 @@ int server_run(const struct config *cfg) {
     hmap_free(&srv->sessions);
     hmap_free(&srv->users);
     sbuf_free(&srv->scratch);
+    buf_unref(srv->ping_frame);
     uv_loop_close(srv->loop);
     int code = srv->exit_code;
     free(srv);

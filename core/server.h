@@ -53,6 +53,9 @@ struct server {
     /* scripts */
     struct script_host *script;
 
+    /* the ping frame every WebSocket session is sent: built once, shared */
+    struct buf *ping_frame;
+
     /* scratch space for building outbound messages; reused, never held */
     struct sbuf scratch;
 

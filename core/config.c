@@ -10,7 +10,7 @@
 #include "log.h"
 #include "version.h"
 
-enum opt_type { OPT_STRING, OPT_INT };
+enum opt_type { OPT_STRING, OPT_INT, OPT_LIST };
 
 struct option_spec {
     const char *name;   /* flag without the leading "--" */
@@ -40,6 +40,8 @@ static const struct option_spec options[] = {
     {"lua-budget", OPT_INT, F(lua_budget), "10000000", 10000, 10000000000,
      "VM instructions one handler call may run"},
     {"log-level", OPT_STRING, F(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"cors-origin", OPT_LIST, F(cors_origins), "", 0, 0,
+     "a browser origin allowed besides the server's own (repeatable; * = any)"},
 };
 #undef F
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -51,17 +53,46 @@ static void print_help(void) {
         const struct option_spec *o = &options[i];
         char flag[64];
         snprintf(flag, sizeof flag, "--%s %s", o->name, o->type == OPT_INT ? "N" : "S");
+        if (o->type == OPT_LIST) {
+            printf("  %-22s %s\n", flag, o->help);
+            continue;
+        }
         printf("  %-22s %s (default %s)\n", flag, o->help, o->def);
     }
     printf("  %-22s %s\n  %-22s %s\n\n", "--help", "this text", "--version", "the version");
     printf("Every flag also reads SPACE_<NAME> from the environment (SPACE_PING_INTERVAL...);\n"
-           "the flag wins.\n");
+           "the flag wins. SPACE_CORS_ORIGIN takes a comma-separated list.\n");
 }
 
 /* Stores value into the field of o; prints why and returns -1 when invalid. */
 static int set_option(struct config *cfg, const struct option_spec *o, const char *value,
                       const char *source) {
     char *field = (char *)cfg + o->offset;
+    if (o->type == OPT_LIST) {
+        if (!*value) return 0; /* the empty default */
+        const char **list = (const char **)field;
+        if (strcmp(source, "flag") != 0) {
+            /* From the environment: a comma-separated list. */
+            if (strlen(value) >= sizeof cfg->cors_env) {
+                fprintf(stderr, "space-server: %s is too long\n", source);
+                return -1;
+            }
+            strcpy(cfg->cors_env, value);
+            cfg->cors_from_env = 1;
+            for (char *tok = strtok(cfg->cors_env, ","); tok; tok = strtok(NULL, ",")) {
+                if (cfg->n_cors_origins == CONFIG_MAX_LIST) goto too_many;
+                list[cfg->n_cors_origins++] = tok;
+            }
+            return 0;
+        }
+        if (cfg->cors_from_env) cfg->n_cors_origins = cfg->cors_from_env = 0;
+        if (cfg->n_cors_origins == CONFIG_MAX_LIST) goto too_many;
+        list[cfg->n_cors_origins++] = value;
+        return 0;
+    too_many:
+        fprintf(stderr, "space-server: at most %d values for --%s\n", CONFIG_MAX_LIST, o->name);
+        return -1;
+    }
     if (o->type == OPT_STRING) {
         *(const char **)field = value;
         return 0;

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#define CONFIG_MAX_LIST 16
+
 struct config {
     const char *scripts_dir;   /* --scripts: handlers and rules */
     const char *host;          /* --host: listen address */
@@ -18,6 +20,10 @@ struct config {
     int64_t lua_memory_mb;     /* --lua-memory: cap of the Lua state */
     int64_t lua_budget;        /* --lua-budget: VM instructions per handler call */
     const char *log_level;     /* --log-level */
+    const char *cors_origins[CONFIG_MAX_LIST]; /* --cors-origin, repeatable; "*" = any */
+    int n_cors_origins;
+    int cors_from_env;         /* the list came from SPACE_CORS_ORIGIN; a flag replaces it */
+    char cors_env[1024];       /* SPACE_CORS_ORIGIN, split in place at its commas */
 };
 
 enum config_result { CONFIG_OK, CONFIG_EXIT_OK, CONFIG_USAGE_ERROR };

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cors.h"
 #include "eio_packet.h"
 #include "httpd.h"
 #include "log.h"
@@ -264,6 +265,13 @@ void eio_handle_request(struct conn *c, const struct http_request *req, const ch
     if (status) {
         httpd_respond(c, status, "text/plain; charset=utf-8", reason, strlen(reason),
                       status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, 1);
+        return;
+    }
+    /* A browser page of another site may not open a session (cross-site
+     * WebSocket hijacking): refused unless --cors-origin allows it. */
+    if (!cors_origin_allowed(http_header_get(req, "Origin"), http_header_get(req, "Host"),
+                             srv->cfg->cors_origins, srv->cfg->n_cors_origins)) {
+        respond_eio_error(c, EIO_ERR_FORBIDDEN, 0);
         return;
     }
     if (srv->shutting_down) {

@@ -540,11 +540,17 @@ static int push_args(lua_State *L, const char *json, size_t len, unsigned n_att,
         lua_pop(L, 1);
         return -1;
     }
-    if (!lua_getmetatable(L, -1)) {
+    /* Only an array carries the array metatable (strings have one too). */
+    int is_array = 0;
+    if (lua_istable(L, -1) && lua_getmetatable(L, -1)) {
+        luaL_getmetatable(L, JSON_ARRAY_MT);
+        is_array = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    if (!is_array) {
         lua_pop(L, 1);
         return -1;
     }
-    lua_pop(L, 1);
     return 0;
 }
 

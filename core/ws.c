@@ -15,6 +15,7 @@ struct ws_state {
     const uint8_t *in;       /* bytes of the current read, for wslay's recv callback */
     size_t in_len;
     int in_recv;             /* inside wslay_event_recv: wslay_event_send waits until it returns */
+    int bad_close;           /* the peer's close frame was malformed: answer 1002 */
 };
 
 static struct ws_state *state_of(struct conn *c) { return c->tr == &ws_transport ? c->tr_state : NULL; }
@@ -82,6 +83,7 @@ static void on_msg_recv_cb(wslay_event_context_ptr ctx, const struct wslay_event
     (void)ctx;
     struct conn *c = ud;
     struct ws_state *ws = c->tr_state;
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->msg_length == 1) ws->bad_close = 1;
     if (!ws->owner || conn_is_closing(c)) return;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
         ws->ops->on_message(ws->owner, arg->opcode == WSLAY_BINARY_FRAME, arg->msg, arg->msg_length);
@@ -115,6 +117,16 @@ static void after_wslay(struct conn *c, struct ws_state *ws) {
     }
 }
 
+/* Closes with a close frame of our own, bypassing wslay: for errors where
+ * wslay would send a close without a status code. */
+static void close_raw(struct conn *c, struct ws_state *ws, uint16_t code) {
+    notify_close(ws);
+    wslay_event_shutdown_write(ws->ctx);
+    uint8_t frame[4] = {0x80 | WS_OP_CLOSE, 2, (uint8_t)(code >> 8), (uint8_t)code};
+    conn_send_copy(c, frame, sizeof frame);
+    conn_close_after_flush(c);
+}
+
 static void on_data(struct conn *c, const char *p, size_t n) {
     struct ws_state *ws = c->tr_state;
     ws->in = (const uint8_t *)p;
@@ -124,8 +136,11 @@ static void on_data(struct conn *c, const char *p, size_t n) {
     ws->in_recv = 0;
     ws->in_len = 0;
     if (c->flags & CONN_CLOSING) return;
-    if (rc != 0) {
-        conn_close(c);
+    /* Our recv callback never fails, so an error here is the peer's: a
+     * malformed frame (wslay would queue a close without a code). */
+    if ((rc != 0 || ws->bad_close) && !conn_is_closing(c)) {
+        c->srv->protocol_errors++;
+        close_raw(c, ws, rc == WSLAY_ERR_NOMEM ? WS_CLOSE_INTERNAL : WS_CLOSE_PROTOCOL_ERROR);
         return;
     }
     after_wslay(c, ws);

@@ -1,0 +1,317 @@
+#!/usr/bin/python3
+"""space-server with the stock python-socketio client (Debian's python3-socketio, WebSocket transport).
+
+Run with Debian's interpreter:  /usr/bin/python3 spec/e2e/test_python_client.py
+The binary comes from $SPACE_SERVER (default: build/space-server next to this repo's spec/),
+the scripts from $SPACE_SCRIPTS (default: the repo's scripts/).
+Every wait is bounded; nothing sleeps for synchronisation.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+import socketio
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SERVER = os.environ.get("SPACE_SERVER") or os.path.join(REPO, "build", "space-server")
+SCRIPTS = os.environ.get("SPACE_SCRIPTS") or os.path.join(REPO, "scripts")
+SLOW = max(1.0, float(os.environ.get("SPACE_TEST_SLOW", "1")))
+WAIT = 3.0 * SLOW
+LISTEN_RE = re.compile(r"listening address=[^ :]+:(\d+)")
+
+
+class ServerProcess:
+    """The server on a free loopback port; stderr is kept for failure messages."""
+
+    def __init__(self, extra_args=()):
+        self.args = [SERVER, "--scripts", SCRIPTS, "--host", "127.0.0.1", "--port", "0", *extra_args]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SPACE_")}
+        self.files_dir = tempfile.mkdtemp(prefix="space-files-")
+        env["SPACE_FILES_DIR"] = self.files_dir
+        self.stderr_lines = []
+        self.port = None
+        self._port_found = threading.Event()
+        if not os.path.exists(SERVER):
+            raise RuntimeError("server binary not found at %s (set SPACE_SERVER)" % SERVER)
+        self.proc = subprocess.Popen(self.args, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        if not self._port_found.wait(10 * SLOW) or self.port is None:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise RuntimeError("server did not print 'listening address=HOST:PORT' (exit %s)\n%s"
+                               % (self.proc.returncode, self.stderr_tail()))
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            self.stderr_lines.append(line)
+            if self.port is None:
+                m = LISTEN_RE.search(line)
+                if m:
+                    self.port = int(m.group(1))
+                    self._port_found.set()
+        self._port_found.set()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def stderr_tail(self, n=40):
+        return "".join(self.stderr_lines[-n:])
+
+    def stop(self, timeout=5.0):
+        """SIGTERM; returns the exit code (None if it had to be killed)."""
+        try:
+            if self.proc.poll() is not None:
+                return self.proc.returncode
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                return None
+        finally:
+            shutil.rmtree(self.files_dir, ignore_errors=True)
+
+
+class Client:
+    """A python-socketio client that records every event it receives."""
+
+    def __init__(self, server, name=None):
+        self.name = name or ("py_" + uuid.uuid4().hex[:8])
+        self.sio = socketio.Client(reconnection=False)
+        self.events = []  # [name, data, taken]
+        self.cond = threading.Condition()
+        self.disconnected = threading.Event()
+
+        @self.sio.on("*")
+        def _any(event, *args):
+            self._push(event, args[0] if args else None)
+
+        @self.sio.event
+        def disconnect():
+            self.disconnected.set()
+
+        self.sio.connect(server.url, auth={"name": self.name}, transports=["websocket"], wait_timeout=5)
+        self.connected = self.next("connected")
+
+    def _push(self, event, data):
+        with self.cond:
+            self.events.append([event, data, False])
+            self.cond.notify_all()
+
+    def next(self, event, pred=None, timeout=WAIT):
+        """The next not yet taken event `event` (or one of a tuple of names); returns (name, data) for tuples."""
+        names = event if isinstance(event, tuple) else (event,)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for item in self.events:
+                    if not item[2] and item[0] in names and (pred is None or pred(item[1])):
+                        item[2] = True
+                        return (item[0], item[1]) if isinstance(event, tuple) else item[1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("%s: no %r within %.1f s; received: %r"
+                                         % (self.name, event, timeout, [(e[0], e[1]) for e in self.events][-15:]))
+                self.cond.wait(left)
+
+    def untaken(self, event):
+        with self.cond:
+            return [e[1] for e in self.events if e[0] == event and not e[2]]
+
+    def request(self, event, data, answer):
+        self.sio.emit(event, data)
+        name, got = self.next((answer, "error"))
+        if name != answer:
+            raise AssertionError("%s: %s %r: expected %r, got %s %r" % (self.name, event, data, answer, name, got))
+        return got
+
+    def settle(self):
+        """Round trip: once answered, anything the server sent before has arrived."""
+        room = "settle-" + uuid.uuid4().hex[:8]
+        self.sio.emit("get_room_users", {"room": room})
+        self.next("room_users", pred=lambda d: isinstance(d, dict) and d.get("room") == room)
+
+    @property
+    def user(self):
+        return self.connected["user"]
+
+    def close(self):
+        try:
+            self.sio.disconnect()
+        except Exception:  # noqa: BLE001 - best effort cleanup
+            pass
+
+
+def new_room():
+    return "py-" + uuid.uuid4().hex[:12]
+
+
+class PythonClientTest(unittest.TestCase):
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = ServerProcess()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        if code != 0:
+            raise AssertionError("expected the server to exit 0 after SIGTERM, got %r\n%s"
+                                 % (code, cls.server.stderr_tail()))
+
+    def setUp(self):
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+
+    def client(self, name=None):
+        c = Client(self.server, name)
+        self.clients.append(c)
+        return c
+
+    def assertError(self, err, code, event):
+        self.assertIsInstance(err, dict, "error data must be an object, got %r" % (err,))
+        self.assertEqual(err.get("code"), code, "error code: expected %r, got %r" % (code, err))
+        self.assertIsInstance(err.get("message"), str, "error message must be a string: %r" % (err,))
+        self.assertEqual(err.get("event"), event, "error event: expected %r, got %r" % (event, err))
+
+    # -----------------------------------------------------------------------------------------
+
+    def test_connect_gets_connected_event(self):
+        t0 = time.time() * 1000
+        a = self.client("alice_" + uuid.uuid4().hex[:6])
+        t1 = time.time() * 1000
+        c = a.connected
+        self.assertIsInstance(c, dict, "connected data: %r" % (c,))
+        self.assertEqual(c.get("sid"), a.sio.get_sid("/"), "connected.sid vs the client's socket id: %r" % (c,))
+        self.assertEqual(c["user"]["name"], a.name, "connected.user.name: %r" % (c,))
+        self.assertTrue(isinstance(c["user"]["id"], str) and c["user"]["id"], "connected.user.id: %r" % (c,))
+        self.assertTrue(t0 - 2000 <= c["server_time"] <= t1 + 2000,
+                        "server_time %r not within [%d, %d]" % (c["server_time"], t0, t1))
+
+    def test_same_name_same_user(self):
+        name = "bob_" + uuid.uuid4().hex[:6]
+        b1 = self.client(name)
+        b2 = self.client(name)
+        self.assertEqual(b1.user["id"], b2.user["id"], "same name must be the same user id")
+        self.assertNotEqual(b1.connected["sid"], b2.connected["sid"], "sids must differ")
+
+    def test_join_and_user_joined_room(self):
+        a = self.client()
+        b = self.client()
+        room = new_room()
+        j = a.request("join_room", {"room": room}, "joined_room")
+        self.assertEqual(j, {"room": room, "users": [a.user], "count": 1}, "joined_room of the first user")
+        j2 = b.request("join_room", {"room": room}, "joined_room")
+        self.assertEqual(sorted(u["id"] for u in j2["users"]), sorted([a.user["id"], b.user["id"]]),
+                         "users in joined_room of the second user: %r" % (j2,))
+        self.assertEqual(j2["count"], 2, "count: %r" % (j2,))
+        self.assertEqual(a.next("user_joined_room"), {"room": room, "user": b.user}, "user_joined_room")
+
+    def test_send_and_receive_between_two_python_clients(self):
+        a = self.client()
+        b = self.client()
+        room = new_room()
+        a.request("join_room", {"room": room}, "joined_room")
+        b.request("join_room", {"room": room}, "joined_room")
+        text = "  h\u00e9llo \U0001F600 \"quoted\"  "
+        sent = a.request("send_message", {"room": room, "text": text, "client_msg_id": "py-1"}, "message_sent")
+        self.assertEqual(sent["room"], room)
+        self.assertEqual(sent["client_msg_id"], "py-1", "client_msg_id echoed: %r" % (sent,))
+        got = b.next("new_message")
+        self.assertEqual(got, {"id": sent["id"], "room": room, "user": a.user, "text": text.strip(),
+                               "timestamp": sent["timestamp"]}, "new_message at the other client")
+        reply = b.request("send_message", {"room": room, "text": "hi back"}, "message_sent")
+        self.assertEqual(a.next("new_message")["id"], reply["id"], "the reply reaches the first client")
+        a.settle()
+        self.assertEqual(a.untaken("new_message"), [], "the sender must not get its own new_message")
+
+    def test_ack_via_call(self):
+        a = self.client()
+        room = new_room()
+        ack = a.sio.call("join_room", {"room": room}, timeout=WAIT)
+        self.assertEqual(ack, {"room": room, "users": [a.user], "count": 1}, "ack of join_room")
+        self.assertEqual(a.next("joined_room"), ack, "joined_room event vs ack")
+        ack2 = a.sio.call("send_message", {"room": room, "text": "x", "client_msg_id": "k"}, timeout=WAIT)
+        self.assertEqual(a.next("message_sent"), ack2, "message_sent event vs ack")
+        ack3 = a.sio.call("get_room_users", {"room": room}, timeout=WAIT)
+        self.assertEqual(ack3, {"room": room, "users": [a.user], "count": 1}, "ack of get_room_users")
+
+    def test_errors(self):
+        a = self.client()
+        room = new_room()
+
+        def refused(event, data, code):
+            ack = a.sio.call(event, data, timeout=WAIT)
+            self.assertError(ack, code, event)
+            self.assertEqual(a.next("error"), ack, "the error event is sent as well as the ack")
+
+        refused("join_room", {"room": "bad room"}, "invalid_room")
+        refused("join_room", {"nope": 1}, "invalid_payload")
+        refused("join_room", "lobby", "invalid_payload")
+        refused("send_message", {"room": room, "text": "x"}, "not_in_room")
+        refused("leave_room", {"room": room}, "not_in_room")
+        refused("bogus_event", {}, "unknown_event")
+        a.request("join_room", {"room": room}, "joined_room")
+        refused("send_message", {"room": room, "text": " \n "}, "empty_message")
+        refused("send_message", {"room": room, "text": "\u00e9" * 4001}, "message_too_long")
+        ok = a.sio.call("send_message", {"room": room, "text": "\u00e9" * 4000}, timeout=WAIT)
+        self.assertIsInstance(ok.get("id"), str, "4000 code points must be accepted: %r" % (ok,))
+
+    def test_leave_room(self):
+        a = self.client()
+        b = self.client()
+        room = new_room()
+        a.request("join_room", {"room": room}, "joined_room")
+        b.request("join_room", {"room": room}, "joined_room")
+        self.assertEqual(b.request("leave_room", {"room": room}, "left_room"), {"room": room})
+        self.assertEqual(a.next("user_left_room"), {"room": room, "user": b.user}, "user_left_room")
+
+    def test_disconnect_cleanup(self):
+        name = "carol_" + uuid.uuid4().hex[:6]
+        c1 = self.client(name)
+        c2 = self.client(name)
+        d = self.client()
+        room = new_room()
+        side = new_room()  # only c1 is here: it empties when the server has handled c1's disconnect
+        for c in (c1, c2, d):
+            c.request("join_room", {"room": room}, "joined_room")
+        c1.request("join_room", {"room": side}, "joined_room")
+        c1.sio.disconnect()
+        self.assertTrue(c1.disconnected.wait(WAIT), "c1 disconnect")
+        deadline = time.monotonic() + WAIT
+        while d.request("get_room_users", {"room": side}, "room_users")["count"] != 0:
+            self.assertLess(time.monotonic(), deadline, "the server did not drop c1 from its rooms within %.1f s" % WAIT)
+            time.sleep(0.02)  # polling interval of a bounded wait
+        d.settle()
+        self.assertEqual(d.untaken("user_left_room"), [], "carol still has c2 in the room: nobody is told")
+        users = d.request("get_room_users", {"room": room}, "room_users")
+        self.assertEqual(users["count"], 2, "count while carol keeps one connection: %r" % (users,))
+        self.assertEqual(sorted(u["id"] for u in users["users"]), sorted([c2.user["id"], d.user["id"]]),
+                         "carol listed once: %r" % (users,))
+        c2.sio.disconnect()
+        self.assertEqual(d.next("user_left_room"), {"room": room, "user": c2.user},
+                         "user_left_room after carol's last connection")
+        users = d.request("get_room_users", {"room": room}, "room_users")
+        self.assertEqual(users, {"room": room, "users": [d.user], "count": 1}, "room_users after carol left")
+        self.assertEqual(d.untaken("user_left_room"), [], "exactly one user_left_room for carol")
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

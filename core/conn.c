@@ -144,6 +144,7 @@ static int queue_entry(struct conn *c, buf *b) {
         conn_peer_name(c, peer, sizeof peer);
         log_warn("conn", "closing slow consumer conn=%llu peer=%s queued=%zu",
                  (unsigned long long)c->id, peer, c->out_bytes);
+        c->srv->slow_closes++;
         close_asap(c);
         return -1;
     }
@@ -231,6 +232,8 @@ static void write_rest(struct conn *c) {
         conn_close(c);
     }
 }
+
+void conn_hold(struct conn *c, uint64_t ms) { c->hold_until_ms = server_now(c->srv) + ms; }
 
 void conn_flush(struct conn *c) {
     if (c->flags & CONN_CLOSING) return;

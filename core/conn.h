@@ -57,6 +57,7 @@ struct conn {
     struct conn *prev, *next;     /* server.conns: every live conn, for the sweep */
     struct conn *next_flush;      /* server.pending_flush list */
     uint64_t deadline_ms;         /* loop time when tr->on_timeout runs; 0 = none */
+    uint64_t hold_until_ms;       /* output waits until this loop time (conn_hold) */
     uint32_t flags;               /* enum conn_flags */
     uint32_t writes_in_flight;    /* uv_write requests not yet called back */
     /* input: an unparsed tail only (HTTP heads and bodies) */
@@ -78,6 +79,8 @@ struct conn *conn_accept(struct server *srv, uv_stream_t *listener, const struct
 int conn_send(struct conn *c, buf *b);
 /* Queues a copy of n bytes. Same returns. */
 int conn_send_copy(struct conn *c, const void *p, size_t n);
+/* Keeps what is queued from now on in the queue for ms milliseconds. */
+void conn_hold(struct conn *c, uint64_t ms);
 /* Writes the queue now (one writev); called once per loop turn by the server. */
 void conn_flush(struct conn *c);
 

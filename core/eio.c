@@ -1,6 +1,5 @@
 #include "eio.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +13,7 @@
 #include "ws.h"
 
 /* {==================================================================
- * HTTP entry: errors as Node engine.io sends them
+ * Errors as Node's engine.io answers them
  * =================================================================== */
 
 enum eio_error {
@@ -31,10 +30,12 @@ static const char *const eio_error_messages[] = {
     "Bad request", "Forbidden", "Unsupported protocol version",
 };
 
-static void respond_eio_error(struct conn *c, enum eio_error code, int keep_alive) {
-    char body[96];
+static void respond_eio_error(struct conn *c, const struct http_request *req, enum eio_error code,
+                              int keep_alive) {
+    char body[96], headers[512];
     int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, eio_error_messages[code]);
-    httpd_respond(c, code == EIO_ERR_FORBIDDEN ? 403 : 400, "application/json", body, (size_t)n, NULL,
+    poll_cors_headers(c->srv, req, headers, sizeof headers);
+    httpd_respond(c, code == EIO_ERR_FORBIDDEN ? 403 : 400, "application/json", body, (size_t)n, headers,
                   !keep_alive);
 }
 
@@ -44,12 +45,18 @@ static void respond_eio_error(struct conn *c, enum eio_error code, int keep_aliv
 
 static void on_ws_message(void *owner, int binary, const uint8_t *p, size_t n);
 static void on_ws_close(void *owner);
-static const struct ws_owner_ops ws_ops = {on_ws_message, on_ws_close};
+static void on_ws_pong(void *owner);
+static const struct ws_owner_ops ws_ops = {on_ws_message, on_ws_close, on_ws_pong};
+static void on_probe_message(void *owner, int binary, const uint8_t *p, size_t n);
+static void on_probe_close(void *owner);
+static const struct ws_owner_ops probe_ops = {on_probe_message, on_probe_close, NULL};
 
-static struct eio_session *session_new(struct server *srv) {
+static struct eio_session *session_new(struct server *srv, enum eio_kind kind, enum eio_transport tr) {
     struct eio_session *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->srv = srv;
+    s->kind = kind;
+    s->transport = tr;
     server_new_sid(srv, s->sid);
     if (hmap_put(&srv->sessions, s->sid, 20, s) != 0) {
         free(s);
@@ -60,8 +67,22 @@ static struct eio_session *session_new(struct server *srv) {
     srv->session_list = s;
     uint64_t now = server_now(srv);
     s->ping_at_ms = now + (uint64_t)srv->cfg->ping_interval_ms;
-    s->connect_deadline_ms = now + (uint64_t)srv->cfg->connect_timeout_ms;
+    s->connect_deadline_ms = kind == EIO_KIND_PLAIN ? 0 : now + (uint64_t)srv->cfg->connect_timeout_ms;
     return s;
+}
+
+enum wire_form eio_form_of(const struct eio_session *s) {
+    if (s->kind == EIO_KIND_PLAIN) return WIRE_PLAIN;
+    return s->transport == EIO_WEBSOCKET ? WIRE_WS : WIRE_POLL;
+}
+
+static void close_probe(struct eio_session *s) {
+    struct conn *probe = s->probe;
+    if (!probe) return;
+    s->probe = NULL;
+    s->probe_answered = 0;
+    ws_detach(probe);
+    ws_close(probe, WS_CLOSE_NORMAL, NULL);
 }
 
 void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
@@ -72,12 +93,16 @@ void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
     if (s->prev) s->prev->next = s->next;
     else srv->session_list = s->next;
     if (s->next) s->next->prev = s->prev;
+    close_probe(s);
     if (s->ws) {
         struct conn *c = s->ws;
         s->ws = NULL;
         ws_detach(c);
         ws_close(c, ws_code, NULL);
     }
+    /* A parked GET learns of the close; the queue is dropped either way. */
+    if (s->poll_get) poll_answer(s, "1");
+    poll_release(s);
     log_debug("eio", "session closed sid=%s reason=\"%s\"", s->sid, reason);
     if (s->sio) sio_client_on_close(s->sio, reason);
     s->next_dead = srv->dead_sessions;
@@ -93,23 +118,54 @@ void eio_free_dead(struct server *srv) {
     }
 }
 
-/* A protocol violation closes this session and nothing else. */
-static void protocol_error(struct eio_session *s, const char *what) {
+void eio_protocol_error(struct eio_session *s, const char *what) {
+    if (s->closed) return;
     s->srv->protocol_errors++;
-    char peer[64] = "?";
+    char peer[64] = "-";
     if (s->ws) conn_peer_name(s->ws, peer, sizeof peer);
     log_info("eio", "protocol error sid=%s peer=%s error=\"%s\"", s->sid, peer, what);
     eio_close(s, WS_CLOSE_PROTOCOL_ERROR, what);
 }
 
-static void on_packet(struct eio_session *s, int binary, const uint8_t *p, size_t n) {
+int eio_send_encoded(struct eio_session *s, buf *wire, unsigned n_packets) {
+    if (s->closed) return -1;
+    if (s->transport == EIO_WEBSOCKET) return s->ws ? ws_send(s->ws, wire) : -1;
+    return poll_queue(s, wire, n_packets);
+}
+
+void eio_flush_now(struct eio_session *s) {
+    if (s->closed || s->transport != EIO_WEBSOCKET || !s->ws) return;
+    conn_flush(s->ws);
+    conn_hold(s->ws, EIO_AFTER_CONNECT_HOLD_MS);
+}
+
+/* Sends a bare Engine.IO packet ("2", "6", ...) in the session's form. */
+static void send_eio_packet(struct eio_session *s, const char *packet) {
+    enum wire_form f = eio_form_of(s);
+    buf **shared = NULL;
+    if (strcmp(packet, "2") == 0) shared = &s->srv->ping_wire[f]; /* built once, sent to everyone */
+    buf *b = shared && *shared ? buf_ref(*shared) : wire_encode_eio(f, packet);
+    if (!b) return;
+    if (shared && !*shared) *shared = buf_ref(b);
+    eio_send_encoded(s, b, 1);
+    buf_unref(b);
+}
+
+/* {==================================================================
+ * Input: one Engine.IO packet
+ * =================================================================== */
+
+void eio_on_packet(struct eio_session *s, int binary, const uint8_t *p, size_t n);
+
+void eio_on_packet(struct eio_session *s, int binary, const uint8_t *p, size_t n) {
+    if (s->closed) return;
     if (binary) {
         sio_client_on_binary(s->sio, p, n);
         return;
     }
     struct eio_packet pkt;
     if (eio_packet_decode((const char *)p, n, &pkt) != 0) {
-        protocol_error(s, "malformed Engine.IO packet");
+        eio_protocol_error(s, "malformed Engine.IO packet");
         return;
     }
     switch (pkt.type) {
@@ -117,19 +173,11 @@ static void on_packet(struct eio_session *s, int binary, const uint8_t *p, size_
         sio_client_on_text(s->sio, pkt.data.p, pkt.data.len);
         break;
     case EIO_BASE64: {
-        /* A binary message sent as text (clients that cannot send binary). */
-        size_t cap = pkt.data.len / 4 * 3 + 3;
-        unsigned char *raw = malloc(cap + 1);
-        int len = raw && pkt.data.len % 4 == 0
-                      ? EVP_DecodeBlock(raw, (const unsigned char *)pkt.data.p, (int)pkt.data.len)
-                      : -1;
-        if (len >= 0) {
-            if (pkt.data.len >= 1 && pkt.data.p[pkt.data.len - 1] == '=') len--;
-            if (pkt.data.len >= 2 && pkt.data.p[pkt.data.len - 2] == '=') len--;
-            sio_client_on_binary(s->sio, raw, (size_t)len);
-        } else {
-            protocol_error(s, "bad base64 in binary packet");
-        }
+        /* A binary message sent as text (polling, or clients that cannot send binary). */
+        unsigned char *raw = malloc(pkt.data.len / 4 * 3 + 1);
+        long len = raw ? wire_base64_decode(raw, pkt.data.p, pkt.data.len) : -1;
+        if (len >= 0) sio_client_on_binary(s->sio, raw, (size_t)len);
+        else eio_protocol_error(s, "bad base64 in a binary packet");
         free(raw);
         break;
     }
@@ -140,24 +188,38 @@ static void on_packet(struct eio_session *s, int binary, const uint8_t *p, size_
         }
         break;
     case EIO_CLOSE:
+        if (s->poll_get) poll_answer(s, "6"); /* as the reference: the parked GET gets a noop */
         eio_close(s, WS_CLOSE_NORMAL, "client close");
         break;
     case EIO_PING:
-        protocol_error(s, "invalid heartbeat direction");
+        eio_protocol_error(s, "invalid heartbeat direction");
         break;
     case EIO_UPGRADE:
     case EIO_NOOP:
         break; /* ignored outside an upgrade */
-    case EIO_OPEN:
     default:
-        protocol_error(s, "unexpected Engine.IO packet");
+        eio_protocol_error(s, "unexpected Engine.IO packet");
         break;
     }
 }
 
 static void on_ws_message(void *owner, int binary, const uint8_t *p, size_t n) {
     struct eio_session *s = owner;
-    if (!s->closed) on_packet(s, binary, p, n);
+    if (s->closed) return;
+    if (s->kind == EIO_KIND_PLAIN) {
+        if (binary) {
+            s->srv->protocol_errors++;
+            struct conn *c = s->ws;
+            s->ws = NULL;
+            ws_detach(c);
+            ws_close(c, WS_CLOSE_UNSUPPORTED, "binary frames are not part of this protocol");
+            eio_close(s, WS_CLOSE_UNSUPPORTED, "binary frame");
+            return;
+        }
+        sio_client_on_plain(s->sio, (const char *)p, n);
+        return;
+    }
+    eio_on_packet(s, binary, p, n);
 }
 
 static void on_ws_close(void *owner) {
@@ -166,10 +228,94 @@ static void on_ws_close(void *owner) {
     eio_close(s, WS_CLOSE_NORMAL, "transport close");
 }
 
+static void on_ws_pong(void *owner) {
+    struct eio_session *s = owner;
+    if (s->kind == EIO_KIND_PLAIN && s->awaiting_pong) {
+        s->awaiting_pong = 0;
+        s->ping_at_ms = server_now(s->srv) + (uint64_t)s->srv->cfg->ping_interval_ms;
+    }
+}
+
+/* {==================================================================
+ * Upgrade: polling -> WebSocket
+ * =================================================================== */
+
+/* Moves what polling queued onto the WebSocket, packet by packet. */
+static void requeue_on_websocket(struct eio_session *s) {
+    for (uint32_t i = s->pq_head; i < s->pq_len; i++) {
+        buf *b = s->pq[i].b;
+        size_t pos = 0;
+        struct slice pkt;
+        while (eio_payload_next((const char *)b->data, b->len, &pos, &pkt)) {
+            buf *frame = NULL;
+            if (pkt.len && pkt.p[0] == 'b') {
+                unsigned char *raw = malloc(pkt.len / 4 * 3 + 1);
+                long n = raw ? wire_base64_decode(raw, pkt.p + 1, pkt.len - 1) : -1;
+                if (n >= 0) frame = ws_frame_new(WS_OP_BINARY, raw, (size_t)n, NULL, 0);
+                free(raw);
+            } else {
+                frame = ws_frame_new(WS_OP_TEXT, pkt.p, pkt.len, NULL, 0);
+            }
+            if (frame) {
+                ws_send(s->ws, frame);
+                buf_unref(frame);
+            }
+        }
+    }
+}
+
+static void on_probe_message(void *owner, int binary, const uint8_t *p, size_t n) {
+    struct eio_session *s = owner;
+    if (s->closed || !s->probe) return;
+    if (!binary && n == 6 && memcmp(p, "2probe", 6) == 0 && !s->probe_answered) {
+        buf *b = wire_encode_eio(WIRE_WS, "3probe");
+        if (b) {
+            ws_send(s->probe, b);
+            buf_unref(b);
+        }
+        s->probe_answered = 1;
+        /* Release a parked GET so the client can pause polling and send "5". */
+        if (s->poll_get) poll_answer(s, "6");
+        return;
+    }
+    if (!binary && n == 1 && p[0] == '5' && s->probe_answered) {
+        if (s->poll_get) poll_answer(s, "6");
+        s->transport = EIO_WEBSOCKET;
+        s->ws = s->probe;
+        s->probe = NULL;
+        s->upgrade_deadline_ms = 0;
+        ws_set_owner(s->ws, &ws_ops, s);
+        requeue_on_websocket(s);
+        poll_release(s);
+        log_debug("eio", "upgraded sid=%s", s->sid);
+        return;
+    }
+    /* Anything else on the probe: drop it, the session stays on polling. */
+    close_probe(s);
+}
+
+static void on_probe_close(void *owner) {
+    struct eio_session *s = owner;
+    s->probe = NULL;
+    s->probe_answered = 0;
+}
+
+/* {==================================================================
+ * Heartbeat and timeouts
+ * =================================================================== */
+
 void eio_sweep(struct server *srv, uint64_t now) {
     struct eio_session *next;
     for (struct eio_session *s = srv->session_list; s; s = next) {
         next = s->next;
+        if (s->upgrade_deadline_ms && now >= s->upgrade_deadline_ms) {
+            s->upgrade_deadline_ms = 0;
+            close_probe(s);
+        }
+        if (s->close_slow) {
+            eio_close(s, WS_CLOSE_POLICY, "slow consumer");
+            continue;
+        }
         if (s->connect_deadline_ms && now >= s->connect_deadline_ms) {
             eio_close(s, WS_CLOSE_NORMAL, "connect timeout");
             continue;
@@ -179,85 +325,179 @@ void eio_sweep(struct server *srv, uint64_t now) {
             eio_close(s, WS_CLOSE_NORMAL, "ping timeout");
             continue;
         }
-        if (!srv->ping_frame) srv->ping_frame = ws_frame_new(WS_OP_TEXT, "2", 1, NULL, 0);
-        if (srv->ping_frame) eio_send_encoded(s, srv->ping_frame);
+        if (s->kind == EIO_KIND_PLAIN) {
+            static const uint8_t ping_frame[2] = {0x89, 0x00}; /* a WebSocket ping, no payload */
+            if (s->ws) conn_send_copy(s->ws, ping_frame, sizeof ping_frame);
+        } else {
+            send_eio_packet(s, "2");
+        }
         s->awaiting_pong = 1;
-        s->ping_at_ms = now + (uint64_t)srv->cfg->ping_timeout_ms;
+        /* From when the ping was due, not from when the sweep came round. */
+        s->ping_at_ms += (uint64_t)srv->cfg->ping_timeout_ms;
     }
 }
 
 /* {==================================================================
- * Output
+ * Requests
  * =================================================================== */
 
-buf *eio_encode(enum eio_form form, const struct eio_msg *m) {
-    (void)form;
-    size_t tlen = 1 + m->head_len + m->len;
-    size_t total = ws_frame_header_len(tlen) + tlen;
-    for (size_t i = 0; i < m->n_bin; i++) total += ws_frame_header_len(m->bin_len[i]) + m->bin_len[i];
-    buf *b = buf_new(total);
-    if (!b) return NULL;
-    uint8_t *p = b->data;
-    p += ws_frame_header_write(p, WS_OP_TEXT, tlen);
-    *p++ = '4';
-    if (m->head_len) memcpy(p, m->head, m->head_len);
-    p += m->head_len;
-    if (m->len) memcpy(p, m->text, m->len);
-    p += m->len;
-    for (size_t i = 0; i < m->n_bin; i++) {
-        p += ws_frame_header_write(p, WS_OP_BINARY, m->bin_len[i]);
-        if (m->bin_len[i]) memcpy(p, m->bin[i], m->bin_len[i]);
-        p += m->bin_len[i];
+static void send_open_packet(struct eio_session *s, struct conn *c, const struct http_request *req,
+                             int keep_alive) {
+    struct server *srv = s->srv;
+    struct sbuf *open = &srv->scratch;
+    sbuf_reset(open);
+    if (eio_open_encode(open, s->sid, s->transport == EIO_POLLING, srv->cfg->ping_interval_ms,
+                        srv->cfg->ping_timeout_ms, srv->cfg->max_payload) != 0) {
+        eio_close(s, WS_CLOSE_INTERNAL, "out of memory");
+        return;
     }
-    return b;
+    if (s->transport == EIO_WEBSOCKET) {
+        buf *b = ws_frame_new(WS_OP_TEXT, open->p, open->len, NULL, 0);
+        if (b) {
+            ws_send(c, b);
+            buf_unref(b);
+        }
+        return;
+    }
+    char headers[512];
+    poll_cors_headers(srv, req, headers, sizeof headers);
+    strncat(headers, "Cache-Control: no-store\r\n", sizeof headers - strlen(headers) - 1);
+    httpd_respond(c, 200, "text/plain; charset=UTF-8", open->p, open->len, headers, !keep_alive);
 }
 
-int eio_send_encoded(struct eio_session *s, buf *wire) {
-    if (s->closed || !s->ws) return -1;
-    return ws_send(s->ws, wire);
+static void open_session(struct conn *c, const struct http_request *req, int websocket, int keep_alive) {
+    struct server *srv = c->srv;
+    struct eio_session *s = session_new(srv, EIO_KIND_SOCKETIO, websocket ? EIO_WEBSOCKET : EIO_POLLING);
+    if (!s || !(s->sio = sio_client_new(s, req))) {
+        if (s) eio_close(s, WS_CLOSE_INTERNAL, "out of memory");
+        httpd_respond(c, 503, "text/plain; charset=utf-8", "Out of memory", 13, NULL, 1);
+        return;
+    }
+    if (websocket) {
+        if (ws_accept(c, req, &ws_ops, s) != 0) {
+            eio_close(s, WS_CLOSE_INTERNAL, "accept failed");
+            return;
+        }
+        s->ws = c;
+    }
+    send_open_packet(s, c, req, keep_alive);
+    log_debug("eio", "session opened sid=%s conn=%llu transport=%s", s->sid, (unsigned long long)c->id,
+              websocket ? "websocket" : "polling");
 }
 
-int eio_send(struct eio_session *s, const struct eio_msg *m) {
-    if (s->closed) return -1;
-    buf *b = eio_encode(eio_form_of(s), m);
-    if (!b) return -1;
-    int rc = eio_send_encoded(s, b);
-    buf_unref(b);
-    return rc;
+/* A WebSocket for an existing polling session: the upgrade probe. */
+static const struct ws_owner_ops no_owner_ops = {NULL, NULL, NULL};
+
+static void start_probe(struct eio_session *s, struct conn *c, const struct http_request *req) {
+    if (s->kind != EIO_KIND_SOCKETIO || s->transport != EIO_POLLING || s->probe) {
+        /* Already upgraded or upgrading: opened, then closed at once (as the reference does). */
+        if (ws_accept(c, req, &no_owner_ops, NULL) == 0) ws_close(c, WS_CLOSE_POLICY, NULL);
+        return;
+    }
+    if (ws_accept(c, req, &probe_ops, s) != 0) return;
+    s->probe = c;
+    s->probe_answered = 0;
+    s->upgrade_deadline_ms = server_now(s->srv) + EIO_UPGRADE_TIMEOUT_MS;
 }
 
-/* {==================================================================
- * Handshake
- * =================================================================== */
+static int is_upgrade(const struct http_request *req) {
+    const struct slice *upgrade = http_header_get(req, "Upgrade");
+    return upgrade && http_value_has_token(*upgrade, "websocket");
+}
 
 void eio_handle_request(struct conn *c, const struct http_request *req, const char *body,
                         size_t body_len, int keep_alive) {
-    (void)body;
-    (void)body_len;
     struct server *srv = c->srv;
-    struct slice transport = {0}, eio = {0}, sid = {0};
-    int has_transport = http_query_get(req->query, "transport", &transport);
-    int has_sid = http_query_get(req->query, "sid", &sid);
-    /* Only the WebSocket transport is served for now. */
-    if (!has_transport || !slice_eq(transport, "websocket")) {
-        respond_eio_error(c, EIO_ERR_TRANSPORT_UNKNOWN, keep_alive);
+    const struct config *cfg = srv->cfg;
+    if (slice_eq(req->method, "OPTIONS") && cfg->n_cors_origins) {
+        char headers[1024];
+        poll_cors_headers(srv, req, headers, sizeof headers);
+        const struct slice *rh = http_header_get(req, "Access-Control-Request-Headers");
+        size_t n = strlen(headers);
+        snprintf(headers + n, sizeof headers - n,
+                 "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n"
+                 "Vary: Access-Control-Request-Headers\r\n%s%.*s%s",
+                 rh ? "Access-Control-Allow-Headers: " : "", rh ? (int)(rh->len > 400 ? 400 : rh->len) : 0,
+                 rh ? rh->p : "", rh ? "\r\n" : "");
+        httpd_respond(c, 204, NULL, NULL, 0, headers, !keep_alive);
         return;
     }
-    if (has_sid) {
-        respond_eio_error(c, EIO_ERR_SESSION_UNKNOWN, keep_alive);
+    /* A browser page of another site may not use the server (cross-site
+     * WebSocket hijacking, reading polling responses): refused unless
+     * --cors-origin allows it. */
+    if (!cors_origin_allowed(http_header_get(req, "Origin"), http_header_get(req, "Host"),
+                             cfg->cors_origins, cfg->n_cors_origins)) {
+        respond_eio_error(c, req, EIO_ERR_FORBIDDEN, 0);
+        return;
+    }
+    struct slice transport = {0}, eio = {0}, sid = {0};
+    int has_transport = http_query_get(req->query, "transport", &transport);
+    int websocket = has_transport && slice_eq(transport, "websocket");
+    if (!has_transport || (!websocket && !slice_eq(transport, "polling"))) {
+        respond_eio_error(c, req, EIO_ERR_TRANSPORT_UNKNOWN, keep_alive);
+        return;
+    }
+    if (http_query_get(req->query, "sid", &sid)) {
+        struct eio_session *s = sid.len == 20 ? hmap_get(&srv->sessions, sid.p, sid.len) : NULL;
+        /* A session whose pong is overdue is gone, even if the sweep has not come round yet. */
+        if (s && s->awaiting_pong && server_now(srv) >= s->ping_at_ms) {
+            eio_close(s, WS_CLOSE_NORMAL, "ping timeout");
+            s = NULL;
+        }
+        if (!s || s->kind != EIO_KIND_SOCKETIO) {
+            respond_eio_error(c, req, EIO_ERR_SESSION_UNKNOWN, keep_alive);
+            return;
+        }
+        if (websocket) {
+            const char *reason;
+            int status = is_upgrade(req) ? ws_check_upgrade(req, &reason) : 400;
+            if (status) respond_eio_error(c, req, EIO_ERR_BAD_REQUEST, 0);
+            else start_probe(s, c, req);
+            return;
+        }
+        if (s->transport != EIO_POLLING) {
+            respond_eio_error(c, req, EIO_ERR_BAD_REQUEST, keep_alive);
+            return;
+        }
+        if (slice_eq(req->method, "GET")) poll_handle_get(s, c, req, keep_alive);
+        else if (slice_eq(req->method, "POST")) poll_handle_post(s, c, req, body, body_len, keep_alive);
+        else httpd_respond(c, 500, NULL, NULL, 0, NULL, !keep_alive);
         return;
     }
     if (!slice_eq(req->method, "GET")) {
-        respond_eio_error(c, EIO_ERR_BAD_HANDSHAKE_METHOD, keep_alive);
+        respond_eio_error(c, req, EIO_ERR_BAD_HANDSHAKE_METHOD, keep_alive);
         return;
     }
-    const struct slice *upgrade = http_header_get(req, "Upgrade");
-    if (!upgrade || !http_value_has_token(*upgrade, "websocket")) {
-        respond_eio_error(c, EIO_ERR_BAD_REQUEST, keep_alive);
+    if (websocket && !is_upgrade(req)) {
+        respond_eio_error(c, req, EIO_ERR_BAD_REQUEST, keep_alive);
         return;
     }
     if (!http_query_get(req->query, "EIO", &eio) || !slice_eq(eio, "4")) {
-        respond_eio_error(c, EIO_ERR_UNSUPPORTED_PROTOCOL, 0);
+        respond_eio_error(c, req, EIO_ERR_UNSUPPORTED_PROTOCOL, keep_alive && !websocket);
+        return;
+    }
+    if (websocket) {
+        const char *reason;
+        int status = ws_check_upgrade(req, &reason);
+        if (status) {
+            httpd_respond(c, status, "text/plain; charset=utf-8", reason, strlen(reason),
+                          status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, 1);
+            return;
+        }
+    }
+    if (srv->shutting_down) {
+        httpd_respond(c, 503, "text/plain; charset=utf-8", "Shutting down", 13, NULL, 1);
+        return;
+    }
+    open_session(c, req, websocket, keep_alive);
+}
+
+void eio_handle_plain(struct conn *c, const struct http_request *req) {
+    struct server *srv = c->srv;
+    const struct config *cfg = srv->cfg;
+    if (!cors_origin_allowed(http_header_get(req, "Origin"), http_header_get(req, "Host"),
+                             cfg->cors_origins, cfg->n_cors_origins)) {
+        httpd_respond(c, 403, "text/plain; charset=utf-8", "Forbidden origin", 16, NULL, 1);
         return;
     }
     const char *reason;
@@ -267,18 +507,11 @@ void eio_handle_request(struct conn *c, const struct http_request *req, const ch
                       status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, 1);
         return;
     }
-    /* A browser page of another site may not open a session (cross-site
-     * WebSocket hijacking): refused unless --cors-origin allows it. */
-    if (!cors_origin_allowed(http_header_get(req, "Origin"), http_header_get(req, "Host"),
-                             srv->cfg->cors_origins, srv->cfg->n_cors_origins)) {
-        respond_eio_error(c, EIO_ERR_FORBIDDEN, 0);
-        return;
-    }
     if (srv->shutting_down) {
         httpd_respond(c, 503, "text/plain; charset=utf-8", "Shutting down", 13, NULL, 1);
         return;
     }
-    struct eio_session *s = session_new(srv);
+    struct eio_session *s = session_new(srv, EIO_KIND_PLAIN, EIO_WEBSOCKET);
     if (!s || !(s->sio = sio_client_new(s, req))) {
         if (s) eio_close(s, WS_CLOSE_INTERNAL, "out of memory");
         httpd_respond(c, 503, "text/plain; charset=utf-8", "Out of memory", 13, NULL, 1);
@@ -289,18 +522,5 @@ void eio_handle_request(struct conn *c, const struct http_request *req, const ch
         return;
     }
     s->ws = c;
-    struct sbuf *open = &srv->scratch;
-    sbuf_reset(open);
-    if (eio_open_encode(open, s->sid, 0, srv->cfg->ping_interval_ms, srv->cfg->ping_timeout_ms,
-                        srv->cfg->max_payload) != 0) {
-        eio_close(s, WS_CLOSE_INTERNAL, "out of memory");
-        return;
-    }
-    buf *b = ws_frame_new(WS_OP_TEXT, open->p, open->len, NULL, 0);
-    if (b) {
-        ws_send(c, b);
-        buf_unref(b);
-    }
-    log_debug("eio", "session opened sid=%s conn=%llu transport=websocket", s->sid,
-              (unsigned long long)c->id);
+    sio_client_start_plain(s->sio, req);
 }

@@ -1,8 +1,10 @@
 /* eio: the Engine.IO v4 session. A session has an id (sid), a heartbeat
- * (server pings, the client pongs) and a transport that carries its packets;
- * it is kept apart from the transport so that it can outlive the socket it
- * started on (long-polling and the upgrade to WebSocket). Above it sits the
- * Socket.IO client (sio.c), which it hands whole messages. */
+ * (server pings, the client pongs) and a transport that carries its packets:
+ * HTTP long-polling (poll.c) or a WebSocket, and it can upgrade from the
+ * first to the second while it runs; so the session is kept apart from any
+ * socket. Above it sits the Socket.IO client (sio.c), handed whole messages.
+ * A plain /ws session (PROTOCOL.md §1) is a session of kind EIO_KIND_PLAIN:
+ * a WebSocket without Engine.IO framing, heartbeat by WebSocket pings. */
 #ifndef SPACE_EIO_H
 #define SPACE_EIO_H
 
@@ -12,60 +14,96 @@
 #include "buf.h"
 #include "conn.h"
 #include "http.h"
+#include "wire.h"
 
 struct sio_client;
 struct server;
 
-/* The wire form a session's output takes; a broadcast is encoded once per form. */
-enum eio_form {
-    EIO_FORM_WS = 0, /* WebSocket frames: "4<text>" text frame + one binary frame per attachment */
-    EIO_FORM_COUNT
+#define EIO_UPGRADE_TIMEOUT_MS 10000
+#define POLL_MAX_PACKETS 16 /* per GET response: python clients refuse more */
+
+enum eio_kind { EIO_KIND_SOCKETIO, EIO_KIND_PLAIN };
+enum eio_transport { EIO_POLLING, EIO_WEBSOCKET };
+
+/* One queued polling payload element (or several joined by 0x1E). */
+struct poll_entry {
+    buf *b;
+    unsigned n_packets;
 };
 
 struct eio_session {
     char sid[21];
     struct server *srv;
-    struct eio_session *prev, *next; /* server.session_list */
-    struct eio_session *next_dead;   /* server's list of sessions freed after this turn */
-    struct conn *ws;                 /* the WebSocket carrying the session, or NULL */
-    struct sio_client *sio;          /* the Socket.IO client above; owned */
-    uint64_t ping_at_ms;             /* loop time of the next ping, or of the pong deadline */
-    uint64_t connect_deadline_ms;    /* close if no namespace was joined by then; 0 = joined */
-    int awaiting_pong;               /* a ping is out: ping_at_ms is the pong deadline */
+    struct eio_session *prev, *next;  /* server.session_list */
+    struct eio_session *next_dead;    /* server's list of sessions freed after this turn */
+    struct eio_session *next_poll;    /* server.poll_flush: a parked GET may be answered */
+    enum eio_kind kind;
+    enum eio_transport transport;
+    struct sio_client *sio;           /* the Socket.IO client above; owned */
+    /* websocket */
+    struct conn *ws;                  /* the WebSocket carrying the session */
+    struct conn *probe;               /* a WebSocket probing an upgrade, or NULL */
+    int probe_answered;               /* 3probe sent: release parked GETs with a noop */
+    uint64_t upgrade_deadline_ms;
+    /* long-polling */
+    struct conn *poll_get;            /* the parked GET, or NULL */
+    char *poll_headers;               /* extra headers its answer carries (CORS); owned */
+    int poll_keep_alive;              /* its connection may serve another request */
+    struct poll_entry *pq;            /* output queue [pq_head, pq_len) */
+    uint32_t pq_head, pq_len, pq_cap;
+    size_t pq_bytes;
+    int in_poll_flush;                /* linked into server.poll_flush */
+    int close_slow;                   /* the queue passed --max-output: closed at the next sweep */
+    /* heartbeat and timeouts */
+    uint64_t ping_at_ms;              /* loop time of the next ping, or of the pong deadline */
+    uint64_t connect_deadline_ms;     /* close if no namespace was joined by then; 0 = joined */
+    int awaiting_pong;
     int closed;
-};
-
-/* One outbound Engine.IO message: text plus binary attachments. */
-struct eio_msg {
-    const char *head;          /* the Socket.IO packet: head (type, nsp, id)... */
-    size_t head_len;
-    const char *text;          /* ...followed by its JSON */
-    size_t len;
-    size_t n_bin;
-    const void *const *bin;    /* attachment bytes */
-    const size_t *bin_len;
 };
 
 /* Handles a request under /socket.io/. */
 void eio_handle_request(struct conn *c, const struct http_request *req, const char *body,
                         size_t body_len, int keep_alive);
+/* Handles GET /ws (the plain protocol). */
+void eio_handle_plain(struct conn *c, const struct http_request *req);
 
-/* The wire bytes of m in form; NULL on OOM. */
-buf *eio_encode(enum eio_form form, const struct eio_msg *m);
-static inline enum eio_form eio_form_of(const struct eio_session *s) { (void)s; return EIO_FORM_WS; }
-/* Queues wire bytes built by eio_encode for this session's form. */
-int eio_send_encoded(struct eio_session *s, buf *wire);
-/* Encodes and queues one message. */
-int eio_send(struct eio_session *s, const struct eio_msg *m);
+/* The wire form this session's output takes now. */
+enum wire_form eio_form_of(const struct eio_session *s);
+/* Queues wire bytes of the session's form (n_packets: Engine.IO packets in
+ * them, for polling). Returns 0, or -1 when the session is gone. */
+int eio_send_encoded(struct eio_session *s, buf *wire, unsigned n_packets);
+
+/* Writes what is queued now, and holds what follows for a moment: the
+ * CONNECT reply and what the connection handler sends leave in separate
+ * writes a little apart, as from the reference server, whose clients may
+ * read one message per tick (the official test suite's do). */
+#define EIO_AFTER_CONNECT_HOLD_MS 2
+void eio_flush_now(struct eio_session *s);
 
 /* Closes the session: the transport is closed with ws_code (a WebSocket
  * close code), the Socket.IO client is told (reason), and the memory is
  * freed after this loop turn. Calling it twice is harmless. */
 void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason);
+/* A protocol violation: counted, logged, and the session closed (1002). */
+void eio_protocol_error(struct eio_session *s, const char *what);
 
 /* Runs due heartbeats and timeouts; called by the server's sweep. */
 void eio_sweep(struct server *srv, uint64_t now);
+/* Answers parked GETs that have output; called once per loop turn. */
+void eio_flush_polls(struct server *srv);
 /* Frees the sessions closed during this turn. */
 void eio_free_dead(struct server *srv);
+
+/* poll.c: the long-polling transport of a session. */
+void poll_handle_get(struct eio_session *s, struct conn *c, const struct http_request *req, int keep_alive);
+void poll_handle_post(struct eio_session *s, struct conn *c, const struct http_request *req,
+                      const char *body, size_t len, int keep_alive);
+int poll_queue(struct eio_session *s, buf *b, unsigned n_packets);
+/* Answers the parked GET with what is queued (or with `packet` when the
+ * queue is empty and packet is not NULL, e.g. "6" or "1"). */
+void poll_answer(struct eio_session *s, const char *packet);
+void poll_release(struct eio_session *s); /* drops the queue and the parked GET */
+/* Writes the CORS headers a response to this request gets into out. */
+void poll_cors_headers(struct server *srv, const struct http_request *req, char *out, size_t cap);
 
 #endif

@@ -1,6 +1,7 @@
 #include "eio_packet.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 int eio_packet_decode(const char *p, size_t len, struct eio_packet *out) {
     if (len == 0) return -1;
@@ -10,6 +11,16 @@ int eio_packet_decode(const char *p, size_t len, struct eio_packet *out) {
     else return -1;
     out->data = (struct slice){p + 1, len - 1};
     return 0;
+}
+
+int eio_payload_next(const char *payload, size_t len, size_t *pos, struct slice *out) {
+    if (*pos > len) return 0;
+    const char *start = payload + *pos;
+    const char *sep = memchr(start, 0x1e, len - *pos);
+    size_t n = sep ? (size_t)(sep - start) : len - *pos;
+    *out = (struct slice){start, n};
+    *pos += n + 1; /* past the separator; past the end after the last packet */
+    return 1;
 }
 
 int eio_open_encode(struct sbuf *out, const char *sid, int can_upgrade, int64_t ping_interval_ms,

@@ -24,6 +24,11 @@ struct eio_packet {
  * unknown type character). */
 int eio_packet_decode(const char *p, size_t len, struct eio_packet *out);
 
+/* Iterates the packets of a polling payload (joined by 0x1E). Returns 1
+ * with the next packet in *out and *pos advanced, 0 at the end. An empty
+ * payload has one empty packet (which eio_packet_decode refuses). */
+int eio_payload_next(const char *payload, size_t len, size_t *pos, struct slice *out);
+
 /* Appends the open packet: 0{"sid","upgrades","pingInterval","pingTimeout","maxPayload"}. */
 int eio_open_encode(struct sbuf *out, const char *sid, int can_upgrade, int64_t ping_interval_ms,
                     int64_t ping_timeout_ms, int64_t max_payload);

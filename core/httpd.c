@@ -70,6 +70,10 @@ static void route(struct conn *c, const struct http_request *req, const char *bo
         eio_handle_request(c, req, body, body_len, keep_alive);
         return;
     }
+    if (slice_eq(req->path, "/ws")) {
+        eio_handle_plain(c, req);
+        return;
+    }
     if (slice_eq(req->path, "/healthz")) {
         if (!slice_eq(req->method, "GET") && !slice_eq(req->method, "HEAD")) {
             httpd_respond(c, 405, "text/plain; charset=utf-8", "Method Not Allowed", 18,
@@ -141,6 +145,11 @@ static void on_timeout(struct conn *c) {
     } else {
         conn_close(c); /* an idle keep-alive conn */
     }
+}
+
+void httpd_resume(struct conn *c) {
+    httpd_start(c);
+    if (c->in_len) on_data(c, "", 0);
 }
 
 const struct transport httpd_transport = {

@@ -14,6 +14,10 @@ extern const struct transport httpd_transport;
 /* Called for every new connection. */
 void httpd_start(struct conn *c);
 
+/* Takes the conn back as HTTP after another transport held it (a parked
+ * polling GET) and serves what it received meanwhile. */
+void httpd_resume(struct conn *c);
+
 /* Writes a complete response. extra_headers: NULL or "Name: value\r\n"
  * lines. close: 1 to close the conn once it is written. */
 void httpd_respond(struct conn *c, int status, const char *content_type, const void *body,

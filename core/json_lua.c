@@ -472,14 +472,14 @@ const void *json_lua_to_binary(lua_State *L, int idx, size_t *len) {
 }
 
 static int binary_len(lua_State *L) {
-    size_t len;
+    size_t len = 0;
     json_lua_to_binary(L, 1, &len);
     lua_pushinteger(L, (lua_Integer)len);
     return 1;
 }
 
 static int binary_tostring(lua_State *L) {
-    size_t len;
+    size_t len = 0;
     const void *p = json_lua_to_binary(L, 1, &len);
     lua_pushlstring(L, p, len);
     return 1;

@@ -12,8 +12,10 @@ int sbuf_reserve(struct sbuf *b, size_t n) {
         if (cap > ((size_t)-1) / 2) return -1;
         cap *= 2;
     }
-    char *p = realloc(b->p, cap);
+    char *p = b->borrowed ? malloc(cap) : realloc(b->p, cap);
     if (!p) return -1;
+    if (b->borrowed && b->len) memcpy(p, b->p, b->len);
+    b->borrowed = 0;
     b->p = p;
     b->cap = cap;
     return 0;
@@ -42,7 +44,8 @@ int sbuf_printf(struct sbuf *b, const char *fmt, ...) {
 }
 
 void sbuf_free(struct sbuf *b) {
-    free(b->p);
+    if (!b->borrowed) free(b->p);
+    b->borrowed = 0;
     b->p = NULL;
     b->len = b->cap = 0;
 }

@@ -7,10 +7,17 @@
 #include <stddef.h>
 
 struct sbuf {
-    char *p;     /* bytes; owned, NULL until first growth */
-    size_t len;  /* bytes used */
-    size_t cap;  /* bytes allocated */
+    char *p;       /* bytes; NULL until first growth */
+    size_t len;    /* bytes used */
+    size_t cap;    /* bytes allocated */
+    int borrowed;  /* p is the caller's storage (sbuf_on_stack): copied out on growth, never freed */
 };
+
+/* An sbuf that starts in the caller's storage (usually on the stack) and
+ * moves to the heap only when it outgrows it; sbuf_free it all the same. */
+static inline struct sbuf sbuf_on_stack(char *storage, size_t cap) {
+    return (struct sbuf){storage, 0, cap, 1};
+}
 
 /* Makes room for n more bytes; returns 0, or -1 on OOM (sbuf unchanged). */
 int sbuf_reserve(struct sbuf *b, size_t n);

@@ -405,6 +405,11 @@ static int reply_lua(lua_State *L) {
     if (!s) return 0;
     lua_settop(L, 4);
     int64_t ack_id = lua_isinteger(L, 4) ? lua_tointeger(L, 4) : -1;
+    if (sio_socket_is_plain(s)) {
+        /* /ws: one frame {"event","data","id"} answers the request id. */
+        api_send_values(L, s, 0, ack_id, 2, 3);
+        return 0;
+    }
     lua_pushvalue(L, 3);
     if (!lua_isnil(L, 2)) api_send_values(L, s, 0, -1, 2, 3);
     if (ack_id >= 0) api_send_values(L, s, 1, ack_id, 5, 5);
@@ -554,27 +559,13 @@ static int push_args(lua_State *L, const char *json, size_t len, unsigned n_att,
     return 0;
 }
 
-enum script_result script_on_event(struct script_host *h, struct sio_socket *s, int64_t ack_id,
-                                   const char *json, size_t len, unsigned n_att,
-                                   const void *const *att, const size_t *att_len) {
+/* Runs the handler of the event named at name_idx with the arguments in the
+ * array at args_idx ([name, data, ...]) and answers as the handler says. */
+static void dispatch_event(struct script_host *h, struct sio_socket *s, int name_idx, int args_idx,
+                           int64_t ack_id) {
     lua_State *L = h->L;
-    int top = lua_gettop(L);
-    if (len == 0) return SCRIPT_OK; /* "42" with no payload: accepted and ignored, as Node does */
-    if (push_args(L, json, len, n_att, att, att_len) != 0) return SCRIPT_PROTOCOL_ERROR;
-    int args = lua_gettop(L);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, args);
-    int t = lua_rawgeti(L, args, 1);
-    if (n < 1 || (t != LUA_TSTRING && t != LUA_TNUMBER)) {
-        lua_settop(L, top);
-        return SCRIPT_PROTOCOL_ERROR;
-    }
-    size_t name_len;
-    const char *name = lua_tolstring(L, -1, &name_len); /* numbers become strings, as in Node */
-    if (sio_is_reserved_event(name, name_len)) {
-        lua_settop(L, top);
-        return SCRIPT_PROTOCOL_ERROR;
-    }
-    int name_idx = lua_gettop(L);
+    const char *name = lua_tostring(L, name_idx);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, args_idx);
     push_ns_field(h, s, "events");
     if (lua_istable(L, -1)) {
         lua_pushvalue(L, name_idx);
@@ -585,53 +576,110 @@ enum script_result script_on_event(struct script_host *h, struct sio_socket *s, 
         char msg[160];
         snprintf(msg, sizeof msg, "unknown event '%.100s'", name);
         send_error(h, s, name, ack_id, "unknown_event", msg);
-        lua_settop(L, top);
-        return SCRIPT_OK;
+        return;
     }
     /* handler(conn, data, ev): ev = {event, args (all but the name), ack_id?} */
-    api_push_conn(L, s);
-    lua_rawgeti(L, args, 2); /* data: the first argument */
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 3); /* ev, kept below the call */
+    int ev = lua_gettop(L);
     lua_pushvalue(L, name_idx);
-    lua_setfield(L, -2, "event");
-    lua_createtable(L, (int)(n - 1), 1);
+    lua_setfield(L, ev, "event");
+    lua_createtable(L, (int)(n > 1 ? n - 1 : 0), 1);
     for (lua_Integer i = 2; i <= n; i++) {
-        lua_rawgeti(L, args, i);
+        lua_rawgeti(L, args_idx, i);
         lua_rawseti(L, -2, i - 1);
     }
-    lua_pushinteger(L, n - 1);
+    lua_pushinteger(L, n > 1 ? n - 1 : 0);
     lua_setfield(L, -2, "n");
-    lua_setfield(L, -2, "args");
+    lua_setfield(L, ev, "args");
     if (ack_id >= 0) {
         lua_pushinteger(L, ack_id);
-        lua_setfield(L, -2, "ack_id");
+        lua_setfield(L, ev, "ack_id");
     }
-    int ev = lua_gettop(L);
+    lua_pushvalue(L, ev - 1); /* the handler */
+    api_push_conn(L, s);
+    lua_rawgeti(L, args_idx, 2); /* data: the first argument */
     lua_pushvalue(L, ev);
-    lua_insert(L, ev - 3); /* keep ev below the call's slots */
-    ev -= 3;
+    int base = ev; /* results land above ev */
     char what[128];
     snprintf(what, sizeof what, "%.*s:%.100s", (int)s->nsp->name_len, s->nsp->name, name);
-    int base = lua_gettop(L) - 4; /* function, conn, data, ev */
     if (call(h, 3, 3, what) != 0) {
         if (!s->closed) send_error(h, s, name, ack_id, "internal_error", "the handler failed");
-        lua_settop(L, top);
-        return SCRIPT_OK;
+        return;
     }
+    if (s->closed) return;
     /* Results: event, data | nil, code, message | nothing. */
-    if (!s->closed) {
-        lua_getfield(L, ev, "ack_id"); /* cleared when the handler answered with conn:ack */
-        int64_t pending_ack = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
-        lua_pop(L, 1);
-        int r1 = base + 1;
-        if (lua_type(L, r1) == LUA_TSTRING) {
-            reply(h, s, r1, r1 + 1, pending_ack, what);
-        } else if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
-            const char *code = lua_tostring(L, r1 + 1);
-            const char *message = lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code;
-            send_error(h, s, name, pending_ack, code, message);
-        }
+    lua_getfield(L, ev, "ack_id"); /* cleared when the handler answered with conn:ack */
+    int64_t pending_ack = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+    lua_pop(L, 1);
+    int r1 = base + 1;
+    if (lua_type(L, r1) == LUA_TSTRING) {
+        reply(h, s, r1, r1 + 1, pending_ack, what);
+    } else if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
+        const char *code = lua_tostring(L, r1 + 1);
+        const char *message = lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code;
+        send_error(h, s, name, pending_ack, code, message);
     }
+}
+
+enum script_result script_on_event(struct script_host *h, struct sio_socket *s, int64_t ack_id,
+                                   const char *json, size_t len, unsigned n_att,
+                                   const void *const *att, const size_t *att_len) {
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    if (len == 0) return SCRIPT_OK; /* "42" with no payload: accepted and ignored, as Node does */
+    if (push_args(L, json, len, n_att, att, att_len) != 0) return SCRIPT_PROTOCOL_ERROR;
+    int args = lua_gettop(L);
+    int t = lua_rawgeti(L, args, 1);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+        lua_settop(L, top);
+        return SCRIPT_PROTOCOL_ERROR;
+    }
+    size_t name_len;
+    const char *name = lua_tolstring(L, -1, &name_len); /* numbers become strings, as in Node */
+    if (sio_is_reserved_event(name, name_len)) {
+        lua_settop(L, top);
+        return SCRIPT_PROTOCOL_ERROR;
+    }
+    dispatch_event(h, s, lua_gettop(L), args, ack_id);
+    lua_settop(L, top);
+    return SCRIPT_OK;
+}
+
+enum script_result script_on_plain(struct script_host *h, struct sio_socket *s, const char *json, size_t len) {
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    /* {"event": NAME, "data": {...}?, "id": N?} */
+    if (json_lua_decode(L, json, len, NULL) != 0 || !lua_istable(L, -1) || lua_getmetatable(L, -1)) {
+        lua_settop(L, top);
+        return SCRIPT_PROTOCOL_ERROR;
+    }
+    int msg = lua_gettop(L);
+    int64_t id = -1;
+    if (lua_getfield(L, msg, "id") != LUA_TNIL) {
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > ((int64_t)1 << 53)) {
+            lua_settop(L, top);
+            return SCRIPT_PROTOCOL_ERROR;
+        }
+        id = lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+    size_t name_len;
+    if (lua_getfield(L, msg, "event") != LUA_TSTRING) {
+        lua_settop(L, top);
+        return SCRIPT_PROTOCOL_ERROR;
+    }
+    const char *name = lua_tolstring(L, -1, &name_len);
+    int name_idx = lua_gettop(L);
+    if (name_len == 0 || sio_is_reserved_event(name, name_len)) {
+        lua_settop(L, top);
+        return SCRIPT_PROTOCOL_ERROR;
+    }
+    lua_createtable(L, 2, 0); /* args: [name, data] */
+    lua_pushvalue(L, name_idx);
+    lua_rawseti(L, -2, 1);
+    lua_getfield(L, msg, "data");
+    lua_rawseti(L, -2, 2);
+    dispatch_event(h, s, name_idx, lua_gettop(L), id);
     lua_settop(L, top);
     return SCRIPT_OK;
 }

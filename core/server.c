@@ -61,13 +61,27 @@ void server_mark_flush(struct server *srv, struct conn *c) {
 
 /* Once per loop turn, before the loop blocks: write what this turn queued
  * (one writev per conn), then free what was closed during the turn. */
+static void on_hold_timer(uv_timer_t *t) { (void)t; /* the flush hook runs next */ }
+
 static void on_flush_hook(uv_prepare_t *h) {
     struct server *srv = h->loop->data;
+    uint64_t now = server_now(srv);
+    struct conn *held = NULL;
+    eio_flush_polls(srv);
     while (srv->pending_flush) {
         struct conn *c = srv->pending_flush;
         srv->pending_flush = c->next_flush;
+        if (c->hold_until_ms > now && !(c->flags & CONN_CLOSE_ASAP)) {
+            c->next_flush = held; /* stays marked, flushed on a later turn */
+            held = c;
+            continue;
+        }
         c->flags &= ~(uint32_t)CONN_PENDING_FLUSH;
         conn_flush(c);
+    }
+    if (held) {
+        srv->pending_flush = held;
+        uv_timer_start(&srv->hold_timer, on_hold_timer, 1, 0);
     }
     sio_free_dead(srv);
     eio_free_dead(srv);
@@ -193,8 +207,10 @@ int server_run(const struct config *cfg) {
         free(srv);
         return 1;
     }
+    srv->record_separator = buf_from("\x1e", 1);
     uv_prepare_init(srv->loop, &srv->flush_hook);
     uv_prepare_start(&srv->flush_hook, on_flush_hook);
+    uv_timer_init(srv->loop, &srv->hold_timer);
     uv_timer_init(srv->loop, &srv->sweep_timer);
     uv_timer_start(&srv->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
     uv_signal_init(srv->loop, &srv->sigint);
@@ -226,7 +242,8 @@ int server_run(const struct config *cfg) {
     hmap_free(&srv->sessions);
     hmap_free(&srv->users);
     sbuf_free(&srv->scratch);
-    buf_unref(srv->ping_frame);
+    for (int i = 0; i < 3; i++) buf_unref(srv->ping_wire[i]);
+    buf_unref(srv->record_separator);
     uv_loop_close(srv->loop);
     int code = srv->exit_code;
     free(srv);

@@ -28,6 +28,7 @@ struct server {
     uv_tcp_t listener;
     uv_prepare_t flush_hook;      /* flushes pending_flush before the loop blocks */
     uv_timer_t sweep_timer;       /* the one timer: every deadline goes through it */
+    uv_timer_t hold_timer;        /* wakes the loop for conns whose output is held (conn_hold) */
     uv_signal_t sigint, sigterm;
     int shutting_down;            /* stop accepting; closing everyone */
     int exit_code;
@@ -53,8 +54,10 @@ struct server {
     /* scripts */
     struct script_host *script;
 
-    /* the ping frame every WebSocket session is sent: built once, shared */
-    struct buf *ping_frame;
+    /* bytes many sessions are sent alike: built once, shared */
+    struct buf *ping_wire[3];         /* "2" in each wire form (enum wire_form) */
+    struct buf *record_separator;     /* 0x1E between polling payload entries */
+    struct eio_session *poll_flush;   /* sessions whose parked GET may be answered this turn */
 
     /* scratch space for building outbound messages; reused, never held */
     struct sbuf scratch;
@@ -64,6 +67,7 @@ struct server {
 
     /* counters */
     uint64_t protocol_errors;
+    uint64_t slow_closes;
 };
 
 /* Runs the server until SIGINT/SIGTERM; returns the process exit code. */

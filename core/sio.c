@@ -8,6 +8,8 @@
 #include "script.h"
 #include "server.h"
 #include "user.h"
+#include "utf8.h"
+#include "wire.h"
 #include "ws.h"
 
 /* A binary packet waits for its attachments here. */
@@ -47,11 +49,7 @@ void sio_client_free(struct sio_client *c) {
     free(c);
 }
 
-static void protocol_error(struct sio_client *c, const char *what) {
-    c->srv->protocol_errors++;
-    log_info("sio", "protocol error sid=%s error=\"%s\"", c->eio->sid, what);
-    eio_close(c->eio, WS_CLOSE_PROTOCOL_ERROR, what);
-}
+static void protocol_error(struct sio_client *c, const char *what) { eio_protocol_error(c->eio, what); }
 
 static struct sio_socket *find_socket(struct sio_client *c, struct slice nsp) {
     for (struct sio_socket *s = c->sockets; s; s = s->next)
@@ -77,71 +75,94 @@ static struct nsp *get_nsp(struct server *srv, struct slice name) {
  * Output
  * =================================================================== */
 
-static int build_head(struct sbuf *head, struct nsp *nsp, const struct sio_out *o) {
-    enum sio_type type = o->type;
-    if (o->n_bin && type == SIO_EVENT) type = SIO_BINARY_EVENT;
-    if (o->n_bin && type == SIO_ACK) type = SIO_BINARY_ACK;
-    sbuf_reset(head);
-    return sio_packet_encode_head(head, type, (unsigned)o->n_bin, (struct slice){nsp->name, nsp->name_len},
-                                  o->ack_id);
+static struct wire_packet to_wire(const struct nsp *nsp, const struct sio_out *o) {
+    return (struct wire_packet){o->type, {nsp->name, nsp->name_len}, o->ack_id, o->json, o->len,
+                                o->n_bin, o->bin, o->bin_len};
 }
 
-static void fill_msg(struct eio_msg *m, const struct sbuf *head, const struct sio_out *o) {
-    *m = (struct eio_msg){head->p, head->len, o->json, o->len, o->n_bin, o->bin, o->bin_len};
+/* Sends p to one session in its form. A packet with no plain form (CONNECT
+ * or binary, to a /ws client) is skipped. */
+static int send_packet(struct eio_session *e, const struct wire_packet *p) {
+    enum wire_form f = eio_form_of(e);
+    unsigned n_packets;
+    buf *b = wire_encode(f, p, &n_packets);
+    if (!b) return f == WIRE_PLAIN ? 0 : -1;
+    int rc = eio_send_encoded(e, b, n_packets);
+    buf_unref(b);
+    return rc;
 }
 
 int sio_send(struct sio_socket *s, const struct sio_out *o) {
     if (s->closed) return -1;
-    char small[64];
-    struct sbuf head = {small, 0, sizeof small}; /* grows onto the heap only for long names */
-    int rc = -1;
-    if (build_head(&head, s->nsp, o) == 0) {
-        struct eio_msg m;
-        fill_msg(&m, &head, o);
-        rc = eio_send(s->client->eio, &m);
-    }
-    if (head.p != small) free(head.p);
-    return rc;
+    struct wire_packet p = to_wire(s->nsp, o);
+    return send_packet(s->client->eio, &p);
 }
 
 size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct sio_socket *except,
                      const struct sio_out *o) {
     (void)srv;
-    char small[64];
-    struct sbuf head = {small, 0, sizeof small};
-    buf *wire[EIO_FORM_COUNT] = {0}; /* each wire form encoded once, by the first member that needs it */
+    struct wire_packet p = to_wire(nsp, o);
+    buf *wire[WIRE_FORMS] = {0}; /* each wire form encoded once, by the first member that needs it */
+    unsigned n_packets[WIRE_FORMS] = {0};
+    int tried[WIRE_FORMS] = {0};
     size_t sent = 0;
-    if (build_head(&head, nsp, o) == 0) {
-        struct eio_msg m;
-        fill_msg(&m, &head, o);
-        for (uint32_t i = 0; i < r->n_members; i++) {
-            struct sio_socket *s = r->members[i].m->owner;
-            if (s == except || s->closed) continue;
-            struct eio_session *e = s->client->eio;
-            enum eio_form f = eio_form_of(e);
-            if (!wire[f] && !(wire[f] = eio_encode(f, &m))) break;
-            /* A failed send closes only that slow member: the room may
-             * change under us then, which the index check tolerates. */
-            if (eio_send_encoded(e, wire[f]) == 0) sent++;
+    for (uint32_t i = 0; i < r->n_members; i++) {
+        struct sio_socket *s = r->members[i].m->owner;
+        if (s == except || s->closed) continue;
+        struct eio_session *e = s->client->eio;
+        enum wire_form f = eio_form_of(e);
+        if (!tried[f]) {
+            tried[f] = 1;
+            wire[f] = wire_encode(f, &p, &n_packets[f]);
         }
+        /* A slow member is closed later, never inside this loop. */
+        if (wire[f] && eio_send_encoded(e, wire[f], n_packets[f]) == 0) sent++;
     }
-    for (int f = 0; f < EIO_FORM_COUNT; f++) buf_unref(wire[f]);
-    if (head.p != small) free(head.p);
+    for (int f = 0; f < WIRE_FORMS; f++) buf_unref(wire[f]);
     return sent;
 }
+
+int sio_socket_is_plain(const struct sio_socket *s) { return s->client->eio->kind == EIO_KIND_PLAIN; }
 
 /* {==================================================================
  * Sockets
  * =================================================================== */
 
 static void send_connect_error(struct sio_client *c, struct slice nsp, const char *json, size_t len) {
-    char small[300];
-    struct sbuf head = {small, 0, sizeof small};
-    if (sio_packet_encode_head(&head, SIO_CONNECT_ERROR, 0, nsp, -1) == 0) {
-        struct eio_msg m = {head.p, head.len, json, len, 0, NULL, NULL};
-        eio_send(c->eio, &m);
+    struct wire_packet p = {SIO_CONNECT_ERROR, nsp, -1, json, len, 0, NULL, NULL};
+    send_packet(c->eio, &p);
+}
+
+/* Opens a socket in namespace nsp for the client and runs the namespace's
+ * authenticate with the auth JSON. Returns the socket (linked into the
+ * client) on SCRIPT_OK; NULL otherwise, with *result saying why and the
+ * refusal JSON in refusal. */
+static struct sio_socket *socket_open(struct sio_client *c, struct slice nsp_name, const char *auth,
+                                      size_t auth_len, enum script_result *result, struct sbuf *refusal) {
+    struct server *srv = c->srv;
+    struct nsp *nsp = get_nsp(srv, nsp_name);
+    struct sio_socket *s = nsp ? calloc(1, sizeof *s) : NULL;
+    if (!s) {
+        *result = SCRIPT_REFUSE;
+        return NULL;
     }
-    if (head.p != small) free(head.p);
+    s->client = c;
+    s->nsp = nsp;
+    s->rooms.owner = s;
+    s->connected_ms = server_wall_ms();
+    server_new_sid(srv, s->sid);
+    *result = script_authenticate(srv->script, s, auth, auth_len, refusal);
+    if (*result != SCRIPT_OK) {
+        script_release_socket(srv->script, s);
+        user_release(srv, s->rooms.user);
+        free(s);
+        return NULL;
+    }
+    s->next = c->sockets;
+    c->sockets = s;
+    nsp->n_sockets++;
+    c->eio->connect_deadline_ms = 0;
+    return s;
 }
 
 static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
@@ -155,42 +176,82 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
         send_connect_error(c, pkt->nsp, invalid, sizeof invalid - 1);
         return;
     }
-    struct nsp *nsp = get_nsp(srv, pkt->nsp);
-    struct sio_socket *s = nsp ? calloc(1, sizeof *s) : NULL;
-    if (!s) {
-        eio_close(c->eio, WS_CLOSE_INTERNAL, "out of memory");
-        return;
-    }
-    s->client = c;
-    s->nsp = nsp;
-    s->rooms.owner = s;
-    s->connected_ms = server_wall_ms();
-    server_new_sid(srv, s->sid);
-
     struct sbuf refusal = {0}; /* not the scratch buffer: the script may emit meanwhile */
-    enum script_result r = script_authenticate(srv->script, s, pkt->json.p, pkt->json.len, &refusal);
-    if (r != SCRIPT_OK) {
+    enum script_result r;
+    struct sio_socket *s = socket_open(c, pkt->nsp, pkt->json.p, pkt->json.len, &r, &refusal);
+    if (!s) {
         if (r == SCRIPT_REFUSE) send_connect_error(c, pkt->nsp, refusal.p, refusal.len);
         sbuf_free(&refusal);
-        script_release_socket(srv->script, s);
-        user_release(srv, s->rooms.user);
-        free(s);
         if (r == SCRIPT_PROTOCOL_ERROR) protocol_error(c, "CONNECT data is not a JSON object");
         return;
     }
     sbuf_free(&refusal);
-    s->next = c->sockets;
-    c->sockets = s;
-    nsp->n_sockets++;
-    c->eio->connect_deadline_ms = 0;
-
     char reply[48];
     int n = snprintf(reply, sizeof reply, "{\"sid\":\"%s\"}", s->sid);
     struct sio_out o = {SIO_CONNECT, -1, reply, (size_t)n, 0, NULL, NULL};
     sio_send(s, &o);
-    log_debug("sio", "connected sid=%s socket=%s nsp=%s user=%s", c->eio->sid, s->sid, nsp->name,
+    eio_flush_now(c->eio);
+    log_debug("sio", "connected sid=%s socket=%s nsp=%s user=%s", c->eio->sid, s->sid, s->nsp->name,
               s->rooms.user ? s->rooms.user->id : "-");
     script_on_connected(srv->script, s);
+}
+
+/* {==================================================================
+ * The plain /ws protocol: one socket in "/", JSON objects per frame
+ * =================================================================== */
+
+/* Appends "key":"value" (value percent-decoded from the query) when the
+ * query has key with a valid UTF-8 value. */
+static void append_query_field(struct sbuf *out, struct slice query, const char *key) {
+    struct slice raw;
+    char value[1024];
+    if (!http_query_get(query, key, &raw)) return;
+    long n = http_percent_decode(raw, value, sizeof value);
+    if (n < 0 || !utf8_valid(value, (size_t)n)) return;
+    if (out->len > 1) sbuf_putc(out, ',');
+    sbuf_printf(out, "\"%s\":\"", key);
+    for (long i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)value[i];
+        if (ch == '"' || ch == '\\') sbuf_printf(out, "\\%c", ch);
+        else if (ch < 0x20) sbuf_printf(out, "\\u%04x", ch);
+        else sbuf_putc(out, (char)ch);
+    }
+    sbuf_putc(out, '"');
+}
+
+void sio_client_start_plain(struct sio_client *c, const struct http_request *req) {
+    struct server *srv = c->srv;
+    struct sbuf auth = {0}, refusal = {0};
+    sbuf_putc(&auth, '{');
+    append_query_field(&auth, req->query, "name");
+    append_query_field(&auth, req->query, "token");
+    sbuf_putc(&auth, '}');
+    enum script_result r;
+    struct sio_socket *s = auth.p ? socket_open(c, (struct slice){"/", 1}, auth.p, auth.len, &r, &refusal) : NULL;
+    sbuf_free(&auth);
+    if (!s) {
+        /* {"event":"error","data":{"code":"unauthorized","message":...,"event":"connect"}}, then 4401 */
+        struct sbuf frame = {0};
+        const char *msg = "connection refused";
+        sbuf_printf(&frame, "{\"event\":\"error\",\"data\":{\"code\":\"unauthorized\",\"message\":\"%s\","
+                            "\"event\":\"connect\"}}", msg);
+        buf *b = frame.p ? ws_frame_new(WS_OP_TEXT, frame.p, frame.len, NULL, 0) : NULL;
+        if (b && c->eio->ws) ws_send(c->eio->ws, b);
+        buf_unref(b);
+        sbuf_free(&frame);
+        sbuf_free(&refusal);
+        eio_close(c->eio, WS_CLOSE_UNAUTHORIZED, "refused");
+        return;
+    }
+    sbuf_free(&refusal);
+    script_on_connected(srv->script, s);
+}
+
+void sio_client_on_plain(struct sio_client *c, const char *p, size_t n) {
+    struct sio_socket *s = c->sockets;
+    if (!s) return;
+    if (script_on_plain(c->srv->script, s, p, n) == SCRIPT_PROTOCOL_ERROR)
+        protocol_error(c, "a /ws message must be a JSON object with a string \"event\"");
 }
 
 void sio_socket_close(struct sio_socket *s, const char *reason, int notify_client) {

@@ -42,6 +42,12 @@ struct sio_socket {
 struct sio_client *sio_client_new(struct eio_session *eio, const struct http_request *req);
 void sio_client_on_text(struct sio_client *c, const char *p, size_t n);
 void sio_client_on_binary(struct sio_client *c, const uint8_t *p, size_t n);
+/* The plain /ws protocol: authenticate from the query (name, token) and
+ * open the one socket; then each text frame is one JSON message. */
+void sio_client_start_plain(struct sio_client *c, const struct http_request *req);
+void sio_client_on_plain(struct sio_client *c, const char *p, size_t n);
+/* 1 when the socket speaks the plain /ws protocol. */
+int sio_socket_is_plain(const struct sio_socket *s);
 /* The session closed: every socket disconnects with reason. */
 void sio_client_on_close(struct sio_client *c, const char *reason);
 void sio_client_free(struct sio_client *c);

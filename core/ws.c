@@ -85,7 +85,8 @@ static void on_msg_recv_cb(wslay_event_context_ptr ctx, const struct wslay_event
     struct ws_state *ws = c->tr_state;
     if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->msg_length == 1) ws->bad_close = 1;
     if (!ws->owner || conn_is_closing(c)) return;
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+    if (arg->opcode == WSLAY_PONG && ws->ops->on_pong) ws->ops->on_pong(ws->owner);
+    else if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
         ws->ops->on_message(ws->owner, arg->opcode == WSLAY_BINARY_FRAME, arg->msg, arg->msg_length);
 }
 
@@ -216,6 +217,13 @@ void ws_close(struct conn *c, uint16_t code, const char *reason) {
         return;
     }
     conn_close_after_flush(c);
+}
+
+void ws_set_owner(struct conn *c, const struct ws_owner_ops *ops, void *owner) {
+    struct ws_state *ws = state_of(c);
+    if (!ws) return;
+    ws->ops = ops;
+    ws->owner = owner;
 }
 
 void ws_detach(struct conn *c) {

@@ -24,6 +24,7 @@ enum {
     WS_CLOSE_POLICY = 1008,
     WS_CLOSE_TOO_BIG = 1009,
     WS_CLOSE_INTERNAL = 1011,
+    WS_CLOSE_UNAUTHORIZED = 4401, /* the plain /ws protocol: login refused */
 };
 
 /* What a WebSocket's owner (an Engine.IO session, a /ws session) hears. */
@@ -33,6 +34,8 @@ struct ws_owner_ops {
     /* The WebSocket is gone (closed by either side); the conn must not be
      * used after this returns. */
     void (*on_close)(void *owner);
+    /* A pong frame arrived (may be NULL). */
+    void (*on_pong)(void *owner);
 };
 
 /* Checks the upgrade request. Returns 0, or the HTTP status to answer
@@ -55,6 +58,8 @@ int ws_send(struct conn *c, buf *frames);
 void ws_close(struct conn *c, uint16_t code, const char *reason);
 /* Detaches the owner: on_close will not be called. */
 void ws_detach(struct conn *c);
+/* Hands the WebSocket to another owner (an upgrade probe becoming the session's transport). */
+void ws_set_owner(struct conn *c, const struct ws_owner_ops *ops, void *owner);
 
 extern const struct transport ws_transport;
 

@@ -401,6 +401,22 @@ static int space_room_has_user(lua_State *L) {
     return 1;
 }
 
+/* space.store(name) -> a table kept across reloads (one per name): the one
+ * home of script state that must survive a reload. */
+static int space_store(lua_State *L) {
+    luaL_checkstring(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, "space.stores");
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, -4);
+    }
+    return 1;
+}
+
 /* space.now() -> milliseconds since the epoch (integer) */
 static int space_now(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)server_wall_ms());
@@ -475,7 +491,7 @@ static int space_json_decode(lua_State *L) {
 static const luaL_Reg space_funcs[] = {
     {"to", space_to}, {"room_users", space_room_users}, {"room_size", space_room_size},
     {"room_has_user", space_room_has_user},
-    {"now", space_now}, {"new_id", space_new_id}, {"log", space_log}, {"array", space_array},
+    {"store", space_store}, {"now", space_now}, {"new_id", space_new_id}, {"log", space_log}, {"array", space_array},
     {"binary", space_binary}, {"is_binary", space_is_binary}, {"json_encode", space_json_encode},
     {"json_decode", space_json_decode}, {NULL, NULL},
 };

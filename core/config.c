@@ -23,7 +23,8 @@ struct option_spec {
 
 #define F(field) offsetof(struct config, field)
 static const struct option_spec options[] = {
-    {"scripts", OPT_STRING, F(scripts_dir), "./scripts", 0, 0, "handlers and rules (Lua)"},
+    {"scripts", OPT_STRING, F(scripts_dir), "./scripts", 0, 0, "handlers and rules (Lua), reloaded on change"},
+    {"plugins", OPT_STRING, F(plugins_dir), "./plugins", 0, 0, "plugins the scripts may enable"},
     {"host", OPT_STRING, F(host), "0.0.0.0", 0, 0, "address to listen on"},
     {"port", OPT_INT, F(port), "8000", 0, 65535, "port to listen on (0: any free port)"},
     {"ping-interval", OPT_INT, F(ping_interval_ms), "25000", 10, 3600000, "Engine.IO pingInterval, ms"},

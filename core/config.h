@@ -9,6 +9,7 @@
 
 struct config {
     const char *scripts_dir;   /* --scripts: handlers and rules */
+    const char *plugins_dir;   /* --plugins: plugins the scripts may enable */
     const char *host;          /* --host: listen address */
     int64_t port;              /* --port */
     int64_t ping_interval_ms;  /* --ping-interval */

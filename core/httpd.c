@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "eio.h"
 #include "log.h"
 #include "server.h"
@@ -68,6 +69,10 @@ static void route(struct conn *c, const struct http_request *req, const char *bo
                   int keep_alive) {
     if (req->path.len >= 11 && memcmp(req->path.p, "/socket.io/", 11) == 0) {
         eio_handle_request(c, req, body, body_len, keep_alive);
+        return;
+    }
+    if (req->path.len >= 5 && memcmp(req->path.p, "/api/", 5) == 0) {
+        admin_handle_request(c, req, body, body_len, keep_alive);
         return;
     }
     if (slice_eq(req->path, "/ws")) {

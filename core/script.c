@@ -13,7 +13,10 @@
 #include "server.h"
 #include "sio.h"
 #include "sio_packet.h"
+#include "lua_schema.h"
+#include "sandbox.h"
 #include "user.h"
+#include <uv.h>
 
 #define HOOK_EVERY_INSTRUCTIONS 1000
 #define SCRIPT_MAX_FILE_BYTES (1024 * 1024)
@@ -24,14 +27,19 @@ struct script_host {
     char *dir;             /* the scripts directory */
     size_t mem_used;       /* bytes the Lua state holds */
     size_t mem_limit;      /* the cap */
-    int app_ref;           /* registry ref of the current generation's app table */
+    int gen_ref;           /* registry ref of the current generation {app, plugins} */
+    char *plugins_dir;     /* the plugins directory */
     unsigned files;        /* files the current generation loaded */
     uint64_t generation;
+    uint64_t reloads_ok, reloads_failed;
+    double last_load_ms;
+    char last_error[1024]; /* of the last failed reload; "" after a success */
     int64_t budget_left;   /* instructions the running call may still run */
     const char *running;   /* what is running, for logs */
 };
 
 static struct script_host *host_of(lua_State *L) { return api_server(L)->script; }
+static void run_plugin_hook_reload(struct script_host *h);
 
 /* {==================================================================
  * Limits: memory cap and instruction budget
@@ -61,6 +69,12 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
      * pcall that swallowed this error cannot keep running. */
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "instruction budget exceeded (%I instructions)", (lua_Integer)api_server(L)->cfg->lua_budget);
+}
+
+/* For loading: the message alone, it already says file:line. */
+static int msghandler_short(lua_State *L) {
+    if (!lua_isstring(L, 1)) lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    return 1;
 }
 
 static int msghandler(lua_State *L) {
@@ -102,177 +116,165 @@ static int call(struct script_host *h, int nargs, int nres, const char *what) {
  * Loading a generation: sandbox, require, init.lua
  * =================================================================== */
 
-static const char *const SAFE_GLOBALS[] = {
-    "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
-    "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "xpcall",
-    "_VERSION", NULL,
-};
-static const char *const SAFE_LIBS[] = {"string", "table", "math", "utf8", "coroutine", NULL};
-static const char *const SAFE_OS[] = {"time", "clock", "date", "difftime", NULL};
+/* {==================================================================
+ * Loading a generation: init.lua, its rules, its plugins
+ * =================================================================== */
 
-/* Reads a whole file into a Lua string pushed on the stack; -1 with a
- * message pushed when it cannot. */
-static int push_file(lua_State *L, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    size_t total = 0, n;
-    char chunk[4096];
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        total += n;
-        if (total > SCRIPT_MAX_FILE_BYTES) {
-            fclose(f);
-            luaL_pushresult(&b);
-            lua_pop(L, 1);
-            lua_pushfstring(L, "%s: larger than %d bytes", path, SCRIPT_MAX_FILE_BYTES);
-            return -1;
+static const char *const SHARED_MODULES[] = {"space", "space.schema", "cjson", "cjson.safe", NULL};
+
+/* The line of dir/file where the dotted key's last part is assigned, found
+ * by reading the file (rules are data: the chunk has no line per key). */
+static int find_key_line(const char *path, const char *key) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char want[128];
+    const char *dot = strrchr(key, '.');
+    snprintf(want, sizeof want, "%s", dot ? dot + 1 : key);
+    char *br = strchr(want, '[');
+    if (br) *br = 0;
+    char section[128] = "";
+    if (dot) snprintf(section, sizeof section, "%.*s", (int)(strchr(key, '.') - key), key);
+    char line[1024];
+    int n = 0, found = 0, in_section = section[0] == 0, section_line = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        n++;
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        size_t wl = strlen(want), sl = strlen(section);
+        if (!in_section && sl && strncmp(p, section, sl) == 0 && (p[sl] == ' ' || p[sl] == '=')) {
+            in_section = 1;
+            section_line = n;
+        } else if (in_section && strncmp(p, want, wl) == 0 && (p[wl] == ' ' || p[wl] == '=')) {
+            found = n;
         }
-        luaL_addlstring(&b, chunk, n);
     }
     fclose(f);
-    luaL_pushresult(&b);
-    return 0;
+    return found ? found : section_line;
 }
 
-/* require(name) inside the sandbox: "space" and "cjson" from the host,
- * anything else from the scripts directory ("a.b" -> a/b.lua), loaded
- * once per generation into the generation's environment.
- * Upvalues: 1 env, 2 loaded-modules table, 3 directory. */
-static int sandbox_require(lua_State *L) {
-    size_t len;
-    const char *name = luaL_checklstring(L, 1, &len);
-    lua_settop(L, 1);
-    lua_getfield(L, lua_upvalueindex(2), name);
-    if (!lua_isnil(L, -1)) return 1;
-    lua_pop(L, 1);
-    if (strcmp(name, "space") == 0 || strcmp(name, "cjson") == 0 || strcmp(name, "cjson.safe") == 0)
-        return luaL_error(L, "module '%s' is not available", name);
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              (c == '.' && i > 0 && i + 1 < len && name[i - 1] != '.')))
-            return luaL_error(L, "module '%s': names are letters, digits, '_' and '.'", name);
-    }
-    const char *dir = lua_tostring(L, lua_upvalueindex(3));
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, dir);
-    luaL_addchar(&b, '/');
-    for (size_t i = 0; i < len; i++) luaL_addchar(&b, name[i] == '.' ? '/' : name[i]);
-    luaL_addstring(&b, ".lua");
-    luaL_pushresult(&b);
-    const char *path = lua_tostring(L, -1);
-    if (push_file(L, path) != 0) return luaL_error(L, "module '%s' not found: %s", name, lua_tostring(L, -1));
-    size_t src_len;
-    const char *src = lua_tolstring(L, -1, &src_len);
-    lua_pushfstring(L, "@%s", path);
-    /* "t": text only; binary chunks can break the VM's invariants. */
-    if (luaL_loadbufferx(L, src, src_len, lua_tostring(L, -1), "t") != LUA_OK) return lua_error(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_setupvalue(L, -2, 1); /* _ENV */
-    lua_pushstring(L, name);
-    lua_call(L, 1, 1);
-    if (lua_isnil(L, -1)) {
+/* Checks the module `rules` of the generation against app.rules_schema and
+ * fills in defaults, in place. Raises "path:line: message". Stack: env at env_idx. */
+static void load_rules(lua_State *L, int env_idx, int app_idx, const char *dir) {
+    if (lua_getfield(L, app_idx, "rules_schema") == LUA_TNIL) {
         lua_pop(L, 1);
-        lua_pushboolean(L, 1);
+        return;
     }
-    lua_pushvalue(L, -1);
-    lua_setfield(L, lua_upvalueindex(2), name);
-    host_of(L)->files++;
+    int schema = lua_gettop(L);
+    lua_getfield(L, app_idx, "rules");
+    const char *module = lua_isstring(L, -1) ? lua_tostring(L, -1) : "rules";
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.lua", dir, module);
+    lua_getfield(L, env_idx, "require");
+    lua_pushstring(L, module);
+    lua_call(L, 1, 1);
+    int rules = lua_gettop(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "space.schema");
+    lua_getfield(L, -1, "check");
+    lua_pushvalue(L, schema);
+    lua_pushvalue(L, rules);
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2)) {
+        const char *err = lua_tostring(L, -1);
+        char key[128] = "";
+        /* Messages name the key first, or as 'key' after "unknown"/"missing". */
+        const char *q = strchr(err, '\'');
+        if (q && strchr(q + 1, '\'')) snprintf(key, sizeof key, "%.*s", (int)(strchr(q + 1, '\'') - q - 1), q + 1);
+        else sscanf(err, "%127s", key);
+        luaL_error(L, "%s:%d: %s", path, find_key_line(path, key), err);
+    }
+    lua_pop(L, 1);
+    /* In place, so that handlers holding the module see the defaults. */
+    if (lua_istable(L, rules)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_settable(L, rules);
+        }
+    }
+    lua_settop(L, schema - 1);
+}
+
+static int compare_priority(lua_State *L) {
+    lua_getfield(L, 1, "priority");
+    lua_getfield(L, 2, "priority");
+    lua_pushboolean(L, lua_tonumber(L, -2) > lua_tonumber(L, -1));
     return 1;
 }
 
-static int strict_index(lua_State *L) {
-    return luaL_error(L, "undeclared global '%s' (use local)", lua_tostring(L, 2));
-}
-
-static int strict_newindex(lua_State *L) {
-    return luaL_error(L, "assignment to undeclared global '%s' (use local)", lua_tostring(L, 2));
-}
-
-static int sandbox_print(lua_State *L) {
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    int n = lua_gettop(L);
-    for (int i = 1; i <= n; i++) {
-        if (i > 1) luaL_addchar(&b, '\t');
-        luaL_tolstring(L, i, NULL);
-        luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
-    log_info("lua", "print: %s", lua_tostring(L, -1));
-    return 0;
-}
-
-/* Pushes a fresh sandbox environment whose require loads from dir. */
-static void push_sandbox(lua_State *L, const char *dir) {
+/* Loads the plugins app.plugins enables: each one's schema.lua checks its
+ * config, handler.lua gives its hooks. Pushes the array of {name, handler,
+ * conf, priority}, highest priority first. */
+static void load_plugins(lua_State *L, int env_idx, int app_idx, const char *dir, const char *plugins_dir) {
     lua_newtable(L);
-    int env = lua_gettop(L);
-    lua_pushglobaltable(L);
-    int g = lua_gettop(L);
-    for (const char *const *k = SAFE_GLOBALS; *k; k++) {
-        lua_getfield(L, g, *k);
-        lua_setfield(L, env, *k);
-    }
-    for (const char *const *k = SAFE_LIBS; *k; k++) {
-        lua_getfield(L, g, *k);
-        lua_newtable(L); /* a copy, so scripts cannot change the shared library */
-        lua_pushnil(L);
-        while (lua_next(L, -3)) {
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, -4);
-        }
-        lua_setfield(L, env, *k);
+    int list = lua_gettop(L);
+    if (lua_getfield(L, app_idx, "plugins") == LUA_TNIL) {
         lua_pop(L, 1);
+        return;
     }
-    lua_getfield(L, g, "os");
-    lua_newtable(L);
-    for (const char *const *k = SAFE_OS; *k; k++) {
-        lua_getfield(L, -2, *k);
-        lua_setfield(L, -2, *k);
-    }
-    lua_setfield(L, env, "os");
-    lua_pop(L, 2); /* os, _G */
-    lua_pushcfunction(L, sandbox_print);
-    lua_setfield(L, env, "print");
-    lua_pushvalue(L, env);
-    lua_setfield(L, env, "_G");
-
-    lua_pushvalue(L, env);   /* upvalue 1: env */
-    lua_newtable(L);         /* upvalue 2: loaded modules */
-    for (const char *const *m = (const char *const[]){"space", "cjson", "cjson.safe", NULL}; *m; m++) {
-        luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-        lua_getfield(L, -1, *m);
-        lua_setfield(L, -3, *m);
+    if (!lua_istable(L, -1)) luaL_error(L, "%s/init.lua: 'plugins' must map plugin names to their config", dir);
+    int plugins = lua_gettop(L);
+    lua_Integer n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, plugins)) {
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        for (const char *p = name; *p || p == name; p++)
+            if (!*p || !((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+                luaL_error(L, "%s/init.lua: plugin names are lower-case letters, digits and '_', not '%s'", dir, name);
+        int conf = lua_gettop(L);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s/schema.lua", plugins_dir, name);
+        sandbox_run_file(L, path, env_idx);
+        int schema = lua_gettop(L);
+        lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+        lua_getfield(L, -1, "space.schema");
+        lua_getfield(L, -1, "check");
+        lua_pushvalue(L, schema);
+        lua_pushvalue(L, conf);
+        lua_call(L, 2, 2);
+        if (lua_isnil(L, -2)) luaL_error(L, "%s/init.lua: plugin %s: %s", dir, name, lua_tostring(L, -1));
         lua_pop(L, 1);
+        int checked = lua_gettop(L);
+        snprintf(path, sizeof path, "%s/%s/handler.lua", plugins_dir, name);
+        sandbox_run_file(L, path, env_idx);
+        if (!lua_istable(L, -1)) luaL_error(L, "%s must return the plugin's table", path);
+        int handler = lua_gettop(L);
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, name);
+        lua_setfield(L, -2, "name");
+        lua_pushvalue(L, handler);
+        lua_setfield(L, -2, "handler");
+        lua_pushvalue(L, checked);
+        lua_setfield(L, -2, "conf");
+        lua_getfield(L, handler, "PRIORITY");
+        lua_setfield(L, -2, "priority");
+        lua_rawseti(L, list, ++n);
+        lua_settop(L, conf - 1); /* the key stays for lua_next */
     }
-    lua_pushstring(L, dir);  /* upvalue 3: directory */
-    lua_pushcclosure(L, sandbox_require, 3);
-    lua_setfield(L, env, "require");
-
-    lua_newtable(L);
-    lua_pushcfunction(L, strict_index);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, strict_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_setmetatable(L, env);
+    lua_pop(L, 1);
+    /* Highest PRIORITY first, as Kong orders its plugins. */
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "sort");
+    lua_pushvalue(L, list);
+    lua_pushcfunction(L, compare_priority);
+    lua_call(L, 2, 0);
+    lua_pop(L, 1);
 }
 
-/* Loads init.lua in a fresh sandbox and checks what it returns. Runs
- * inside a protected call. Pushes the app table. */
+/* In a protected call: args dir, plugins_dir. Pushes the generation
+ * {app, plugins}. */
 static int load_generation(lua_State *L) {
     const char *dir = lua_tostring(L, 1);
-    push_sandbox(L, dir);
-    lua_getfield(L, -1, "require");
+    const char *plugins_dir = lua_tostring(L, 2);
+    sandbox_push_env(L, dir, SHARED_MODULES);
+    int env = lua_gettop(L);
+    lua_getfield(L, env, "require");
     lua_pushliteral(L, "init");
     lua_call(L, 1, 1);
-    if (!lua_istable(L, -1)) return luaL_error(L, "%s/init.lua must return the app table", dir);
-    if (lua_getfield(L, -1, "namespaces") != LUA_TTABLE)
+    int app = lua_gettop(L);
+    if (!lua_istable(L, app)) return luaL_error(L, "%s/init.lua must return the app table", dir);
+    if (lua_getfield(L, app, "namespaces") != LUA_TTABLE)
         return luaL_error(L, "%s/init.lua: the app table needs a 'namespaces' table", dir);
     lua_pushnil(L);
     while (lua_next(L, -2)) {
@@ -284,6 +286,14 @@ static int load_generation(lua_State *L) {
         lua_pop(L, 2);
     }
     lua_pop(L, 1);
+    load_rules(L, env, app, dir);
+    load_plugins(L, env, app, dir, plugins_dir);
+    int plugins = lua_gettop(L);
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, app);
+    lua_setfield(L, -2, "app");
+    lua_pushvalue(L, plugins);
+    lua_setfield(L, -2, "plugins");
     return 1;
 }
 
@@ -291,25 +301,44 @@ static int load_generation(lua_State *L) {
  * or -1 with the error in err (the current generation stays). */
 static int host_load(struct script_host *h, char *err, size_t errlen) {
     lua_State *L = h->L;
-    unsigned files_before = h->files;
-    h->files = 0;
-    lua_pushcfunction(L, msghandler);
+    sandbox_files_loaded(L, 1);
+    lua_pushcfunction(L, msghandler_short);
     lua_pushcfunction(L, load_generation);
     lua_pushstring(L, h->dir);
+    lua_pushstring(L, h->plugins_dir);
     h->budget_left = h->srv->cfg->lua_budget;
+    h->running = "load";
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
-    int rc = lua_pcall(L, 1, 1, -3);
+    int rc = lua_pcall(L, 2, 1, -4);
     lua_sethook(L, NULL, 0, 0);
+    h->running = NULL;
     if (rc != LUA_OK) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
         lua_pop(L, 2);
-        h->files = files_before;
+        lua_gc(L, LUA_GCCOLLECT);
         return -1;
     }
-    if (h->app_ref) luaL_unref(L, LUA_REGISTRYINDEX, h->app_ref);
-    h->app_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (h->gen_ref) luaL_unref(L, LUA_REGISTRYINDEX, h->gen_ref);
+    h->gen_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
+    h->files = sandbox_files_loaded(L, 0);
     h->generation++;
+    return 0;
+}
+
+/* Puts the schema checker the server carries (core/lua/schema.lua) into
+ * package.loaded["space.schema"]. */
+static int open_schema(lua_State *L) {
+    if (luaL_loadbufferx(L, (const char *)lua_schema_source, sizeof lua_schema_source, "=space.schema", "t") ||
+        lua_pcall(L, 0, 1, 0)) {
+        log_error("lua", "built-in module space.schema: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "space.schema");
+    lua_pop(L, 1);
     return 0;
 }
 
@@ -329,14 +358,16 @@ static int open_cjson(lua_State *L, const char *name) {
     return 0;
 }
 
-struct script_host *script_host_new(struct server *srv, const char *dir, char *err, size_t errlen) {
+struct script_host *script_host_new(struct server *srv, const char *dir, const char *plugins_dir, char *err,
+                                    size_t errlen) {
     struct script_host *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     h->srv = srv;
     h->dir = strdup(dir);
+    h->plugins_dir = strdup(plugins_dir);
     h->mem_limit = (size_t)srv->cfg->lua_memory_mb * 1024 * 1024;
     h->L = lua_newstate(capped_alloc, h);
-    if (!h->dir || !h->L) {
+    if (!h->dir || !h->plugins_dir || !h->L) {
         snprintf(err, errlen, "cannot create the Lua state");
         script_host_free(h);
         return NULL;
@@ -349,18 +380,49 @@ struct script_host *script_host_new(struct server *srv, const char *dir, char *e
     lua_call(h->L, 1, 0);
     open_cjson(h->L, "cjson");
     open_cjson(h->L, "cjson.safe");
+    if (open_schema(h->L) != 0) {
+        snprintf(err, errlen, "the built-in module space.schema does not load");
+        srv->script = NULL;
+        script_host_free(h);
+        return NULL;
+    }
+    uint64_t t0 = uv_hrtime();
     if (host_load(h, err, errlen) != 0) {
         srv->script = NULL;
         script_host_free(h);
         return NULL;
     }
+    h->last_load_ms = (double)(uv_hrtime() - t0) / 1e6;
     return h;
+}
+
+int script_reload(struct script_host *h, const char *why, char *err, size_t errlen) {
+    uint64_t t0 = uv_hrtime();
+    if (host_load(h, err, errlen) != 0) {
+        h->reloads_failed++;
+        snprintf(h->last_error, sizeof h->last_error, "%s", err);
+        log_error("reload", "reload failed, the previous scripts keep running trigger=%s error=\"%s\"", why, err);
+        return -1;
+    }
+    h->reloads_ok++;
+    h->last_error[0] = 0;
+    h->last_load_ms = (double)(uv_hrtime() - t0) / 1e6;
+    log_info("reload", "reloaded %u files in %.1f ms (generation %llu) trigger=%s", h->files, h->last_load_ms,
+             (unsigned long long)h->generation, why);
+    run_plugin_hook_reload(h);
+    return 0;
+}
+
+void script_stats(const struct script_host *h, struct script_stats *out) {
+    *out = (struct script_stats){h->generation, h->files, h->reloads_ok, h->reloads_failed, h->last_load_ms,
+                                 h->last_error, h->mem_used};
 }
 
 void script_host_free(struct script_host *h) {
     if (!h) return;
     if (h->L) lua_close(h->L);
     free(h->dir);
+    free(h->plugins_dir);
     free(h);
 }
 
@@ -375,12 +437,13 @@ unsigned script_files_loaded(const struct script_host *h) { return h->files; }
 /* Pushes app.namespaces[nsp] (a table) or nil. */
 static int push_namespace(struct script_host *h, const char *nsp, size_t len) {
     lua_State *L = h->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->app_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->gen_ref);
+    lua_getfield(L, -1, "app");
     lua_getfield(L, -1, "namespaces");
     lua_pushlstring(L, nsp, len);
     lua_gettable(L, -2);
-    lua_replace(L, -3);
-    lua_pop(L, 1);
+    lua_replace(L, -4);
+    lua_pop(L, 2);
     return lua_istable(L, -1);
 }
 
@@ -396,6 +459,51 @@ int script_has_namespace(struct script_host *h, const char *nsp, size_t len) {
     int ok = push_namespace(h, nsp, len);
     lua_pop(h->L, 1);
     return ok;
+}
+
+/* Calls hook of every plugin of the current generation that has one, in
+ * priority order: hook(handler, conf, args...) with the nargs values on top
+ * of the stack (left there). With can_refuse, stops at the first plugin
+ * that returns nil, code[, message], leaving code and message pushed, and
+ * returns 1; else returns 0 with the stack as it was. */
+static int run_plugin_hooks(struct script_host *h, const char *hook, int nargs, int can_refuse) {
+    lua_State *L = h->L;
+    int first = lua_gettop(L) - nargs + 1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->gen_ref);
+    lua_getfield(L, -1, "plugins");
+    lua_remove(L, -2);
+    int list = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        int plugin = lua_gettop(L);
+        lua_getfield(L, plugin, "handler");
+        lua_getfield(L, -1, hook);
+        if (!lua_isfunction(L, -1)) {
+            lua_settop(L, list);
+            continue;
+        }
+        lua_insert(L, -2);              /* fn, handler */
+        lua_getfield(L, plugin, "conf");
+        for (int a = 0; a < nargs; a++) lua_pushvalue(L, first + a);
+        lua_getfield(L, plugin, "name");
+        char what[96];
+        snprintf(what, sizeof what, "plugin %s.%s", lua_tostring(L, -1), hook);
+        lua_pop(L, 1);
+        if (call(h, 2 + nargs, 3, what) == 0 && can_refuse && lua_isnil(L, -3) && lua_type(L, -2) == LUA_TSTRING) {
+            lua_remove(L, -3);          /* code, message stay */
+            lua_remove(L, plugin);
+            lua_remove(L, list);
+            return 1;
+        }
+        lua_settop(L, list);
+    }
+    lua_settop(L, list - 1);
+    return 0;
+}
+
+static void run_plugin_hook_reload(struct script_host *h) {
+    run_plugin_hooks(h, "on_reload", 0, 0);
 }
 
 /* reply(conn, event, data, ack_id|nil): emits event to the connection and
@@ -509,6 +617,10 @@ enum script_result script_authenticate(struct script_host *h, struct sio_socket 
 void script_on_connected(struct script_host *h, struct sio_socket *s) {
     lua_State *L = h->L;
     int top = lua_gettop(L);
+    api_push_conn(L, s);
+    run_plugin_hooks(h, "on_connect", 1, 0);
+    lua_settop(L, top);
+    if (s->closed) return;
     push_ns_field(h, s, "on_connect");
     if (lua_isfunction(L, -1)) {
         api_push_conn(L, s);
@@ -526,6 +638,10 @@ void script_on_disconnect(struct script_host *h, struct sio_socket *s, const cha
         lua_pushstring(L, reason);
         call(h, 2, 0, "on_disconnect");
     }
+    lua_settop(L, top);
+    api_push_conn(L, s);
+    lua_pushstring(L, reason);
+    run_plugin_hooks(h, "on_disconnect", 2, 0);
     lua_settop(L, top);
 }
 
@@ -578,6 +694,18 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
         send_error(h, s, name, ack_id, "unknown_event", msg);
         return;
     }
+    /* Plugins first: any may refuse the event with its code. */
+    api_push_conn(L, s);
+    lua_pushvalue(L, name_idx);
+    lua_rawgeti(L, args_idx, 2);
+    if (run_plugin_hooks(h, "on_event", 3, 1)) {
+        const char *code = lua_tostring(L, -2);
+        const char *message = lua_isstring(L, -1) ? lua_tostring(L, -1) : code;
+        if (!s->closed) send_error(h, s, name, ack_id, code, message);
+        return;
+    }
+    lua_pop(L, 3);
+    if (s->closed) return;
     /* handler(conn, data, ev): ev = {event, args (all but the name), ack_id?} */
     lua_createtable(L, 0, 3); /* ev, kept below the call */
     int ev = lua_gettop(L);

@@ -22,9 +22,25 @@ enum script_result {
     SCRIPT_PROTOCOL_ERROR = -1, /* the client's data broke the protocol: close it */
 };
 
-/* Creates the state and loads the scripts in dir. NULL when they don't
- * load; the reason (file:line: message) is written to err. */
-struct script_host *script_host_new(struct server *srv, const char *dir, char *err, size_t errlen);
+/* Creates the state and loads the scripts in dir (plugins from
+ * plugins_dir). NULL when they don't load; the reason (file:line: message)
+ * is written to err. */
+struct script_host *script_host_new(struct server *srv, const char *dir, const char *plugins_dir, char *err,
+                                    size_t errlen);
+/* Loads the scripts again into a fresh generation and swaps it in only when
+ * everything loaded and checked; else the running generation stays and err
+ * says why (file:line: message). Logged either way; why names the trigger. */
+int script_reload(struct script_host *h, const char *why, char *err, size_t errlen);
+
+struct script_stats {
+    uint64_t generation;      /* 1 after the first load, +1 per successful reload */
+    unsigned files;           /* files the current generation loaded */
+    uint64_t reloads_ok, reloads_failed;
+    double last_load_ms;      /* time the last successful load took */
+    const char *last_error;   /* of the last reload, "" when it succeeded */
+    size_t lua_bytes;         /* memory the Lua state holds */
+};
+void script_stats(const struct script_host *h, struct script_stats *out);
 void script_host_free(struct script_host *h);
 /* Files loaded by the current generation. */
 unsigned script_files_loaded(const struct script_host *h);

@@ -15,6 +15,7 @@
 #include "eio.h"
 #include "httpd.h"
 #include "log.h"
+#include "reload.h"
 #include "script.h"
 #include "sio.h"
 #include "version.h"
@@ -117,6 +118,7 @@ static void begin_shutdown(struct server *srv, const char *why) {
     srv->shutting_down = 1;
     log_info("server", "shutting down signal=%s connections=%llu", why, (unsigned long long)srv->n_conns);
     uv_close((uv_handle_t *)&srv->listener, NULL);
+    reload_stop(srv);
     /* Tell every client we are going away (1001), then close what is left. */
     struct eio_session *next;
     for (struct eio_session *s = srv->session_list; s; s = next) {
@@ -194,7 +196,7 @@ int server_run(const struct config *cfg) {
     rlim_t fds = raise_fd_limit();
 
     char err[1024];
-    if (!script_host_new(srv, cfg->scripts_dir, err, sizeof err)) {
+    if (!script_host_new(srv, cfg->scripts_dir, cfg->plugins_dir, err, sizeof err)) {
         fprintf(stderr, "space-server: cannot start: scripts did not load: %s\n", err);
         free(srv);
         return 1;
@@ -218,6 +220,8 @@ int server_run(const struct config *cfg) {
     uv_signal_init(srv->loop, &srv->sigterm);
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
 
+    reload_start(srv);
+    srv->started_ms = server_wall_ms();
     log_info("server", "listening address=%s scripts=%s files=%u max_connections=%llu version=%s", addr,
              cfg->scripts_dir, script_files_loaded(srv->script),
              (unsigned long long)(fds > 100 ? fds - 100 : fds), SPACE_VERSION);
@@ -231,6 +235,7 @@ int server_run(const struct config *cfg) {
     uv_run(srv->loop, UV_RUN_DEFAULT);
     sio_free_dead(srv);
     eio_free_dead(srv);
+    reload_free(srv);
     script_host_free(srv->script);
     struct hmap_entry *e;
     for (size_t i = 0; hmap_next(&srv->namespaces, &i, &e);) {

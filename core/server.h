@@ -18,6 +18,7 @@ struct conn;
 struct eio_session;
 struct sio_socket;
 struct script_host;
+struct reloader;
 
 struct server {
     /* configuration (read-only after start) */
@@ -53,6 +54,8 @@ struct server {
 
     /* scripts */
     struct script_host *script;
+    struct reloader *reloader;        /* watches the scripts; owned (reload.c) */
+    uint64_t started_ms;              /* wall clock at start, for uptime */
 
     /* bytes many sessions are sent alike: built once, shared */
     struct buf *ping_wire[3];         /* "2" in each wire form (enum wire_form) */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "eio.h"
+#include "json_str.h"
 #include "log.h"
 #include "script.h"
 #include "server.h"
@@ -209,14 +210,8 @@ static void append_query_field(struct sbuf *out, struct slice query, const char 
     long n = http_percent_decode(raw, value, sizeof value);
     if (n < 0 || !utf8_valid(value, (size_t)n)) return;
     if (out->len > 1) sbuf_putc(out, ',');
-    sbuf_printf(out, "\"%s\":\"", key);
-    for (long i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)value[i];
-        if (ch == '"' || ch == '\\') sbuf_printf(out, "\\%c", ch);
-        else if (ch < 0x20) sbuf_printf(out, "\\u%04x", ch);
-        else sbuf_putc(out, (char)ch);
-    }
-    sbuf_putc(out, '"');
+    sbuf_printf(out, "\"%s\":", key);
+    json_append_string(out, value, (size_t)n);
 }
 
 void sio_client_start_plain(struct sio_client *c, const struct http_request *req) {

@@ -1,8 +1,5 @@
 -- The Space app: what the server runs for each namespace. The server looks
 -- handlers up here per event, so a reload takes effect at the next event.
-local rules_schema = require "app.rules_schema"
-rules_schema.check(require "rules") -- a bad rules.lua fails the load
-
 local space = require "space"
 local auth = require "app.auth"
 
@@ -27,6 +24,13 @@ local function not_yet(name)
 end
 
 return {
+  -- rules.lua is checked against this schema at every load (a bad edit is refused).
+  rules = "rules",
+  rules_schema = require "app.rules_schema",
+  -- Plugins from --plugins DIR, each with its config (checked by its schema.lua).
+  plugins = {
+    ratelimit = { events = { "send_message", "send_file" } },
+  },
   namespaces = {
     ["/"] = {
       authenticate = auth.authenticate,

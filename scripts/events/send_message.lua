@@ -1,10 +1,9 @@
 -- send_message {room, text, client_msg_id?} -> message_sent {id, room,
 -- timestamp, client_msg_id}; the others get new_message {id, room, user,
--- text, timestamp}.
+-- text, timestamp}. The rate limit is the ratelimit plugin's.
 local space = require "space"
 local rules = require "rules"
 local validate = require "app.validate"
-local ratelimit = require "app.ratelimit"
 
 return function(conn, data)
   local ok, code, msg = validate.object(data)
@@ -20,9 +19,6 @@ return function(conn, data)
     return nil, "invalid_payload", "'client_msg_id' must be a string or a number"
   end
   if not conn:in_room(room) then return nil, "not_in_room", "you are not in room " .. room end
-  ok, code, msg = ratelimit.take(conn)
-  if not ok then return nil, code, msg end
-
   text = validate.trim(text)
   if #text == 0 then return nil, "empty_message", "the message is empty" end
   local length = utf8.len(text)

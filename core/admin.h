@@ -1,0 +1,14 @@
+/* admin: the admin API under /api/ (PROTOCOL.md §7), JSON in and out.
+ * Until an admin token can be configured, it answers loopback peers only. */
+#ifndef SPACE_ADMIN_H
+#define SPACE_ADMIN_H
+
+#include <stddef.h>
+
+#include "conn.h"
+#include "http.h"
+
+void admin_handle_request(struct conn *c, const struct http_request *req, const char *body, size_t len,
+                          int keep_alive);
+
+#endif

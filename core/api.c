@@ -1,10 +1,12 @@
 #include "api.h"
 
 #include <lauxlib.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "json_lua.h"
+#include "jwt.h"
 #include "log.h"
 #include "room.h"
 #include "server.h"
@@ -319,6 +321,37 @@ static int conn_disconnect(lua_State *L) {
     return 0;
 }
 
+/* conn:refresh_token(token) -> exp (ms since the epoch, 0 = none) once the
+ * token verifies and names the same user; nil, code, message otherwise. */
+static int conn_refresh_token(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    size_t len;
+    const char *token = luaL_checklstring(L, 2, &len);
+    struct server *srv = api_server(L);
+    if (!srv->auth.key) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "unauthorized");
+        lua_pushliteral(L, "no JWT key is configured (development mode)");
+        return 3;
+    }
+    char *buf = malloc(JWT_MAX_TOKEN_BYTES);
+    if (!buf) return luaL_error(L, "out of memory");
+    struct jwt_claims claims;
+    enum jwt_result r = jwt_verify(srv->auth.key, &srv->auth.policy, token, len,
+                                   (int64_t)(server_wall_ms() / 1000), &claims, buf, JWT_MAX_TOKEN_BYTES);
+    free(buf);
+    if (r != JWT_OK || strcmp(claims.sub, s->token_sub) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, r != JWT_OK ? jwt_result_code(r) : "invalid_token");
+        lua_pushstring(L, r != JWT_OK ? "the token does not verify" : "the token names another user");
+        return 3;
+    }
+    s->token_exp_ms = claims.exp ? (uint64_t)claims.exp * 1000 : 0;
+    s->token_expired_ms = 0;
+    lua_pushinteger(L, (lua_Integer)s->token_exp_ms);
+    return 1;
+}
+
 static int conn_tostring(lua_State *L) {
     struct conn_handle *h = luaL_checkudata(L, 1, API_CONN_MT);
     if (h->sock) lua_pushfstring(L, "connection (%s)", h->sock->sid);
@@ -330,7 +363,7 @@ static const luaL_Reg conn_methods[] = {
     {"id", conn_id}, {"namespace", conn_namespace}, {"user", conn_user}, {"set_user", conn_set_user},
     {"data", conn_data}, {"emit", conn_emit}, {"ack", conn_ack}, {"join", conn_join},
     {"leave", conn_leave}, {"in_room", conn_in_room}, {"rooms", conn_rooms}, {"to", conn_to},
-    {"disconnect", conn_disconnect}, {NULL, NULL},
+    {"disconnect", conn_disconnect}, {"refresh_token", conn_refresh_token}, {NULL, NULL},
 };
 
 static const luaL_Reg conn_meta[] = {{"__tostring", conn_tostring}, {"__index", NULL}, {NULL, NULL}};

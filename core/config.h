@@ -21,6 +21,13 @@ struct config {
     int64_t lua_memory_mb;     /* --lua-memory: cap of the Lua state */
     int64_t lua_budget;        /* --lua-budget: VM instructions per handler call */
     const char *log_level;     /* --log-level */
+    const char *jwt_secret_file;   /* --jwt-secret-file: HMAC key (SPACE_JWT_SECRET: the key itself) */
+    const char *jwt_public_key;    /* --jwt-public-key: PEM for RS256/ES256 */
+    const char *jwt_issuer;        /* --jwt-issuer */
+    const char *jwt_audience;      /* --jwt-audience */
+    int64_t jwt_leeway_s;          /* --jwt-leeway: clock skew allowed, seconds */
+    int64_t token_grace_ms;        /* --token-grace: time to refresh an expired token */
+    const char *admin_token_file;  /* --admin-token-file (SPACE_ADMIN_TOKEN: the token itself) */
     const char *cors_origins[CONFIG_MAX_LIST]; /* --cors-origin, repeatable; "*" = any */
     int n_cors_origins;
     int cors_from_env;         /* the list came from SPACE_CORS_ORIGIN; a flag replaces it */

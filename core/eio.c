@@ -316,6 +316,8 @@ void eio_sweep(struct server *srv, uint64_t now) {
             eio_close(s, WS_CLOSE_POLICY, "slow consumer");
             continue;
         }
+        if (s->sio && srv->auth.key) sio_client_sweep(s->sio, server_wall_ms());
+        if (s->closed) continue;
         if (s->connect_deadline_ms && now >= s->connect_deadline_ms) {
             eio_close(s, WS_CLOSE_NORMAL, "connect timeout");
             continue;

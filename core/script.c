@@ -9,6 +9,8 @@
 
 #include "api.h"
 #include "json_lua.h"
+#include "json_str.h"
+#include "jwt.h"
 #include "log.h"
 #include "server.h"
 #include "sio.h"
@@ -557,6 +559,145 @@ static void send_error(struct script_host *h, struct sio_socket *s, const char *
     lua_pop(L, 2);
 }
 
+/* The CONNECT_ERROR data: {"message": message, "data": {"code": code}}. */
+static void write_refusal(struct sbuf *refusal, const char *message, const char *code) {
+    sbuf_reset(refusal);
+    sbuf_printf(refusal, "{\"message\":");
+    json_append_string(refusal, message, strlen(message));
+    sbuf_printf(refusal, ",\"data\":{\"code\":");
+    json_append_string(refusal, code, strlen(code));
+    sbuf_printf(refusal, "}}");
+}
+
+/* conn:set_user(table at idx), protected. 0 or -1. */
+static int set_user_from(struct script_host *h, struct sio_socket *s, int idx) {
+    lua_State *L = h->L;
+    idx = lua_absindex(L, idx);
+    api_push_conn(L, s);
+    lua_getfield(L, -1, "set_user");
+    lua_insert(L, -2);
+    lua_pushvalue(L, idx);
+    return call(h, 2, 0, "authenticate (set_user)");
+}
+
+/* Development mode: the namespace's authenticate(conn, auth) names the user. */
+static enum script_result authenticate_dev(struct script_host *h, struct sio_socket *s, int auth,
+                                           struct sbuf *refusal) {
+    lua_State *L = h->L;
+    push_ns_field(h, s, "authenticate");
+    if (!lua_isfunction(L, -1)) {
+        /* No policy: every connection is its own guest. */
+        char name[16];
+        snprintf(name, sizeof name, "guest-%.6s", s->sid);
+        s->rooms.user = user_acquire(h->srv, s->sid, strlen(s->sid), name, strlen(name));
+        return s->rooms.user ? SCRIPT_OK : SCRIPT_REFUSE;
+    }
+    api_push_conn(L, s);
+    lua_pushvalue(L, auth);
+    if (call(h, 2, 3, "authenticate") != 0) {
+        write_refusal(refusal, "authentication failed", "internal_error");
+        return SCRIPT_REFUSE;
+    }
+    int r1 = lua_gettop(L) - 2;
+    if (lua_istable(L, r1)) {
+        if (set_user_from(h, s, r1) == 0) return SCRIPT_OK;
+        write_refusal(refusal, "authentication failed", "internal_error");
+        return SCRIPT_REFUSE;
+    }
+    const char *code = lua_isstring(L, r1 + 1) ? lua_tostring(L, r1 + 1) : "unauthorized";
+    write_refusal(refusal, lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code, code);
+    return SCRIPT_REFUSE;
+}
+
+/* With a JWT key: the token must verify; then plugins' on_authenticate(self,
+ * conf, conn, claims, auth) may refuse (nil, code, message) or name the
+ * user (a table); else the user is {id = sub, name = name or
+ * preferred_username or sub}. */
+static enum script_result authenticate_jwt(struct script_host *h, struct sio_socket *s, int auth,
+                                           struct sbuf *refusal) {
+    lua_State *L = h->L;
+    struct server *srv = h->srv;
+    size_t token_len = 0;
+    const char *token = NULL;
+    if (lua_getfield(L, auth, "token") == LUA_TSTRING) token = lua_tolstring(L, -1, &token_len);
+    else if ((token = sio_socket_handshake_token(s))) token_len = strlen(token);
+    char *claims_buf = malloc(JWT_MAX_TOKEN_BYTES);
+    struct jwt_claims claims;
+    enum jwt_result r = claims_buf ? jwt_verify(srv->auth.key, &srv->auth.policy, token, token_len,
+                                                (int64_t)(server_wall_ms() / 1000), &claims, claims_buf,
+                                                JWT_MAX_TOKEN_BYTES)
+                                   : JWT_MALFORMED;
+    if (r != JWT_OK) {
+        free(claims_buf);
+        log_info("auth", "refused socket=%s code=%s", s->sid, jwt_result_code(r));
+        write_refusal(refusal, "unauthorized", jwt_result_code(r));
+        return SCRIPT_REFUSE;
+    }
+    int rc = json_lua_decode(L, claims.json, claims.json_len, NULL);
+    free(claims_buf);
+    if (rc != 0 || !lua_istable(L, -1)) {
+        write_refusal(refusal, "unauthorized", "invalid_token");
+        return SCRIPT_REFUSE;
+    }
+    int claims_idx = lua_gettop(L);
+    s->token_exp_ms = claims.exp ? (uint64_t)claims.exp * 1000 : 0;
+    snprintf(s->token_sub, sizeof s->token_sub, "%s", claims.sub);
+
+    /* Plugins, by priority: the first refusal wins; the first user too. */
+    lua_pushnil(L); /* the user slot */
+    int user_idx = lua_gettop(L), have_user = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->gen_ref);
+    lua_getfield(L, -1, "plugins");
+    int list = lua_gettop(L);
+    for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, list); i <= n; i++) {
+        lua_rawgeti(L, list, i);              /* plugin */
+        lua_getfield(L, -1, "handler");
+        if (lua_getfield(L, -1, "on_authenticate") != LUA_TFUNCTION) {
+            lua_settop(L, list);
+            continue;
+        }
+        lua_insert(L, -2);                    /* plugin, fn, handler */
+        lua_getfield(L, -3, "conf");
+        api_push_conn(L, s);
+        lua_pushvalue(L, claims_idx);
+        lua_pushvalue(L, auth);
+        if (call(h, 5, 3, "plugin on_authenticate") != 0) {
+            write_refusal(refusal, "authentication failed", "internal_error");
+            return SCRIPT_REFUSE;
+        }
+        int r1 = lua_gettop(L) - 2;
+        if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
+            const char *code = lua_tostring(L, r1 + 1);
+            write_refusal(refusal, lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : "unauthorized", code);
+            return SCRIPT_REFUSE;
+        }
+        if (lua_istable(L, r1) && !have_user) {
+            lua_pushvalue(L, r1);
+            lua_replace(L, user_idx);
+            have_user = 1;
+        }
+        lua_settop(L, list);
+    }
+    if (!have_user) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, claims.sub);
+        lua_setfield(L, -2, "id");
+        const char *name = NULL;
+        if (lua_getfield(L, claims_idx, "name") == LUA_TSTRING) name = lua_tostring(L, -1);
+        else if (lua_pop(L, 1), lua_getfield(L, claims_idx, "preferred_username") == LUA_TSTRING)
+            name = lua_tostring(L, -1);
+        lua_pushstring(L, name && *name ? name : claims.sub);
+        lua_setfield(L, -3, "name");
+        lua_pop(L, 1);
+        lua_replace(L, user_idx);
+    }
+    if (set_user_from(h, s, user_idx) != 0) {
+        write_refusal(refusal, "the token's user is not valid", "invalid_token");
+        return SCRIPT_REFUSE;
+    }
+    return SCRIPT_OK;
+}
+
 enum script_result script_authenticate(struct script_host *h, struct sio_socket *s, const char *json,
                                        size_t len, struct sbuf *refusal) {
     lua_State *L = h->L;
@@ -569,49 +710,17 @@ enum script_result script_authenticate(struct script_host *h, struct sio_socket 
         return SCRIPT_PROTOCOL_ERROR; /* CONNECT data must be a JSON object */
     }
     int auth = lua_gettop(L);
-    push_ns_field(h, s, "authenticate");
-    if (!lua_isfunction(L, -1)) {
-        lua_settop(L, top);
-        /* No policy: every connection is its own guest. */
-        char name[16];
-        snprintf(name, sizeof name, "guest-%.6s", s->sid);
-        s->rooms.user = user_acquire(h->srv, s->sid, strlen(s->sid), name, strlen(name));
-        return s->rooms.user ? SCRIPT_OK : SCRIPT_REFUSE;
-    }
-    api_push_conn(L, s);
-    lua_pushvalue(L, auth);
-    enum script_result result = SCRIPT_OK;
-    const char *code = "internal_error", *message = "authentication failed";
-    if (call(h, 2, 3, "authenticate") == 0) {
-        int r1 = lua_gettop(L) - 2;
-        if (lua_istable(L, r1)) {
-            api_push_conn(L, s);
-            lua_getfield(L, -1, "set_user");
-            lua_insert(L, -2);
-            lua_pushvalue(L, r1);
-            if (call(h, 2, 0, "authenticate (set_user)") != 0) result = SCRIPT_REFUSE;
-        } else {
-            result = SCRIPT_REFUSE;
-            if (lua_isstring(L, r1 + 1)) code = lua_tostring(L, r1 + 1);
-            message = lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code;
-        }
-    } else {
-        result = SCRIPT_REFUSE;
-    }
-    if (result == SCRIPT_REFUSE) {
-        struct sbuf tmp = {0};
-        lua_createtable(L, 0, 2);
-        lua_pushstring(L, message);
-        lua_setfield(L, -2, "message");
-        lua_createtable(L, 0, 1);
-        lua_pushstring(L, code);
-        lua_setfield(L, -2, "code");
-        lua_setfield(L, -2, "data");
-        if (json_lua_encode(L, -1, &tmp, NULL) == 0) sbuf_append(refusal, tmp.p, tmp.len);
-        sbuf_free(&tmp);
-    }
+    enum script_result r = h->srv->auth.key ? authenticate_jwt(h, s, auth, refusal)
+                                            : authenticate_dev(h, s, auth, refusal);
     lua_settop(L, top);
-    return result;
+    return r;
+}
+
+void script_send_error(struct script_host *h, struct sio_socket *s, const char *event, const char *code,
+                       const char *message) {
+    int top = lua_gettop(h->L);
+    send_error(h, s, event, -1, code, message);
+    lua_settop(h->L, top);
 }
 
 void script_on_connected(struct script_host *h, struct sio_socket *s) {

@@ -50,6 +50,9 @@ int script_has_namespace(struct script_host *h, const char *nsp, size_t len);
  * has its user. On SCRIPT_REFUSE, refusal holds the CONNECT_ERROR data. */
 enum script_result script_authenticate(struct script_host *h, struct sio_socket *s, const char *json,
                                        size_t len, struct sbuf *refusal);
+/* Sends `error` {code, message, event} to s from the server itself. */
+void script_send_error(struct script_host *h, struct sio_socket *s, const char *event, const char *code,
+                       const char *message);
 void script_on_connected(struct script_host *h, struct sio_socket *s);
 enum script_result script_on_event(struct script_host *h, struct sio_socket *s, int64_t ack_id,
                                    const char *json, size_t len, unsigned n_att,

@@ -196,8 +196,14 @@ int server_run(const struct config *cfg) {
     rlim_t fds = raise_fd_limit();
 
     char err[1024];
+    if (auth_init(&srv->auth, cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "space-server: cannot start: %s\n", err);
+        free(srv);
+        return 1;
+    }
     if (!script_host_new(srv, cfg->scripts_dir, cfg->plugins_dir, err, sizeof err)) {
         fprintf(stderr, "space-server: cannot start: scripts did not load: %s\n", err);
+        auth_free(&srv->auth);
         free(srv);
         return 1;
     }
@@ -222,6 +228,14 @@ int server_run(const struct config *cfg) {
 
     reload_start(srv);
     srv->started_ms = server_wall_ms();
+    if (srv->auth.key)
+        log_info("auth", "JWT authentication on algorithms=%s issuer=%s audience=%s", jwt_key_algs(srv->auth.key),
+                 cfg->jwt_issuer[0] ? cfg->jwt_issuer : "-", cfg->jwt_audience[0] ? cfg->jwt_audience : "-");
+    else
+        log_warn("auth", "DEVELOPMENT MODE: no JWT key configured, clients name themselves; "
+                         "set --jwt-secret-file or --jwt-public-key in production");
+    if (!srv->auth.admin_token)
+        log_info("admin", "no admin token configured: the admin API answers loopback clients only");
     log_info("server", "listening address=%s scripts=%s files=%u max_connections=%llu version=%s", addr,
              cfg->scripts_dir, script_files_loaded(srv->script),
              (unsigned long long)(fds > 100 ? fds - 100 : fds), SPACE_VERSION);
@@ -237,6 +251,7 @@ int server_run(const struct config *cfg) {
     eio_free_dead(srv);
     reload_free(srv);
     script_host_free(srv->script);
+    auth_free(&srv->auth);
     struct hmap_entry *e;
     for (size_t i = 0; hmap_next(&srv->namespaces, &i, &e);) {
         struct nsp *n = e->value;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "config.h"
 #include "hmap.h"
 #include "sbuf.h"
@@ -23,6 +24,7 @@ struct reloader;
 struct server {
     /* configuration (read-only after start) */
     const struct config *cfg;
+    struct auth auth;                 /* JWT key and admin token, read at start */
 
     /* event loop and its handles */
     uv_loop_t *loop;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "eio.h"
 #include "json_str.h"
 #include "log.h"
@@ -24,6 +25,7 @@ struct pending_binary {
 };
 
 struct sio_client {
+    char *handshake_token;         /* Bearer header or token query of the handshake; owned */
     struct eio_session *eio;
     struct server *srv;
     struct sio_socket *sockets;    /* joined namespaces */
@@ -31,9 +33,9 @@ struct sio_client {
 };
 
 struct sio_client *sio_client_new(struct eio_session *eio, const struct http_request *req) {
-    (void)req;
     struct sio_client *c = calloc(1, sizeof *c);
     if (!c) return NULL;
+    c->handshake_token = auth_token_from_request(req);
     c->eio = eio;
     c->srv = eio->srv;
     return c;
@@ -47,6 +49,7 @@ static void pending_clear(struct pending_binary *p) {
 
 void sio_client_free(struct sio_client *c) {
     pending_clear(&c->pending);
+    free(c->handshake_token);
     free(c);
 }
 
@@ -123,6 +126,35 @@ size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct
     return sent;
 }
 
+const char *sio_socket_handshake_token(const struct sio_socket *s) { return s->client->handshake_token; }
+
+void sio_socket_link_user(struct sio_socket *s) {
+    struct user *u = s->rooms.user;
+    if (!u) return;
+    s->user_prev = NULL;
+    s->user_next = u->sockets;
+    if (u->sockets) u->sockets->user_prev = s;
+    u->sockets = s;
+}
+
+void sio_client_sweep(struct sio_client *c, uint64_t now) {
+    struct server *srv = c->srv;
+    for (struct sio_socket *s = c->sockets, *next; s; s = next) {
+        next = s->next;
+        if (!s->token_exp_ms || now < s->token_exp_ms) continue;
+        if (!s->token_expired_ms) {
+            s->token_expired_ms = now;
+            script_send_error(srv->script, s, "refresh_token", "token_expired",
+                              "the token expired: send refresh_token with a fresh one");
+        } else if (now >= s->token_expired_ms + (uint64_t)srv->cfg->token_grace_ms) {
+            log_info("auth", "closing socket=%s reason=\"token expired\"", s->sid);
+            if (c->eio->kind == EIO_KIND_PLAIN) eio_close(c->eio, WS_CLOSE_UNAUTHORIZED, "token expired");
+            else sio_socket_close(s, "token expired", 1);
+            return; /* the list changed */
+        }
+    }
+}
+
 int sio_socket_is_plain(const struct sio_socket *s) { return s->client->eio->kind == EIO_KIND_PLAIN; }
 
 /* {==================================================================
@@ -162,6 +194,7 @@ static struct sio_socket *socket_open(struct sio_client *c, struct slice nsp_nam
     s->next = c->sockets;
     c->sockets = s;
     nsp->n_sockets++;
+    sio_socket_link_user(s);
     c->eio->connect_deadline_ms = 0;
     return s;
 }
@@ -271,7 +304,13 @@ void sio_socket_close(struct sio_socket *s, const char *reason, int notify_clien
             break;
         }
     }
-    user_release(srv, s->rooms.user);
+    struct user *u = s->rooms.user;
+    if (u) {
+        if (s->user_prev) s->user_prev->user_next = s->user_next;
+        else if (u->sockets == s) u->sockets = s->user_next;
+        if (s->user_next) s->user_next->user_prev = s->user_prev;
+    }
+    user_release(srv, u);
     s->rooms.user = NULL;
     s->next_dead = srv->dead_sockets;
     srv->dead_sockets = s;

@@ -37,6 +37,11 @@ struct sio_socket {
     int script_ref;                /* the script host's handle for it (0 = none) */
     int64_t next_ack_id;           /* ids of acks the server asks for */
     uint64_t connected_ms;         /* wall clock */
+    struct sio_socket *user_prev, *user_next; /* the user's sockets (user->sockets) */
+    /* authentication (JWT mode) */
+    uint64_t token_exp_ms;         /* wall clock when the token expires; 0 = never */
+    uint64_t token_expired_ms;     /* when the client was told; the grace runs from there */
+    char token_sub[257];           /* the token's sub: a refresh must keep it */
 };
 
 struct sio_client *sio_client_new(struct eio_session *eio, const struct http_request *req);
@@ -73,6 +78,13 @@ size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct
 void sio_socket_close(struct sio_socket *s, const char *reason, int notify_client);
 /* Closes the whole session the socket belongs to. */
 void sio_socket_close_session(struct sio_socket *s, uint16_t ws_code, const char *reason);
+/* The token the client's handshake carried (Bearer header or query), or NULL. */
+const char *sio_socket_handshake_token(const struct sio_socket *s);
+/* Token expiry: tells sockets whose token expired, closes those whose grace
+ * passed. Called by the sweep for each session. */
+void sio_client_sweep(struct sio_client *c, uint64_t now_wall_ms);
+/* Links s into its user's list of sockets (after authentication). */
+void sio_socket_link_user(struct sio_socket *s);
 /* Frees the sockets closed during this turn. */
 void sio_free_dead(struct server *srv);
 

@@ -7,12 +7,14 @@
 #include <stdint.h>
 
 struct server;
+struct sio_socket;
 
 struct user {
     char *id;            /* stable id (from the token's sub, or derived in dev mode) */
     char *name;          /* display name */
     uint32_t refs;       /* sockets of this user */
     uint64_t since_ms;   /* wall clock of the first connection */
+    struct sio_socket *sockets; /* this user's sockets (sio.c links them) */
 };
 
 /* The user with this id, created when absent (name updated when given);

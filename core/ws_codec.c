@@ -9,6 +9,11 @@ static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 int ws_accept_key(struct slice key, char out[WS_ACCEPT_LEN + 1]) {
     /* 16 bytes in base64: 22 characters and "==". */
     if (key.len != 24 || key.p[22] != '=' || key.p[23] != '=') return -1;
+    for (int i = 0; i < 22; i++) {
+        char c = key.p[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/'))
+            return -1; /* EVP_DecodeBlock would take '=' and whitespace inside */
+    }
     unsigned char raw[18];
     if (EVP_DecodeBlock(raw, (const unsigned char *)key.p, 24) != 18) return -1;
     char input[24 + sizeof WS_GUID];

@@ -30,6 +30,8 @@ return {
   -- Plugins from --plugins DIR, each with its config (checked by its schema.lua).
   plugins = {
     ratelimit = { events = { "send_message", "send_file" } },
+    -- With a JWT key configured: claims -> user, and the checks an operator adds.
+    jwt = { banned_users = {} }, -- add required_role = "chat" to demand a role
   },
   namespaces = {
     ["/"] = {
@@ -42,7 +44,7 @@ return {
         send_message = require "events.send_message",
         get_room_users = require "events.get_room_users",
         send_file = not_yet("send_file"),
-        refresh_token = not_yet("refresh_token"),
+        refresh_token = require "events.refresh_token",
       },
     },
   },

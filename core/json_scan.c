@@ -1,0 +1,207 @@
+#include "json_scan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "utf8.h"
+
+static size_t skip_ws(const char *p, size_t len, size_t i) {
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+    return i;
+}
+
+static int is_hex(char c) {
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* After the opening quote at i; returns the offset after the closing quote. */
+static long scan_string(const char *p, size_t len, size_t i) {
+    size_t start = i;
+    while (i < len) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"') return utf8_valid(p + start, i - start) ? (long)i + 1 : -1;
+        if (c < 0x20) return -1;
+        if (c == '\\') {
+            if (i + 1 >= len) return -1;
+            char e = p[i + 1];
+            if (e == 'u') {
+                if (i + 5 >= len || !is_hex(p[i + 2]) || !is_hex(p[i + 3]) || !is_hex(p[i + 4]) || !is_hex(p[i + 5]))
+                    return -1;
+                i += 6;
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", e) || !e) return -1;
+            i += 2;
+            continue;
+        }
+        i++;
+    }
+    return -1;
+}
+
+static long scan_number(const char *p, size_t len, size_t i) {
+    if (i < len && p[i] == '-') i++;
+    if (i >= len) return -1;
+    if (p[i] == '0') i++;
+    else if (p[i] >= '1' && p[i] <= '9') while (i < len && p[i] >= '0' && p[i] <= '9') i++;
+    else return -1;
+    if (i < len && p[i] == '.') {
+        size_t f = ++i;
+        while (i < len && p[i] >= '0' && p[i] <= '9') i++;
+        if (i == f) return -1;
+    }
+    if (i < len && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        if (i < len && (p[i] == '+' || p[i] == '-')) i++;
+        size_t f = i;
+        while (i < len && p[i] >= '0' && p[i] <= '9') i++;
+        if (i == f) return -1;
+    }
+    return (long)i;
+}
+
+static long scan(const char *p, size_t len, size_t i, int depth) {
+    i = skip_ws(p, len, i);
+    if (i >= len) return -1;
+    char c = p[i];
+    if (c == '"') return scan_string(p, len, i + 1);
+    if (c == '{' || c == '[') {
+        if (depth >= JSON_SCAN_MAX_DEPTH) return -1;
+        char close = c == '{' ? '}' : ']';
+        i = skip_ws(p, len, i + 1);
+        if (i < len && p[i] == close) return (long)i + 1;
+        for (;;) {
+            if (c == '{') {
+                i = skip_ws(p, len, i);
+                if (i >= len || p[i] != '"') return -1;
+                long k = scan_string(p, len, i + 1);
+                if (k < 0) return -1;
+                i = skip_ws(p, len, (size_t)k);
+                if (i >= len || p[i] != ':') return -1;
+                i++;
+            }
+            long v = scan(p, len, i, depth + 1);
+            if (v < 0) return -1;
+            i = skip_ws(p, len, (size_t)v);
+            if (i < len && p[i] == ',') {
+                i++;
+                continue;
+            }
+            if (i < len && p[i] == close) return (long)i + 1;
+            return -1;
+        }
+    }
+    if (len - i >= 4 && memcmp(p + i, "true", 4) == 0) return (long)i + 4;
+    if (len - i >= 5 && memcmp(p + i, "false", 5) == 0) return (long)i + 5;
+    if (len - i >= 4 && memcmp(p + i, "null", 4) == 0) return (long)i + 4;
+    return scan_number(p, len, i);
+}
+
+long json_scan_value(const char *p, size_t len, size_t pos) {
+    long end = scan(p, len, pos, 0);
+    return end < 0 ? -1 : (long)skip_ws(p, len, (size_t)end);
+}
+
+int json_valid(const char *p, size_t len) { return json_scan_value(p, len, 0) == (long)len; }
+
+static char type_of(char c) {
+    switch (c) {
+    case '"': return 's';
+    case '{': return 'o';
+    case '[': return 'a';
+    case 't': return 't';
+    case 'f': return 'f';
+    case 'n': return 'z';
+    default: return 'n';
+    }
+}
+
+int json_object_next(const char *p, size_t len, size_t *pos, struct json_member *m) {
+    size_t i = *pos;
+    if (i == 0) {
+        if (!json_valid(p, len)) return -1;
+        i = skip_ws(p, len, 0);
+        if (i >= len || p[i] != '{') return -1;
+        i = skip_ws(p, len, i + 1);
+    } else {
+        i = skip_ws(p, len, i);
+        if (i < len && p[i] == ',') i = skip_ws(p, len, i + 1);
+    }
+    if (i >= len || p[i] == '}') {
+        *pos = len;
+        return 0;
+    }
+    /* Valid JSON was checked once: the scanners below cannot fail. */
+    long k = scan_string(p, len, i + 1);
+    m->key = (struct slice){p + i + 1, (size_t)(k - 1 - (long)i - 1)};
+    i = skip_ws(p, len, (size_t)k) + 1; /* past ':' */
+    i = skip_ws(p, len, i);
+    long v = scan(p, len, i, 1);
+    m->value = (struct slice){p + i, (size_t)(v - (long)i)};
+    m->type = type_of(p[i]);
+    *pos = (size_t)v;
+    return 1;
+}
+
+int json_object_get(const char *p, size_t len, const char *key, struct json_member *m) {
+    size_t pos = 0;
+    int rc;
+    while ((rc = json_object_next(p, len, &pos, m)) == 1)
+        if (slice_eq(m->key, key)) return 1;
+    return 0;
+}
+
+static int hexval(char c) {
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+long json_string_value(struct slice v, char *out, size_t cap) {
+    if (v.len < 2 || v.p[0] != '"' || v.p[v.len - 1] != '"') return -1;
+    size_t n = 0;
+    for (size_t i = 1; i + 1 < v.len; i++) {
+        char c = v.p[i];
+        char buf[4];
+        size_t blen = 1;
+        buf[0] = c;
+        if (c == '\\') {
+            char e = v.p[++i];
+            switch (e) {
+            case 'b': buf[0] = '\b'; break;
+            case 'f': buf[0] = '\f'; break;
+            case 'n': buf[0] = '\n'; break;
+            case 'r': buf[0] = '\r'; break;
+            case 't': buf[0] = '\t'; break;
+            case 'u': {
+                unsigned cp = (unsigned)(hexval(v.p[i + 1]) << 12 | hexval(v.p[i + 2]) << 8 |
+                                         hexval(v.p[i + 3]) << 4 | hexval(v.p[i + 4]));
+                i += 4;
+                if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD; /* surrogates: not needed for our reads */
+                if (cp < 0x80) buf[0] = (char)cp;
+                else if (cp < 0x800) buf[0] = (char)(0xC0 | cp >> 6), buf[1] = (char)(0x80 | (cp & 63)), blen = 2;
+                else buf[0] = (char)(0xE0 | cp >> 12), buf[1] = (char)(0x80 | ((cp >> 6) & 63)),
+                     buf[2] = (char)(0x80 | (cp & 63)), blen = 3;
+                break;
+            }
+            default: buf[0] = e; break;
+            }
+        }
+        if (n + blen >= cap) return -1;
+        memcpy(out + n, buf, blen);
+        n += blen;
+    }
+    out[n] = 0;
+    return (long)n;
+}
+
+int json_int_value(struct slice v, int64_t *out, int allow_fraction) {
+    char tmp[32];
+    if (v.len == 0 || v.len >= sizeof tmp) return -1;
+    memcpy(tmp, v.p, v.len);
+    tmp[v.len] = 0;
+    if (scan_number(tmp, v.len, 0) != (long)v.len) return -1;
+    if (!allow_fraction && strpbrk(tmp, ".eE")) return -1;
+    double d = strtod(tmp, NULL);
+    if (d < -9.2e18 || d > 9.2e18) return -1;
+    *out = strpbrk(tmp, ".eE") ? (int64_t)d : strtoll(tmp, NULL, 10);
+    return 0;
+}

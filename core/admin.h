@@ -1,5 +1,7 @@
 /* admin: the admin API under /api/ (PROTOCOL.md §7), JSON in and out.
- * Until an admin token can be configured, it answers loopback peers only. */
+ * With --admin-token-file every call needs Authorization: Bearer <token>
+ * (constant-time compare; 401 without); with none configured, the API
+ * answers loopback peers only. */
 #ifndef SPACE_ADMIN_H
 #define SPACE_ADMIN_H
 

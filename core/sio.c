@@ -317,7 +317,13 @@ void sio_socket_close(struct sio_socket *s, const char *reason, int notify_clien
 }
 
 void sio_socket_close_session(struct sio_socket *s, uint16_t ws_code, const char *reason) {
-    if (!s->closed) eio_close(s->client->eio, ws_code, reason);
+    if (s->closed) return;
+    struct sio_client *c = s->client;
+    /* DISCONNECT for every namespace first, as Node's disconnect(true):
+     * the client then knows the server meant it and does not reconnect. */
+    if (c->eio->kind == EIO_KIND_SOCKETIO)
+        while (c->sockets) sio_socket_close(c->sockets, reason, 1);
+    eio_close(c->eio, ws_code, reason);
 }
 
 void sio_free_dead(struct server *srv) {

@@ -5,7 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "files.h"
+#include "filecheck.h"
 #include "json_lua.h"
+#include "script.h"
+#include "wire.h"
 #include "jwt.h"
 #include "log.h"
 #include "room.h"
@@ -68,6 +72,25 @@ int api_send_values(lua_State *L, struct sio_socket *s, int is_ack, int64_t ack_
     int sent = sio_send(s, &e.o) == 0;
     lua_pop(L, 1);
     return sent;
+}
+
+void api_reply(lua_State *L, struct sio_socket *s, int event_idx, int data_idx, int64_t ack_id) {
+    event_idx = lua_absindex(L, event_idx);
+    data_idx = lua_absindex(L, data_idx);
+    if (sio_socket_is_plain(s)) {
+        /* /ws: one frame {"event","data","id"} answers the request id. */
+        lua_pushvalue(L, event_idx);
+        lua_pushvalue(L, data_idx);
+        api_send_values(L, s, 0, ack_id, lua_gettop(L) - 1, lua_gettop(L));
+        lua_pop(L, 2);
+        return;
+    }
+    lua_pushvalue(L, event_idx);
+    lua_pushvalue(L, data_idx);
+    int top = lua_gettop(L);
+    if (!lua_isnil(L, event_idx)) api_send_values(L, s, 0, -1, top - 1, top);
+    if (ack_id >= 0) api_send_values(L, s, 1, ack_id, top, top);
+    lua_pop(L, 2);
 }
 
 /* Checks that the value at idx is an event name a client accepts. */
@@ -352,6 +375,24 @@ static int conn_refresh_token(lua_State *L) {
     return 1;
 }
 
+/* conn:reply(ev, event, data) answers the client's event ev as a handler's
+ * return value would, later (after asynchronous work): the event to the
+ * sender, and the ack if one was asked. Once per ev. -> true when sent. */
+static int conn_reply(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    check_event_name(L, 3);
+    lua_settop(L, 4);
+    lua_getfield(L, 2, "ack_id");
+    int64_t ack_id = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setfield(L, 2, "ack_id");
+    api_reply(L, s, 3, 4, ack_id);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int conn_tostring(lua_State *L) {
     struct conn_handle *h = luaL_checkudata(L, 1, API_CONN_MT);
     if (h->sock) lua_pushfstring(L, "connection (%s)", h->sock->sid);
@@ -363,7 +404,7 @@ static const luaL_Reg conn_methods[] = {
     {"id", conn_id}, {"namespace", conn_namespace}, {"user", conn_user}, {"set_user", conn_set_user},
     {"data", conn_data}, {"emit", conn_emit}, {"ack", conn_ack}, {"join", conn_join},
     {"leave", conn_leave}, {"in_room", conn_in_room}, {"rooms", conn_rooms}, {"to", conn_to},
-    {"disconnect", conn_disconnect}, {"refresh_token", conn_refresh_token}, {NULL, NULL},
+    {"disconnect", conn_disconnect}, {"refresh_token", conn_refresh_token}, {"reply", conn_reply}, {NULL, NULL},
 };
 
 static const luaL_Reg conn_meta[] = {{"__tostring", conn_tostring}, {"__index", NULL}, {NULL, NULL}};
@@ -450,6 +491,127 @@ static int space_store(lua_State *L) {
     return 1;
 }
 
+/* The bytes of a string or binary value at idx. */
+static const char *check_bytes(lua_State *L, int idx, size_t *len) {
+    const char *p = json_lua_to_binary(L, idx, len);
+    return p ? p : luaL_checklstring(L, idx, len);
+}
+
+/* space.base64_decode(s) -> binary | nil, "invalid base64" (standard
+ * alphabet, padding required, no whitespace) */
+static int space_base64_decode(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    void *out = lua_newuserdatauv(L, len / 4 * 3 + 1, 0); /* scratch, collected */
+    long n = wire_base64_decode(out, s, len);
+    if (n < 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "invalid base64");
+        return 2;
+    }
+    json_lua_push_binary(L, out, (size_t)n);
+    return 1;
+}
+
+/* space.sniff_type(data) -> the MIME type its magic bytes say, or nil */
+static int space_sniff_type(lua_State *L) {
+    size_t len;
+    const char *p = check_bytes(L, 1, &len);
+    const char *type = filecheck_sniff(p, len);
+    if (type) lua_pushstring(L, type);
+    else lua_pushnil(L);
+    return 1;
+}
+
+/* space.check_file_name(name, max_bytes) -> true | nil, reason */
+static int space_check_file_name(lua_State *L) {
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    const char *why = filecheck_name(name, len, (size_t)luaL_checkinteger(L, 2));
+    if (!why) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+}
+
+struct store_ctx {
+    struct server *srv;
+    int fn_ref; /* the Lua callback */
+};
+
+static void on_stored(void *ud, const struct file_info *info, const char *err) {
+    struct store_ctx *ctx = ud;
+    struct server *srv = ctx->srv;
+    if (srv->script) {
+        lua_State *L = script_state(srv->script);
+        int top = lua_gettop(L);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->fn_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, ctx->fn_ref);
+        if (info) {
+            lua_createtable(L, 0, 6);
+            lua_pushstring(L, info->id);
+            lua_setfield(L, -2, "id");
+            lua_pushstring(L, info->name);
+            lua_setfield(L, -2, "name");
+            lua_pushstring(L, info->type);
+            lua_setfield(L, -2, "type");
+            lua_pushinteger(L, (lua_Integer)info->size);
+            lua_setfield(L, -2, "size");
+            lua_pushstring(L, info->sha256);
+            lua_setfield(L, -2, "sha256");
+            lua_pushfstring(L, "/files/%s/", info->id);
+            char pct[800];
+            size_t p = 0;
+            for (const unsigned char *s = (const unsigned char *)info->name; *s && p < sizeof pct - 4; s++) {
+                if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+                    strchr("-._~", *s))
+                    pct[p++] = (char)*s;
+                else
+                    p += (size_t)snprintf(pct + p, 4, "%%%02X", *s);
+            }
+            lua_pushlstring(L, pct, p);
+            lua_concat(L, 2);
+            lua_setfield(L, -2, "url");
+            lua_pushnil(L);
+        } else {
+            lua_pushnil(L);
+            lua_pushstring(L, err);
+        }
+        script_call(srv->script, 2, 0, "store_file callback");
+        lua_settop(L, top);
+    }
+    free(ctx);
+}
+
+/* space.store_file(data, {type = T, name = N}, callback) stores the bytes
+ * (type and name already checked) on a worker thread; callback(file) with
+ * file = {id, name, type, size, sha256, url}, or callback(nil, err). */
+static int space_store_file(lua_State *L) {
+    size_t len;
+    const char *p = check_bytes(L, 1, &len);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_getfield(L, 2, "type");
+    lua_getfield(L, 2, "name");
+    const char *type = luaL_checkstring(L, -2), *name = luaL_checkstring(L, -1);
+    if (strlen(type) >= 128 || strlen(name) > 256 || strchr(name, '\n') || strchr(type, '\n'))
+        return luaL_argerror(L, 2, "type or name out of bounds (check them first)");
+    struct store_ctx *ctx = malloc(sizeof *ctx);
+    if (!ctx) return luaL_error(L, "out of memory");
+    ctx->srv = api_server(L);
+    lua_pushvalue(L, 3);
+    ctx->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (files_store(ctx->srv, p, len, type, name, on_stored, ctx) != 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, ctx->fn_ref);
+        free(ctx);
+        return luaL_error(L, "out of memory");
+    }
+    return 0;
+}
+
 /* space.now() -> milliseconds since the epoch (integer) */
 static int space_now(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)server_wall_ms());
@@ -524,7 +686,8 @@ static int space_json_decode(lua_State *L) {
 static const luaL_Reg space_funcs[] = {
     {"to", space_to}, {"room_users", space_room_users}, {"room_size", space_room_size},
     {"room_has_user", space_room_has_user},
-    {"store", space_store}, {"now", space_now}, {"new_id", space_new_id}, {"log", space_log}, {"array", space_array},
+    {"store", space_store}, {"now", space_now}, {"base64_decode", space_base64_decode},
+    {"sniff_type", space_sniff_type}, {"check_file_name", space_check_file_name}, {"store_file", space_store_file}, {"new_id", space_new_id}, {"log", space_log}, {"array", space_array},
     {"binary", space_binary}, {"is_binary", space_is_binary}, {"json_encode", space_json_encode},
     {"json_decode", space_json_decode}, {NULL, NULL},
 };

@@ -30,6 +30,11 @@ void api_release_conn(lua_State *L, struct sio_socket *s);
 int api_send_values(lua_State *L, struct sio_socket *s, int is_ack, int64_t ack_id, int first,
                     int last);
 
+/* Answers a client's event: emits the event at event_idx with the data at
+ * data_idx and answers ack_id (>= 0) with the data; on /ws one frame with
+ * the request id. Raises for values that cannot be sent. */
+void api_reply(lua_State *L, struct sio_socket *s, int event_idx, int data_idx, int64_t ack_id);
+
 /* Pushes the table of pending server->client ack callbacks of s (from the
  * handle's user values), or nil. */
 void api_push_ack_table(lua_State *L, struct sio_socket *s);

@@ -25,6 +25,7 @@ struct option_spec {
 static const struct option_spec options[] = {
     {"scripts", OPT_STRING, F(scripts_dir), "./scripts", 0, 0, "handlers and rules (Lua), reloaded on change"},
     {"plugins", OPT_STRING, F(plugins_dir), "./plugins", 0, 0, "plugins the scripts may enable"},
+    {"files-dir", OPT_STRING, F(files_dir), "./data/files", 0, 0, "where sent files are stored"},
     {"host", OPT_STRING, F(host), "0.0.0.0", 0, 0, "address to listen on"},
     {"port", OPT_INT, F(port), "8000", 0, 65535, "port to listen on (0: any free port)"},
     {"ping-interval", OPT_INT, F(ping_interval_ms), "25000", 10, 3600000, "Engine.IO pingInterval, ms"},
@@ -35,6 +36,8 @@ static const struct option_spec options[] = {
      "time a client has to send a request's headers, ms"},
     {"max-payload", OPT_INT, F(max_payload), "16777216", 1024, 1073741824,
      "largest message or polling body, bytes"},
+    {"max-partial-bytes", OPT_INT, F(max_partial_bytes), "268435456", 1048576, 68719476736,
+     "bytes of partly received messages held for all clients together; more: close 1013"},
     {"max-output", OPT_INT, F(max_output), "67108864", 65536, 1073741824,
      "bytes queued to one client before it is closed as too slow"},
     {"lua-memory", OPT_INT, F(lua_memory_mb), "256", 8, 65536, "memory cap of the Lua state, MiB"},

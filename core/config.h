@@ -10,6 +10,8 @@
 struct config {
     const char *scripts_dir;   /* --scripts: handlers and rules */
     const char *plugins_dir;   /* --plugins: plugins the scripts may enable */
+    const char *files_dir;     /* --files-dir: where sent files are stored */
+    int64_t max_partial_bytes; /* --max-partial-bytes: all clients' partly received messages together */
     const char *host;          /* --host: listen address */
     int64_t port;              /* --port */
     int64_t ping_interval_ms;  /* --ping-interval */

@@ -199,6 +199,8 @@ static void on_write(uv_write_t *req, int status) {
     }
     if ((c->flags & CONN_CLOSE_AFTER_FLUSH) && c->writes_in_flight == 0 && c->q_head == c->q_len)
         start_shutdown(c);
+    else if (c->tr->on_drain && c->out_bytes < CONN_DRAIN_BYTES)
+        c->tr->on_drain(c);
 }
 
 /* Hands the whole remaining queue to one uv_write. */
@@ -273,6 +275,8 @@ void conn_flush(struct conn *c) {
     if (c->q_head == c->q_len) c->q_head = c->q_len = 0;
     if ((c->flags & CONN_CLOSE_AFTER_FLUSH) && c->writes_in_flight == 0 && c->q_len == 0)
         start_shutdown(c);
+    else if (c->tr->on_drain && c->out_bytes < CONN_DRAIN_BYTES && !conn_is_closing(c))
+        c->tr->on_drain(c);
 }
 
 int conn_in_append(struct conn *c, const char *p, size_t n) {

@@ -32,7 +32,12 @@ struct transport {
     /* The conn is closing: release transport state (conn->tr_state). Runs
      * once, before the handle is closed; the conn can still be read. */
     void (*on_close)(struct conn *c);
+    /* The output queue drained below CONN_DRAIN_BYTES (may be NULL): a
+     * transport that produces output as it goes (a file) produces more. */
+    void (*on_drain)(struct conn *c);
 };
+
+#define CONN_DRAIN_BYTES (128 * 1024)
 
 struct out_entry {
     buf *b;       /* one reference held */

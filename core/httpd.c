@@ -6,6 +6,7 @@
 
 #include "admin.h"
 #include "eio.h"
+#include "files.h"
 #include "log.h"
 #include "server.h"
 
@@ -73,6 +74,10 @@ static void route(struct conn *c, const struct http_request *req, const char *bo
     }
     if (req->path.len >= 5 && memcmp(req->path.p, "/api/", 5) == 0) {
         admin_handle_request(c, req, body, body_len, keep_alive);
+        return;
+    }
+    if (req->path.len > 7 && memcmp(req->path.p, "/files/", 7) == 0) {
+        files_handle_request(c, req, keep_alive);
         return;
     }
     if (slice_eq(req->path, "/ws")) {

@@ -429,6 +429,7 @@ void script_host_free(struct script_host *h) {
 }
 
 unsigned script_files_loaded(const struct script_host *h) { return h->files; }
+lua_State *script_state(struct script_host *h) { return h->L; }
 
 /* }================================================================== */
 
@@ -514,15 +515,7 @@ static int reply_lua(lua_State *L) {
     struct sio_socket *s = api_to_socket(L, 1);
     if (!s) return 0;
     lua_settop(L, 4);
-    int64_t ack_id = lua_isinteger(L, 4) ? lua_tointeger(L, 4) : -1;
-    if (sio_socket_is_plain(s)) {
-        /* /ws: one frame {"event","data","id"} answers the request id. */
-        api_send_values(L, s, 0, ack_id, 2, 3);
-        return 0;
-    }
-    lua_pushvalue(L, 3);
-    if (!lua_isnil(L, 2)) api_send_values(L, s, 0, -1, 2, 3);
-    if (ack_id >= 0) api_send_values(L, s, 1, ack_id, 5, 5);
+    api_reply(L, s, 2, 3, lua_isinteger(L, 4) ? lua_tointeger(L, 4) : -1);
     return 0;
 }
 
@@ -715,6 +708,8 @@ enum script_result script_authenticate(struct script_host *h, struct sio_socket 
     lua_settop(L, top);
     return r;
 }
+
+int script_call(struct script_host *h, int nargs, int nres, const char *what) { return call(h, nargs, nres, what); }
 
 void script_send_error(struct script_host *h, struct sio_socket *s, const char *event, const char *code,
                        const char *message) {

@@ -42,6 +42,8 @@ struct script_stats {
 };
 void script_stats(const struct script_host *h, struct script_stats *out);
 void script_host_free(struct script_host *h);
+/* The Lua state (for api.c's asynchronous callbacks). */
+struct lua_State *script_state(struct script_host *h);
 /* Files loaded by the current generation. */
 unsigned script_files_loaded(const struct script_host *h);
 
@@ -50,6 +52,9 @@ int script_has_namespace(struct script_host *h, const char *nsp, size_t len);
  * has its user. On SCRIPT_REFUSE, refusal holds the CONNECT_ERROR data. */
 enum script_result script_authenticate(struct script_host *h, struct sio_socket *s, const char *json,
                                        size_t len, struct sbuf *refusal);
+/* Calls the function below nargs arguments on the Lua stack, protected and
+ * on the instruction budget; 0 with nres results, or -1 (logged as what). */
+int script_call(struct script_host *h, int nargs, int nres, const char *what);
 /* Sends `error` {code, message, event} to s from the server itself. */
 void script_send_error(struct script_host *h, struct sio_socket *s, const char *event, const char *code,
                        const char *message);

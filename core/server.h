@@ -41,6 +41,7 @@ struct server {
     struct conn *pending_flush;   /* conns with queued output this turn */
     uint64_t next_conn_id;
     uint64_t n_conns;
+    uint64_t partial_bytes;       /* WebSocket messages partly received, all conns (ws.c) */
     char recv_buf[RECV_BUF_BYTES]; /* shared by every read: conns hold no buffer while idle */
 
     /* Engine.IO sessions, by sid */

@@ -16,7 +16,14 @@ struct ws_state {
     size_t in_len;
     int in_recv;             /* inside wslay_event_recv: wslay_event_send waits until it returns */
     int bad_close;           /* the peer's close frame was malformed: answer 1002 */
+    int over_partial_cap;    /* the server holds too much partly received data: answer 1013 */
+    uint64_t partial;        /* bytes of the message being received, counted in server.partial_bytes */
 };
+
+static void release_partial(struct conn *c, struct ws_state *ws) {
+    c->srv->partial_bytes -= ws->partial;
+    ws->partial = 0;
+}
 
 static struct ws_state *state_of(struct conn *c) { return c->tr == &ws_transport ? c->tr_state : NULL; }
 
@@ -78,11 +85,25 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     return (ssize_t)len;
 }
 
+/* wslay allocates a message as its frames start: count what all clients
+ * hold half-received, so that many uploads at once cannot exhaust memory. */
+static void on_frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
+                              void *ud) {
+    (void)ctx;
+    struct conn *c = ud;
+    struct ws_state *ws = c->tr_state;
+    if (arg->opcode >= 8) return; /* control frames: 125 bytes at most */
+    ws->partial += arg->payload_length;
+    c->srv->partial_bytes += arg->payload_length;
+    if (c->srv->partial_bytes > (uint64_t)c->srv->cfg->max_partial_bytes) ws->over_partial_cap = 1;
+}
+
 static void on_msg_recv_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                            void *ud) {
     (void)ctx;
     struct conn *c = ud;
     struct ws_state *ws = c->tr_state;
+    if (arg->opcode < 8) release_partial(c, ws);
     if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->msg_length == 1) ws->bad_close = 1;
     if (!ws->owner || conn_is_closing(c)) return;
     if (arg->opcode == WSLAY_PONG && ws->ops->on_pong) ws->ops->on_pong(ws->owner);
@@ -94,6 +115,7 @@ static const struct wslay_event_callbacks callbacks = {
     .recv_callback = recv_cb,
     .send_callback = send_cb,
     .on_msg_recv_callback = on_msg_recv_cb,
+    .on_frame_recv_start_callback = on_frame_start_cb,
 };
 
 /* }================================================================== */
@@ -144,6 +166,13 @@ static void on_data(struct conn *c, const char *p, size_t n) {
         close_raw(c, ws, rc == WSLAY_ERR_NOMEM ? WS_CLOSE_INTERNAL : WS_CLOSE_PROTOCOL_ERROR);
         return;
     }
+    if (ws->over_partial_cap && !conn_is_closing(c)) {
+        log_warn("ws", "closing conn=%llu: partly received messages exceed --max-partial-bytes",
+                 (unsigned long long)c->id);
+        release_partial(c, ws);
+        close_raw(c, ws, WS_CLOSE_TRY_AGAIN_LATER);
+        return;
+    }
     after_wslay(c, ws);
 }
 
@@ -152,6 +181,7 @@ static void on_timeout(struct conn *c) { conn_close(c); }
 static void on_close(struct conn *c) {
     struct ws_state *ws = c->tr_state;
     if (!ws) return;
+    release_partial(c, ws);
     notify_close(ws);
     wslay_event_context_free(ws->ctx);
     free(ws);

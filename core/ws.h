@@ -24,6 +24,7 @@ enum {
     WS_CLOSE_POLICY = 1008,
     WS_CLOSE_TOO_BIG = 1009,
     WS_CLOSE_INTERNAL = 1011,
+    WS_CLOSE_TRY_AGAIN_LATER = 1013,
     WS_CLOSE_UNAUTHORIZED = 4401, /* the plain /ws protocol: login refused */
 };
 

@@ -16,13 +16,6 @@ local function on_disconnect(conn)
   end
 end
 
--- Names PROTOCOL.md gives to later features: answered, never handled by accident.
-local function not_yet(name)
-  return function()
-    return nil, "unknown_event", name .. " is not available on this server yet"
-  end
-end
-
 return {
   -- rules.lua is checked against this schema at every load (a bad edit is refused).
   rules = "rules",
@@ -43,7 +36,7 @@ return {
         leave_room = require "events.leave_room",
         send_message = require "events.send_message",
         get_room_users = require "events.get_room_users",
-        send_file = not_yet("send_file"),
+        send_file = require "events.send_file",
         refresh_token = require "events.refresh_token",
       },
     },

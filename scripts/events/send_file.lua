@@ -1,0 +1,74 @@
+-- send_file {room, name, type, data} -> file_sent {id, room, name, type,
+-- size, url}; the others get new_file {id, room, user, name, type, size,
+-- url}. data is base64 text or a Socket.IO binary attachment. Everything is
+-- checked before anything is stored; storing runs off the event loop and
+-- the answer follows when it is done.
+local space = require "space"
+local rules = require "rules"
+local validate = require "app.validate"
+
+local function allowed_type(t)
+  for _, allowed in ipairs(rules.file.types) do
+    if allowed == t then return true end
+  end
+  return false
+end
+
+-- The bytes of data, or nil, code, message. Sizes are checked before
+-- decoding, so an oversized upload costs no decoding.
+local function decode(data)
+  local max = rules.file.max_bytes
+  if space.is_binary(data) then
+    if #data > max then return nil, "file_too_large", ("files have at most %d bytes"):format(max) end
+    return data
+  end
+  if type(data) ~= "string" then return nil, "invalid_payload", "'data' must be base64 text or binary" end
+  local padding = data:match("(=*)$")
+  if #data // 4 * 3 - #padding > max then
+    return nil, "file_too_large", ("files have at most %d bytes"):format(max)
+  end
+  local bytes = space.base64_decode(data)
+  if not bytes then return nil, "invalid_file", "'data' is not valid base64" end
+  return bytes
+end
+
+return function(conn, data, ev)
+  local ok, code, msg = validate.object(data)
+  if not ok then return nil, code, msg end
+  local room
+  room, code, msg = validate.room(data)
+  if not room then return nil, code, msg end
+  local name, mime
+  name, code, msg = validate.string_field(data, "name")
+  if not name then return nil, code, msg end
+  mime, code, msg = validate.string_field(data, "type")
+  if not mime then return nil, code, msg end
+  if data.data == nil then return nil, "invalid_payload", "'data' is missing" end
+  if not conn:in_room(room) then return nil, "not_in_room", "you are not in room " .. room end
+
+  local bytes
+  bytes, code, msg = decode(data.data)
+  if not bytes then return nil, code, msg end
+  local name_ok, why = space.check_file_name(name, rules.file.max_name_bytes)
+  if not name_ok then return nil, "invalid_file", why end
+  if not allowed_type(mime) then
+    return nil, "file_type_not_allowed", ("files of type %s are not allowed"):format(mime)
+  end
+  if space.sniff_type(bytes) ~= mime then
+    return nil, "file_type_not_allowed", ("the content is not %s"):format(mime)
+  end
+
+  local user = conn:user()
+  space.store_file(bytes, { type = mime, name = name }, function(file, err)
+    if not file then
+      space.log("error", "send_file: " .. tostring(err))
+      conn:reply(ev, "error", { code = "internal_error", message = "the file could not be stored", event = "send_file" })
+      return
+    end
+    local sent = { id = file.id, room = room, name = file.name, type = file.type, size = file.size, url = file.url }
+    conn:to(room, "new_file", {
+      id = file.id, room = room, user = user, name = file.name, type = file.type, size = file.size, url = file.url,
+    })
+    conn:reply(ev, "file_sent", sent)
+  end)
+end

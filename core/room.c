@@ -14,15 +14,22 @@ static int grow(void **arr, uint32_t *cap, size_t elem) {
     return 0;
 }
 
-int room_has(const struct room_membership *m, const struct room *r) {
-    for (uint32_t i = 0; i < m->n; i++)
-        if (m->slots[i].room == r) return 1;
-    return 0;
+/* The member's position in r, or -1. */
+static long position(const struct room *r, const struct room_membership *m) {
+    uintptr_t v = (uintptr_t)hmap_get(&r->index, m->key, m->key_len);
+    return v ? (long)v - 1 : -1;
 }
+
+static int set_position(struct room *r, const struct room_membership *m, uint32_t i) {
+    return hmap_put(&r->index, m->key, m->key_len, (void *)(uintptr_t)(i + 1));
+}
+
+int room_has(const struct room_membership *m, const struct room *r) { return position(r, m) >= 0; }
 
 static void room_free(struct hmap *rooms, struct room *r) {
     hmap_del(rooms, r->name, r->name_len);
     hmap_free(&r->users);
+    hmap_free(&r->index);
     free(r->members);
     free(r);
 }
@@ -47,13 +54,15 @@ int room_join(struct hmap *rooms, struct room_membership *m, const char *name, s
     *out = r;
     if ((r->n_members == r->cap_members &&
          grow((void **)&r->members, &r->cap_members, sizeof *r->members) != 0) ||
-        (m->n == m->cap && grow((void **)&m->slots, &m->cap, sizeof *m->slots) != 0))
+        (m->n == m->cap && grow((void **)&m->slots, &m->cap, sizeof *m->slots) != 0) ||
+        set_position(r, m, r->n_members) != 0)
         goto oom;
     struct room_user *ru = hmap_get(&r->users, m->user->id, strlen(m->user->id));
     if (!ru) {
         ru = malloc(sizeof *ru);
         if (!ru || hmap_put(&r->users, m->user->id, strlen(m->user->id), ru) != 0) {
             free(ru);
+            hmap_del(&r->index, m->key, m->key_len);
             goto oom;
         }
         ru->user = m->user;
@@ -74,9 +83,11 @@ static void remove_slot(struct hmap *rooms, struct room_membership *m, uint32_t 
     uint32_t mi = m->slots[k].member_idx;
     /* The room: move its last member into the hole. */
     struct room_member last = r->members[--r->n_members];
+    hmap_del(&r->index, m->key, m->key_len);
     if (mi != r->n_members) {
         r->members[mi] = last;
         last.m->slots[last.slot_idx].member_idx = mi;
+        set_position(r, last.m, mi); /* replaces an existing entry: cannot fail */
     }
     /* The member: move its last slot into the hole. */
     struct room_slot lslot = m->slots[--m->n];
@@ -95,13 +106,10 @@ static void remove_slot(struct hmap *rooms, struct room_membership *m, uint32_t 
 
 int room_leave(struct hmap *rooms, struct room_membership *m, struct room *r, int *user_left) {
     *user_left = 0;
-    for (uint32_t k = 0; k < m->n; k++) {
-        if (m->slots[k].room == r) {
-            remove_slot(rooms, m, k, user_left);
-            return 1;
-        }
-    }
-    return 0;
+    long i = position(r, m);
+    if (i < 0) return 0;
+    remove_slot(rooms, m, r->members[i].slot_idx, user_left);
+    return 1;
 }
 
 void room_leave_all(struct hmap *rooms, struct room_membership *m) {

@@ -27,6 +27,8 @@ struct room_membership {
     uint32_t n, cap;
     struct user *user; /* for distinct-user counts; set before the first join */
     void *owner;       /* what room->members[i].owner gives back */
+    const char *key;   /* unique among members, stable while in rooms (the socket id) */
+    size_t key_len;
 };
 
 struct room_member {
@@ -43,6 +45,7 @@ struct room {
     struct room_member *members;
     uint32_t n_members, cap_members;
     struct hmap users;  /* user id -> struct room_user */
+    struct hmap index;  /* member key -> position in members, plus one */
     size_t name_len;
     char name[];        /* NUL-terminated; the rooms map's key */
 };

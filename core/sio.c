@@ -184,6 +184,8 @@ static struct sio_socket *socket_open(struct sio_client *c, struct slice nsp_nam
     s->rooms.owner = s;
     s->connected_ms = server_wall_ms();
     server_new_sid(srv, s->sid);
+    s->rooms.key = s->sid;
+    s->rooms.key_len = 20;
     *result = script_authenticate(srv->script, s, auth, auth_len, refusal);
     if (*result != SCRIPT_OK) {
         script_release_socket(srv->script, s);

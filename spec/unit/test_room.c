@@ -4,6 +4,7 @@
  * operation that both indexes agree with each other and with a reference
  * model. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +14,13 @@
 
 static struct user make_user(char *id) { return (struct user){.id = id, .name = id, .refs = 1}; }
 
+/* Each member gets a unique key (a socket id in the server). */
 static struct room_membership make_member(struct user *u, void *owner) {
-    return (struct room_membership){.user = u, .owner = owner};
+    static char keys[8192][16];
+    static unsigned n;
+    char *key = keys[n++ % 8192];
+    int len = snprintf(key, sizeof keys[0], "m%u", n);
+    return (struct room_membership){.user = u, .owner = owner, .key = key, .key_len = (size_t)len};
 }
 
 static int join(struct hmap *rooms, struct room_membership *m, const char *name, struct room **r,

@@ -8,6 +8,7 @@
 #include "eio.h"
 #include "files.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 
 /* Per-request state while the body is still arriving. */
@@ -82,6 +83,10 @@ static void route(struct conn *c, const struct http_request *req, const char *bo
     }
     if (slice_eq(req->path, "/ws")) {
         eio_handle_plain(c, req);
+        return;
+    }
+    if (slice_eq(req->path, "/metrics")) {
+        metrics_handle_request(c, keep_alive);
         return;
     }
     if (slice_eq(req->path, "/healthz")) {

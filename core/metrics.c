@@ -6,7 +6,7 @@
 #include "sio.h"
 
 static void metric(struct sbuf *b, const char *name, const char *type, const char *help, double value) {
-    sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
+    sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help, name, type, name, value);
 }
 
 void metrics_handle_request(struct conn *c, int keep_alive) {

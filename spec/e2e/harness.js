@@ -317,10 +317,12 @@ let clientSeq = 0;
 
 // Connects to `/` and waits for the server's `connected` event. Returns the socket, with
 // socket.inbox (every event received), socket.connectedData, socket.label.
+// Transports: WebSocket only unless opts.transports says otherwise; `transports: null` leaves the
+// client's default (polling first, then the upgrade to WebSocket).
 async function connectClient(srvOrPort, name, opts = {}) {
   const port = typeof srvOrPort === 'number' ? srvOrPort : srvOrPort.port;
   const label = `${name === undefined ? 'guest' : name}#${++clientSeq}`;
-  const socket = io(`http://127.0.0.1:${port}`, {
+  const options = {
     transports: ['websocket'],
     reconnection: false,
     forceNew: true,
@@ -328,7 +330,9 @@ async function connectClient(srvOrPort, name, opts = {}) {
     timeout: T(5000),
     ...(name === undefined ? {} : { auth: { name } }),
     ...opts,
-  });
+  };
+  if (options.transports === null || options.transports === undefined) delete options.transports;
+  const socket = io(`http://127.0.0.1:${port}`, options);
   socket.label = label;
   socket.inbox = new Inbox(label);
   socket.onAny((event, ...args) => socket.inbox.push(event, args[0], { args }));
@@ -606,8 +610,17 @@ class NetWs {
 // Sends `data` (string or Buffer) and collects the answer until the server closes or a full response
 // (headers + Content-Length body) has arrived. Returns {status, headers, body, raw, closed}.
 function httpRaw(port, data, timeoutMs = DEFAULT_WAIT) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
+  return httpStart(port, data, timeoutMs).response;
+}
+
+// Like httpRaw, but also hands out the TCP socket, for requests that stay pending (a parked
+// long-polling GET) and that a test may abort. Returns {response: Promise, socket, written: Promise}
+// where `written` resolves once the request bytes have been handed to the kernel.
+function httpStart(port, data, timeoutMs = DEFAULT_WAIT) {
+  const sock = net.connect(port, '127.0.0.1');
+  let writtenResolve;
+  const written = new Promise((resolve) => { writtenResolve = resolve; });
+  const response = new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     let done = false;
     const finish = (closed) => {
@@ -626,12 +639,14 @@ function httpRaw(port, data, timeoutMs = DEFAULT_WAIT) {
       sock.destroy();
       reject(new Error(`no complete HTTP response within ${timeoutMs} ms; got ${show(buf.toString('latin1'))}`));
     }, timeoutMs);
-    sock.on('connect', () => sock.write(data));
+    sock.on('connect', () => sock.write(data, () => writtenResolve()));
     sock.on('data', (d) => { buf = Buffer.concat([buf, d]); finish(false); });
     sock.on('end', () => finish(true));
     sock.on('close', () => finish(true));
     sock.on('error', () => finish(true));
   });
+  response.catch(() => {}); // a test that aborts the request need not await its failure
+  return { response, socket: sock, written };
 }
 
 function parseResponse(buf, closed = false) {
@@ -692,6 +707,6 @@ module.exports = {
   REPO, SERVER_BIN, SCRIPTS_DIR, T, DEFAULT_WAIT, show,
   startServer, assertAlive, ManagedServer, runServerToExit, copyScripts, withTimeout, waitFor, Inbox,
   connectClient, closeAllClients, nextEvent, request, expectAnswer, expectError, ackRequest, disconnectClient,
-  RawClient, NetWs, encodeFrame, httpRaw,
+  RawClient, NetWs, encodeFrame, httpRaw, httpStart, parseResponse,
   uniqueRoom, uniqueName, isUser,
 };

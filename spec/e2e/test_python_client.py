@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""space-server with the stock python-socketio client (Debian's python3-socketio, WebSocket transport).
+"""space-server with the stock python-socketio client (Debian's python3-socketio), three ways:
+the client's default transports (long-polling handshake, then at once the WebSocket probe and upgrade),
+WebSocket only, and long-polling only. Every test runs in each configuration (one class each).
 
 Run with Debian's interpreter:  /usr/bin/python3 spec/e2e/test_python_client.py
 The binary comes from $SPACE_SERVER (default: build/space-server next to this repo's spec/),
@@ -89,7 +91,8 @@ class ServerProcess:
 class Client:
     """A python-socketio client that records every event it receives."""
 
-    def __init__(self, server, name=None):
+    def __init__(self, server, name=None, transports=("websocket",)):
+        """transports: a tuple for socketio.Client.connect, or None for the client's default."""
         self.name = name or ("py_" + uuid.uuid4().hex[:8])
         self.sio = socketio.Client(reconnection=False)
         self.events = []  # [name, data, taken]
@@ -104,7 +107,8 @@ class Client:
         def disconnect():
             self.disconnected.set()
 
-        self.sio.connect(server.url, auth={"name": self.name}, transports=["websocket"], wait_timeout=5)
+        self.sio.connect(server.url, auth={"name": self.name},
+                         transports=list(transports) if transports is not None else None, wait_timeout=5)
         self.connected = self.next("connected")
 
     def _push(self, event, data):
@@ -160,8 +164,12 @@ def new_room():
     return "py-" + uuid.uuid4().hex[:12]
 
 
-class PythonClientTest(unittest.TestCase):
+class PythonClientTests:
+    """The tests; a subclass (also a unittest.TestCase) picks the client's transports."""
+
     server = None
+    TRANSPORTS = ("websocket",)  # None: the client's default
+    ENDS_ON = "websocket"  # the transport the client must be on once connected
 
     @classmethod
     def setUpClass(cls):
@@ -182,8 +190,11 @@ class PythonClientTest(unittest.TestCase):
             c.close()
 
     def client(self, name=None):
-        c = Client(self.server, name)
+        c = Client(self.server, name, self.TRANSPORTS)
         self.clients.append(c)
+        self.assertEqual(c.sio.transport(), self.ENDS_ON,
+                         "transport of a client connected with transports=%r: expected %r, got %r"
+                         % (self.TRANSPORTS, self.ENDS_ON, c.sio.transport()))
         return c
 
     def assertError(self, err, code, event):
@@ -312,6 +323,32 @@ class PythonClientTest(unittest.TestCase):
         users = d.request("get_room_users", {"room": room}, "room_users")
         self.assertEqual(users, {"room": room, "users": [d.user], "count": 1}, "room_users after carol left")
         self.assertEqual(d.untaken("user_left_room"), [], "exactly one user_left_room for carol")
+
+    def test_transport_in_use(self):
+        a = self.client()
+        self.assertEqual(a.sio.transport(), self.ENDS_ON, "transport after connecting")
+        room = new_room()
+        a.request("join_room", {"room": room}, "joined_room")
+        a.settle()
+        self.assertEqual(a.sio.transport(), self.ENDS_ON, "transport after a few round trips")
+
+
+class PythonDefaultTransportsTest(PythonClientTests, unittest.TestCase):
+    """socketio.Client() defaults: polling handshake, WebSocket probe right away, upgrade."""
+
+    TRANSPORTS = None
+    ENDS_ON = "websocket"
+
+
+class PythonWebSocketTest(PythonClientTests, unittest.TestCase):
+    TRANSPORTS = ("websocket",)
+    ENDS_ON = "websocket"
+
+
+class PythonPollingTest(PythonClientTests, unittest.TestCase):
+    TRANSPORTS = ("polling",)
+    ENDS_ON = "polling"
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

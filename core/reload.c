@@ -14,6 +14,7 @@
 struct watched_dir {
     uv_fs_event_t handle;
     struct reloader *owner;
+    char path[];
 };
 
 struct reloader {
@@ -36,19 +37,30 @@ static void unwatch_all(struct reloader *r) {
 
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status);
 
-/* Watches dir and every directory below it (bounded). */
+static int is_watched(const struct reloader *r, const char *dir) {
+    for (int i = 0; i < r->n_dirs; i++)
+        if (strcmp(r->dirs[i]->path, dir) == 0) return 1;
+    return 0;
+}
+
+/* Watches dir and every directory below it that is not watched yet
+ * (bounded). Existing watches stay: closing them would drop the events
+ * of a save that lands while a reload runs. */
 static void watch_tree(struct reloader *r, const char *dir, int depth) {
     if (r->n_dirs == RELOAD_MAX_WATCHED_DIRS || depth > 8) return;
-    struct watched_dir *w = calloc(1, sizeof *w);
-    if (!w) return;
-    w->owner = r;
-    uv_fs_event_init(r->srv->loop, &w->handle);
-    w->handle.data = w;
-    if (uv_fs_event_start(&w->handle, on_fs_event, dir, 0) != 0) {
-        uv_close((uv_handle_t *)&w->handle, on_dir_closed);
-        return;
+    if (!is_watched(r, dir)) {
+        struct watched_dir *w = calloc(1, sizeof *w + strlen(dir) + 1);
+        if (!w) return;
+        strcpy(w->path, dir);
+        w->owner = r;
+        uv_fs_event_init(r->srv->loop, &w->handle);
+        w->handle.data = w;
+        if (uv_fs_event_start(&w->handle, on_fs_event, dir, 0) != 0) {
+            uv_close((uv_handle_t *)&w->handle, on_dir_closed);
+            return;
+        }
+        r->dirs[r->n_dirs++] = w;
     }
-    r->dirs[r->n_dirs++] = w;
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
@@ -68,12 +80,28 @@ static void watch_all(struct reloader *r) {
     if (stat(r->srv->cfg->plugins_dir, &st) == 0 && S_ISDIR(st.st_mode)) watch_tree(r, r->srv->cfg->plugins_dir, 0);
 }
 
+/* Drops watches of directories that are gone (their inotify watch died with them). */
+static void unwatch_missing(struct reloader *r) {
+    struct stat st;
+    for (int i = 0; i < r->n_dirs;) {
+        if (stat(r->dirs[i]->path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            i++;
+            continue;
+        }
+        struct watched_dir *w = r->dirs[i];
+        w->handle.data = w;
+        uv_close((uv_handle_t *)&w->handle, on_dir_closed);
+        r->dirs[i] = r->dirs[--r->n_dirs];
+    }
+}
+
 static void do_reload(struct reloader *r, const char *why) {
     char err[1024];
-    script_reload(r->srv->script, why, err, sizeof err);
-    /* Directories may have come or gone: watch the tree as it is now. */
-    unwatch_all(r);
+    /* Directories may have come or gone: watch the tree as it is now,
+     * before loading, so that a save during the load is seen. */
+    unwatch_missing(r);
     watch_all(r);
+    script_reload(r->srv->script, why, err, sizeof err);
 }
 
 static void on_debounce(uv_timer_t *t) { do_reload(t->data, "file change"); }

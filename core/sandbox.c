@@ -64,7 +64,12 @@ void sandbox_run_file(lua_State *L, const char *path, int env_idx) {
     const char *src = lua_tolstring(L, -1, &len);
     lua_pushfstring(L, "@%s", path);
     /* "t": text only; binary chunks can break the VM's invariants. */
-    if (luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t") != LUA_OK) lua_error(L);
+    if (luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t") != LUA_OK) {
+        /* Syntax errors name the file; "binary chunk" refusals don't. */
+        const char *msg = lua_tostring(L, -1);
+        if (msg && strncmp(msg, path, strlen(path)) != 0) luaL_error(L, "%s: %s", path, msg);
+        lua_error(L);
+    }
     lua_replace(L, -3); /* the chunk takes the source's slot */
     lua_pop(L, 1);
     lua_pushvalue(L, env_idx);
@@ -72,6 +77,11 @@ void sandbox_run_file(lua_State *L, const char *path, int env_idx) {
     lua_call(L, 0, 1);
     lua_pushinteger(L, (lua_Integer)sandbox_files_loaded(L, 0) + 1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &FILES_KEY);
+}
+
+static int run_file_protected(lua_State *L) {
+    sandbox_run_file(L, lua_tostring(L, 1), 2);
+    return 1;
 }
 
 /* require(name) inside the sandbox: shared host modules as they are,
@@ -100,10 +110,18 @@ static int sandbox_require(lua_State *L) {
     for (size_t i = 0; i < len; i++) luaL_addchar(&b, name[i] == '.' ? '/' : name[i]);
     luaL_addstring(&b, ".lua");
     luaL_pushresult(&b);
-    /* Marks the module as loading, so that a require cycle fails clearly. */
+    /* Marks the module as loading, so that a require cycle fails clearly;
+     * the mark goes when loading fails, so a later require tries again. */
     lua_pushboolean(L, 0);
     lua_setfield(L, lua_upvalueindex(2), name);
-    sandbox_run_file(L, lua_tostring(L, -1), lua_upvalueindex(1));
+    lua_pushcfunction(L, run_file_protected);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        lua_pushnil(L);
+        lua_setfield(L, lua_upvalueindex(2), name);
+        return lua_error(L);
+    }
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_pushboolean(L, 1);
@@ -111,6 +129,28 @@ static int sandbox_require(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_setfield(L, lua_upvalueindex(2), name);
     return 1;
+}
+
+static int read_only_newindex(lua_State *L) {
+    return luaL_error(L, "attempt to change the shared module table (field '%s')", luaL_tolstring(L, 2, NULL));
+}
+
+/* Pushes a read-only view of the table at idx, so that one generation
+ * cannot change what the next one sees. */
+static void push_read_only(lua_State *L, int idx) {
+    if (!lua_istable(L, idx)) {
+        lua_pushvalue(L, idx);
+        return;
+    }
+    lua_newtable(L);
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, idx);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, read_only_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushliteral(L, "read-only");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
 }
 
 static int strict_index(lua_State *L) {
@@ -122,9 +162,9 @@ static int strict_newindex(lua_State *L) {
 }
 
 static int sandbox_print(lua_State *L) {
+    int n = lua_gettop(L); /* before the buffer pushes its own slot */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    int n = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         if (i > 1) luaL_addchar(&b, '\t');
         luaL_tolstring(L, i, NULL);
@@ -135,7 +175,8 @@ static int sandbox_print(lua_State *L) {
     return 0;
 }
 
-void sandbox_push_env(lua_State *L, const char *dir, const char *const *shared) {    lua_newtable(L);
+void sandbox_push_env(lua_State *L, const char *dir, const char *const *shared) {
+    lua_newtable(L);
     int env = lua_gettop(L);
     lua_pushglobaltable(L);
     int g = lua_gettop(L);
@@ -173,8 +214,9 @@ void sandbox_push_env(lua_State *L, const char *dir, const char *const *shared) 
     for (const char *const *m = shared; *m; m++) {
         luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
         lua_getfield(L, -1, *m);
-        lua_setfield(L, -3, *m);
-        lua_pop(L, 1);
+        push_read_only(L, lua_gettop(L));
+        lua_setfield(L, -4, *m);
+        lua_pop(L, 2);
     }
     lua_pushstring(L, dir);  /* upvalue 3: directory */
     lua_pushcclosure(L, sandbox_require, 3);

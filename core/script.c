@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #define HOOK_EVERY_INSTRUCTIONS 1000
+#define HANDLER_TIME_BUDGET_NS (2000ull * 1000 * 1000) /* a backstop; the instruction budget comes first */
 #define SCRIPT_MAX_FILE_BYTES (1024 * 1024)
 
 struct script_host {
@@ -37,6 +38,8 @@ struct script_host {
     double last_load_ms;
     char last_error[1024]; /* of the last failed reload; "" after a success */
     int64_t budget_left;   /* instructions the running call may still run */
+    uint64_t deadline_ns;  /* and the time it must end by */
+    size_t call_allocated; /* bytes it allocated so far */
     const char *running;   /* what is running, for logs */
 };
 
@@ -56,21 +59,42 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         return NULL;
     }
     /* Only growth may fail: scripts can catch out-of-memory, the cap holds anyway. */
-    if (nsize > old && h->mem_used - old + nsize > h->mem_limit) return NULL;
+    if (nsize > old) {
+        if (h->mem_used - old + nsize > h->mem_limit) return NULL;
+        /* One call may also only allocate so much in all: a memory bomb
+         * stops after a bounded amount of work, not when memory is full. */
+        if (h->running && (h->call_allocated += nsize - old) > h->mem_limit / 4) return NULL;
+    }
     void *p = realloc(ptr, nsize);
     if (p) h->mem_used = h->mem_used - old + nsize;
     return p;
 }
 
 static void budget_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
     struct script_host *h = host_of(L);
     h->budget_left -= HOOK_EVERY_INSTRUCTIONS;
-    if (h->budget_left > 0) return;
+    /* Time too: C calls between hooks (string.rep, patterns) can be slow. */
+    int over_time = uv_hrtime() > h->deadline_ns;
+    if (h->budget_left > 0 && !over_time) return;
     /* Fire again on the very next instruction, so that a script's own
      * pcall that swallowed this error cannot keep running. */
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "instruction budget exceeded (%I instructions)", (lua_Integer)api_server(L)->cfg->lua_budget);
+    lua_getinfo(L, "Sl", ar);
+    if (ar->currentline > 0) lua_pushfstring(L, "%s:%d: ", ar->short_src, ar->currentline);
+    else lua_pushliteral(L, "");
+    if (over_time)
+        lua_pushfstring(L, "time budget exceeded (%d ms)", (int)(HANDLER_TIME_BUDGET_NS / 1000000));
+    else
+        lua_pushfstring(L, "instruction budget exceeded (%I instructions)", (lua_Integer)api_server(L)->cfg->lua_budget);
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
+/* Starts the budgets of one call into Lua. */
+static void budget_start(struct script_host *h) {
+    h->budget_left = h->srv->cfg->lua_budget;
+    h->deadline_ns = uv_hrtime() + HANDLER_TIME_BUDGET_NS;
+    h->call_allocated = 0;
 }
 
 /* For loading: the message alone, it already says file:line. */
@@ -94,7 +118,7 @@ static int call(struct script_host *h, int nargs, int nres, const char *what) {
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
-    h->budget_left = h->srv->cfg->lua_budget;
+    budget_start(h);
     const char *outer = h->running;
     h->running = what;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
@@ -235,7 +259,12 @@ static void load_plugins(lua_State *L, int env_idx, int app_idx, const char *dir
         lua_pushvalue(L, schema);
         lua_pushvalue(L, conf);
         lua_call(L, 2, 2);
-        if (lua_isnil(L, -2)) luaL_error(L, "%s/init.lua: plugin %s: %s", dir, name, lua_tostring(L, -1));
+        if (lua_isnil(L, -2)) {
+            char init[1024], key[160];
+            snprintf(init, sizeof init, "%s/init.lua", dir);
+            snprintf(key, sizeof key, "plugins.%s", name);
+            luaL_error(L, "%s:%d: plugin %s: %s", init, find_key_line(init, key), name, lua_tostring(L, -1));
+        }
         lua_pop(L, 1);
         int checked = lua_gettop(L);
         snprintf(path, sizeof path, "%s/%s/handler.lua", plugins_dir, name);
@@ -308,7 +337,7 @@ static int host_load(struct script_host *h, char *err, size_t errlen) {
     lua_pushcfunction(L, load_generation);
     lua_pushstring(L, h->dir);
     lua_pushstring(L, h->plugins_dir);
-    h->budget_left = h->srv->cfg->lua_budget;
+    budget_start(h);
     h->running = "load";
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
     int rc = lua_pcall(L, 2, 1, -4);
@@ -376,6 +405,13 @@ struct script_host *script_host_new(struct server *srv, const char *dir, const c
     }
     srv->script = h;
     luaL_openlibs(h->L);
+    /* Scripts reach string methods through the string metatable: lock it,
+     * so that no generation can change the library the next one uses. */
+    lua_pushliteral(h->L, "");
+    lua_getmetatable(h->L, -1);
+    lua_pushliteral(h->L, "locked");
+    lua_setfield(h->L, -2, "__metatable");
+    lua_pop(h->L, 2);
     api_open(h->L, srv);
     lua_getglobal(h->L, "require");
     lua_pushliteral(h->L, "space");
@@ -493,7 +529,15 @@ static int run_plugin_hooks(struct script_host *h, const char *hook, int nargs, 
         char what[96];
         snprintf(what, sizeof what, "plugin %s.%s", lua_tostring(L, -1), hook);
         lua_pop(L, 1);
-        if (call(h, 2 + nargs, 3, what) == 0 && can_refuse && lua_isnil(L, -3) && lua_type(L, -2) == LUA_TSTRING) {
+        int failed = call(h, 2 + nargs, 3, what) != 0;
+        if (failed && can_refuse) {
+            /* A plugin that fails refuses: a broken rate limiter or auth check must not let events through. */
+            lua_settop(L, list - 1);
+            lua_pushliteral(L, "internal_error");
+            lua_pushliteral(L, "a plugin failed");
+            return 1;
+        }
+        if (!failed && can_refuse && lua_isnil(L, -3) && lua_type(L, -2) == LUA_TSTRING) {
             lua_remove(L, -3);          /* code, message stay */
             lua_remove(L, plugin);
             lua_remove(L, list);

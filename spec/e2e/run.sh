@@ -4,6 +4,8 @@
 # SPACE_SERVER  the binary to test (default: <repo>/build/space-server; point it at a sanitizer build too)
 # SPACE_SCRIPTS the scripts dir     (default: <repo>/scripts)
 # SPACE_TEST_SLOW=N scales every wait bound by N (for slow sanitizer builds).
+# SPACE_TEST_TRANSPORTS=websocket,default,polling  socket.io-client configurations chat.test.js runs (default: all)
+# SPACE_TEST_CHROMIUM the browser for cors.test.js (default: chromium on PATH; the test is skipped without one)
 # Exits non-zero when any test fails.
 set -u
 

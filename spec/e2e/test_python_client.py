@@ -19,6 +19,7 @@ import threading
 import time
 import unittest
 import uuid
+import warnings
 
 import socketio
 
@@ -184,6 +185,8 @@ class PythonClientTests:
 
     def setUp(self):
         self.clients = []
+        # python-engineio leaves its requests.Session's keep-alive sockets to the garbage collector
+        warnings.simplefilter("ignore", ResourceWarning)
 
     def tearDown(self):
         for c in self.clients:
@@ -323,6 +326,23 @@ class PythonClientTests:
         users = d.request("get_room_users", {"room": room}, "room_users")
         self.assertEqual(users, {"room": room, "users": [d.user], "count": 1}, "room_users after carol left")
         self.assertEqual(d.untaken("user_left_room"), [], "exactly one user_left_room for carol")
+
+    def test_burst_of_messages_arrives_complete_and_in_order(self):
+        # 35 messages sent at once by a WebSocket client: over polling they queue up for one GET
+        # (more than python-engineio's 16-packet limit per payload) and must all arrive, in order.
+        receiver = self.client()
+        sender = Client(self.server, None, ("websocket",))
+        self.clients.append(sender)
+        room = new_room()
+        receiver.request("join_room", {"room": room}, "joined_room")
+        sender.request("join_room", {"room": room}, "joined_room")
+        n = 35
+        for i in range(n):
+            sender.sio.emit("send_message", {"room": room, "text": "burst %d" % i})
+        got = [receiver.next("new_message", timeout=WAIT * 2)["text"] for _ in range(n)]
+        self.assertEqual(got, ["burst %d" % i for i in range(n)], "texts received, in order")
+        self.assertFalse(receiver.disconnected.is_set(), "the receiver must stay connected")
+        receiver.settle()
 
     def test_transport_in_use(self):
         a = self.client()

@@ -52,6 +52,8 @@ enum conn_flags {
     /* Close at the next flush, not now: set where closing at once could run
      * handlers under a caller that is iterating (a broadcast over a room). */
     CONN_CLOSE_ASAP = 1 << 4,
+    /* A polling POST's body is arriving on this conn; its session knows (eio.c). */
+    CONN_PARTIAL_POST = 1 << 5,
 };
 
 struct conn {
@@ -73,6 +75,7 @@ struct conn {
     uint32_t q_head, q_len, q_cap;
     size_t out_bytes;             /* queued + in flight, for the cap */
     uint64_t id;                  /* for logs */
+    char partial_post_sid[21];    /* with CONN_PARTIAL_POST: the session of the POST */
 };
 
 /* Accepts a pending connection on the listener; NULL when it failed. */

@@ -462,7 +462,11 @@ void eio_handle_request(struct conn *c, const struct http_request *req, const ch
             return;
         }
         if (slice_eq(req->method, "GET")) poll_handle_get(s, c, req, keep_alive);
-        else if (slice_eq(req->method, "POST")) poll_handle_post(s, c, req, body, body_len, keep_alive);
+        else if (slice_eq(req->method, "POST") && s->post_conn_id && s->post_conn_id != c->id) {
+            /* A second POST while another's body still arrives: 400, and the session ends. */
+            httpd_respond(c, 400, NULL, NULL, 0, NULL, !keep_alive);
+            eio_close(s, WS_CLOSE_NORMAL, "overlapping POST");
+        } else if (slice_eq(req->method, "POST")) poll_handle_post(s, c, req, body, body_len, keep_alive);
         else httpd_respond(c, 500, NULL, NULL, 0, NULL, !keep_alive);
         return;
     }
@@ -492,6 +496,28 @@ void eio_handle_request(struct conn *c, const struct http_request *req, const ch
         return;
     }
     open_session(c, req, websocket, keep_alive);
+}
+
+static struct eio_session *polling_session_of(struct conn *c, const struct http_request *req) {
+    struct slice sid, transport;
+    if (req->path.len < 11 || memcmp(req->path.p, "/socket.io/", 11) != 0) return NULL;
+    if (!http_query_get(req->query, "transport", &transport) || !slice_eq(transport, "polling")) return NULL;
+    if (!http_query_get(req->query, "sid", &sid) || sid.len != 20) return NULL;
+    return hmap_get(&c->srv->sessions, sid.p, sid.len);
+}
+
+void eio_note_partial_post(struct conn *c, const struct http_request *req) {
+    struct eio_session *s = polling_session_of(c, req);
+    if (!s || s->post_conn_id) return;
+    s->post_conn_id = c->id;
+    c->flags |= CONN_PARTIAL_POST;
+    memcpy(c->partial_post_sid, s->sid, 21);
+}
+
+void eio_end_partial_post(struct conn *c) {
+    c->flags &= ~(uint32_t)CONN_PARTIAL_POST;
+    struct eio_session *s = hmap_get(&c->srv->sessions, c->partial_post_sid, 20);
+    if (s && s->post_conn_id == c->id) s->post_conn_id = 0;
 }
 
 void eio_handle_plain(struct conn *c, const struct http_request *req) {

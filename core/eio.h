@@ -53,6 +53,7 @@ struct eio_session {
     uint32_t pq_head, pq_len, pq_cap;
     size_t pq_bytes;
     int in_poll_flush;                /* linked into server.poll_flush */
+    uint64_t post_conn_id;            /* conn on which a POST's body is arriving, 0 = none */
     int close_slow;                   /* the queue passed --max-output: closed at the next sweep */
     /* heartbeat and timeouts */
     uint64_t ping_at_ms;              /* loop time of the next ping, or of the pong deadline */
@@ -64,6 +65,10 @@ struct eio_session {
 /* Handles a request under /socket.io/. */
 void eio_handle_request(struct conn *c, const struct http_request *req, const char *body,
                         size_t body_len, int keep_alive);
+/* A polling POST's head arrived and its body is still coming (httpd): a
+ * second POST meanwhile is refused, as the reference does. */
+void eio_note_partial_post(struct conn *c, const struct http_request *req);
+void eio_end_partial_post(struct conn *c);
 /* Handles GET /ws (the plain protocol). */
 void eio_handle_plain(struct conn *c, const struct http_request *req);
 

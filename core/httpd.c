@@ -132,9 +132,13 @@ static void on_data(struct conn *c, const char *p, size_t n) {
             used = len;
             break;
         }
-        if ((size_t)head + (size_t)blen > len - used) break; /* body still arriving */
+        if ((size_t)head + (size_t)blen > len - used) { /* body still arriving */
+            if (!(c->flags & CONN_PARTIAL_POST) && slice_eq(req.method, "POST")) eio_note_partial_post(c, &req);
+            break;
+        }
         const char *body = data + used + head;
         used += (size_t)head + (size_t)blen;
+        if (c->flags & CONN_PARTIAL_POST) eio_end_partial_post(c);
         route(c, &req, body, (size_t)blen, wants_keep_alive(&req));
         if (c->tr == &httpd_transport) reset_deadline(c);
     }
@@ -167,9 +171,13 @@ void httpd_resume(struct conn *c) {
     if (c->in_len) on_data(c, "", 0);
 }
 
+static void on_close(struct conn *c) {
+    if (c->flags & CONN_PARTIAL_POST) eio_end_partial_post(c);
+}
+
 const struct transport httpd_transport = {
     .name = "http",
     .on_data = on_data,
     .on_timeout = on_timeout,
-    .on_close = NULL,
+    .on_close = on_close,
 };

@@ -126,9 +126,15 @@ static void begin_shutdown(struct server *srv, const char *why) {
         eio_close(s, WS_CLOSE_GOING_AWAY, "server shutting down");
     }
     uint64_t deadline = server_now(srv) + SHUTDOWN_GRACE_MS;
-    for (struct conn *c = srv->conns; c; c = c->next) {
-        if (c->tr == &httpd_transport && !conn_is_closing(c)) conn_close(c);
-        else if (!c->deadline_ms || c->deadline_ms > deadline) c->deadline_ms = deadline;
+    struct conn *next_conn;
+    for (struct conn *c = srv->conns; c; c = next_conn) {
+        next_conn = c->next; /* conn_close unlinks c */
+        if (c->tr == &httpd_transport && !conn_is_closing(c)) {
+            /* An answer may be queued (a parked GET just got "1"): let it go out. */
+            if (c->q_head < c->q_len || c->writes_in_flight) conn_close_after_flush(c);
+            else conn_close(c);
+        }
+        if (!(c->flags & CONN_CLOSING) && (!c->deadline_ms || c->deadline_ms > deadline)) c->deadline_ms = deadline;
     }
 }
 

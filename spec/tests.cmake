@@ -30,3 +30,10 @@ endif()
 if(SPACE_FUZZ)
   include(${SPEC}/fuzz/fuzz.cmake OPTIONAL)
 endif()
+
+# The benchmark harness builds and each scenario completes a 2-second run
+# with 0 lost deliveries (no timing is asserted: speed lives in bench/).
+if(EXISTS ${CMAKE_SOURCE_DIR}/bench/compare)
+  add_test(NAME bench_smoke COMMAND ${CMAKE_SOURCE_DIR}/bench/compare --smoke)
+  set_tests_properties(bench_smoke PROPERTIES TIMEOUT 120 ENVIRONMENT "SERVER_BIN=$<TARGET_FILE:space-server>")
+endif()

@@ -33,16 +33,28 @@ struct store_job {
     char err[256];
 };
 
+static int make_dir(const char *path) {
+    if (mkdir(path, 0755) == 0) return 0;
+    struct stat st;
+    if (errno != EEXIST) return -1;
+    if (stat(path, &st) != 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR; /* "exists" is no success when it is a file */
+        return -1;
+    }
+    return 0;
+}
+
 static int mkdir_p(const char *path) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        if (make_dir(tmp) != 0) return -1;
         *p = '/';
     }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    return make_dir(tmp);
 }
 
 static int fsync_dir(const char *dir) {
@@ -113,12 +125,13 @@ static void store_work(uv_work_t *w) {
     }
     struct stat st;
     /* The same bytes are stored once. */
-    if (!(stat(blob, &st) == 0 && (size_t)st.st_size == j->len) &&
-        write_atomically(tmp_dir, blob, blob_dir, j->data, j->len, j->err, sizeof j->err) != 0)
+    int existed = stat(blob, &st) == 0 && (size_t)st.st_size == j->len;
+    if (!existed && write_atomically(tmp_dir, blob, blob_dir, j->data, j->len, j->err, sizeof j->err) != 0)
         return;
     char record[600];
     int n = snprintf(record, sizeof record, "%s\n%s\n%zu\n%s\n", j->info.sha256, j->info.type, j->len, j->info.name);
-    write_atomically(tmp_dir, meta, meta_dir, record, (size_t)n, j->err, sizeof j->err);
+    if (write_atomically(tmp_dir, meta, meta_dir, record, (size_t)n, j->err, sizeof j->err) != 0 && !existed)
+        unlink(blob); /* nothing stored: no blob without a record */
 }
 
 static void store_done(uv_work_t *w, int status) {
@@ -293,6 +306,23 @@ static int read_meta(const char *dir, const char *id, struct file_info *info) {
     return 0;
 }
 
+/* If-None-Match: "*" or a list of entity tags, compared weakly (W/ ignored). */
+static int etag_matches(struct slice list, const char *etag) {
+    if (slice_eq(list, "*")) return 1;
+    size_t elen = strlen(etag);
+    const char *p = list.p, *end = list.p + list.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ',' || *p == '\t')) p++;
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/') p += 2;
+        const char *s = p;
+        while (p < end && *p != ',') p++;
+        const char *e = p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        if ((size_t)(e - s) == elen && memcmp(s, etag, elen) == 0) return 1;
+    }
+    return 0;
+}
+
 static void respond_text(struct conn *c, int status, const char *text, const char *extra, int keep_alive) {
     httpd_respond(c, status, "text/plain; charset=utf-8", text, strlen(text), extra, !keep_alive);
 }
@@ -382,7 +412,7 @@ void files_handle_request(struct conn *c, const struct http_request *req, int ke
              "ETag: %s\r\nCache-Control: public, max-age=31536000, immutable\r\n"
              "X-Content-Type-Options: nosniff\r\nAccept-Ranges: bytes\r\n",
              etag);
-    if (inm && (http_value_has_token(*inm, etag) || slice_eq(*inm, "*"))) {
+    if (inm && etag_matches(*inm, etag)) {
         httpd_respond(c, 304, NULL, NULL, 0, common, !keep_alive);
         return;
     }

@@ -172,6 +172,8 @@ const char *http_status_text(int status) {
     case 101: return "Switching Protocols";
     case 200: return "OK";
     case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
@@ -179,6 +181,8 @@ const char *http_status_text(int status) {
     case 408: return "Request Timeout";
     case 411: return "Length Required";
     case 413: return "Payload Too Large";
+    case 416: return "Range Not Satisfiable";
+    case 422: return "Unprocessable Content";
     case 426: return "Upgrade Required";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -190,14 +194,17 @@ const char *http_status_text(int status) {
 
 size_t http_format_head(char *out, size_t cap, int status, const char *content_type,
                         size_t content_length, const char *extra_headers, int keep_alive) {
+    char length[48] = "";
+    /* A 304 describes the stored representation: no Content-Length of its own. */
+    if (status != 304) snprintf(length, sizeof length, "Content-Length: %zu\r\n", content_length);
     int n = snprintf(out, cap,
                      "HTTP/1.1 %d %s\r\n"
                      "%s%s%s"
-                     "Content-Length: %zu\r\n"
+                     "%s"
                      "Connection: %s\r\n"
                      "%s\r\n",
                      status, http_status_text(status), content_type ? "Content-Type: " : "",
-                     content_type ? content_type : "", content_type ? "\r\n" : "", content_length,
+                     content_type ? content_type : "", content_type ? "\r\n" : "", length,
                      keep_alive ? "keep-alive" : "close", extra_headers ? extra_headers : "");
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }

@@ -29,20 +29,39 @@ size_t wire_base64_encode(char *out, const void *in, size_t len) {
     return o;
 }
 
+/* Decoding table: the value of each base64 character, -1 for the rest. */
+static const signed char B64_VALUE[256] = {
+    ['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,  ['G'] = 6,  ['H'] = 7,
+    ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11, ['M'] = 12, ['N'] = 13, ['O'] = 14, ['P'] = 15,
+    ['Q'] = 16, ['R'] = 17, ['S'] = 18, ['T'] = 19, ['U'] = 20, ['V'] = 21, ['W'] = 22, ['X'] = 23,
+    ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27, ['c'] = 28, ['d'] = 29, ['e'] = 30, ['f'] = 31,
+    ['g'] = 32, ['h'] = 33, ['i'] = 34, ['j'] = 35, ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39,
+    ['o'] = 40, ['p'] = 41, ['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47,
+    ['w'] = 48, ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53, ['2'] = 54, ['3'] = 55,
+    ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59, ['8'] = 60, ['9'] = 61, ['+'] = 62, ['/'] = 63,
+};
+/* Entries not listed are 0, which is also 'A': valid characters are told
+ * apart by this second table. */
 static int b64val(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
+    unsigned char u = (unsigned char)c;
+    if (B64_VALUE[u] == 0 && u != 'A') return -1;
+    return B64_VALUE[u];
 }
 
 long wire_base64_decode(void *out, const char *in, size_t len) {
     uint8_t *o = out;
     if (len % 4) return -1;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i += 4) {
+    size_t n = 0, i = 0;
+    /* Fast path: whole groups without padding. */
+    for (; i + 4 < len; i += 4) {
+        int a = b64val(in[i]), b = b64val(in[i + 1]), c = b64val(in[i + 2]), d = b64val(in[i + 3]);
+        if ((a | b | c | d) < 0) return -1;
+        uint32_t x = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        o[n++] = (uint8_t)(x >> 16);
+        o[n++] = (uint8_t)(x >> 8);
+        o[n++] = (uint8_t)x;
+    }
+    for (; i < len; i += 4) {
         int v[4];
         int pad = 0;
         for (int k = 0; k < 4; k++) {

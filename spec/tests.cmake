@@ -17,7 +17,7 @@ if(EXISTS ${SPEC}/e2e/chat.test.js)
 endif()
 if(EXISTS ${SPEC}/e2e/test_python_client.py)
   # Debian's python3 has python-socketio; a python3 earlier on PATH may not.
-  add_test(NAME e2e_python COMMAND /usr/bin/python3 -m unittest -v test_python_client
+  add_test(NAME e2e_python COMMAND /usr/bin/python3 -m unittest discover -v -s ${SPEC}/e2e -p "test_python_*.py"
     WORKING_DIRECTORY ${SPEC}/e2e)
   set_tests_properties(e2e_python PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 300)
 endif()

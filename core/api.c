@@ -209,8 +209,10 @@ static int conn_set_user(lua_State *L) {
     size_t id_len, name_len;
     const char *id = lua_tolstring(L, -2, &id_len);
     const char *name = lua_tolstring(L, -1, &name_len);
-    if (!id || id_len == 0 || id_len > 256) return luaL_argerror(L, 2, "user.id must be a string of 1 to 256 bytes");
-    if (!name || name_len == 0 || name_len > 256) return luaL_argerror(L, 2, "user.name must be a string of 1 to 256 bytes");
+    if (!id || id_len == 0 || id_len > 256 || memchr(id, 0, id_len))
+        return luaL_argerror(L, 2, "user.id must be a string of 1 to 256 bytes without NUL");
+    if (!name || name_len == 0 || name_len > 256 || memchr(name, 0, name_len))
+        return luaL_argerror(L, 2, "user.name must be a string of 1 to 256 bytes without NUL");
     struct user *u = user_acquire(api_server(L), id, id_len, name, name_len);
     if (!u) return luaL_error(L, "out of memory");
     s->rooms.user = u;
@@ -369,7 +371,7 @@ static int conn_refresh_token(lua_State *L) {
         lua_pushstring(L, r != JWT_OK ? "the token does not verify" : "the token names another user");
         return 3;
     }
-    s->token_exp_ms = claims.exp ? (uint64_t)claims.exp * 1000 : 0;
+    s->token_exp_ms = claims.exp ? (uint64_t)(claims.exp + srv->auth.policy.leeway_s) * 1000 : 0;
     s->token_expired_ms = 0;
     lua_pushinteger(L, (lua_Integer)s->token_exp_ms);
     return 1;

@@ -54,6 +54,7 @@ enum conn_flags {
     CONN_CLOSE_ASAP = 1 << 4,
     /* A polling POST's body is arriving on this conn; its session knows (eio.c). */
     CONN_PARTIAL_POST = 1 << 5,
+    CONN_HEAD_REQUEST = 1 << 6, /* the request being answered is a HEAD: no body goes out */
 };
 
 struct conn {

@@ -109,6 +109,19 @@ void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
     srv->dead_sessions = s;
 }
 
+void eio_close_after_drain(struct eio_session *s, uint16_t ws_code, const char *reason) {
+    if (s->closed) return;
+    if (s->transport == EIO_WEBSOCKET || s->poll_get || s->pq_head == s->pq_len) {
+        eio_close(s, ws_code, reason);
+        return;
+    }
+    s->close_after_drain_ms = server_now(s->srv) + EIO_POLL_CLOSE_WAIT_MS;
+}
+
+void eio_drained(struct eio_session *s) {
+    if (!s->closed && s->close_after_drain_ms && s->pq_head == s->pq_len) eio_close(s, WS_CLOSE_NORMAL, "closed");
+}
+
 void eio_free_dead(struct server *srv) {
     while (srv->dead_sessions) {
         struct eio_session *s = srv->dead_sessions;
@@ -311,6 +324,10 @@ void eio_sweep(struct server *srv, uint64_t now) {
         if (s->upgrade_deadline_ms && now >= s->upgrade_deadline_ms) {
             s->upgrade_deadline_ms = 0;
             close_probe(s);
+        }
+        if (s->close_after_drain_ms && now >= s->close_after_drain_ms) {
+            eio_close(s, WS_CLOSE_NORMAL, "closed");
+            continue;
         }
         if (s->close_slow) {
             eio_close(s, WS_CLOSE_POLICY, "slow consumer");

@@ -54,6 +54,7 @@ struct eio_session {
     size_t pq_bytes;
     int in_poll_flush;                /* linked into server.poll_flush */
     uint64_t post_conn_id;            /* conn on which a POST's body is arriving, 0 = none */
+    uint64_t close_after_drain_ms;    /* closing: waits for a GET to take what is queued, until then */
     int close_slow;                   /* the queue passed --max-output: closed at the next sweep */
     /* heartbeat and timeouts */
     uint64_t ping_at_ms;              /* loop time of the next ping, or of the pong deadline */
@@ -89,6 +90,13 @@ void eio_flush_now(struct eio_session *s);
  * close code), the Socket.IO client is told (reason), and the memory is
  * freed after this loop turn. Calling it twice is harmless. */
 void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason);
+/* Closes once what is queued went out: at once on a WebSocket or with a
+ * parked GET; else when the next GET took the queue (or 30 s passed), so
+ * that a polling client learns of a DISCONNECT and does not reconnect. */
+#define EIO_POLL_CLOSE_WAIT_MS 30000
+void eio_close_after_drain(struct eio_session *s, uint16_t ws_code, const char *reason);
+/* Called after a GET was answered: closes a session that was draining. */
+void eio_drained(struct eio_session *s);
 /* A protocol violation: counted, logged, and the session closed (1002). */
 void eio_protocol_error(struct eio_session *s, const char *what);
 

@@ -35,7 +35,8 @@ void httpd_respond(struct conn *c, int status, const char *content_type, const v
         return;
     }
     memcpy(b->data, head, n);
-    if (len) memcpy(b->data + n, body, len);
+    if (c->flags & CONN_HEAD_REQUEST) b->len = (uint32_t)n; /* the same head, no body */
+    else if (len) memcpy(b->data + n, body, len);
     conn_send(c, b);
     buf_unref(b);
     if (close) conn_close_after_flush(c);
@@ -139,7 +140,9 @@ static void on_data(struct conn *c, const char *p, size_t n) {
         const char *body = data + used + head;
         used += (size_t)head + (size_t)blen;
         if (c->flags & CONN_PARTIAL_POST) eio_end_partial_post(c);
+        if (slice_eq(req.method, "HEAD")) c->flags |= CONN_HEAD_REQUEST;
         route(c, &req, body, (size_t)blen, wants_keep_alive(&req));
+        c->flags &= ~(uint32_t)CONN_HEAD_REQUEST;
         if (c->tr == &httpd_transport) reset_deadline(c);
     }
     if (c->tr != &httpd_transport && !conn_is_closing(c) && used < len) {

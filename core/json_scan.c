@@ -156,7 +156,7 @@ static int hexval(char c) {
 }
 
 long json_string_value(struct slice v, char *out, size_t cap) {
-    if (v.len < 2 || v.p[0] != '"' || v.p[v.len - 1] != '"') return -1;
+    if (cap == 0 || v.len < 2 || v.p[0] != '"' || v.p[v.len - 1] != '"') return -1;
     size_t n = 0;
     for (size_t i = 1; i + 1 < v.len; i++) {
         char c = v.p[i];
@@ -175,6 +175,7 @@ long json_string_value(struct slice v, char *out, size_t cap) {
                 unsigned cp = (unsigned)(hexval(v.p[i + 1]) << 12 | hexval(v.p[i + 2]) << 8 |
                                          hexval(v.p[i + 3]) << 4 | hexval(v.p[i + 4]));
                 i += 4;
+                if (cp == 0) return -1; /* C strings: a NUL would cut "HS256\u0000x" to "HS256" */
                 if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD; /* surrogates: not needed for our reads */
                 if (cp < 0x80) buf[0] = (char)cp;
                 else if (cp < 0x800) buf[0] = (char)(0xC0 | cp >> 6), buf[1] = (char)(0x80 | (cp & 63)), blen = 2;

@@ -34,7 +34,8 @@ int json_object_next(const char *p, size_t len, size_t *pos, struct json_member 
 int json_object_get(const char *p, size_t len, const char *key, struct json_member *m);
 
 /* Decodes a string value (with its quotes) into out, NUL-terminated;
- * returns its length, or -1 when it does not fit or is not a string. */
+ * returns its length, or -1 when it does not fit, is not a string, or
+ * holds a NUL (\u0000), which C strings cannot. */
 long json_string_value(struct slice v, char *out, size_t cap);
 /* An integer number value (no fraction or exponent, fits int64); 0 or -1.
  * Numbers with a fraction are truncated when allow_fraction. */

@@ -164,8 +164,10 @@ void eio_flush_polls(struct server *srv) {
         struct eio_session *s = srv->poll_flush;
         srv->poll_flush = s->next_poll;
         s->in_poll_flush = 0;
-        if (!s->closed && s->poll_get && (s->pq_head < s->pq_len || s->probe_answered))
+        if (!s->closed && s->poll_get && (s->pq_head < s->pq_len || s->probe_answered)) {
             poll_answer(s, s->probe_answered ? "6" : NULL);
+            eio_drained(s);
+        }
     }
 }
 
@@ -180,6 +182,7 @@ void poll_handle_get(struct eio_session *s, struct conn *c, const struct http_re
     }
     if (s->pq_head < s->pq_len || s->probe_answered) {
         answer(s, c, s->probe_answered ? "6" : NULL, headers, keep_alive);
+        eio_drained(s);
         return;
     }
     s->poll_headers = strdup(headers);

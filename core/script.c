@@ -638,7 +638,7 @@ static enum script_result authenticate_dev(struct script_host *h, struct sio_soc
     int r1 = lua_gettop(L) - 2;
     if (lua_istable(L, r1)) {
         if (set_user_from(h, s, r1) == 0) return SCRIPT_OK;
-        write_refusal(refusal, "authentication failed", "internal_error");
+        write_refusal(refusal, "unauthorized", "invalid_user"); /* e.g. a name with a NUL byte */
         return SCRIPT_REFUSE;
     }
     const char *code = lua_isstring(L, r1 + 1) ? lua_tostring(L, r1 + 1) : "unauthorized";
@@ -677,7 +677,8 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
         return SCRIPT_REFUSE;
     }
     int claims_idx = lua_gettop(L);
-    s->token_exp_ms = claims.exp ? (uint64_t)claims.exp * 1000 : 0;
+    /* The leeway that let the token in also delays its expiry notice. */
+    s->token_exp_ms = claims.exp ? (uint64_t)(claims.exp + srv->auth.policy.leeway_s) * 1000 : 0;
     snprintf(s->token_sub, sizeof s->token_sub, "%s", claims.sub);
 
     /* Plugins, by priority: the first refusal wins; the first user too. */
@@ -704,8 +705,8 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
         }
         int r1 = lua_gettop(L) - 2;
         if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
-            const char *code = lua_tostring(L, r1 + 1);
-            write_refusal(refusal, lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : "unauthorized", code);
+            /* PROTOCOL §2: the message is "unauthorized", the code says why. */
+            write_refusal(refusal, "unauthorized", lua_tostring(L, r1 + 1));
             return SCRIPT_REFUSE;
         }
         if (lua_istable(L, r1) && !have_user) {
@@ -729,7 +730,7 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
         lua_replace(L, user_idx);
     }
     if (set_user_from(h, s, user_idx) != 0) {
-        write_refusal(refusal, "the token's user is not valid", "invalid_token");
+        write_refusal(refusal, "unauthorized", "invalid_token");
         return SCRIPT_REFUSE;
     }
     return SCRIPT_OK;

@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "eio.h"
+#include "json_scan.h"
 #include "json_str.h"
 #include "log.h"
 #include "script.h"
@@ -252,19 +253,26 @@ static void append_query_field(struct sbuf *out, struct slice query, const char 
 void sio_client_start_plain(struct sio_client *c, const struct http_request *req) {
     struct server *srv = c->srv;
     struct sbuf auth = {0}, refusal = {0};
+    /* The token comes from the handshake (Authorization header first, then
+     * the query), as for Socket.IO; only the development name goes here. */
     sbuf_putc(&auth, '{');
     append_query_field(&auth, req->query, "name");
-    append_query_field(&auth, req->query, "token");
     sbuf_putc(&auth, '}');
     enum script_result r;
     struct sio_socket *s = auth.p ? socket_open(c, (struct slice){"/", 1}, auth.p, auth.len, &r, &refusal) : NULL;
     sbuf_free(&auth);
     if (!s) {
         /* {"event":"error","data":{"code":"unauthorized","message":...,"event":"connect"}}, then 4401 */
+        /* The refusal's own code becomes the message: token_expired, ... */
         struct sbuf frame = {0};
-        const char *msg = "connection refused";
-        sbuf_printf(&frame, "{\"event\":\"error\",\"data\":{\"code\":\"unauthorized\",\"message\":\"%s\","
-                            "\"event\":\"connect\"}}", msg);
+        char msg[128] = "connection refused";
+        struct json_member data, code;
+        if (refusal.p && json_object_get(refusal.p, refusal.len, "data", &data) && data.type == 'o' &&
+            json_object_get(data.value.p, data.value.len, "code", &code) && code.type == 's')
+            json_string_value(code.value, msg, sizeof msg);
+        sbuf_printf(&frame, "{\"event\":\"error\",\"data\":{\"code\":\"unauthorized\",\"message\":");
+        json_append_string(&frame, msg, strlen(msg));
+        sbuf_printf(&frame, ",\"event\":\"connect\"}}");
         buf *b = frame.p ? ws_frame_new(WS_OP_TEXT, frame.p, frame.len, NULL, 0) : NULL;
         if (b && c->eio->ws) ws_send(c->eio->ws, b);
         buf_unref(b);
@@ -325,7 +333,7 @@ void sio_socket_close_session(struct sio_socket *s, uint16_t ws_code, const char
      * the client then knows the server meant it and does not reconnect. */
     if (c->eio->kind == EIO_KIND_SOCKETIO)
         while (c->sockets) sio_socket_close(c->sockets, reason, 1);
-    eio_close(c->eio, ws_code, reason);
+    eio_close_after_drain(c->eio, ws_code, reason);
 }
 
 void sio_free_dead(struct server *srv) {

@@ -66,3 +66,9 @@ space_fuzz(utf8 utf8.c)
 space_fuzz(ws_accept ws_codec.c LIBS OpenSSL::Crypto)
 # Not a codec the brief listed, but a parser of client bytes ("b<base64>" packets).
 space_fuzz(wire_base64 wire.c buf.c sbuf.c sio_packet.c ws_codec.c LIBS OpenSSL::Crypto)
+# File names and contents from clients (send_file), judged before anything is stored.
+space_fuzz(filecheck filecheck.c utf8.c)
+# Tokens from clients: jwt_verify with HMAC, RSA and P-256 keys (signature-first invariants).
+space_fuzz(jwt jwt.c json_scan.c wire.c utf8.c http.c sbuf.c buf.c sio_packet.c ws_codec.c LIBS OpenSSL::Crypto)
+# The C side's JSON reads (JWT header and claims, admin API bodies) against a reference validator.
+space_fuzz(json_scan json_scan.c utf8.c http.c)

@@ -1,0 +1,349 @@
+/* Unit tests for core/json_scan.h: strict JSON validation (RFC 8259, UTF-8 strings, depth limit)
+ * and the walk over one object's members, string decoding and integer reading that the JWT
+ * verifier and the admin API rely on. Inputs are copied to exact-size heap blocks so that a read
+ * past the end shows up under ASan. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "json_scan.h"
+
+static char *heap_copy(const char *p, size_t n) {
+    char *c = malloc(n ? n : 1);
+    if (n) memcpy(c, p, n);
+    return c;
+}
+
+static int valid_n(const char *p, size_t n) {
+    char *c = heap_copy(p, n);
+    int r = json_valid(c, n);
+    free(c);
+    return r;
+}
+static int valid(const char *s) { return valid_n(s, strlen(s)); }
+
+#define VALID(s) do { if (!CHECK_INT(1, valid(s))) fprintf(stderr, "    input: %s\n", s); } while (0)
+#define INVALID(s) do { if (!CHECK_INT(0, valid(s))) fprintf(stderr, "    input: %s\n", s); } while (0)
+
+TEST(literals_and_numbers) {
+    VALID("true");
+    VALID("false");
+    VALID("null");
+    VALID("0");
+    VALID("-0");
+    VALID("1");
+    VALID("-12.5e+3");
+    VALID("1E5");
+    VALID("1e-5");
+    VALID("0.0");
+    VALID("123456789012345678901234567890");
+    VALID(" \t\r\n 1 \t\r\n ");
+    INVALID("");
+    INVALID("   ");
+    INVALID("tru");
+    INVALID("truee");
+    INVALID("True");
+    INVALID("nul");
+    INVALID("01");
+    INVALID("-01");
+    INVALID("1.");
+    INVALID(".5");
+    INVALID("+1");
+    INVALID("-");
+    INVALID("1e");
+    INVALID("1e+");
+    INVALID("0x10");
+    INVALID("NaN");
+    INVALID("Infinity");
+    INVALID("1 2");
+    INVALID("\f1");
+    INVALID("1\v");
+    CHECK_INT(0, valid_n("1\0", 2)); /* a NUL after the value */
+    CHECK_INT(0, valid_n("\0", 1));
+}
+
+TEST(strings) {
+    VALID("\"\"");
+    VALID("\"abc\"");
+    VALID("\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\"");
+    VALID("\"\\u0041\\u00e9\\uD83D\\uDE00\"");
+    VALID("\"\\ud800\""); /* a lone surrogate escape: syntactically fine (RFC 8259 §8.2) */
+    VALID("\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\""); /* é € 😀 as UTF-8 */
+    INVALID("\"");
+    INVALID("\"abc");
+    INVALID("'abc'");
+    INVALID("\"\\x41\"");
+    INVALID("\"\\u004\"");
+    INVALID("\"\\u00G1\"");
+    INVALID("\"\\\"");
+    INVALID("\"\\");
+    INVALID("\"a\tb\""); /* raw control characters */
+    INVALID("\"a\nb\"");
+    INVALID("\"\x1f\"");
+    INVALID("\"\xff\"");                 /* not UTF-8 */
+    INVALID("\"\xc0\xaf\"");             /* overlong */
+    INVALID("\"\xed\xa0\x80\"");         /* a UTF-8-encoded surrogate */
+    INVALID("\"\xf4\x90\x80\x80\"");     /* above U+10FFFF */
+    INVALID("\"\xe2\x82\"");             /* truncated sequence */
+    CHECK_INT(0, valid_n("\"a\0b\"", 5)); /* a raw NUL */
+    VALID("\"\x7f\"");                   /* DEL is not a control character for JSON */
+}
+
+TEST(arrays_and_objects) {
+    VALID("[]");
+    VALID("{}");
+    VALID("[ ]");
+    VALID("{ }");
+    VALID("[1,\"a\",true,null,{},[]]");
+    VALID("{\"a\":1,\"b\":{\"c\":[1,2,{\"d\":null}]}}");
+    VALID(" { \"a\" : [ 1 , 2 ] , \"b\" : { } } ");
+    VALID("{\"a\":1,\"a\":2}"); /* duplicate names are syntactically fine */
+    VALID("{\"\":0}");
+    INVALID("[");
+    INVALID("]");
+    INVALID("[1,]");
+    INVALID("[,1]");
+    INVALID("[1 2]");
+    INVALID("{\"a\"}");
+    INVALID("{\"a\":}");
+    INVALID("{\"a\" 1}");
+    INVALID("{a:1}");
+    INVALID("{1:1}");
+    INVALID("{\"a\":1,}");
+    INVALID("{,}");
+    INVALID("{\"a\":1\"b\":2}");
+    INVALID("[1]]");
+    INVALID("{}}");
+    INVALID("[}");
+    INVALID("{]");
+    INVALID("{\"a\":1");
+}
+
+TEST(depth_limit) {
+    char buf[2 * (JSON_SCAN_MAX_DEPTH + 2) + 1];
+    for (int depth = JSON_SCAN_MAX_DEPTH - 1; depth <= JSON_SCAN_MAX_DEPTH + 1; depth++) {
+        size_t n = 0;
+        for (int i = 0; i < depth; i++) buf[n++] = '[';
+        for (int i = 0; i < depth; i++) buf[n++] = ']';
+        if (!CHECK_INT(depth <= JSON_SCAN_MAX_DEPTH, valid_n(buf, n))) fprintf(stderr, "    depth %d\n", depth);
+    }
+    /* objects count the same */
+    char obj[64 * 8 + 16];
+    size_t n = 0;
+    for (int i = 0; i < JSON_SCAN_MAX_DEPTH; i++) n += (size_t)sprintf(obj + n, "{\"a\":");
+    obj[n++] = '1';
+    for (int i = 0; i < JSON_SCAN_MAX_DEPTH; i++) obj[n++] = '}';
+    CHECK_INT(1, valid_n(obj, n));
+    /* a very deep input is refused without exhausting the stack */
+    size_t big = 1 << 20;
+    char *deep = malloc(big);
+    memset(deep, '[', big);
+    CHECK_INT(0, json_valid(deep, big));
+    free(deep);
+}
+
+TEST(scan_value_offsets) {
+    const char *s = "  {\"a\":[1,2]}  ,  \"x\" ";
+    char *c = heap_copy(s, strlen(s));
+    CHECK_INT(15, json_scan_value(c, strlen(s), 0)); /* after the trailing whitespace */
+    CHECK_INT(-1, json_scan_value(c, strlen(s), 15)); /* ',' is no value */
+    CHECK_INT((long)strlen(s), json_scan_value(c, strlen(s), 16));
+    CHECK_INT(-1, json_scan_value(c, strlen(s), strlen(s)));
+    free(c);
+    CHECK_INT(-1, json_scan_value("", 0, 0));
+    /* a value that is cut by len */
+    CHECK_INT(-1, json_scan_value("[1,2]", 4, 0));
+    CHECK_INT(4, json_scan_value("true", 4, 0));
+    CHECK_INT(-1, json_scan_value("true", 3, 0));
+}
+
+/* ---- the object walk ---- */
+
+struct walked {
+    int n;
+    char keys[16][32];
+    char values[16][64];
+    char types[16];
+};
+
+static int walk(const char *s, struct walked *w) {
+    size_t len = strlen(s);
+    char *c = heap_copy(s, len);
+    memset(w, 0, sizeof *w);
+    size_t pos = 0;
+    struct json_member m;
+    int rc;
+    while ((rc = json_object_next(c, len, &pos, &m)) == 1 && w->n < 16) {
+        CHECK(m.key.p >= c && m.key.p + m.key.len <= c + len);
+        CHECK(m.value.p >= c && m.value.p + m.value.len <= c + len);
+        CHECK(m.key.p[-1] == '"' && m.key.p[m.key.len] == '"');
+        CHECK_INT(1, json_valid(m.value.p, m.value.len));
+        snprintf(w->keys[w->n], sizeof w->keys[0], "%.*s", (int)m.key.len, m.key.p);
+        snprintf(w->values[w->n], sizeof w->values[0], "%.*s", (int)m.value.len, m.value.p);
+        w->types[w->n] = m.type;
+        w->n++;
+    }
+    if (rc == 0) CHECK_UINT(len, pos);
+    free(c);
+    return rc;
+}
+
+TEST(object_walk_members_and_types) {
+    struct walked w;
+    CHECK_INT(0, walk("{\"s\":\"x\",\"n\":-1.5e3,\"o\":{\"a\":[1]},\"a\":[ 1 , 2 ],\"t\":true,\"f\":false,\"z\":null}", &w));
+    CHECK_INT(7, w.n);
+    const char *keys[] = {"s", "n", "o", "a", "t", "f", "z"};
+    const char *values[] = {"\"x\"", "-1.5e3", "{\"a\":[1]}", "[ 1 , 2 ]", "true", "false", "null"};
+    const char types[] = "snoatfz";
+    for (int i = 0; i < 7 && i < w.n; i++) {
+        CHECK_STR(keys[i], w.keys[i]);
+        CHECK_STR(values[i], w.values[i]);
+        CHECK_INT(types[i], w.types[i]);
+    }
+    /* whitespace everywhere */
+    CHECK_INT(0, walk(" \n{ \"a\" :\t1 ,\r\n \"b\" : \"c\" } \n", &w));
+    CHECK_INT(2, w.n);
+    CHECK_STR("a", w.keys[0]);
+    CHECK_STR("1", w.values[0]);
+    CHECK_STR("b", w.keys[1]);
+    CHECK_STR("\"c\"", w.values[1]);
+    /* keys are raw: escapes stay */
+    CHECK_INT(0, walk("{\"a\\\"b\":1,\"\\u0061\":2}", &w));
+    CHECK_STR("a\\\"b", w.keys[0]);
+    CHECK_STR("\\u0061", w.keys[1]);
+    /* empty object */
+    CHECK_INT(0, walk("{}", &w));
+    CHECK_INT(0, w.n);
+    CHECK_INT(0, walk(" { } ", &w));
+    CHECK_INT(0, w.n);
+}
+
+TEST(object_walk_refuses_non_objects) {
+    struct walked w;
+    const char *bad[] = {"[]", "[{\"a\":1}]", "\"{}\"", "1", "null", "", " ", "{", "{\"a\":1", "{\"a\":1,}",
+                         "{\"a\":1} {\"b\":2}", "{\"a\":1}x", "{\"a\":\"\xff\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (!CHECK_INT(-1, walk(bad[i], &w))) fprintf(stderr, "    input: %s\n", bad[i]);
+        CHECK_INT(0, w.n);
+    }
+}
+
+TEST(object_get_finds_the_first_member) {
+    const char *s = "{\"event\":\"a\",\"data\":{\"event\":\"inner\"},\"event\":\"b\"}";
+    struct json_member m;
+    CHECK_INT(1, json_object_get(s, strlen(s), "event", &m));
+    CHECK_SLICE("\"a\"", m.value);
+    CHECK_INT(1, json_object_get(s, strlen(s), "data", &m));
+    CHECK_INT('o', m.type);
+    CHECK_INT(0, json_object_get(s, strlen(s), "inner", &m));
+    CHECK_INT(0, json_object_get(s, strlen(s), "even", &m));
+    CHECK_INT(0, json_object_get("[1]", 3, "event", &m));
+    CHECK_INT(0, json_object_get("{", 1, "event", &m));
+}
+
+/* ---- string values ---- */
+
+static long str_value(const char *v, size_t cap, char *out) {
+    char *c = heap_copy(v, strlen(v));
+    char *o = malloc(cap ? cap : 1);
+    long r = json_string_value((struct slice){c, strlen(v)}, o, cap);
+    if (r >= 0) memcpy(out, o, (size_t)r + 1);
+    free(o);
+    free(c);
+    return r;
+}
+
+TEST(string_values_decode) {
+    char out[64];
+    CHECK_INT(3, str_value("\"abc\"", 16, out));
+    CHECK_STR("abc", out);
+    CHECK_INT(0, str_value("\"\"", 1, out));
+    CHECK_STR("", out);
+    CHECK_INT(8, str_value("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", 16, out));
+    CHECK_MEM("\"\\/\b\f\n\r\t", out, 8);
+    CHECK_INT(2, str_value("\"\\u00e9\"", 16, out));
+    CHECK_STR("\xc3\xa9", out);
+    CHECK_INT(3, str_value("\"\\u20AC\"", 16, out));
+    CHECK_STR("\xe2\x82\xac", out);
+    CHECK_INT(1, str_value("\"\\u0041\"", 16, out));
+    CHECK_STR("A", out);
+    /* surrogates become U+FFFD (documented: not needed for our reads) */
+    CHECK_INT(6, str_value("\"\\ud83d\\ude00\"", 16, out));
+    CHECK_STR("\xef\xbf\xbd\xef\xbf\xbd", out);
+    /* raw UTF-8 passes through */
+    CHECK_INT(4, str_value("\"\xf0\x9f\x98\x80\"", 16, out));
+    /* \u0000 is refused: a C string would be cut at the NUL ("HS256\0x" read as "HS256") */
+    CHECK_INT(-1, str_value("\"a\\u0000b\"", 16, out));
+}
+
+TEST(string_values_respect_the_buffer) {
+    char out[64];
+    /* cap counts the terminating NUL */
+    CHECK_INT(3, str_value("\"abc\"", 4, out));
+    CHECK_INT(-1, str_value("\"abc\"", 3, out));
+    CHECK_INT(-1, str_value("\"abc\"", 0, out));
+    CHECK_INT(-1, str_value("\"\"", 0, out)); /* even the empty string needs a byte for its NUL */
+    CHECK_INT(2, str_value("\"\\u00e9\"", 3, out));
+    CHECK_INT(-1, str_value("\"\\u00e9\"", 2, out)); /* a multi-byte character does not fit half */
+    CHECK_INT(-1, str_value("\"\\u20ac\"", 3, out));
+    /* not strings */
+    CHECK_INT(-1, str_value("abc", 16, out));
+    CHECK_INT(-1, str_value("1", 16, out));
+    CHECK_INT(-1, str_value("\"", 16, out));
+    CHECK_INT(-1, str_value("", 16, out));
+}
+
+/* ---- integer values ---- */
+
+static int int_value(const char *v, int allow_fraction, int64_t *out) {
+    char *c = heap_copy(v, strlen(v));
+    int r = json_int_value((struct slice){c, strlen(v)}, out, allow_fraction);
+    free(c);
+    return r;
+}
+
+TEST(int_values) {
+    int64_t v = 0;
+    CHECK_INT(0, int_value("0", 0, &v));
+    CHECK_INT(0, v);
+    CHECK_INT(0, int_value("1700000000", 0, &v));
+    CHECK_INT(1700000000, v);
+    CHECK_INT(0, int_value("-42", 0, &v));
+    CHECK_INT(-42, v);
+    CHECK_INT(0, int_value("9007199254740993", 0, &v)); /* beyond double precision: exact */
+    CHECK_INT(9007199254740993LL, v);
+    CHECK_INT(-1, int_value("1.5", 0, &v));
+    CHECK_INT(-1, int_value("1e3", 0, &v));
+    CHECK_INT(0, int_value("1.9", 1, &v));
+    CHECK_INT(1, v);
+    CHECK_INT(0, int_value("-1.9", 1, &v));
+    CHECK_INT(-1, v); /* truncated toward zero */
+    CHECK_INT(0, int_value("1e3", 1, &v));
+    CHECK_INT(1000, v);
+    CHECK_INT(-1, int_value("1e30", 1, &v));
+    CHECK_INT(-1, int_value("9223372036854775807", 0, &v)); /* beyond the documented range (|d| <= 9.2e18) */
+    CHECK_INT(0, int_value("9200000000000000000", 0, &v));
+    CHECK_INT(9200000000000000000LL, v);
+    CHECK_INT(-1, int_value("", 0, &v));
+    CHECK_INT(-1, int_value(" 1", 0, &v));
+    CHECK_INT(-1, int_value("1 ", 0, &v));
+    CHECK_INT(-1, int_value("01", 0, &v));
+    CHECK_INT(-1, int_value("0x10", 0, &v));
+    CHECK_INT(-1, int_value("\"1\"", 0, &v));
+    CHECK_INT(-1, int_value("1234567890123456789012345678901234", 1, &v)); /* over the 31-character buffer */
+}
+
+int main(void) {
+    RUN(literals_and_numbers);
+    RUN(strings);
+    RUN(arrays_and_objects);
+    RUN(depth_limit);
+    RUN(scan_value_offsets);
+    RUN(object_walk_members_and_types);
+    RUN(object_walk_refuses_non_objects);
+    RUN(object_get_finds_the_first_member);
+    RUN(string_values_decode);
+    RUN(string_values_respect_the_buffer);
+    RUN(int_values);
+    return check_finish("test_json_scan");
+}

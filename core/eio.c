@@ -424,6 +424,23 @@ static int is_upgrade(const struct http_request *req) {
     return upgrade && http_value_has_token(*upgrade, "websocket");
 }
 
+/* Refuses what cannot open a WebSocket session here: a bad upgrade
+ * (400/426) or a server shutting down (503). Returns 1 when it answered. */
+static int refuse_upgrade(struct conn *c, const struct http_request *req) {
+    const char *reason;
+    int status = ws_check_upgrade(req, &reason);
+    if (status) {
+        httpd_respond(c, status, "text/plain; charset=utf-8", reason, strlen(reason),
+                      status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, 1);
+        return 1;
+    }
+    if (c->srv->shutting_down) {
+        httpd_respond(c, 503, "text/plain; charset=utf-8", "Shutting down", 13, NULL, 1);
+        return 1;
+    }
+    return 0;
+}
+
 void eio_handle_request(struct conn *c, const struct http_request *req, const char *body,
                         size_t body_len, int keep_alive) {
     struct server *srv = c->srv;
@@ -499,16 +516,8 @@ void eio_handle_request(struct conn *c, const struct http_request *req, const ch
         respond_eio_error(c, req, EIO_ERR_UNSUPPORTED_PROTOCOL, keep_alive && !websocket);
         return;
     }
-    if (websocket) {
-        const char *reason;
-        int status = ws_check_upgrade(req, &reason);
-        if (status) {
-            httpd_respond(c, status, "text/plain; charset=utf-8", reason, strlen(reason),
-                          status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, 1);
-            return;
-        }
-    }
-    if (srv->shutting_down) {
+    if (websocket && refuse_upgrade(c, req)) return;
+    if (!websocket && srv->shutting_down) {
         httpd_respond(c, 503, "text/plain; charset=utf-8", "Shutting down", 13, NULL, 1);
         return;
     }
@@ -545,17 +554,7 @@ void eio_handle_plain(struct conn *c, const struct http_request *req) {
         httpd_respond(c, 403, "text/plain; charset=utf-8", "Forbidden origin", 16, NULL, 1);
         return;
     }
-    const char *reason;
-    int status = ws_check_upgrade(req, &reason);
-    if (status) {
-        httpd_respond(c, status, "text/plain; charset=utf-8", reason, strlen(reason),
-                      status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, 1);
-        return;
-    }
-    if (srv->shutting_down) {
-        httpd_respond(c, 503, "text/plain; charset=utf-8", "Shutting down", 13, NULL, 1);
-        return;
-    }
+    if (refuse_upgrade(c, req)) return;
     struct eio_session *s = session_new(srv, EIO_KIND_PLAIN, EIO_WEBSOCKET);
     if (!s || !(s->sio = sio_client_new(s, req))) {
         if (s) eio_close(s, WS_CLOSE_INTERNAL, "out of memory");

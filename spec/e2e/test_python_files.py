@@ -27,6 +27,8 @@ import uuid
 
 import socketio
 
+from space_server import ServerProcess
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SERVER = os.environ.get("SPACE_SERVER") or os.path.join(REPO, "build", "space-server")
@@ -37,63 +39,6 @@ BIG_WAIT = 30.0 * SLOW
 LISTEN_RE = re.compile(r"listening address=[^ :]+:(\d+)")
 MAX_BYTES = 10485760
 PNG = bytes.fromhex("89504e470d0a1a0a")
-
-
-class ServerProcess:
-    """The server on a free loopback port with a fresh --files-dir; stderr kept for failure messages."""
-
-    def __init__(self):
-        if not os.path.exists(SERVER):
-            raise RuntimeError("server binary not found at %s (set SPACE_SERVER)" % SERVER)
-        self.files_dir = tempfile.mkdtemp(prefix="space-pyfiles-")
-        self.args = [SERVER, "--scripts", SCRIPTS, "--host", "127.0.0.1", "--port", "0",
-                     "--files-dir", self.files_dir]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SPACE_")}
-        self.stderr_lines = []
-        self.port = None
-        self._port_found = threading.Event()
-        self.proc = subprocess.Popen(self.args, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-        if not self._port_found.wait(10 * SLOW) or self.port is None:
-            self.proc.kill()
-            self.proc.wait(5)
-            shutil.rmtree(self.files_dir, ignore_errors=True)
-            raise RuntimeError("server did not print 'listening address=HOST:PORT' (exit %s)\n%s"
-                               % (self.proc.returncode, self.stderr_tail()))
-
-    def _read_stderr(self):
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace")
-            self.stderr_lines.append(line)
-            if self.port is None:
-                m = LISTEN_RE.search(line)
-                if m:
-                    self.port = int(m.group(1))
-                    self._port_found.set()
-        self._port_found.set()
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def stderr_tail(self, n=40):
-        return "".join(self.stderr_lines[-n:])
-
-    def stop(self, timeout=5.0):
-        """SIGTERM; returns the exit code (None if it had to be killed)."""
-        try:
-            if self.proc.poll() is not None:
-                return self.proc.returncode
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout * SLOW)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                return None
-        finally:
-            shutil.rmtree(self.files_dir, ignore_errors=True)
 
 
 class Client:

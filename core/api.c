@@ -372,8 +372,7 @@ static int conn_refresh_token(lua_State *L) {
         return 3;
     }
     /* The notice waits out the leeway; the client is told the token's own exp. */
-    s->token_exp_ms = claims.exp ? (uint64_t)(claims.exp + srv->auth.policy.leeway_s) * 1000 : 0;
-    s->token_expired_ms = 0;
+    sio_socket_set_token_exp(s, claims.exp ? (uint64_t)(claims.exp + srv->auth.policy.leeway_s) * 1000 : 0);
     lua_pushinteger(L, (lua_Integer)claims.exp * 1000);
     return 1;
 }

@@ -90,9 +90,28 @@ static void unlink_conn(struct conn *c) {
     }
 }
 
+void conn_set_deadline(struct conn *c, uint64_t ms) {
+    c->deadline_ms = ms;
+    if (ms) wheel_schedule_by(&c->srv->conn_timers, &c->timer, ms);
+}
+
+void conn_on_timer(struct wheel_entry *e, void *ud) {
+    struct conn *c = WHEEL_OWNER(e, struct conn, timer);
+    (void)ud;
+    if ((c->flags & CONN_CLOSING) || !c->deadline_ms) return;
+    if (server_now(c->srv) < c->deadline_ms) { /* moved later since it was scheduled */
+        wheel_schedule(&c->srv->conn_timers, &c->timer, c->deadline_ms);
+        return;
+    }
+    c->deadline_ms = 0;
+    if (c->flags & (CONN_SHUTDOWN | CONN_CLOSE_AFTER_FLUSH)) conn_close(c);
+    else c->tr->on_timeout(c);
+}
+
 void conn_close(struct conn *c) {
     if (c->flags & CONN_CLOSING) return;
     c->flags |= CONN_CLOSING;
+    wheel_cancel(&c->srv->conn_timers, &c->timer);
     if (c->tr && c->tr->on_close) c->tr->on_close(c);
     c->tr_state = NULL;
     unlink_conn(c);
@@ -110,7 +129,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
     }
     /* Keep reading until the peer's EOF so that unread bytes don't turn our
      * close into a reset that could destroy the close frame; bounded. */
-    c->deadline_ms = server_now(c->srv) + 1000;
+    conn_set_deadline(c, server_now(c->srv) + 1000);
 }
 
 static void start_shutdown(struct conn *c) {
@@ -128,7 +147,7 @@ static void start_shutdown(struct conn *c) {
 void conn_close_after_flush(struct conn *c) {
     if (c->flags & CONN_CLOSING) return;
     c->flags |= CONN_CLOSE_AFTER_FLUSH;
-    c->deadline_ms = server_now(c->srv) + 2000; /* a reader that never drains is closed anyway */
+    conn_set_deadline(c, server_now(c->srv) + 2000); /* a reader that never drains is closed anyway */
     server_mark_flush(c->srv, c);
 }
 

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "wheel.h"
 
 struct conn;
 struct server;
@@ -62,9 +63,10 @@ struct conn {
     struct server *srv;
     const struct transport *tr;   /* current transport */
     void *tr_state;               /* the transport's state, owned by it */
-    struct conn *prev, *next;     /* server.conns: every live conn, for the sweep */
+    struct conn *prev, *next;     /* server.conns: every live conn, for shutdown */
     struct conn *next_flush;      /* server.pending_flush list */
-    uint64_t deadline_ms;         /* loop time when tr->on_timeout runs; 0 = none */
+    uint64_t deadline_ms;         /* loop time when tr->on_timeout runs; 0 = none (conn_set_deadline) */
+    struct wheel_entry timer;     /* in server.conn_timers, due at or before deadline_ms */
     uint64_t hold_until_ms;       /* output waits until this loop time (conn_hold) */
     uint32_t flags;               /* enum conn_flags */
     uint32_t writes_in_flight;    /* uv_write requests not yet called back */
@@ -92,6 +94,12 @@ int conn_send_copy(struct conn *c, const void *p, size_t n);
 void conn_hold(struct conn *c, uint64_t ms);
 /* Writes the queue now (one writev); called once per loop turn by the server. */
 void conn_flush(struct conn *c);
+
+/* Sets deadline_ms (loop time; 0 = none). The wheel entry only ever moves
+ * earlier here: a later deadline is found when the earlier entry fires. */
+void conn_set_deadline(struct conn *c, uint64_t ms);
+/* Runs a conn's deadline if it passed (the server's wheel fires this). */
+void conn_on_timer(struct wheel_entry *e, void *ud);
 
 /* Closes at once: the transport's on_close runs, queued output is dropped. */
 void conn_close(struct conn *c);

@@ -68,6 +68,8 @@ static struct eio_session *session_new(struct server *srv, enum eio_kind kind, e
     uint64_t now = server_now(srv);
     s->ping_at_ms = now + (uint64_t)srv->cfg->ping_interval_ms;
     s->connect_deadline_ms = kind == EIO_KIND_PLAIN ? 0 : now + (uint64_t)srv->cfg->connect_timeout_ms;
+    eio_wake_by(s, s->ping_at_ms);
+    if (s->connect_deadline_ms) eio_wake_by(s, s->connect_deadline_ms);
     return s;
 }
 
@@ -89,6 +91,7 @@ void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
     if (s->closed) return;
     s->closed = 1;
     struct server *srv = s->srv;
+    wheel_cancel(&srv->session_timers, &s->timer);
     hmap_del(&srv->sessions, s->sid, 20);
     if (s->prev) s->prev->next = s->next;
     else srv->session_list = s->next;
@@ -116,6 +119,7 @@ void eio_close_after_drain(struct eio_session *s, uint16_t ws_code, const char *
         return;
     }
     s->close_after_drain_ms = server_now(s->srv) + EIO_POLL_CLOSE_WAIT_MS;
+    eio_wake_by(s, s->close_after_drain_ms);
 }
 
 void eio_drained(struct eio_session *s) {
@@ -317,43 +321,69 @@ static void on_probe_close(void *owner) {
  * Heartbeat and timeouts
  * =================================================================== */
 
-void eio_sweep(struct server *srv, uint64_t now) {
-    struct eio_session *next;
-    for (struct eio_session *s = srv->session_list; s; s = next) {
-        next = s->next;
-        if (s->upgrade_deadline_ms && now >= s->upgrade_deadline_ms) {
-            s->upgrade_deadline_ms = 0;
-            close_probe(s);
-        }
-        if (s->close_after_drain_ms && now >= s->close_after_drain_ms) {
-            eio_close(s, WS_CLOSE_NORMAL, "closed");
-            continue;
-        }
-        if (s->close_slow) {
-            eio_close(s, WS_CLOSE_POLICY, "slow consumer");
-            continue;
-        }
-        if (s->sio && srv->auth.key) sio_client_sweep(s->sio, server_wall_ms());
-        if (s->closed) continue;
-        if (s->connect_deadline_ms && now >= s->connect_deadline_ms) {
-            eio_close(s, WS_CLOSE_NORMAL, "connect timeout");
-            continue;
-        }
-        if (now < s->ping_at_ms) continue;
-        if (s->awaiting_pong) {
-            eio_close(s, WS_CLOSE_NORMAL, "ping timeout");
-            continue;
-        }
-        if (s->kind == EIO_KIND_PLAIN) {
-            static const uint8_t ping_frame[2] = {0x89, 0x00}; /* a WebSocket ping, no payload */
-            if (s->ws) conn_send_copy(s->ws, ping_frame, sizeof ping_frame);
-        } else {
-            send_eio_packet(s, "2");
-        }
-        s->awaiting_pong = 1;
-        /* From when the ping was due, not from when the sweep came round. */
-        s->ping_at_ms += (uint64_t)srv->cfg->ping_timeout_ms;
+void eio_wake_by(struct eio_session *s, uint64_t due_ms) {
+    if (!s->closed) wheel_schedule_by(&s->srv->session_timers, &s->timer, due_ms);
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
+
+/* The next time anything of this session is due (loop time). */
+static uint64_t next_deadline(const struct eio_session *s) {
+    struct server *srv = s->srv;
+    uint64_t due = earliest(s->upgrade_deadline_ms, s->close_after_drain_ms);
+    due = earliest(due, s->connect_deadline_ms);
+    due = earliest(due, s->ping_at_ms);
+    if (s->sio && srv->auth.key) {
+        uint64_t wall_due = sio_client_next_deadline(s->sio), wall_now = server_wall_ms();
+        if (wall_due) due = earliest(due, server_now(srv) + (wall_due > wall_now ? wall_due - wall_now : 0));
     }
+    return due;
+}
+
+/* Runs what is due; returns 0, or -1 when the session closed. */
+static int run_deadlines(struct eio_session *s, uint64_t now) {
+    struct server *srv = s->srv;
+    if (s->upgrade_deadline_ms && now >= s->upgrade_deadline_ms) {
+        s->upgrade_deadline_ms = 0;
+        close_probe(s);
+    }
+    if (s->close_after_drain_ms && now >= s->close_after_drain_ms) {
+        eio_close(s, WS_CLOSE_NORMAL, "closed");
+        return -1;
+    }
+    if (s->close_slow) {
+        eio_close(s, WS_CLOSE_POLICY, "slow consumer");
+        return -1;
+    }
+    if (s->sio && srv->auth.key) sio_client_sweep(s->sio, server_wall_ms());
+    if (s->closed) return -1;
+    if (s->connect_deadline_ms && now >= s->connect_deadline_ms) {
+        eio_close(s, WS_CLOSE_NORMAL, "connect timeout");
+        return -1;
+    }
+    if (now < s->ping_at_ms) return 0;
+    if (s->awaiting_pong) {
+        eio_close(s, WS_CLOSE_NORMAL, "ping timeout");
+        return -1;
+    }
+    if (s->kind == EIO_KIND_PLAIN) {
+        static const uint8_t ping_frame[2] = {0x89, 0x00}; /* a WebSocket ping, no payload */
+        if (s->ws) conn_send_copy(s->ws, ping_frame, sizeof ping_frame);
+    } else {
+        send_eio_packet(s, "2");
+    }
+    s->awaiting_pong = 1;
+    /* From when the ping was due, not from when the timer came round. */
+    s->ping_at_ms += (uint64_t)srv->cfg->ping_timeout_ms;
+    return 0;
+}
+
+void eio_on_timer(struct wheel_entry *e, void *ud) {
+    struct eio_session *s = WHEEL_OWNER(e, struct eio_session, timer);
+    (void)ud;
+    if (s->closed || run_deadlines(s, server_now(s->srv)) != 0 || s->closed) return;
+    uint64_t due = next_deadline(s);
+    if (due) wheel_schedule_by(&s->srv->session_timers, &s->timer, due);
 }
 
 /* {==================================================================
@@ -417,6 +447,7 @@ static void start_probe(struct eio_session *s, struct conn *c, const struct http
     s->probe = c;
     s->probe_answered = 0;
     s->upgrade_deadline_ms = server_now(s->srv) + EIO_UPGRADE_TIMEOUT_MS;
+    eio_wake_by(s, s->upgrade_deadline_ms);
 }
 
 static int is_upgrade(const struct http_request *req) {

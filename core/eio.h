@@ -35,6 +35,7 @@ struct eio_session {
     char sid[21];
     struct server *srv;
     struct eio_session *prev, *next;  /* server.session_list */
+    struct wheel_entry timer;         /* in server.session_timers: its next deadline */
     struct eio_session *next_dead;    /* server's list of sessions freed after this turn */
     struct eio_session *next_poll;    /* server.poll_flush: a parked GET may be answered */
     enum eio_kind kind;
@@ -100,8 +101,12 @@ void eio_drained(struct eio_session *s);
 /* A protocol violation: counted, logged, and the session closed (1002). */
 void eio_protocol_error(struct eio_session *s, const char *what);
 
-/* Runs due heartbeats and timeouts; called by the server's sweep. */
-void eio_sweep(struct server *srv, uint64_t now);
+/* Makes the session's timer fire by due_ms (loop time) at the latest: for
+ * a deadline that came nearer (a session's timer otherwise only looks at
+ * deadlines when it fires, and then schedules itself at the next one). */
+void eio_wake_by(struct eio_session *s, uint64_t due_ms);
+/* Runs a session's due heartbeats and timeouts (the server's wheel fires this). */
+void eio_on_timer(struct wheel_entry *e, void *ud);
 /* Answers parked GETs that have output; called once per loop turn. */
 void eio_flush_polls(struct server *srv);
 /* Frees the sessions closed during this turn. */

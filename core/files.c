@@ -465,7 +465,7 @@ void files_handle_request(struct conn *c, const struct http_request *req, int ke
     fs->keep_alive = keep_alive;
     c->tr = &file_transport;
     c->tr_state = fs;
-    c->deadline_ms = 0;
+    conn_set_deadline(c, 0);
     stream_pump(fs);
 }
 

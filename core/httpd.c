@@ -17,7 +17,7 @@ struct httpd_state {
 };
 
 static void reset_deadline(struct conn *c) {
-    c->deadline_ms = server_now(c->srv) + (uint64_t)c->srv->cfg->http_timeout_ms;
+    conn_set_deadline(c, server_now(c->srv) + (uint64_t)c->srv->cfg->http_timeout_ms);
 }
 
 void httpd_start(struct conn *c) {

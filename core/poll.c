@@ -79,7 +79,8 @@ int poll_queue(struct eio_session *s, buf *b, unsigned n_packets) {
     if (s->pq_bytes + b->len > (size_t)s->srv->cfg->max_output) {
         log_warn("poll", "closing slow consumer sid=%s queued=%zu", s->sid, s->pq_bytes);
         s->srv->slow_closes++;
-        s->close_slow = 1; /* at the next sweep: we may be inside a broadcast over a room */
+        s->close_slow = 1; /* at the next tick: we may be inside a broadcast over a room */
+        eio_wake_by(s, server_now(s->srv));
         return -1;
     }
     if (s->pq_head == s->pq_len) s->pq_head = s->pq_len = 0;
@@ -194,7 +195,7 @@ void poll_handle_get(struct eio_session *s, struct conn *c, const struct http_re
     s->poll_keep_alive = keep_alive;
     c->tr = &parked_transport;
     c->tr_state = s;
-    c->deadline_ms = 0;
+    conn_set_deadline(c, 0);
 }
 
 void poll_handle_post(struct eio_session *s, struct conn *c, const struct http_request *req,

@@ -678,7 +678,7 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
     }
     int claims_idx = lua_gettop(L);
     /* The leeway that let the token in also delays its expiry notice. */
-    s->token_exp_ms = claims.exp ? (uint64_t)(claims.exp + srv->auth.policy.leeway_s) * 1000 : 0;
+    sio_socket_set_token_exp(s, claims.exp ? (uint64_t)(claims.exp + srv->auth.policy.leeway_s) * 1000 : 0);
     snprintf(s->token_sub, sizeof s->token_sub, "%s", claims.sub);
 
     /* Plugins, by priority: the first refusal wins; the first user too. */

@@ -91,15 +91,8 @@ static void on_flush_hook(uv_prepare_t *h) {
 static void on_sweep(uv_timer_t *t) {
     struct server *srv = t->loop->data;
     uint64_t now = server_now(srv);
-    struct conn *next;
-    for (struct conn *c = srv->conns; c; c = next) {
-        next = c->next;
-        if (!c->deadline_ms || now < c->deadline_ms || (c->flags & CONN_CLOSING)) continue;
-        c->deadline_ms = 0;
-        if (c->flags & (CONN_SHUTDOWN | CONN_CLOSE_AFTER_FLUSH)) conn_close(c);
-        else c->tr->on_timeout(c);
-    }
-    eio_sweep(srv, now);
+    wheel_advance(&srv->conn_timers, now, conn_on_timer, NULL);
+    wheel_advance(&srv->session_timers, now, eio_on_timer, NULL);
     if (srv->shutting_down && !srv->conns) uv_stop(srv->loop);
 }
 
@@ -134,7 +127,7 @@ static void begin_shutdown(struct server *srv, const char *why) {
             if (c->q_head < c->q_len || c->writes_in_flight) conn_close_after_flush(c);
             else conn_close(c);
         }
-        if (!(c->flags & CONN_CLOSING) && (!c->deadline_ms || c->deadline_ms > deadline)) c->deadline_ms = deadline;
+        if (!(c->flags & CONN_CLOSING) && (!c->deadline_ms || c->deadline_ms > deadline)) conn_set_deadline(c, deadline);
     }
 }
 
@@ -226,6 +219,8 @@ int server_run(const struct config *cfg) {
     uv_prepare_start(&srv->flush_hook, on_flush_hook);
     uv_timer_init(srv->loop, &srv->hold_timer);
     uv_timer_init(srv->loop, &srv->sweep_timer);
+    wheel_init(&srv->conn_timers, SWEEP_INTERVAL_MS, server_now(srv));
+    wheel_init(&srv->session_timers, SWEEP_INTERVAL_MS, server_now(srv));
     uv_timer_start(&srv->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
     uv_signal_init(srv->loop, &srv->sigint);
     uv_signal_start(&srv->sigint, on_signal, SIGINT);

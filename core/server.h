@@ -11,9 +11,10 @@
 #include "config.h"
 #include "hmap.h"
 #include "sbuf.h"
+#include "wheel.h"
 
 #define RECV_BUF_BYTES (64 * 1024)
-#define SWEEP_INTERVAL_MS 25 /* granularity of every deadline */
+#define SWEEP_INTERVAL_MS 25 /* granularity of every deadline: one tick of the timer wheels */
 
 struct conn;
 struct eio_session;
@@ -30,7 +31,9 @@ struct server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_prepare_t flush_hook;      /* flushes pending_flush before the loop blocks */
-    uv_timer_t sweep_timer;       /* the one timer: every deadline goes through it */
+    uv_timer_t sweep_timer;       /* the one timer: advances the wheels below */
+    struct wheel conn_timers;     /* conn deadlines (conn.timer) */
+    struct wheel session_timers;  /* Engine.IO session deadlines (eio_session.timer) */
     uv_timer_t hold_timer;        /* wakes the loop for conns whose output is held (conn_hold) */
     uv_signal_t sigint, sigterm;
     int shutting_down;            /* stop accepting; closing everyone */
@@ -46,7 +49,7 @@ struct server {
 
     /* Engine.IO sessions, by sid */
     struct hmap sessions;
-    struct eio_session *session_list; /* the same sessions, for the sweep */
+    struct eio_session *session_list; /* the same sessions, for shutdown */
     struct eio_session *dead_sessions; /* closed this turn; freed before the loop blocks */
     struct sio_socket *dead_sockets;   /* likewise for Socket.IO sockets */
     uint32_t sid_seq;                  /* sequence part of new ids */

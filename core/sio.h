@@ -83,6 +83,11 @@ const char *sio_socket_handshake_token(const struct sio_socket *s);
 /* Token expiry: tells sockets whose token expired, closes those whose grace
  * passed. Called by the sweep for each session. */
 void sio_client_sweep(struct sio_client *c, uint64_t now_wall_ms);
+/* When sio_client_sweep next has something to do (wall clock ms; 0 = never). */
+uint64_t sio_client_next_deadline(const struct sio_client *c);
+/* A socket's token (re)verified: it expires at exp_wall_ms (0 = never); the
+ * session's timer is told. */
+void sio_socket_set_token_exp(struct sio_socket *s, uint64_t exp_wall_ms);
 /* Links s into its user's list of sockets (after authentication). */
 void sio_socket_link_user(struct sio_socket *s);
 /* Frees the sockets closed during this turn. */

@@ -8,8 +8,17 @@
 #include "log.h"
 #include "server.h"
 
+/* An idle WebSocket holds no wslay context: its two 4 KiB buffers would be
+ * most of an idle connection's memory. A context is attached when bytes
+ * arrive and freed again once wslay stands between frames with nothing
+ * queued (a fresh context starts in exactly that state). To know where
+ * the frames end we count the bytes fed to wslay against the bytes the
+ * frames it started declared. */
 struct ws_state {
-    wslay_event_context_ptr ctx;
+    wslay_event_context_ptr ctx; /* NULL while idle */
+    uint64_t fed;            /* bytes handed to this ctx */
+    uint64_t framed;         /* header + payload bytes of the frames it started */
+    int fragmented;          /* a data message's final frame is still to come */
     const struct ws_owner_ops *ops;
     void *owner;             /* NULL once detached or told of the close */
     const uint8_t *in;       /* bytes of the current read, for wslay's recv callback */
@@ -69,6 +78,7 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *out, size_t len, in
     memcpy(out, ws->in, n);
     ws->in += n;
     ws->in_len -= n;
+    ws->fed += n;
     return (ssize_t)n;
 }
 
@@ -92,7 +102,12 @@ static void on_frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_ev
     (void)ctx;
     struct conn *c = ud;
     struct ws_state *ws = c->tr_state;
-    if (arg->opcode >= 8) return; /* control frames: 125 bytes at most */
+    /* A client frame is always masked (wslay refuses others) and uses the
+     * shortest length encoding (wslay refuses others). */
+    uint64_t len = arg->payload_length;
+    ws->framed += 2 + (len < 126 ? 0 : len < 65536 ? 2 : 8) + 4 + len;
+    if (arg->opcode >= 8) return; /* control frames: 125 bytes at most, never fragment a message */
+    ws->fragmented = !arg->fin;
     ws->partial += arg->payload_length;
     c->srv->partial_bytes += arg->payload_length;
     if (c->srv->partial_bytes > (uint64_t)c->srv->cfg->max_partial_bytes) ws->over_partial_cap = 1;
@@ -144,14 +159,44 @@ static void after_wslay(struct conn *c, struct ws_state *ws) {
  * wslay would send a close without a status code. */
 static void close_raw(struct conn *c, struct ws_state *ws, uint16_t code) {
     notify_close(ws);
-    wslay_event_shutdown_write(ws->ctx);
+    if (ws->ctx) wslay_event_shutdown_write(ws->ctx);
     uint8_t frame[4] = {0x80 | WS_OP_CLOSE, 2, (uint8_t)(code >> 8), (uint8_t)code};
     conn_send_copy(c, frame, sizeof frame);
     conn_close_after_flush(c);
 }
 
+static int attach_ctx(struct conn *c, struct ws_state *ws) {
+    if (ws->ctx) return 0;
+    if (wslay_event_context_server_init(&ws->ctx, &callbacks, c) != 0) {
+        ws->ctx = NULL;
+        return -1;
+    }
+    /* wslay allocates a frame's declared length up front: keep it bounded. */
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, (uint64_t)c->srv->cfg->max_payload);
+    ws->fed = ws->framed = 0;
+    ws->fragmented = 0;
+    return 0;
+}
+
+/* Frees the context when nothing would be lost: no partial frame or
+ * message received, nothing queued to send, no close under way. */
+static void detach_ctx_if_idle(struct conn *c, struct ws_state *ws) {
+    if (!ws->ctx || conn_is_closing(c) || ws->fed != ws->framed || ws->fragmented) return;
+    if (wslay_event_want_write(ws->ctx) || wslay_event_get_queued_msg_count(ws->ctx) ||
+        wslay_event_get_close_received(ws->ctx) || wslay_event_get_close_sent(ws->ctx) ||
+        !wslay_event_want_read(ws->ctx))
+        return;
+    wslay_event_context_free(ws->ctx);
+    ws->ctx = NULL;
+}
+
 static void on_data(struct conn *c, const char *p, size_t n) {
     struct ws_state *ws = c->tr_state;
+    if (attach_ctx(c, ws) != 0) {
+        log_warn("ws", "closing conn=%llu: out of memory", (unsigned long long)c->id);
+        conn_close(c);
+        return;
+    }
     ws->in = (const uint8_t *)p;
     ws->in_len = n;
     ws->in_recv = 1;
@@ -174,6 +219,7 @@ static void on_data(struct conn *c, const char *p, size_t n) {
         return;
     }
     after_wslay(c, ws);
+    if (!(c->flags & CONN_CLOSING)) detach_ctx_if_idle(c, ws);
 }
 
 static void on_timeout(struct conn *c) { conn_close(c); }
@@ -183,7 +229,7 @@ static void on_close(struct conn *c) {
     if (!ws) return;
     release_partial(c, ws);
     notify_close(ws);
-    wslay_event_context_free(ws->ctx);
+    if (ws->ctx) wslay_event_context_free(ws->ctx);
     free(ws);
 }
 
@@ -199,13 +245,10 @@ int ws_accept(struct conn *c, const struct http_request *req, const struct ws_ow
     char accept[WS_ACCEPT_LEN + 1];
     ws_accept_key(*http_header_get(req, "Sec-WebSocket-Key"), accept);
     struct ws_state *ws = calloc(1, sizeof *ws);
-    if (!ws || wslay_event_context_server_init(&ws->ctx, &callbacks, c) != 0) {
-        free(ws);
+    if (!ws) {
         conn_close(c);
         return -1;
     }
-    /* wslay allocates a frame's declared length up front: keep it bounded. */
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, (uint64_t)c->srv->cfg->max_payload);
     ws->ops = ops;
     ws->owner = owner;
 
@@ -218,7 +261,7 @@ int ws_accept(struct conn *c, const struct http_request *req, const struct ws_ow
                      accept);
     c->tr = &ws_transport;
     c->tr_state = ws;
-    c->deadline_ms = 0;
+    conn_set_deadline(c, 0);
     return conn_send_copy(c, resp, (size_t)n);
 }
 
@@ -241,6 +284,10 @@ void ws_close(struct conn *c, uint16_t code, const char *reason) {
     struct ws_state *ws = state_of(c);
     if (!ws || conn_is_closing(c)) return;
     notify_close(ws);
+    if (attach_ctx(c, ws) != 0) {
+        conn_close(c);
+        return;
+    }
     wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
     if (!ws->in_recv && wslay_event_send(ws->ctx) != 0) {
         conn_close(c);

@@ -11,11 +11,8 @@ Keys are made here and written to a temp dir removed at the end. Every wait is b
 """
 
 import os
-import re
 import secrets
 import shutil
-import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -26,15 +23,9 @@ import warnings
 import jwt
 import socketio
 
-from space_server import ServerProcess
+from space_server import SLOW, ServerProcess
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-SERVER = os.environ.get("SPACE_SERVER") or os.path.join(REPO, "build", "space-server")
-SCRIPTS = os.environ.get("SPACE_SCRIPTS") or os.path.join(REPO, "scripts")
-SLOW = max(1.0, float(os.environ.get("SPACE_TEST_SLOW", "1")))
 WAIT = 3.0 * SLOW
-LISTEN_RE = re.compile(r"listening address=[^ :]+:(\d+)")
 
 
 class Attempt:

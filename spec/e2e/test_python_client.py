@@ -9,12 +9,6 @@ the scripts from $SPACE_SCRIPTS (default: the repo's scripts/).
 Every wait is bounded; nothing sleeps for synchronisation.
 """
 
-import os
-import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 import unittest
@@ -23,15 +17,9 @@ import warnings
 
 import socketio
 
-from space_server import ServerProcess
+from space_server import SLOW, ServerProcess
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-SERVER = os.environ.get("SPACE_SERVER") or os.path.join(REPO, "build", "space-server")
-SCRIPTS = os.environ.get("SPACE_SCRIPTS") or os.path.join(REPO, "scripts")
-SLOW = max(1.0, float(os.environ.get("SPACE_TEST_SLOW", "1")))
 WAIT = 3.0 * SLOW
-LISTEN_RE = re.compile(r"listening address=[^ :]+:(\d+)")
 
 
 class Client:

@@ -32,14 +32,25 @@ end
 
 -- Whitespace removed from both ends of a message: ASCII space, tab, newlines
 -- and the no-break and ideographic spaces JavaScript's trim() also removes.
-local SPACES = "[ \t\n\r\v\f]"
+local LEAD_SPACES = "^[ \t\n\r\v\f]+"
+local TRAIL_SPACES = "[ \t\n\r\v\f]+$"
 local UNICODE_SPACES = { "\u{00A0}", "\u{FEFF}", "\u{3000}", "\u{2028}", "\u{2029}", "\u{202F}" }
 
+-- The bytes a space (ASCII or one of UNICODE_SPACES) can start with, and
+-- end with: a string whose two ends are none of them is already trimmed.
+-- Most messages are, and this check spares them the patterns.
+local FIRST, LAST = {}, {}
+for _, b in ipairs({ 9, 10, 11, 12, 13, 32 }) do FIRST[b], LAST[b] = true, true end
+for _, u in ipairs(UNICODE_SPACES) do FIRST[u:byte(1)], LAST[u:byte(-1)] = true, true end
+
+local byte = string.byte
+
 function M.trim(s)
+  if not FIRST[byte(s, 1)] and not LAST[byte(s, -1)] then return s end
   local changed = true
   while changed do
     changed = false
-    local t = s:gsub("^" .. SPACES .. "+", ""):gsub(SPACES .. "+$", "")
+    local t = s:gsub(LEAD_SPACES, ""):gsub(TRAIL_SPACES, "")
     for _, u in ipairs(UNICODE_SPACES) do
       if t:sub(1, #u) == u then t, changed = t:sub(#u + 1), true end
       if #t >= #u and t:sub(-#u) == u then t, changed = t:sub(1, -#u - 1), true end

@@ -1,6 +1,7 @@
 #include "script.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdio.h>
@@ -40,8 +41,21 @@ struct script_host {
     int64_t budget_left;   /* instructions the running call may still run */
     uint64_t deadline_ns;  /* and the time it must end by */
     size_t call_allocated; /* bytes it allocated so far */
-    const char *running;   /* what is running, for logs */
+    const struct label *running; /* what is running, NULL between calls */
 };
+
+/* Names a call in the log line of its failure: the parts are joined only
+ * when it failed, so that the calls that succeed (one per event and per
+ * plugin hook) format nothing. name, when set, is the stack index of a
+ * table whose field "name" stands in for c (a plugin's name, looked up
+ * only then). */
+struct label {
+    const char *a;
+    int a_len;                 /* of a (%.*s: INT_MAX for the whole string) */
+    const char *b, *c, *d, *e; /* c is cut at 100 bytes */
+    int name;
+};
+#define LABEL(s) (&(struct label){(s), INT_MAX, "", "", "", "", 0})
 
 static struct script_host *host_of(lua_State *L) { return api_server(L)->script; }
 static void run_plugin_hook_reload(struct script_host *h);
@@ -113,13 +127,13 @@ static int msghandler(lua_State *L) {
 /* Calls the function below nargs arguments on the stack, protected and on a
  * budget. Returns 0 with nres results pushed, or -1 with nothing pushed
  * (the error was logged with what and file:line). */
-static int call(struct script_host *h, int nargs, int nres, const char *what) {
+static int call(struct script_host *h, int nargs, int nres, const struct label *what) {
     lua_State *L = h->L;
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
     budget_start(h);
-    const char *outer = h->running;
+    const struct label *outer = h->running;
     h->running = what;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
     int rc = lua_pcall(L, nargs, nres, base);
@@ -127,7 +141,10 @@ static int call(struct script_host *h, int nargs, int nres, const char *what) {
     h->running = outer;
     if (rc != LUA_OK) {
         const char *err = lua_tostring(L, -1);
-        log_error("lua", "handler failed handler=%s error=\"%s\"", what, err ? err : "?");
+        const char *c = what->c;
+        if (what->name) c = lua_getfield(L, what->name, "name") == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+        log_error("lua", "handler failed handler=%.*s%s%.100s%s%s error=\"%s\"", what->a_len, what->a, what->b, c,
+                  what->d, what->e, err ? err : "?");
         lua_settop(L, base - 1);
         lua_gc(L, LUA_GCCOLLECT);
         return -1;
@@ -338,7 +355,7 @@ static int host_load(struct script_host *h, char *err, size_t errlen) {
     lua_pushstring(L, h->dir);
     lua_pushstring(L, h->plugins_dir);
     budget_start(h);
-    h->running = "load";
+    h->running = LABEL("load");
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
     int rc = lua_pcall(L, 2, 1, -4);
     lua_sethook(L, NULL, 0, 0);
@@ -525,11 +542,8 @@ static int run_plugin_hooks(struct script_host *h, const char *hook, int nargs, 
         lua_insert(L, -2);              /* fn, handler */
         lua_getfield(L, plugin, "conf");
         for (int a = 0; a < nargs; a++) lua_pushvalue(L, first + a);
-        lua_getfield(L, plugin, "name");
-        char what[96];
-        snprintf(what, sizeof what, "plugin %s.%s", lua_tostring(L, -1), hook);
-        lua_pop(L, 1);
-        int failed = call(h, 2 + nargs, 3, what) != 0;
+        struct label what = {"plugin ", INT_MAX, "", NULL, ".", hook, plugin};
+        int failed = call(h, 2 + nargs, 3, &what) != 0;
         if (failed && can_refuse) {
             /* A plugin that fails refuses: a broken rate limiter or auth check must not let events through. */
             lua_settop(L, list - 1);
@@ -566,7 +580,7 @@ static int reply_lua(lua_State *L) {
 /* Emits the values at event_idx and data_idx to s, and answers ack_id (if
  * >= 0) with the data. */
 static void reply(struct script_host *h, struct sio_socket *s, int event_idx, int data_idx, int64_t ack_id,
-                  const char *what) {
+                  const struct label *what) {
     lua_State *L = h->L;
     event_idx = lua_absindex(L, event_idx);
     data_idx = lua_absindex(L, data_idx);
@@ -592,7 +606,7 @@ static void send_error(struct script_host *h, struct sio_socket *s, const char *
     lua_setfield(L, -2, "message");
     lua_pushstring(L, event);
     lua_setfield(L, -2, "event");
-    reply(h, s, -2, -1, ack_id, "error reply");
+    reply(h, s, -2, -1, ack_id, LABEL("error reply"));
     lua_pop(L, 2);
 }
 
@@ -614,7 +628,7 @@ static int set_user_from(struct script_host *h, struct sio_socket *s, int idx) {
     lua_getfield(L, -1, "set_user");
     lua_insert(L, -2);
     lua_pushvalue(L, idx);
-    return call(h, 2, 0, "authenticate (set_user)");
+    return call(h, 2, 0, LABEL("authenticate (set_user)"));
 }
 
 /* Development mode: the namespace's authenticate(conn, auth) names the user. */
@@ -631,7 +645,7 @@ static enum script_result authenticate_dev(struct script_host *h, struct sio_soc
     }
     api_push_conn(L, s);
     lua_pushvalue(L, auth);
-    if (call(h, 2, 3, "authenticate") != 0) {
+    if (call(h, 2, 3, LABEL("authenticate")) != 0) {
         write_refusal(refusal, "authentication failed", "internal_error");
         return SCRIPT_REFUSE;
     }
@@ -699,7 +713,7 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
         api_push_conn(L, s);
         lua_pushvalue(L, claims_idx);
         lua_pushvalue(L, auth);
-        if (call(h, 5, 3, "plugin on_authenticate") != 0) {
+        if (call(h, 5, 3, LABEL("plugin on_authenticate")) != 0) {
             write_refusal(refusal, "authentication failed", "internal_error");
             return SCRIPT_REFUSE;
         }
@@ -754,7 +768,9 @@ enum script_result script_authenticate(struct script_host *h, struct sio_socket 
     return r;
 }
 
-int script_call(struct script_host *h, int nargs, int nres, const char *what) { return call(h, nargs, nres, what); }
+int script_call(struct script_host *h, int nargs, int nres, const char *what) {
+    return call(h, nargs, nres, &(struct label){what, INT_MAX, "", "", "", "", 0});
+}
 
 void script_send_error(struct script_host *h, struct sio_socket *s, const char *event, const char *code,
                        const char *message) {
@@ -773,7 +789,7 @@ void script_on_connected(struct script_host *h, struct sio_socket *s) {
     push_ns_field(h, s, "on_connect");
     if (lua_isfunction(L, -1)) {
         api_push_conn(L, s);
-        call(h, 1, 0, "on_connect");
+        call(h, 1, 0, LABEL("on_connect"));
     }
     lua_settop(L, top);
 }
@@ -785,7 +801,7 @@ void script_on_disconnect(struct script_host *h, struct sio_socket *s, const cha
     if (lua_isfunction(L, -1)) {
         api_push_conn(L, s);
         lua_pushstring(L, reason);
-        call(h, 2, 0, "on_disconnect");
+        call(h, 2, 0, LABEL("on_disconnect"));
     }
     lua_settop(L, top);
     api_push_conn(L, s);
@@ -877,9 +893,8 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
     lua_rawgeti(L, args_idx, 2); /* data: the first argument */
     lua_pushvalue(L, ev);
     int base = ev; /* results land above ev */
-    char what[128];
-    snprintf(what, sizeof what, "%.*s:%.100s", (int)s->nsp->name_len, s->nsp->name, name);
-    if (call(h, 3, 3, what) != 0) {
+    struct label what = {s->nsp->name, (int)s->nsp->name_len, ":", name, "", "", 0};
+    if (call(h, 3, 3, &what) != 0) {
         if (!s->closed) send_error(h, s, name, ack_id, "internal_error", "the handler failed");
         return;
     }
@@ -890,7 +905,7 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
     lua_pop(L, 1);
     int r1 = base + 1;
     if (lua_type(L, r1) == LUA_TSTRING) {
-        reply(h, s, r1, r1 + 1, pending_ack, what);
+        reply(h, s, r1, r1 + 1, pending_ack, &what);
     } else if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
         const char *code = lua_tostring(L, r1 + 1);
         const char *message = lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code;
@@ -977,7 +992,7 @@ enum script_result script_on_ack(struct script_host *h, struct sio_socket *s, in
     lua_rawseti(L, -3, ack_id);
     lua_Integer n = (lua_Integer)lua_rawlen(L, args);
     for (lua_Integer i = 1; i <= n; i++) lua_rawgeti(L, args, i);
-    call(h, (int)n, 0, "ack callback");
+    call(h, (int)n, 0, LABEL("ack callback"));
     lua_settop(L, top);
     return SCRIPT_OK;
 }

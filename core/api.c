@@ -34,9 +34,9 @@ struct server *api_server(lua_State *L) { return *(struct server **)lua_getextra
  * =================================================================== */
 
 /* Encodes stack values [first, last] as a JSON array into the scratch
- * buffer and fills o (json, attachments). Pushes the table that keeps the
- * binary values alive: pop it once o was sent. Raises for values JSON
- * cannot hold. */
+ * buffer and fills o (json, attachments). The binary values' bytes are
+ * those of the userdata the encoded values hold: o stays valid while
+ * they are on the stack. Raises for values JSON cannot hold. */
 struct encoded {
     struct sio_out o;
     const void *bin[SIO_MAX_ATTACHMENTS];
@@ -47,21 +47,13 @@ static void encode_values(lua_State *L, int first, int last, enum sio_type type,
                           struct encoded *e) {
     struct sbuf *out = &api_server(L)->scratch;
     sbuf_reset(out);
-    lua_newtable(L);
-    struct json_binary_list bins = {0, lua_gettop(L)};
+    struct json_binary_list bins = {0, SIO_MAX_ATTACHMENTS, e->bin, e->bin_len};
     sbuf_putc(out, '[');
     for (int i = first; i <= last; i++) {
         if (i > first) sbuf_putc(out, ',');
         if (json_lua_encode(L, i, out, &bins) != 0) lua_error(L);
     }
     if (sbuf_putc(out, ']') != 0) luaL_error(L, "out of memory");
-    if (bins.count > SIO_MAX_ATTACHMENTS)
-        luaL_error(L, "too many binary values in one message (%d at most)", SIO_MAX_ATTACHMENTS);
-    for (size_t i = 0; i < bins.count; i++) {
-        lua_rawgeti(L, bins.table_idx, (lua_Integer)i + 1);
-        e->bin[i] = json_lua_to_binary(L, -1, &e->bin_len[i]);
-        lua_pop(L, 1); /* still referenced by the bins table */
-    }
     e->o = (struct sio_out){type, ack_id, out->p, out->len, bins.count, e->bin, e->bin_len};
 }
 
@@ -69,9 +61,7 @@ int api_send_values(lua_State *L, struct sio_socket *s, int is_ack, int64_t ack_
                     int last) {
     struct encoded e;
     encode_values(L, first, last, is_ack ? SIO_ACK : SIO_EVENT, ack_id, &e);
-    int sent = sio_send(s, &e.o) == 0;
-    lua_pop(L, 1);
-    return sent;
+    return sio_send(s, &e.o) == 0;
 }
 
 void api_reply(lua_State *L, struct sio_socket *s, int event_idx, int data_idx, int64_t ack_id) {
@@ -101,6 +91,16 @@ static void check_event_name(lua_State *L, int idx) {
         luaL_argerror(L, idx, lua_pushfstring(L, "'%s' is not an event name a client accepts", name));
 }
 
+/* Whether a member of r other than except would get a broadcast (the
+ * sender alone in its room is common: its message goes to nobody). */
+static int has_recipient(const struct room *r, const struct sio_socket *except) {
+    for (uint32_t i = 0; i < r->n_members; i++) {
+        const struct sio_socket *s = r->members[i].m->owner;
+        if (s != except && !s->closed) return 1;
+    }
+    return 0;
+}
+
 /* Broadcasts stack values [first, top] as an EVENT to room of nsp. */
 static size_t broadcast_values(lua_State *L, struct nsp *nsp, const char *room, size_t room_len,
                                struct sio_socket *except, int first) {
@@ -108,12 +108,10 @@ static size_t broadcast_values(lua_State *L, struct nsp *nsp, const char *room, 
     int last = lua_gettop(L);
     check_event_name(L, first);
     struct room *r = nsp ? room_find(&nsp->rooms, room, room_len) : NULL;
-    if (!r) return 0;
+    if (!r || !has_recipient(r, except)) return 0; /* nothing to encode for nobody */
     struct encoded e;
     encode_values(L, first, last, SIO_EVENT, -1, &e);
-    size_t n = sio_broadcast(srv, nsp, r, except, &e.o);
-    lua_pop(L, 1);
-    return n;
+    return sio_broadcast(srv, nsp, r, except, &e.o);
 }
 
 /* }================================================================== */
@@ -323,7 +321,7 @@ static int conn_rooms(lua_State *L) {
         lua_pushlstring(L, s->rooms.slots[i].room->name, s->rooms.slots[i].room->name_len);
         lua_rawseti(L, -2, i + 1);
     }
-    luaL_setmetatable(L, JSON_ARRAY_MT);
+    json_lua_set_array(L, -1);
     return 1;
 }
 
@@ -441,7 +439,7 @@ static int space_room_users(lua_State *L) {
     struct nsp *nsp = opt_nsp(L, 2);
     struct room *r = nsp ? room_find(&nsp->rooms, room, len) : NULL;
     lua_createtable(L, r ? (int)r->users.count : 0, 0);
-    luaL_setmetatable(L, JSON_ARRAY_MT);
+    json_lua_set_array(L, -1);
     lua_Integer n = 0;
     if (r) {
         struct hmap_entry *e;
@@ -646,7 +644,7 @@ static int space_array(lua_State *L) {
     if (lua_isnoneornil(L, 1)) lua_newtable(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    luaL_setmetatable(L, JSON_ARRAY_MT);
+    json_lua_set_array(L, -1);
     return 1;
 }
 

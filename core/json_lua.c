@@ -9,6 +9,25 @@
 
 #include "utf8.h"
 
+/* Registry keys (addresses) of the two metatables, beside their names:
+ * a light userdata key is found without hashing a C string, and the
+ * array metatable is set or compared on every array decoded or encoded. */
+static const char ARRAY_MT_KEY = 0;
+
+void json_lua_set_array(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
+    lua_setmetatable(L, idx);
+}
+
+int json_lua_is_array(lua_State *L, int idx) {
+    if (!lua_getmetatable(L, idx)) return 0;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
+    int is_array = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return is_array;
+}
+
 /* {==================================================================
  * Decoding
  * =================================================================== */
@@ -60,10 +79,11 @@ static size_t put_utf8(char *out, unsigned cp) {
 /* Pushes the string starting after the opening quote. */
 static int decode_string(struct decoder *d) {
     const char *s = d->p;
-    /* Fast path: no escapes. */
-    while (d->p < d->end && *d->p != '"' && *d->p != '\\' && (unsigned char)*d->p >= 0x20) d->p++;
+    /* Fast path: no escapes; pure ASCII needs no UTF-8 check. */
+    unsigned char high = 0;
+    while (d->p < d->end && *d->p != '"' && *d->p != '\\' && (unsigned char)*d->p >= 0x20) high |= (unsigned char)*d->p++;
     if (d->p < d->end && *d->p == '"') {
-        if (!utf8_valid(s, (size_t)(d->p - s))) return fail(d, "invalid UTF-8 in string");
+        if ((high & 0x80) && !utf8_valid(s, (size_t)(d->p - s))) return fail(d, "invalid UTF-8 in string");
         lua_pushlstring(d->L, s, (size_t)(d->p - s));
         d->p++;
         return 0;
@@ -152,8 +172,16 @@ static int decode_number(struct decoder *d) {
         while (d->p < d->end && *d->p >= '0' && *d->p <= '9') d->p++;
         if (d->p == f) return fail(d, "bad number");
     }
-    char tmp[64];
     size_t n = (size_t)(d->p - s);
+    if (is_int && n <= 18) {
+        /* At most 18 characters: the value fits, no overflow check needed. */
+        const char *q = s + (*s == '-');
+        lua_Integer v = 0;
+        for (; q < d->p; q++) v = v * 10 + (*q - '0');
+        lua_pushinteger(d->L, *s == '-' ? -v : v);
+        return 0;
+    }
+    char tmp[64];
     if (n >= sizeof tmp) {
         /* Long numbers: only the float form can hold them. */
         char *big = malloc(n + 1);
@@ -168,10 +196,6 @@ static int decode_number(struct decoder *d) {
     }
     memcpy(tmp, s, n);
     tmp[n] = 0;
-    if (is_int && n <= 18) {
-        lua_pushinteger(d->L, (lua_Integer)strtoll(tmp, NULL, 10));
-        return 0;
-    }
     double v = strtod(tmp, NULL);
     if (!isfinite(v)) return fail(d, "number out of range");
     lua_pushnumber(d->L, v);
@@ -205,13 +229,35 @@ static int maybe_placeholder(struct decoder *d, int n_keys) {
     return 0;
 }
 
+/* Members wait on the stack, up to this many, and then go into a table
+ * made at their size: growing a table key by key rehashes it at 1, 2, 4... */
+#define DECODE_BATCH 16
+
+/* Moves the n key-value pairs above the table at t into it, in order (a
+ * repeated key: the last one wins), creating the table at their size when
+ * t is still nil. */
+static void flush_members(lua_State *L, int t, int n) {
+    if (lua_isnil(L, t)) {
+        lua_createtable(L, 0, n);
+        lua_replace(L, t);
+    }
+    for (int i = 0; i < n; i++) {
+        lua_pushvalue(L, t + 1 + 2 * i);
+        lua_pushvalue(L, t + 2 + 2 * i);
+        lua_rawset(L, t);
+    }
+    lua_settop(L, t);
+}
+
 static int decode_object(struct decoder *d) {
     lua_State *L = d->L;
-    lua_newtable(L);
-    int n_keys = 0;
+    lua_pushnil(L); /* the table, made at the first flush */
+    int t = lua_gettop(L), n_keys = 0, waiting = 0;
     skip_ws(d);
     if (d->p < d->end && *d->p == '}') {
         d->p++;
+        lua_newtable(L);
+        lua_replace(L, t);
         return 0;
     }
     for (;;) {
@@ -223,39 +269,64 @@ static int decode_object(struct decoder *d) {
         if (d->p >= d->end || *d->p != ':') return fail(d, "expected ':'");
         d->p++;
         if (decode_value(d)) return -1;
-        lua_rawset(L, -3);
         n_keys++;
+        if (++waiting == DECODE_BATCH) flush_members(L, t, waiting), waiting = 0;
         skip_ws(d);
         if (d->p < d->end && *d->p == ',') { d->p++; continue; }
         if (d->p < d->end && *d->p == '}') { d->p++; break; }
         return fail(d, "expected ',' or '}'");
     }
+    flush_members(L, t, waiting);
     return maybe_placeholder(d, n_keys);
 }
 
 static int decode_array(struct decoder *d) {
     lua_State *L = d->L;
-    lua_newtable(L);
-    luaL_setmetatable(L, JSON_ARRAY_MT);
+    lua_pushnil(L); /* the table, made at the first flush */
+    int t = lua_gettop(L), waiting = 0;
+    lua_Integer n = 0;
     skip_ws(d);
     if (d->p < d->end && *d->p == ']') {
         d->p++;
-        return 0;
+    } else {
+        for (;;) {
+            if (decode_value(d)) return -1;
+            if (++waiting == DECODE_BATCH) {
+                if (lua_isnil(L, t)) {
+                    lua_createtable(L, DECODE_BATCH, 0);
+                    lua_replace(L, t);
+                }
+                for (int i = 0; i < waiting; i++) {
+                    lua_pushvalue(L, t + 1 + i);
+                    lua_rawseti(L, t, ++n);
+                }
+                lua_settop(L, t);
+                waiting = 0;
+            }
+            skip_ws(d);
+            if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+            if (d->p < d->end && *d->p == ']') { d->p++; break; }
+            return fail(d, "expected ',' or ']'");
+        }
     }
-    for (lua_Integer i = 1;; i++) {
-        if (decode_value(d)) return -1;
-        lua_rawseti(L, -2, i);
-        skip_ws(d);
-        if (d->p < d->end && *d->p == ',') { d->p++; continue; }
-        if (d->p < d->end && *d->p == ']') { d->p++; return 0; }
-        return fail(d, "expected ',' or ']'");
+    if (lua_isnil(L, t)) {
+        lua_createtable(L, waiting, 0);
+        lua_replace(L, t);
     }
+    for (int i = 0; i < waiting; i++) {
+        lua_pushvalue(L, t + 1 + i);
+        lua_rawseti(L, t, ++n);
+    }
+    lua_settop(L, t);
+    json_lua_set_array(L, t);
+    return 0;
 }
 
 static int decode_value(struct decoder *d) {
     skip_ws(d);
     if (d->p >= d->end) return fail(d, "unexpected end");
-    if (!lua_checkstack(d->L, 4)) return fail(d, "too deep");
+    /* Room for a batch of members waiting (2 slots each) and the next one. */
+    if (!lua_checkstack(d->L, 2 * DECODE_BATCH + 8)) return fail(d, "too deep");
     switch (*d->p) {
     case '{':
     case '[': {
@@ -293,14 +364,44 @@ int json_lua_decode(lua_State *L, const char *p, size_t len, const struct json_a
 
 static const char hexdigits[] = "0123456789abcdef";
 
+/* sbuf_putc and sbuf_append, inline while the room is there. */
+static inline int out_putc(struct sbuf *out, char c) {
+    if (out->len < out->cap) {
+        out->p[out->len++] = c;
+        return 0;
+    }
+    return sbuf_putc(out, c);
+}
+
+static inline int out_append(struct sbuf *out, const void *p, size_t n) {
+    if (out->cap - out->len >= n) {
+        if (n) memcpy(out->p + out->len, p, n);
+        out->len += n;
+        return 0;
+    }
+    return sbuf_append(out, p, n);
+}
+
+static int encode_integer(struct sbuf *out, lua_Integer v) {
+    char tmp[24], *end = tmp + sizeof tmp, *p = end;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do *--p = (char)('0' + u % 10); while ((u /= 10) != 0);
+    if (v < 0) *--p = '-';
+    return out_append(out, p, (size_t)(end - p));
+}
+
+/* Appends s as a JSON string. Returns -1 when memory runs out, -2 when s
+ * is not UTF-8 (checked only when a byte of it is >= 0x80). */
 static int encode_string(struct sbuf *out, const char *s, size_t len) {
     if (sbuf_reserve(out, len + 2)) return -1;
-    sbuf_putc(out, '"');
+    out->p[out->len++] = '"';
     size_t run = 0;
+    unsigned char high = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        high |= c;
         if (c >= 0x20 && c != '"' && c != '\\') continue;
-        if (sbuf_append(out, s + run, i - run)) return -1;
+        if (out_append(out, s + run, i - run)) return -1;
         run = i + 1;
         char esc[6] = {'\\', 0};
         size_t n = 2;
@@ -320,17 +421,20 @@ static int encode_string(struct sbuf *out, const char *s, size_t len) {
             esc[5] = hexdigits[c & 15];
             n = 6;
         }
-        if (sbuf_append(out, esc, n)) return -1;
+        if (out_append(out, esc, n)) return -1;
     }
-    if (sbuf_append(out, s + run, len - run)) return -1;
-    return sbuf_putc(out, '"');
+    if ((high & 0x80) && !utf8_valid(s, len)) return -2;
+    if (out_append(out, s + run, len - run)) return -1;
+    return out_putc(out, '"');
 }
 
 static int encode_number(lua_State *L, int idx, struct sbuf *out) {
-    if (lua_isinteger(L, idx)) return sbuf_printf(out, "%lld", (long long)lua_tointeger(L, idx));
+    if (lua_isinteger(L, idx)) return encode_integer(out, lua_tointeger(L, idx));
     double v = lua_tonumber(L, idx);
     if (!isfinite(v)) return luaL_error(L, "cannot encode %f as JSON", v), -1;
-    if (v == floor(v) && fabs(v) < 1e15) return sbuf_printf(out, "%.0f", v);
+    /* Integral floats print as integers ("%.0f"); -0.0 keeps its sign. */
+    if (v == floor(v) && fabs(v) < 1e15)
+        return v == 0 && signbit(v) ? out_append(out, "-0", 2) : encode_integer(out, (lua_Integer)v);
     char tmp[32];
     /* The shortest form that reads back as the same double, as JavaScript prints. */
     for (int prec = 15; prec <= 17; prec++) {
@@ -343,12 +447,7 @@ static int encode_number(lua_State *L, int idx, struct sbuf *out) {
 /* Array when it has the array metatable, or when its keys are exactly 1..n
  * with n > 0. Returns n, or -1 for an object. */
 static lua_Integer array_length(lua_State *L, int idx) {
-    if (lua_getmetatable(L, idx)) {
-        luaL_getmetatable(L, JSON_ARRAY_MT);
-        int is_array = lua_rawequal(L, -1, -2);
-        lua_pop(L, 2);
-        if (is_array) return (lua_Integer)lua_rawlen(L, idx);
-    }
+    if (json_lua_is_array(L, idx)) return (lua_Integer)lua_rawlen(L, idx);
     lua_Integer count = 0, max = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -371,37 +470,38 @@ static int encode_table(lua_State *L, int idx, struct sbuf *out, struct json_bin
                         int depth) {
     lua_Integer n = array_length(L, idx);
     if (n >= 0) {
-        if (sbuf_putc(out, '[')) return -1;
+        if (out_putc(out, '[')) return -1;
         for (lua_Integer i = 1; i <= n; i++) {
-            if (i > 1 && sbuf_putc(out, ',')) return -1;
+            if (i > 1 && out_putc(out, ',')) return -1;
             lua_rawgeti(L, idx, i);
             int rc = encode_value(L, lua_gettop(L), out, bins, depth + 1);
             lua_pop(L, 1);
             if (rc) return -1;
         }
-        return sbuf_putc(out, ']');
+        return out_putc(out, ']');
     }
-    if (sbuf_putc(out, '{')) return -1;
+    if (out_putc(out, '{')) return -1;
     int first = 1;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (!first && sbuf_putc(out, ',')) return -1;
+        if (!first && out_putc(out, ',')) return -1;
         first = 0;
         int kt = lua_type(L, -2);
         if (kt == LUA_TSTRING) {
             size_t kl;
             const char *k = lua_tolstring(L, -2, &kl);
-            if (!utf8_valid(k, kl)) return luaL_error(L, "cannot encode a key that is not UTF-8"), -1;
-            if (encode_string(out, k, kl)) return -1;
+            int rc = encode_string(out, k, kl);
+            if (rc == -2) return luaL_error(L, "cannot encode a key that is not UTF-8"), -1;
+            if (rc) return -1;
         } else if (kt == LUA_TNUMBER && lua_isinteger(L, -2)) {
-            if (sbuf_printf(out, "\"%lld\"", (long long)lua_tointeger(L, -2))) return -1;
+            if (out_putc(out, '"') || encode_integer(out, lua_tointeger(L, -2)) || out_putc(out, '"')) return -1;
         } else {
             return luaL_error(L, "cannot encode a table key of type %s", luaL_typename(L, -2)), -1;
         }
-        if (sbuf_putc(out, ':') || encode_value(L, lua_gettop(L), out, bins, depth + 1)) return -1;
+        if (out_putc(out, ':') || encode_value(L, lua_gettop(L), out, bins, depth + 1)) return -1;
         lua_pop(L, 1);
     }
-    return sbuf_putc(out, '}');
+    return out_putc(out, '}');
 }
 
 static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_binary_list *bins,
@@ -409,27 +509,30 @@ static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_bin
     if (depth > JSON_MAX_DEPTH) return luaL_error(L, "cannot encode: nested too deep (or a cycle)"), -1;
     if (!lua_checkstack(L, 4)) return luaL_error(L, "cannot encode: stack overflow"), -1;
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: return sbuf_append(out, "null", 4);
-    case LUA_TBOOLEAN: return lua_toboolean(L, idx) ? sbuf_append(out, "true", 4) : sbuf_append(out, "false", 5);
+    case LUA_TNIL: return out_append(out, "null", 4);
+    case LUA_TBOOLEAN: return lua_toboolean(L, idx) ? out_append(out, "true", 4) : out_append(out, "false", 5);
     case LUA_TNUMBER: return encode_number(L, idx, out);
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        if (!utf8_valid(s, len))
-            return luaL_error(L, "cannot encode a string that is not UTF-8 (use space.binary)"), -1;
-        return encode_string(out, s, len);
+        int rc = encode_string(out, s, len);
+        if (rc == -2) return luaL_error(L, "cannot encode a string that is not UTF-8 (use space.binary)"), -1;
+        return rc;
     }
     case LUA_TTABLE: return encode_table(L, idx, out, bins, depth);
     case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == JSON_NULL) return sbuf_append(out, "null", 4);
+        if (lua_touserdata(L, idx) == JSON_NULL) return out_append(out, "null", 4);
         break;
     case LUA_TUSERDATA:
-        if (json_lua_to_binary(L, idx, NULL)) {
-            if (!bins || !bins->table_idx)
-                return luaL_error(L, "binary values cannot be sent here"), -1;
-            lua_pushvalue(L, idx);
-            lua_rawseti(L, bins->table_idx, (lua_Integer)++bins->count);
-            return sbuf_printf(out, "{\"_placeholder\":true,\"num\":%zu}", bins->count - 1);
+        size_t len;
+        const void *p = json_lua_to_binary(L, idx, &len);
+        if (p) {
+            if (!bins || !bins->max) return luaL_error(L, "binary values cannot be sent here"), -1;
+            if (bins->count == bins->max)
+                return luaL_error(L, "too many binary values in one message (%d at most)", (int)bins->max), -1;
+            bins->data[bins->count] = p;
+            bins->len[bins->count] = len;
+            return sbuf_printf(out, "{\"_placeholder\":true,\"num\":%zu}", bins->count++);
         }
         break;
     default: break;
@@ -464,6 +567,7 @@ void json_lua_push_binary(lua_State *L, const void *p, size_t len) {
     luaL_setmetatable(L, JSON_BINARY_MT);
 }
 
+
 const void *json_lua_to_binary(lua_State *L, int idx, size_t *len) {
     struct binary *b = luaL_testudata(L, idx, JSON_BINARY_MT);
     if (!b) return NULL;
@@ -494,7 +598,7 @@ static int binary_eq(lua_State *L) {
 
 void json_lua_open(lua_State *L) {
     luaL_newmetatable(L, JSON_ARRAY_MT);
-    lua_pop(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
     static const luaL_Reg binary_meta[] = {
         {"__len", binary_len}, {"__tostring", binary_tostring}, {"__eq", binary_eq}, {NULL, NULL}};
     luaL_newmetatable(L, JSON_BINARY_MT);

@@ -39,16 +39,24 @@ void json_lua_open(lua_State *L);
 int json_lua_decode(lua_State *L, const char *p, size_t len, const struct json_attachments *att);
 
 /* Where the encoder puts binary values: each becomes a placeholder numbered
- * from count on and is appended to the Lua table at table_idx. With
- * table_idx 0 a binary value is an error. */
+ * from count on, and its bytes go to data/len (they stay valid while the
+ * encoded value does: it holds them). More than max is an error; with max 0
+ * (or no list) any binary value is. */
 struct json_binary_list {
     size_t count;       /* binary values met so far */
-    int table_idx;      /* absolute index of a Lua table that receives them in order, or 0 */
+    size_t max;         /* room in data and len */
+    const void **data;
+    size_t *len;
 };
 /* Appends the JSON text of the value at idx to out. Raises a Lua error for a
  * value JSON cannot hold (a function, invalid UTF-8, a cycle); returns -1
  * with a message pushed when memory runs out, else 0. */
 int json_lua_encode(lua_State *L, int idx, struct sbuf *out, struct json_binary_list *bins);
+
+/* Marks the table at idx as a JSON array (it encodes as one even when
+ * empty); whether the value at idx is so marked. */
+void json_lua_set_array(lua_State *L, int idx);
+int json_lua_is_array(lua_State *L, int idx);
 
 /* Pushes a new binary userdata holding a copy of len bytes. */
 void json_lua_push_binary(lua_State *L, const void *p, size_t len);

@@ -818,7 +818,7 @@ static int push_args(lua_State *L, const char *json, size_t len, unsigned n_att,
                      const size_t *att_len) {
     if (len == 0) {
         lua_newtable(L);
-        luaL_setmetatable(L, JSON_ARRAY_MT);
+        json_lua_set_array(L, -1);
         return 0;
     }
     struct json_attachments a = {n_att, att, att_len, 0};
@@ -827,13 +827,7 @@ static int push_args(lua_State *L, const char *json, size_t len, unsigned n_att,
         return -1;
     }
     /* Only an array carries the array metatable (strings have one too). */
-    int is_array = 0;
-    if (lua_istable(L, -1) && lua_getmetatable(L, -1)) {
-        luaL_getmetatable(L, JSON_ARRAY_MT);
-        is_array = lua_rawequal(L, -1, -2);
-        lua_pop(L, 2);
-    }
-    if (!is_array) {
+    if (!lua_istable(L, -1) || !json_lua_is_array(L, -1)) {
         lua_pop(L, 1);
         return -1;
     }

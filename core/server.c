@@ -251,6 +251,7 @@ int server_run(const struct config *cfg) {
     sio_free_dead(srv);
     eio_free_dead(srv);
     reload_free(srv);
+    ws_pool_free(srv);
     script_host_free(srv->script);
     auth_free(&srv->auth);
     struct hmap_entry *e;

@@ -14,9 +14,11 @@
 #include "wheel.h"
 
 #define RECV_BUF_BYTES (64 * 1024)
+#define WS_CTX_POOL_MAX 64 /* idle wslay contexts kept for reuse: 8.6 KB each */
 #define SWEEP_INTERVAL_MS 25 /* granularity of every deadline: one tick of the timer wheels */
 
 struct conn;
+struct ws_ctx;
 struct eio_session;
 struct sio_socket;
 struct script_host;
@@ -45,6 +47,8 @@ struct server {
     uint64_t next_conn_id;
     uint64_t n_conns;
     uint64_t partial_bytes;       /* WebSocket messages partly received, all conns (ws.c) */
+    struct ws_ctx *ws_ctx_pool;   /* wslay contexts between frames, for reuse (ws.c) */
+    unsigned ws_ctx_pool_n;
     char recv_buf[RECV_BUF_BYTES]; /* shared by every read: conns hold no buffer while idle */
 
     /* Engine.IO sessions, by sid */

@@ -14,8 +14,17 @@
  * queued (a fresh context starts in exactly that state). To know where
  * the frames end we count the bytes fed to wslay against the bytes the
  * frames it started declared. */
+/* wslay's user_data is fixed when a context is made, and contexts move
+ * from conn to conn through the server's pool: they reach their conn
+ * through this. */
+struct ws_ctx {
+    wslay_event_context_ptr wslay;
+    struct conn *conn;    /* the conn it serves; NULL while pooled */
+    struct ws_ctx *next;  /* in server.ws_ctx_pool */
+};
+
 struct ws_state {
-    wslay_event_context_ptr ctx; /* NULL while idle */
+    struct ws_ctx *ctx;      /* NULL while idle */
     uint64_t fed;            /* bytes handed to this ctx */
     uint64_t framed;         /* header + payload bytes of the frames it started */
     int fragmented;          /* a data message's final frame is still to come */
@@ -68,7 +77,7 @@ int ws_check_upgrade(const struct http_request *req, const char **reason) {
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *out, size_t len, int flags, void *ud) {
     (void)flags;
-    struct conn *c = ud;
+    struct conn *c = ((struct ws_ctx *)ud)->conn;
     struct ws_state *ws = c->tr_state;
     if (ws->in_len == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
@@ -87,7 +96,7 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *out, size_t len, in
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
                        void *ud) {
     (void)flags;
-    struct conn *c = ud;
+    struct conn *c = ((struct ws_ctx *)ud)->conn;
     if (conn_send_copy(c, data, len) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -100,7 +109,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 static void on_frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
                               void *ud) {
     (void)ctx;
-    struct conn *c = ud;
+    struct conn *c = ((struct ws_ctx *)ud)->conn;
     struct ws_state *ws = c->tr_state;
     /* A client frame is always masked (wslay refuses others) and uses the
      * shortest length encoding (wslay refuses others). */
@@ -116,7 +125,7 @@ static void on_frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_ev
 static void on_msg_recv_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                            void *ud) {
     (void)ctx;
-    struct conn *c = ud;
+    struct conn *c = ((struct ws_ctx *)ud)->conn;
     struct ws_state *ws = c->tr_state;
     if (arg->opcode < 8) release_partial(c, ws);
     if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->msg_length == 1) ws->bad_close = 1;
@@ -144,12 +153,12 @@ static void notify_close(struct ws_state *ws) {
 /* After wslay ran: close the conn once wslay wants neither to read nor to
  * write (a close handshake finished, or an error queued a close frame). */
 static void after_wslay(struct conn *c, struct ws_state *ws) {
-    if (wslay_event_send(ws->ctx) != 0) {
+    if (wslay_event_send(ws->ctx->wslay) != 0) {
         conn_close(c);
         return;
     }
     if (conn_is_closing(c)) return;
-    if (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx)) {
+    if (!wslay_event_want_read(ws->ctx->wslay) && !wslay_event_want_write(ws->ctx->wslay)) {
         notify_close(ws);
         conn_close_after_flush(c);
     }
@@ -159,7 +168,7 @@ static void after_wslay(struct conn *c, struct ws_state *ws) {
  * wslay would send a close without a status code. */
 static void close_raw(struct conn *c, struct ws_state *ws, uint16_t code) {
     notify_close(ws);
-    if (ws->ctx) wslay_event_shutdown_write(ws->ctx);
+    if (ws->ctx) wslay_event_shutdown_write(ws->ctx->wslay);
     uint8_t frame[4] = {0x80 | WS_OP_CLOSE, 2, (uint8_t)(code >> 8), (uint8_t)code};
     conn_send_copy(c, frame, sizeof frame);
     conn_close_after_flush(c);
@@ -167,26 +176,65 @@ static void close_raw(struct conn *c, struct ws_state *ws, uint16_t code) {
 
 static int attach_ctx(struct conn *c, struct ws_state *ws) {
     if (ws->ctx) return 0;
-    if (wslay_event_context_server_init(&ws->ctx, &callbacks, c) != 0) {
-        ws->ctx = NULL;
-        return -1;
+    struct server *srv = c->srv;
+    struct ws_ctx *x = srv->ws_ctx_pool;
+    if (x) {
+        srv->ws_ctx_pool = x->next;
+        srv->ws_ctx_pool_n--;
+    } else {
+        x = malloc(sizeof *x);
+        if (!x) return -1;
+        if (wslay_event_context_server_init(&x->wslay, &callbacks, x) != 0) {
+            free(x);
+            return -1;
+        }
+        /* wslay allocates a frame's declared length up front: keep it bounded. */
+        wslay_event_config_set_max_recv_msg_length(x->wslay, (uint64_t)srv->cfg->max_payload);
     }
-    /* wslay allocates a frame's declared length up front: keep it bounded. */
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, (uint64_t)c->srv->cfg->max_payload);
+    x->conn = c;
+    x->next = NULL;
+    ws->ctx = x;
     ws->fed = ws->framed = 0;
     ws->fragmented = 0;
     return 0;
+}
+
+static void free_ctx(struct ws_ctx *x) {
+    wslay_event_context_free(x->wslay);
+    free(x);
+}
+
+/* Pools a context that stands between frames with nothing queued: it is
+ * then in the state of a new one (busy conns skip two 4 KiB callocs a read). */
+static void release_ctx(struct server *srv, struct ws_ctx *x) {
+    if (srv->ws_ctx_pool_n >= WS_CTX_POOL_MAX) {
+        free_ctx(x);
+        return;
+    }
+    x->conn = NULL;
+    x->next = srv->ws_ctx_pool;
+    srv->ws_ctx_pool = x;
+    srv->ws_ctx_pool_n++;
+}
+
+void ws_pool_free(struct server *srv) {
+    while (srv->ws_ctx_pool) {
+        struct ws_ctx *x = srv->ws_ctx_pool;
+        srv->ws_ctx_pool = x->next;
+        free_ctx(x);
+    }
+    srv->ws_ctx_pool_n = 0;
 }
 
 /* Frees the context when nothing would be lost: no partial frame or
  * message received, nothing queued to send, no close under way. */
 static void detach_ctx_if_idle(struct conn *c, struct ws_state *ws) {
     if (!ws->ctx || conn_is_closing(c) || ws->fed != ws->framed || ws->fragmented) return;
-    if (wslay_event_want_write(ws->ctx) || wslay_event_get_queued_msg_count(ws->ctx) ||
-        wslay_event_get_close_received(ws->ctx) || wslay_event_get_close_sent(ws->ctx) ||
-        !wslay_event_want_read(ws->ctx))
+    wslay_event_context_ptr w = ws->ctx->wslay;
+    if (wslay_event_want_write(w) || wslay_event_get_queued_msg_count(w) || wslay_event_get_close_received(w) ||
+        wslay_event_get_close_sent(w) || !wslay_event_want_read(w))
         return;
-    wslay_event_context_free(ws->ctx);
+    release_ctx(c->srv, ws->ctx);
     ws->ctx = NULL;
 }
 
@@ -200,7 +248,7 @@ static void on_data(struct conn *c, const char *p, size_t n) {
     ws->in = (const uint8_t *)p;
     ws->in_len = n;
     ws->in_recv = 1;
-    int rc = wslay_event_recv(ws->ctx);
+    int rc = wslay_event_recv(ws->ctx->wslay);
     ws->in_recv = 0;
     ws->in_len = 0;
     if (c->flags & CONN_CLOSING) return;
@@ -229,7 +277,7 @@ static void on_close(struct conn *c) {
     if (!ws) return;
     release_partial(c, ws);
     notify_close(ws);
-    if (ws->ctx) wslay_event_context_free(ws->ctx);
+    if (ws->ctx) free_ctx(ws->ctx); /* mid-frame or closing: not reusable */
     free(ws);
 }
 
@@ -288,8 +336,8 @@ void ws_close(struct conn *c, uint16_t code, const char *reason) {
         conn_close(c);
         return;
     }
-    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
-    if (!ws->in_recv && wslay_event_send(ws->ctx) != 0) {
+    wslay_event_queue_close(ws->ctx->wslay, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+    if (!ws->in_recv && wslay_event_send(ws->ctx->wslay) != 0) {
         conn_close(c);
         return;
     }

@@ -62,6 +62,9 @@ void ws_detach(struct conn *c);
 /* Hands the WebSocket to another owner (an upgrade probe becoming the session's transport). */
 void ws_set_owner(struct conn *c, const struct ws_owner_ops *ops, void *owner);
 
+/* Frees the server's pool of idle wslay contexts (at exit). */
+void ws_pool_free(struct server *srv);
+
 extern const struct transport ws_transport;
 
 #endif

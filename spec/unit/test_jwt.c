@@ -639,6 +639,19 @@ TEST(structure_and_base64url) {
     sprintf(m, "%s==", good);
     CHECK_INT(JWT_MALFORMED, verify(hs_key, m));
     free(m);
+    /* a non-canonical last character (unused bits set) decodes to the same
+     * signature bytes, and is refused all the same: one signature, one spelling */
+    {
+        static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        char *alt = strdup(good);
+        size_t sig_len = n - (size_t)(strrchr(good, '.') + 1 - good);
+        CHECK_UINT(3, sig_len % 4); /* 32 bytes: 43 characters, 2 unused bits */
+        int v = (int)(strchr(alphabet, good[n - 1]) - alphabet);
+        CHECK_INT(0, v & 3);
+        alt[n - 1] = alphabet[v | 1];
+        CHECK_INT(JWT_MALFORMED, verify(hs_key, alt));
+        free(alt);
+    }
     /* a segment of length 4k+1 cannot be base64url */
     char *in = signing_input("{\"alg\":\"HS256\"}", "{\"sub\":\"a\"}");
     char *odd = malloc(strlen(in) + 8);

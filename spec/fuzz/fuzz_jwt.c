@@ -78,8 +78,8 @@ static int b64v(unsigned char c) {
     return -1;
 }
 
-/* Unpadded base64url -> bytes (the low bits of a final partial group are ignored, as the server
- * does); -1 when invalid. out needs len bytes. */
+/* Unpadded, canonical base64url -> bytes (the low bits of a final partial group must be zero,
+ * as the server requires); -1 when invalid. out needs len bytes. */
 static long ref_b64url_decode(const char *in, size_t len, unsigned char *out) {
     if (len % 4 == 1) return -1;
     size_t n = 0;
@@ -95,6 +95,7 @@ static long ref_b64url_decode(const char *in, size_t len, unsigned char *out) {
             out[n++] = (unsigned char)(acc >> bits);
         }
     }
+    if (acc & ((1u << bits) - 1)) return -1; /* unused bits set: not canonical */
     return (long)n;
 }
 

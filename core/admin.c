@@ -14,7 +14,6 @@
 #include "server.h"
 #include "version.h"
 
-#define ADMIN_MAX_BODY_BYTES (1024 * 1024)
 
 static int peer_is_loopback(const struct conn *c) {
     struct sockaddr_storage ss;

@@ -10,6 +10,11 @@
 #include "conn.h"
 #include "http.h"
 
+#define ADMIN_MAX_BODY_BYTES (1024 * 1024)
+
+/* Answers a request under /api/. Called with body NULL and len the declared
+ * Content-Length when that is over ADMIN_MAX_BODY_BYTES, before the body
+ * arrives: the answer is then 401/403 or 413, and the conn closes. */
 void admin_handle_request(struct conn *c, const struct http_request *req, const char *body, size_t len,
                           int keep_alive);
 

@@ -68,13 +68,17 @@ static long long body_length(struct conn *c, const struct http_request *req) {
     return v > c->srv->cfg->max_payload ? -2 : v;
 }
 
+static int is_admin_path(const struct http_request *req) {
+    return req->path.len >= 5 && memcmp(req->path.p, "/api/", 5) == 0;
+}
+
 static void route(struct conn *c, const struct http_request *req, const char *body, size_t body_len,
                   int keep_alive) {
     if (req->path.len >= 11 && memcmp(req->path.p, "/socket.io/", 11) == 0) {
         eio_handle_request(c, req, body, body_len, keep_alive);
         return;
     }
-    if (req->path.len >= 5 && memcmp(req->path.p, "/api/", 5) == 0) {
+    if (is_admin_path(req)) {
         admin_handle_request(c, req, body, body_len, keep_alive);
         return;
     }
@@ -130,6 +134,12 @@ static void on_data(struct conn *c, const char *p, size_t n) {
         long long blen = body_length(c, &req);
         if (blen < 0) {
             respond_error(c, blen == -2 ? 413 : 400);
+            used = len;
+            break;
+        }
+        if (blen > ADMIN_MAX_BODY_BYTES && is_admin_path(&req)) {
+            /* Refused by its head: no need to hold up to --max-payload first. */
+            admin_handle_request(c, &req, NULL, (size_t)blen, 0);
             used = len;
             break;
         }

@@ -479,6 +479,17 @@ describe('backend emit: POST /api/rooms/{room}/emit', () => {
     const r413 = await api(srv(), 'POST', p, { body: big });
     expectStatus(r413, 413, '1 MiB + 1 byte');
     expectStatus(await api(srv(), 'POST', p, { body: sized(2 * MiB) }), 413, '2 MiB');
+    // Refused by its head: the answer comes before (and without) the body; the token is still checked first.
+    const headOnly = (auth) => new Promise((resolve, reject) => {
+      const sock = net.connect(srv().port, '127.0.0.1');
+      let got = '';
+      const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no answer to the head alone; got ${JSON.stringify(got)}`)); }, T(3000));
+      sock.on('data', (d) => { got += d.toString('latin1'); if (/\r\n\r\n/.test(got)) { clearTimeout(timer); sock.destroy(); resolve(got); } });
+      sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+      sock.write(`POST ${p} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${auth}Content-Length: ${2 * MiB}\r\n\r\n{"event":`);
+    });
+    assert.match(await headOnly(`Authorization: Bearer ${ADMIN_TOKEN}\r\n`), /^HTTP\/1\.1 413 /, 'oversize head with the token');
+    assert.match(await headOnly(''), /^HTTP\/1\.1 401 /, 'oversize head without the token');
     const exact = await api(srv(), 'POST', p, { body: sized(MiB) });
     expectStatus(exact, 200, 'exactly 1 MiB');
     const got = await s.inbox.take('big', null, T(5000));

@@ -106,7 +106,8 @@ void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
     /* A parked GET learns of the close; the queue is dropped either way. */
     if (s->poll_get) poll_answer(s, "1");
     poll_release(s);
-    log_debug("eio", "session closed sid=%s reason=\"%s\"", s->sid, reason);
+    char q[LOG_QUOTED_MAX];
+    log_debug("eio", "session closed sid=%s reason=\"%s\"", s->sid, log_quoted(q, sizeof q, reason));
     if (s->sio) sio_client_on_close(s->sio, reason);
     s->next_dead = srv->dead_sessions;
     srv->dead_sessions = s;
@@ -140,7 +141,8 @@ void eio_protocol_error(struct eio_session *s, const char *what) {
     s->srv->protocol_errors++;
     char peer[64] = "-";
     if (s->ws) conn_peer_name(s->ws, peer, sizeof peer);
-    log_info("eio", "protocol error sid=%s peer=%s error=\"%s\"", s->sid, peer, what);
+    char q[LOG_QUOTED_MAX];
+    log_info("eio", "protocol error sid=%s peer=%s error=\"%s\"", s->sid, peer, log_quoted(q, sizeof q, what));
     eio_close(s, WS_CLOSE_PROTOCOL_ERROR, what);
 }
 

@@ -139,7 +139,8 @@ static void store_done(uv_work_t *w, int status) {
     free(j->data);
     j->data = NULL;
     if (status != 0 && !j->err[0]) snprintf(j->err, sizeof j->err, "cancelled");
-    if (j->err[0]) log_error("files", "store failed id=%s error=\"%s\"", j->info.id, j->err);
+    char q[LOG_QUOTED_MAX];
+    if (j->err[0]) log_error("files", "store failed id=%s error=\"%s\"", j->info.id, log_quoted(q, sizeof q, j->err));
     else log_debug("files", "stored id=%s sha256=%s size=%zu", j->info.id, j->info.sha256, j->info.size);
     j->cb(j->ud, j->err[0] ? NULL : &j->info, j->err);
     free(j);

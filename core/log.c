@@ -21,6 +21,31 @@ int log_level_parse(const char *s) {
 
 int log_enabled(enum log_level level) { return level >= min_level; }
 
+const char *log_quoted(char *out, size_t cap, const char *s) {
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    if (!cap) return out;
+    for (; s && *s && n + 5 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)ch;
+        } else if (ch == '\n') {
+            out[n++] = '\\';
+            out[n++] = 'n';
+        } else if (ch < 0x20 || ch == 0x7f) {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[ch >> 4];
+            out[n++] = hex[ch & 15];
+        } else {
+            out[n++] = (char)ch;
+        }
+    }
+    out[n] = 0;
+    return out;
+}
+
 void log_msg(enum log_level level, const char *component, const char *fmt, ...) {
     if (level < min_level) return;
     struct timespec ts;

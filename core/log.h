@@ -3,6 +3,8 @@
 #ifndef SPACE_LOG_H
 #define SPACE_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 void log_set_level(enum log_level level);
@@ -11,6 +13,11 @@ int log_level_parse(const char *s);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* s made safe inside key="..." (quotes, backslashes and control characters
+ * escaped, so one event stays one line), cut to fit cap; returns out. */
+const char *log_quoted(char *out, size_t cap, const char *s);
+#define LOG_QUOTED_MAX 512
 
 #define log_debug(comp, ...) \
     do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, comp, __VA_ARGS__); } while (0)

@@ -143,8 +143,9 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
         const char *err = lua_tostring(L, -1);
         const char *c = what->c;
         if (what->name) c = lua_getfield(L, what->name, "name") == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+        char q[LOG_QUOTED_MAX];
         log_error("lua", "handler failed handler=%.*s%s%.100s%s%s error=\"%s\"", what->a_len, what->a, what->b, c,
-                  what->d, what->e, err ? err : "?");
+                  what->d, what->e, log_quoted(q, sizeof q, err ? err : "?"));
         lua_settop(L, base - 1);
         lua_gc(L, LUA_GCCOLLECT);
         return -1;
@@ -456,7 +457,9 @@ int script_reload(struct script_host *h, const char *why, char *err, size_t errl
     if (host_load(h, err, errlen) != 0) {
         h->reloads_failed++;
         snprintf(h->last_error, sizeof h->last_error, "%s", err);
-        log_error("reload", "reload failed, the previous scripts keep running trigger=%s error=\"%s\"", why, err);
+        char q[LOG_QUOTED_MAX];
+        log_error("reload", "reload failed, the previous scripts keep running trigger=%s error=\"%s\"", why,
+                  log_quoted(q, sizeof q, err));
         return -1;
     }
     h->reloads_ok++;

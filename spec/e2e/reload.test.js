@@ -424,7 +424,9 @@ test('a broken save keeps the old scripts running, is reported with file:line in
     assert.equal(st.generation, before.generation, `${c.what}: the generation must not change`);
     assert.equal(st.last_error, c.error, `${c.what}: /api/status last_error`);
     const line = await waitLog(srv, /reload failed/, failedLines, c.what);
-    const wantLine = `error reload: reload failed, the previous scripts keep running trigger=file change error="${c.error}"`;
+    // In the log the value is quoted: its quotes and backslashes are escaped, so the line stays one key=value.
+    const quoted = c.error.replace(/[\\"]/g, (ch) => `\\${ch}`);
+    const wantLine = `error reload: reload failed, the previous scripts keep running trigger=file change error="${quoted}"`;
     assert.ok(line.includes(wantLine), `${c.what}: log line\n  expected to contain: ${wantLine}\n  got: ${line}`);
     await assertWorking(`${c.what}: after the failed reload`);
 

@@ -120,14 +120,33 @@ static size_t broadcast_values(lua_State *L, struct nsp *nsp, const char *room, 
  * Connection handles
  * =================================================================== */
 
+/* Registry key (an address) of the connection metatable, beside its name:
+ * found without hashing a C string. */
+static const char CONN_MT_KEY = 0;
+
+/* The handle at idx when its metatable is the one at mt_idx, else NULL. */
+static struct conn_handle *to_handle(lua_State *L, int idx, int mt_idx) {
+    struct conn_handle *h = lua_touserdata(L, idx);
+    if (!h || !lua_getmetatable(L, idx)) return NULL;
+    int ok = lua_rawequal(L, -1, mt_idx);
+    lua_pop(L, 1);
+    return ok ? h : NULL;
+}
+
+/* For the conn methods, whose upvalue 1 is the metatable (every script
+ * call into the API goes through here). */
 static struct sio_socket *check_conn(lua_State *L) {
-    struct conn_handle *h = luaL_checkudata(L, 1, API_CONN_MT);
+    struct conn_handle *h = to_handle(L, 1, lua_upvalueindex(1));
+    if (!h) h = luaL_checkudata(L, 1, API_CONN_MT); /* raises the usual message */
     if (!h->sock) luaL_error(L, "attempt to use a closed connection");
     return h->sock;
 }
 
 struct sio_socket *api_to_socket(lua_State *L, int idx) {
-    struct conn_handle *h = luaL_testudata(L, idx, API_CONN_MT);
+    idx = lua_absindex(L, idx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &CONN_MT_KEY);
+    struct conn_handle *h = to_handle(L, idx, lua_gettop(L));
+    lua_pop(L, 1);
     return h ? h->sock : NULL;
 }
 
@@ -703,8 +722,12 @@ void api_open(lua_State *L, struct server *srv) {
     *(struct server **)lua_getextraspace(L) = srv;
     json_lua_open(L);
     luaL_newmetatable(L, API_CONN_MT);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CONN_MT_KEY);
     luaL_setfuncs(L, conn_meta, 0);
-    luaL_newlib(L, conn_methods);
+    luaL_newlibtable(L, conn_methods);
+    lua_pushvalue(L, -2); /* the methods' upvalue: the metatable, for check_conn */
+    luaL_setfuncs(L, conn_methods, 1);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -422,6 +422,10 @@ struct script_host *script_host_new(struct server *srv, const char *dir, const c
         return NULL;
     }
     srv->script = h;
+    /* Generational: an event's garbage (decoded arguments, replies) dies
+     * young, and a minor collection visits only the young objects, not
+     * every connection's handle and table as an incremental cycle does. */
+    lua_gc(h->L, LUA_GCGEN, 0, 0);
     luaL_openlibs(h->L);
     /* Scripts reach string methods through the string metatable: lock it,
      * so that no generation can change the library the next one uses. */

@@ -1,9 +1,11 @@
+#define _GNU_SOURCE /* gettid, for a timer signal to this thread */
 #include "script.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +21,14 @@
 #include "lua_schema.h"
 #include "sandbox.h"
 #include "user.h"
+#include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define HOOK_EVERY_INSTRUCTIONS 1000
+#define WATCH_TICK_NS (1000 * 1000)       /* the late hook's timer period: 1 ms */
+#define WATCH_IDLE_TICKS 100              /* ticks without a call before the timer stops */
+#define LATE_HOOK_MIN_BUDGET 5000000      /* smaller budgets are counted from the first instruction */
 #define HANDLER_TIME_BUDGET_NS (2000ull * 1000 * 1000) /* a backstop; the instruction budget comes first */
 #define SCRIPT_MAX_FILE_BYTES (1024 * 1024)
 
@@ -42,6 +49,16 @@ struct script_host {
     uint64_t deadline_ns;  /* and the time it must end by */
     size_t call_allocated; /* bytes it allocated so far */
     const struct label *running; /* what is running, NULL between calls */
+    /* The late hook (see below); the volatile fields are shared with the
+     * timer's signal handler, which runs on this thread. */
+    int late_hook;                  /* 1: the budget hook waits for the timer */
+    timer_t timer;
+    volatile sig_atomic_t depth;    /* calls in progress (nested ones included) */
+    volatile sig_atomic_t seq;      /* outermost calls started (wraps) */
+    volatile sig_atomic_t seen;     /* seq at the previous tick */
+    volatile sig_atomic_t hooked;   /* the hook is set for the running call */
+    volatile sig_atomic_t ticking;  /* the timer runs */
+    volatile sig_atomic_t idle_ticks;
 };
 
 /* Names a call in the log line of its failure: the parts are joined only
@@ -111,6 +128,150 @@ static void budget_start(struct script_host *h) {
     h->call_allocated = 0;
 }
 
+/* }================================================================== */
+
+/* {==================================================================
+ * The late hook
+ *
+ * While a count hook is set, Lua 5.4 runs every VM instruction through
+ * luaG_traceexec: that was a third of the cost of the Lua code run per
+ * event. A call that ends within a millisecond cannot run over a budget
+ * of millions of instructions, so the hook is set only once a call has
+ * run that long: a timer ticks every millisecond while calls are being
+ * made (it stops after WATCH_IDLE_TICKS idle ticks) and signals this
+ * thread; the handler sets the hook when it finds the same outermost
+ * call running as at the previous tick. lua_sethook is made to be called
+ * from a signal handler (lua.c does it for Ctrl-C), and the VM rereads
+ * its trap at every jump, so a loop that calls nothing stops too. The
+ * budget then counts from there: a call may run 1-2 ms more than it
+ * allows. Budgets under LATE_HOOK_MIN_BUDGET, where that would be most of
+ * it, and systems without thread-directed timers count from the first
+ * instruction, as before. Coroutines have their own hook, which the
+ * signal cannot reach: scripts get coroutine.create and wrap that hook a
+ * new coroutine from its first instruction (co_hooked).
+ * =================================================================== */
+
+static struct script_host *volatile watched; /* the host the timer serves */
+
+static void watch_tick(int sig, siginfo_t *si, void *uc) {
+    (void)sig, (void)si, (void)uc;
+    struct script_host *h = watched;
+    if (!h) return;
+    int saved_errno = errno;
+    if (h->depth > 0) {
+        h->idle_ticks = 0;
+        if (h->seq == h->seen && !h->hooked) {
+            h->hooked = 1;
+            lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+        }
+        h->seen = h->seq;
+    } else if (++h->idle_ticks >= WATCH_IDLE_TICKS) {
+        struct itimerspec off = {{0, 0}, {0, 0}};
+        timer_settime(h->timer, 0, &off, NULL);
+        h->ticking = 0;
+    }
+    errno = saved_errno;
+}
+
+/* Sets up the timer for h; h->late_hook stays 0 when it cannot be. */
+static void watch_init(struct script_host *h) {
+#if defined(__linux__) && defined(SIGEV_THREAD_ID)
+    if (watched || h->srv->cfg->lua_budget < LATE_HOOK_MIN_BUDGET) return;
+    int signo = SIGRTMIN + 7; /* above what glibc and libuv use */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = watch_tick;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = signo;
+    sev._sigev_un._tid = gettid(); /* this thread: the one that runs Lua */
+    if (sigaction(signo, &sa, NULL) != 0 || timer_create(CLOCK_MONOTONIC, &sev, &h->timer) != 0) {
+        log_warn("lua", "no timer for the late budget hook (%s): every instruction is counted", strerror(errno));
+        return;
+    }
+    watched = h;
+    h->late_hook = 1;
+#else
+    (void)h;
+#endif
+}
+
+/* coroutine.create and coroutine.wrap as scripts have them: the original
+ * (upvalue 1), then the budget hook on the new thread. A thread copies the
+ * hook of its creator only when it is made, and the late hook is set on
+ * the main thread alone: a coroutine made early in a call would run
+ * unhooked for good. */
+static int co_hooked(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION); /* before the original: its error would not name 'create' */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    lua_State *co = lua_tothread(L, -1);
+    if (!co && lua_getupvalue(L, -1, 1)) { /* wrap: the thread is its function's upvalue */
+        co = lua_tothread(L, -1);
+        lua_pop(L, 1);
+    }
+    if (co) lua_sethook(co, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+    return 1;
+}
+
+/* Puts co_hooked in place of create and wrap in the environment's coroutine table. */
+static void hook_coroutines(lua_State *L, int env) {
+    if (lua_getfield(L, env, "coroutine") == LUA_TTABLE) {
+        static const char *const names[] = {"create", "wrap"};
+        for (int i = 0; i < 2; i++) {
+            lua_getfield(L, -1, names[i]);
+            lua_pushcclosure(L, co_hooked, 1);
+            lua_setfield(L, -2, names[i]);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+static void watch_free(struct script_host *h) {
+    if (!h->late_hook) return;
+    watched = NULL;
+    timer_delete(h->timer);
+    h->late_hook = 0;
+}
+
+/* Before and after a call: the outermost call starts the timer when it
+ * is not running; when it ends, it clears the hook if the timer set it. */
+static void watch_enter(struct script_host *h) {
+    lua_State *L = h->L;
+    h->depth++;
+    if (!h->late_hook) {
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+        return;
+    }
+    if (h->depth > 1) return;
+    h->seq++;
+    if (!h->ticking) {
+        h->ticking = 1;
+        h->idle_ticks = 0;
+        struct itimerspec every = {{0, WATCH_TICK_NS}, {0, WATCH_TICK_NS}};
+        timer_settime(h->timer, 0, &every, NULL);
+    }
+}
+
+static void watch_leave(struct script_host *h) {
+    lua_State *L = h->L;
+    h->depth--;
+    if (!h->late_hook) {
+        /* Back in an outer call: its hook again (the budget left is shared). */
+        if (h->depth > 0) lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+        else lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    if (h->depth == 0 && h->hooked) {
+        lua_sethook(L, NULL, 0, 0);
+        h->hooked = 0;
+    }
+}
+
 /* For loading: the message alone, it already says file:line. */
 static int msghandler_short(lua_State *L) {
     if (!lua_isstring(L, 1)) lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
@@ -135,9 +296,9 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
     budget_start(h);
     const struct label *outer = h->running;
     h->running = what;
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+    watch_enter(h);
     int rc = lua_pcall(L, nargs, nres, base);
-    lua_sethook(L, NULL, 0, 0);
+    watch_leave(h);
     h->running = outer;
     if (rc != LUA_OK) {
         const char *err = lua_tostring(L, -1);
@@ -318,6 +479,7 @@ static int load_generation(lua_State *L) {
     const char *plugins_dir = lua_tostring(L, 2);
     sandbox_push_env(L, dir, SHARED_MODULES);
     int env = lua_gettop(L);
+    hook_coroutines(L, env);
     lua_getfield(L, env, "require");
     lua_pushliteral(L, "init");
     lua_call(L, 1, 1);
@@ -426,6 +588,7 @@ struct script_host *script_host_new(struct server *srv, const char *dir, const c
      * young, and a minor collection visits only the young objects, not
      * every connection's handle and table as an incremental cycle does. */
     lua_gc(h->L, LUA_GCGEN, 0, 0);
+    watch_init(h);
     luaL_openlibs(h->L);
     /* Scripts reach string methods through the string metatable: lock it,
      * so that no generation can change the library the next one uses. */
@@ -482,6 +645,7 @@ void script_stats(const struct script_host *h, struct script_stats *out) {
 
 void script_host_free(struct script_host *h) {
     if (!h) return;
+    watch_free(h);
     if (h->L) lua_close(h->L);
     free(h->dir);
     free(h->plugins_dir);

@@ -1036,38 +1036,52 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
     }
     lua_pop(L, 3);
     if (s->closed) return;
-    /* handler(conn, data, ev): ev = {event, args (all but the name), ack_id?} */
-    lua_createtable(L, 0, 3); /* ev, kept below the call */
-    int ev = lua_gettop(L);
-    lua_pushvalue(L, name_idx);
-    lua_setfield(L, ev, "event");
-    lua_createtable(L, (int)(n > 1 ? n - 1 : 0), 1);
-    for (lua_Integer i = 2; i <= n; i++) {
-        lua_rawgeti(L, args_idx, i);
-        lua_rawseti(L, -2, i - 1);
+    /* handler(conn, data, ev): ev = {event, args (all but the name), ack_id?},
+     * built only for a handler that can see it: a Lua function with fewer
+     * than three parameters and no '...' cannot (scripts have no debug
+     * library), and most handlers are function(conn, data). */
+    lua_Debug ar;
+    lua_pushvalue(L, -1);
+    lua_getinfo(L, ">u", &ar);
+    int with_ev = ar.isvararg || ar.nparams >= 3;
+    if (with_ev) {
+        lua_createtable(L, 0, 3);
+        lua_pushvalue(L, name_idx);
+        lua_setfield(L, -2, "event");
+        lua_createtable(L, (int)(n > 1 ? n - 1 : 0), 1);
+        for (lua_Integer i = 2; i <= n; i++) {
+            lua_rawgeti(L, args_idx, i);
+            lua_rawseti(L, -2, i - 1);
+        }
+        lua_pushinteger(L, n > 1 ? n - 1 : 0);
+        lua_setfield(L, -2, "n");
+        lua_setfield(L, -2, "args");
+        if (ack_id >= 0) {
+            lua_pushinteger(L, ack_id);
+            lua_setfield(L, -2, "ack_id");
+        }
+    } else {
+        lua_pushnil(L);
     }
-    lua_pushinteger(L, n > 1 ? n - 1 : 0);
-    lua_setfield(L, -2, "n");
-    lua_setfield(L, ev, "args");
-    if (ack_id >= 0) {
-        lua_pushinteger(L, ack_id);
-        lua_setfield(L, ev, "ack_id");
-    }
+    int ev = lua_gettop(L); /* ev (or nil), kept below the call */
     lua_pushvalue(L, ev - 1); /* the handler */
     api_push_conn(L, s);
     lua_rawgeti(L, args_idx, 2); /* data: the first argument */
-    lua_pushvalue(L, ev);
+    if (with_ev) lua_pushvalue(L, ev);
     int base = ev; /* results land above ev */
     struct label what = {s->nsp->name, (int)s->nsp->name_len, ":", name, "", "", 0};
-    if (call(h, 3, 3, &what) != 0) {
+    if (call(h, with_ev ? 3 : 2, 3, &what) != 0) {
         if (!s->closed) send_error(h, s, name, ack_id, "internal_error", "the handler failed");
         return;
     }
     if (s->closed) return;
     /* Results: event, data | nil, code, message | nothing. */
-    lua_getfield(L, ev, "ack_id"); /* cleared when the handler answered with conn:ack */
-    int64_t pending_ack = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
-    lua_pop(L, 1);
+    int64_t pending_ack = ack_id;
+    if (with_ev) {
+        lua_getfield(L, ev, "ack_id"); /* cleared when the handler answered with conn:ack */
+        pending_ack = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+        lua_pop(L, 1);
+    }
     int r1 = base + 1;
     if (lua_type(L, r1) == LUA_TSTRING) {
         reply(h, s, r1, r1 + 1, pending_ack, &what);

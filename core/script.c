@@ -29,6 +29,10 @@
 #define WATCH_TICK_NS (1000 * 1000)       /* the late hook's timer period: 1 ms */
 #define WATCH_IDLE_TICKS 100              /* ticks without a call before the timer stops */
 #define LATE_HOOK_MIN_BUDGET 5000000      /* smaller budgets are counted from the first instruction */
+#define POOL_STEP 16                      /* the small-block pool's size classes: 16, 32, ... */
+#define POOL_MAX 256                      /* the largest block it keeps */
+#define POOL_KEEP 512                     /* free blocks it keeps per class */
+#define POOL_CLASSES (POOL_MAX / POOL_STEP)
 #define HANDLER_TIME_BUDGET_NS (2000ull * 1000 * 1000) /* a backstop; the instruction budget comes first */
 #define SCRIPT_MAX_FILE_BYTES (1024 * 1024)
 
@@ -48,6 +52,8 @@ struct script_host {
     int64_t budget_left;   /* instructions the running call may still run */
     uint64_t deadline_ns;  /* and the time it must end by */
     size_t call_allocated; /* bytes it allocated so far */
+    void *pool[POOL_CLASSES];       /* free small blocks by class, linked through their first word */
+    unsigned pool_n[POOL_CLASSES];
     const struct label *running; /* what is running, NULL between calls */
     /* The late hook (see below); the volatile fields are shared with the
      * timer's signal handler, which runs on this thread. */
@@ -81,11 +87,64 @@ static void run_plugin_hook_reload(struct script_host *h);
  * Limits: memory cap and instruction budget
  * =================================================================== */
 
+/* The small-block pool. Lua allocates and frees a dozen small objects per
+ * event, and frees them in batches when it collects: more than malloc's
+ * per-thread cache holds, so most went through the slow paths. A block of
+ * n <= POOL_MAX bytes always has the room of its class (n rounded up to
+ * POOL_STEP), so that any block of the class can serve the next request. */
+static size_t pool_class(size_t n) { return (n - 1) / POOL_STEP; }
+
+static void *pool_get(struct script_host *h, size_t n) {
+    size_t c = pool_class(n);
+    void *p = h->pool[c];
+    if (!p) return malloc((c + 1) * POOL_STEP);
+    h->pool[c] = *(void **)p;
+    h->pool_n[c]--;
+    return p;
+}
+
+static void pool_put(struct script_host *h, void *p, size_t n) {
+    size_t c = pool_class(n);
+    if (n == 0 || n > POOL_MAX || h->pool_n[c] >= POOL_KEEP) {
+        free(p);
+        return;
+    }
+    *(void **)p = h->pool[c];
+    h->pool[c] = p;
+    h->pool_n[c]++;
+}
+
+static void pool_free(struct script_host *h) {
+    for (size_t c = 0; c < POOL_CLASSES; c++) {
+        while (h->pool[c]) {
+            void *p = h->pool[c];
+            h->pool[c] = *(void **)p;
+            free(p);
+        }
+        h->pool_n[c] = 0;
+    }
+}
+
+/* realloc for Lua's blocks (old bytes at ptr, 0 for a new one), through the pool. */
+static void *pool_realloc(struct script_host *h, void *ptr, size_t old, size_t nsize) {
+    if (!ptr) return nsize <= POOL_MAX ? pool_get(h, nsize) : malloc(nsize);
+    if (old <= POOL_MAX && nsize <= POOL_MAX) {
+        if (pool_class(old) == pool_class(nsize)) return ptr; /* it has the room */
+        void *p = pool_get(h, nsize);
+        if (!p) return NULL;
+        memcpy(p, ptr, old < nsize ? old : nsize);
+        pool_put(h, ptr, old);
+        return p;
+    }
+    /* Either side large: malloc's block, at the class's room when it becomes small. */
+    return realloc(ptr, nsize <= POOL_MAX ? (pool_class(nsize) + 1) * POOL_STEP : nsize);
+}
+
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     struct script_host *h = ud;
     size_t old = ptr ? osize : 0; /* with ptr NULL, osize is a type tag */
     if (nsize == 0) {
-        free(ptr);
+        if (ptr) pool_put(h, ptr, old);
         h->mem_used -= old;
         return NULL;
     }
@@ -96,7 +155,7 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
          * stops after a bounded amount of work, not when memory is full. */
         if (h->running && (h->call_allocated += nsize - old) > h->mem_limit / 4) return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p = pool_realloc(h, ptr, old, nsize);
     if (p) h->mem_used = h->mem_used - old + nsize;
     return p;
 }
@@ -647,6 +706,7 @@ void script_host_free(struct script_host *h) {
     if (!h) return;
     watch_free(h);
     if (h->L) lua_close(h->L);
+    pool_free(h);
     free(h->dir);
     free(h->plugins_dir);
     free(h);

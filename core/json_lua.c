@@ -28,6 +28,24 @@ int json_lua_is_array(lua_State *L, int idx) {
     return is_array;
 }
 
+/* The length of the leading run of bytes of s that a JSON string holds as
+ * they are, in both directions: ASCII, not a control character, '"' or
+ * '\\'. Eight bytes at a time (each test below is true when some byte
+ * of v is the one looked for); the caller looks at the rest byte by byte. */
+static size_t plain_prefix(const char *s, size_t n) {
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t v, q, b;
+        memcpy(&v, s + i, 8);
+        q = v ^ (ones * '"');
+        b = v ^ (ones * '\\');
+        uint64_t special = ((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v;
+        if (special & highs) break;
+    }
+    return i;
+}
+
 /* {==================================================================
  * Decoding
  * =================================================================== */
@@ -81,6 +99,7 @@ static int decode_string(struct decoder *d) {
     const char *s = d->p;
     /* Fast path: no escapes; pure ASCII needs no UTF-8 check. */
     unsigned char high = 0;
+    d->p += plain_prefix(d->p, (size_t)(d->end - d->p));
     while (d->p < d->end && *d->p != '"' && *d->p != '\\' && (unsigned char)*d->p >= 0x20) high |= (unsigned char)*d->p++;
     if (d->p < d->end && *d->p == '"') {
         if ((high & 0x80) && !utf8_valid(s, (size_t)(d->p - s))) return fail(d, "invalid UTF-8 in string");
@@ -397,7 +416,7 @@ static int encode_string(struct sbuf *out, const char *s, size_t len) {
     out->p[out->len++] = '"';
     size_t run = 0;
     unsigned char high = 0;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = plain_prefix(s, len); i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         high |= c;
         if (c >= 0x20 && c != '"' && c != '\\') continue;

@@ -210,11 +210,12 @@ static void budget_start(struct script_host *h) {
  * new coroutine from its first instruction (co_hooked).
  * =================================================================== */
 
-static struct script_host *volatile watched; /* the host the timer serves */
+#define WATCH_SIGNO (SIGRTMIN + 7) /* above what glibc and libuv use */
 
+/* The timer carries its host in the signal's value: no global needed. */
 static void watch_tick(int sig, siginfo_t *si, void *uc) {
-    (void)sig, (void)si, (void)uc;
-    struct script_host *h = watched;
+    (void)sig, (void)uc;
+    struct script_host *h = si->si_value.sival_ptr;
     if (!h) return;
     int saved_errno = errno;
     if (h->depth > 0) {
@@ -235,8 +236,8 @@ static void watch_tick(int sig, siginfo_t *si, void *uc) {
 /* Sets up the timer for h; h->late_hook stays 0 when it cannot be. */
 static void watch_init(struct script_host *h) {
 #if defined(__linux__) && defined(SIGEV_THREAD_ID)
-    if (watched || h->srv->cfg->lua_budget < LATE_HOOK_MIN_BUDGET) return;
-    int signo = SIGRTMIN + 7; /* above what glibc and libuv use */
+    if (h->srv->cfg->lua_budget < LATE_HOOK_MIN_BUDGET) return;
+    int signo = WATCH_SIGNO;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = watch_tick;
@@ -247,11 +248,11 @@ static void watch_init(struct script_host *h) {
     sev.sigev_notify = SIGEV_THREAD_ID;
     sev.sigev_signo = signo;
     sev._sigev_un._tid = gettid(); /* this thread: the one that runs Lua */
+    sev.sigev_value.sival_ptr = h;
     if (sigaction(signo, &sa, NULL) != 0 || timer_create(CLOCK_MONOTONIC, &sev, &h->timer) != 0) {
         log_warn("lua", "no timer for the late budget hook (%s): every instruction is counted", strerror(errno));
         return;
     }
-    watched = h;
     h->late_hook = 1;
 #else
     (void)h;
@@ -292,8 +293,10 @@ static void hook_coroutines(lua_State *L, int env) {
 
 static void watch_free(struct script_host *h) {
     if (!h->late_hook) return;
-    watched = NULL;
     timer_delete(h->timer);
+    /* A tick already queued must not reach the freed host: ignoring the
+     * signal discards it (POSIX), and none comes after timer_delete. */
+    signal(WATCH_SIGNO, SIG_IGN);
     h->late_hook = 0;
 }
 

@@ -50,7 +50,10 @@ void server_new_id(struct server *srv, char out[17]) {
     uint64_t id = server_wall_ms() << 12; /* 4096 ids per millisecond before borrowing ahead */
     if (id <= srv->last_id) id = srv->last_id + 1;
     srv->last_id = id;
-    snprintf(out, 17, "%016llx", (unsigned long long)id);
+    /* Once per message: a hex loop, not snprintf (4 % of an event's instructions). */
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, id >>= 4) out[i] = hex[id & 15];
+    out[16] = 0;
 }
 
 void server_mark_flush(struct server *srv, struct conn *c) {

@@ -50,6 +50,7 @@ struct server {
     struct ws_ctx *ws_ctx_pool;   /* wslay contexts between frames, for reuse (ws.c) */
     unsigned ws_ctx_pool_n;
     char recv_buf[RECV_BUF_BYTES]; /* shared by every read: conns hold no buffer while idle */
+    uint8_t ws_payload_buf[RECV_BUF_BYTES]; /* a whole small frame's unmasked payload (ws.c) */
 
     /* Engine.IO sessions, by sid */
     struct hmap sessions;

@@ -7,6 +7,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "server.h"
+#include "utf8.h"
 
 /* An idle WebSocket holds no wslay context: its two 4 KiB buffers would be
  * most of an idle connection's memory. A context is attached when bytes
@@ -238,8 +239,46 @@ static void detach_ctx_if_idle(struct conn *c, struct ws_state *ws) {
     ws->ctx = NULL;
 }
 
+/* The common case without wslay: whole, final, masked text or binary frames
+ * that fit the payload buffer, arriving while no context is attached (so
+ * wslay stands between frames and misses nothing). They are unmasked into
+ * one shared buffer and delivered at once; wslay's per-message costs (its
+ * own copy of the bytes, a malloc per frame and per message, a byte-wise
+ * UTF-8 automaton) were the largest part of the WebSocket's share of an
+ * inbound event. Anything else goes to wslay from the first such frame on.
+ * Returns the bytes consumed; the conn may be closing afterwards. */
+static size_t deliver_simple_frames(struct conn *c, struct ws_state *ws, const uint8_t *p, size_t n) {
+    struct server *srv = c->srv;
+    size_t used = 0;
+    while (used < n && !ws->ctx && ws->owner && !conn_is_closing(c)) {
+        struct ws_frame_head h;
+        long hl = ws_frame_head_parse(p + used, n - used, &h);
+        if (hl <= 0 || !h.fin || h.rsv || !h.masked || (h.opcode != WS_OP_TEXT && h.opcode != WS_OP_BINARY) ||
+            h.payload_len > sizeof srv->ws_payload_buf || h.payload_len > (uint64_t)srv->cfg->max_payload ||
+            h.payload_len > n - used - (size_t)hl)
+            break;
+        size_t len = (size_t)h.payload_len;
+        ws_unmask(srv->ws_payload_buf, p + used + hl, len, h.mask);
+        used += (size_t)hl + len;
+        if (h.opcode == WS_OP_TEXT && !utf8_valid(srv->ws_payload_buf, len)) {
+            srv->protocol_errors++;
+            close_raw(c, ws, WS_CLOSE_INVALID_DATA);
+            return n;
+        }
+        ws->ops->on_message(ws->owner, h.opcode == WS_OP_BINARY, srv->ws_payload_buf, len);
+        if (c->flags & CONN_CLOSING) return n; /* ws is gone */
+    }
+    return used;
+}
+
 static void on_data(struct conn *c, const char *p, size_t n) {
     struct ws_state *ws = c->tr_state;
+    if (!ws->ctx) {
+        size_t used = deliver_simple_frames(c, ws, (const uint8_t *)p, n);
+        if ((c->flags & CONN_CLOSING) || used == n || conn_is_closing(c)) return;
+        p += used;
+        n -= used;
+    }
     if (attach_ctx(c, ws) != 0) {
         log_warn("ws", "closing conn=%llu: out of memory", (unsigned long long)c->id);
         conn_close(c);

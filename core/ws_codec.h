@@ -18,6 +18,20 @@ enum ws_opcode { WS_OP_CONT = 0, WS_OP_TEXT = 1, WS_OP_BINARY = 2, WS_OP_CLOSE =
  * Returns 0, or -1 when the key is malformed. */
 int ws_accept_key(struct slice key, char out[WS_ACCEPT_LEN + 1]);
 
+/* A frame's header (RFC 6455 §5.2), as a client sends it. */
+struct ws_frame_head {
+    int fin, rsv, opcode, masked;
+    uint64_t payload_len;
+    uint8_t mask[4];
+};
+
+/* Parses the frame header at p (n bytes there). Returns its length (2 to
+ * 14), 0 when more bytes are needed, or -1 when the length is not in its
+ * shortest form or has the top bit set (both are protocol errors). */
+long ws_frame_head_parse(const uint8_t *p, size_t n, struct ws_frame_head *h);
+/* Unmasks n payload bytes from src into dst (the mask's phase starts at 0). */
+void ws_unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t mask[4]);
+
 /* Length of the header of an unmasked final frame of payload_len bytes. */
 size_t ws_frame_header_len(uint64_t payload_len);
 /* Writes that header (FIN set, no mask) at out; returns its length. */

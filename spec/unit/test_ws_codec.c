@@ -122,6 +122,65 @@ TEST(frame_header_sets_fin_and_opcode_and_no_mask) {
     CHECK_HEADER(2, WS_OP_BINARY, 0x82, 0x02);
 }
 
+/* ---- client frame headers ---- */
+
+TEST(frame_head_parses_the_rfc_6455_masked_hello) {
+    /* RFC 6455 §5.7: a single-frame masked text message "Hello". */
+    static const uint8_t f[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
+    struct ws_frame_head h;
+    CHECK_INT(6, ws_frame_head_parse(f, sizeof f, &h));
+    CHECK_INT(1, h.fin);
+    CHECK_INT(0, h.rsv);
+    CHECK_INT(1, h.opcode);
+    CHECK_INT(1, h.masked);
+    CHECK_UINT(5, h.payload_len);
+    uint8_t out[5];
+    ws_unmask(out, f + 6, 5, h.mask);
+    CHECK_MEMN("Hello", 5, out, 5);
+    /* every prefix of the header asks for more */
+    for (size_t n = 0; n < 6; n++) CHECK_INT(0, ws_frame_head_parse(f, n, &h));
+}
+
+TEST(frame_head_lengths_and_their_shortest_forms) {
+    struct ws_frame_head h;
+    uint8_t f16[8] = {0x82, 0x80 | 126, 0x01, 0x00, 1, 2, 3, 4}; /* 256 */
+    CHECK_INT(8, ws_frame_head_parse(f16, sizeof f16, &h));
+    CHECK_UINT(256, h.payload_len);
+    CHECK_INT(2, h.opcode);
+    CHECK_INT(0, ws_frame_head_parse(f16, 7, &h));
+    uint8_t short16[8] = {0x82, 0x80 | 126, 0x00, 125, 1, 2, 3, 4}; /* 125 in the 16-bit form */
+    CHECK_INT(-1, ws_frame_head_parse(short16, sizeof short16, &h));
+    uint8_t f64[14] = {0x01, 0x80 | 127, 0, 0, 0, 0, 0, 1, 0, 0, 9, 9, 9, 9}; /* 65536, not final */
+    CHECK_INT(14, ws_frame_head_parse(f64, sizeof f64, &h));
+    CHECK_UINT(65536, h.payload_len);
+    CHECK_INT(0, h.fin);
+    uint8_t short64[14] = {0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 9, 9, 9, 9};
+    CHECK_INT(-1, ws_frame_head_parse(short64, sizeof short64, &h));
+    uint8_t top[14] = {0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9};
+    CHECK_INT(-1, ws_frame_head_parse(top, sizeof top, &h));
+    uint8_t unmasked[2] = {0x89, 0x00}; /* a ping, unmasked, RSV bits clear */
+    CHECK_INT(2, ws_frame_head_parse(unmasked, 2, &h));
+    CHECK_INT(0, h.masked);
+    CHECK_INT(9, h.opcode);
+    uint8_t rsv[6] = {0xf1, 0x80, 1, 2, 3, 4};
+    CHECK_INT(6, ws_frame_head_parse(rsv, 6, &h));
+    CHECK_INT(7, h.rsv);
+}
+
+TEST(unmask_matches_bytewise_at_every_length_and_in_place) {
+    const uint8_t mask[4] = {0xa1, 0x07, 0x5c, 0xe3};
+    uint8_t src[40], out[40], ref[40];
+    for (size_t i = 0; i < sizeof src; i++) src[i] = (uint8_t)(i * 37 + 11);
+    for (size_t n = 0; n <= sizeof src; n++) {
+        for (size_t i = 0; i < n; i++) ref[i] = src[i] ^ mask[i % 4];
+        ws_unmask(out, src, n, mask);
+        CHECK_MEMN(ref, n, out, n);
+        memcpy(out, src, n);
+        ws_unmask(out, out, n, mask);
+        CHECK_MEMN(ref, n, out, n);
+    }
+}
+
 int main(void) {
     RUN(accept_key_matches_the_rfc_6455_sample);
     RUN(accept_key_matches_known_vectors);
@@ -138,5 +197,8 @@ int main(void) {
     RUN(frame_header_for_65536_bytes_uses_64_bit_length);
     RUN(frame_header_for_big_payloads_is_big_endian);
     RUN(frame_header_sets_fin_and_opcode_and_no_mask);
+    RUN(frame_head_parses_the_rfc_6455_masked_hello);
+    RUN(frame_head_lengths_and_their_shortest_forms);
+    RUN(unmask_matches_bytewise_at_every_length_and_in_place);
     return check_finish("test_ws_codec");
 }

@@ -64,6 +64,8 @@ space_fuzz(sio_packet sio_packet.c sbuf.c)
 space_fuzz(eio_packet eio_packet.c sbuf.c)
 space_fuzz(utf8 utf8.c)
 space_fuzz(ws_accept ws_codec.c LIBS OpenSSL::Crypto)
+# Client frame headers the WebSocket transport parses itself (small whole frames), and unmasking.
+space_fuzz(ws_frame ws_codec.c LIBS OpenSSL::Crypto)
 # Not a codec the brief listed, but a parser of client bytes ("b<base64>" packets).
 space_fuzz(wire_base64 wire.c buf.c sbuf.c sio_packet.c ws_codec.c LIBS OpenSSL::Crypto)
 # File names and contents from clients (send_file), judged before anything is stored.

@@ -542,7 +542,7 @@ static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_bin
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == JSON_NULL) return out_append(out, "null", 4);
         break;
-    case LUA_TUSERDATA:
+    case LUA_TUSERDATA: {
         size_t len;
         const void *p = json_lua_to_binary(L, idx, &len);
         if (p) {
@@ -554,6 +554,7 @@ static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_bin
             return sbuf_printf(out, "{\"_placeholder\":true,\"num\":%zu}", bins->count++);
         }
         break;
+    }
     default: break;
     }
     return luaL_error(L, "cannot encode a %s as JSON", luaL_typename(L, idx)), -1;

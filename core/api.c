@@ -381,13 +381,38 @@ static int conn_refresh_token(lua_State *L) {
     struct jwt_claims claims;
     enum jwt_result r = jwt_verify(srv->auth.key, &srv->auth.policy, token, len,
                                    (int64_t)(server_wall_ms() / 1000), &claims, buf, JWT_MAX_TOKEN_BYTES);
-    free(buf);
     if (r != JWT_OK || strcmp(claims.sub, s->token_sub) != 0) {
+        free(buf);
         lua_pushnil(L);
         lua_pushstring(L, r != JWT_OK ? jwt_result_code(r) : "invalid_token");
         lua_pushstring(L, r != JWT_OK ? "the token does not verify" : "the token names another user");
         return 3;
     }
+    /* The plugins' policy (a required role, banned users) holds for a fresh
+     * token as it did at connect: their on_authenticate runs again. */
+    int base = lua_gettop(L);
+    int rc = json_lua_decode(L, claims.json, claims.json_len, NULL);
+    free(buf);
+    if (rc != 0 || !lua_istable(L, -1)) {
+        lua_settop(L, base);
+        lua_pushnil(L);
+        lua_pushliteral(L, "invalid_token");
+        lua_pushliteral(L, "the token's claims are not a JSON object");
+        return 3;
+    }
+    lua_createtable(L, 0, 1); /* auth, as a CONNECT would carry it */
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "token");
+    int pr = script_recheck_claims(srv->script, s, base + 1, base + 2);
+    if (pr != 0) {
+        const char *code = pr > 0 ? lua_tostring(L, -2) : "internal_error";
+        const char *msg = pr > 0 && lua_isstring(L, -1) ? lua_tostring(L, -1) : "the token is refused";
+        lua_pushnil(L);
+        lua_pushstring(L, code);
+        lua_pushstring(L, msg);
+        return 3;
+    }
+    lua_settop(L, base);
     /* The notice waits out the leeway; the client is told the token's own exp. */
     sio_socket_set_token_exp(s, claims.exp ? (uint64_t)(claims.exp + srv->auth.policy.leeway_s) * 1000 : 0);
     lua_pushinteger(L, (lua_Integer)claims.exp * 1000);

@@ -894,6 +894,48 @@ static enum script_result authenticate_dev(struct script_host *h, struct sio_soc
     return SCRIPT_REFUSE;
 }
 
+/* The plugins' on_authenticate(self, conf, conn, claims, auth), by
+ * priority. Returns 0 when none refused (with user_idx != 0, the first user
+ * table a plugin named replaces the value there and *have_user is set), 1
+ * when one refused (its code and message are left on the stack top, the
+ * message may be nil), -1 when one failed. */
+static int plugins_authenticate(struct script_host *h, struct sio_socket *s, int claims_idx, int auth, int user_idx,
+                                int *have_user) {
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->gen_ref);
+    lua_getfield(L, -1, "plugins");
+    int list = lua_gettop(L);
+    for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, list); i <= n; i++) {
+        lua_rawgeti(L, list, i);              /* plugin */
+        lua_getfield(L, -1, "handler");
+        if (lua_getfield(L, -1, "on_authenticate") != LUA_TFUNCTION) {
+            lua_settop(L, list);
+            continue;
+        }
+        lua_insert(L, -2);                    /* plugin, fn, handler */
+        lua_getfield(L, -3, "conf");
+        api_push_conn(L, s);
+        lua_pushvalue(L, claims_idx);
+        lua_pushvalue(L, auth);
+        if (call(h, 5, 3, LABEL("plugin on_authenticate")) != 0) return -1;
+        int r1 = lua_gettop(L) - 2;
+        if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) return 1;
+        if (user_idx && lua_istable(L, r1) && !*have_user) {
+            lua_pushvalue(L, r1);
+            lua_replace(L, user_idx);
+            *have_user = 1;
+        }
+        lua_settop(L, list);
+    }
+    lua_settop(L, list - 2);
+    return 0;
+}
+
+int script_recheck_claims(struct script_host *h, struct sio_socket *s, int claims_idx, int auth) {
+    int have_user = 0;
+    return plugins_authenticate(h, s, lua_absindex(h->L, claims_idx), lua_absindex(h->L, auth), 0, &have_user);
+}
+
 /* With a JWT key: the token must verify; then plugins' on_authenticate(self,
  * conf, conn, claims, auth) may refuse (nil, code, message) or name the
  * user (a table); else the user is {id = sub, name = name or
@@ -932,37 +974,15 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
     /* Plugins, by priority: the first refusal wins; the first user too. */
     lua_pushnil(L); /* the user slot */
     int user_idx = lua_gettop(L), have_user = 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->gen_ref);
-    lua_getfield(L, -1, "plugins");
-    int list = lua_gettop(L);
-    for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, list); i <= n; i++) {
-        lua_rawgeti(L, list, i);              /* plugin */
-        lua_getfield(L, -1, "handler");
-        if (lua_getfield(L, -1, "on_authenticate") != LUA_TFUNCTION) {
-            lua_settop(L, list);
-            continue;
-        }
-        lua_insert(L, -2);                    /* plugin, fn, handler */
-        lua_getfield(L, -3, "conf");
-        api_push_conn(L, s);
-        lua_pushvalue(L, claims_idx);
-        lua_pushvalue(L, auth);
-        if (call(h, 5, 3, LABEL("plugin on_authenticate")) != 0) {
-            write_refusal(refusal, "authentication failed", "internal_error");
-            return SCRIPT_REFUSE;
-        }
-        int r1 = lua_gettop(L) - 2;
-        if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
-            /* PROTOCOL §2: the message is "unauthorized", the code says why. */
-            write_refusal(refusal, "unauthorized", lua_tostring(L, r1 + 1));
-            return SCRIPT_REFUSE;
-        }
-        if (lua_istable(L, r1) && !have_user) {
-            lua_pushvalue(L, r1);
-            lua_replace(L, user_idx);
-            have_user = 1;
-        }
-        lua_settop(L, list);
+    int pr = plugins_authenticate(h, s, claims_idx, auth, user_idx, &have_user);
+    if (pr < 0) {
+        write_refusal(refusal, "authentication failed", "internal_error");
+        return SCRIPT_REFUSE;
+    }
+    if (pr > 0) {
+        /* PROTOCOL §2: the message is "unauthorized", the code says why. */
+        write_refusal(refusal, "unauthorized", lua_tostring(L, -2));
+        return SCRIPT_REFUSE;
     }
     if (!have_user) {
         lua_createtable(L, 0, 2);

@@ -405,8 +405,8 @@ static int conn_refresh_token(lua_State *L) {
     lua_setfield(L, -2, "token");
     int pr = script_recheck_claims(srv->script, s, base + 1, base + 2);
     if (pr != 0) {
-        const char *code = pr > 0 ? lua_tostring(L, -2) : "internal_error";
-        const char *msg = pr > 0 && lua_isstring(L, -1) ? lua_tostring(L, -1) : "the token is refused";
+        const char *code = lua_tostring(L, -2);
+        const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : "the token is refused";
         lua_pushnil(L);
         lua_pushstring(L, code);
         lua_pushstring(L, msg);

@@ -336,8 +336,8 @@ static uint64_t next_deadline(const struct eio_session *s) {
     due = earliest(due, s->connect_deadline_ms);
     due = earliest(due, s->ping_at_ms);
     if (s->sio && srv->auth.key) {
-        uint64_t wall_due = sio_client_next_deadline(s->sio), wall_now = server_wall_ms();
-        if (wall_due) due = earliest(due, server_now(srv) + (wall_due > wall_now ? wall_due - wall_now : 0));
+        uint64_t wall_due = sio_client_next_deadline(s->sio);
+        if (wall_due) due = earliest(due, server_loop_time_of(srv, wall_due));
     }
     return due;
 }

@@ -268,6 +268,20 @@ static void flush_members(lua_State *L, int t, int n) {
     lua_settop(L, t);
 }
 
+/* Moves the n values above the table at t into it at *len + 1 on, creating
+ * the table (room for n) when t is still nil. */
+static void flush_elements(lua_State *L, int t, int n, lua_Integer *len) {
+    if (lua_isnil(L, t)) {
+        lua_createtable(L, n, 0);
+        lua_replace(L, t);
+    }
+    for (int i = 0; i < n; i++) {
+        lua_pushvalue(L, t + 1 + i);
+        lua_rawseti(L, t, ++*len);
+    }
+    lua_settop(L, t);
+}
+
 static int decode_object(struct decoder *d) {
     lua_State *L = d->L;
     lua_pushnil(L); /* the table, made at the first flush */
@@ -310,33 +324,14 @@ static int decode_array(struct decoder *d) {
     } else {
         for (;;) {
             if (decode_value(d)) return -1;
-            if (++waiting == DECODE_BATCH) {
-                if (lua_isnil(L, t)) {
-                    lua_createtable(L, DECODE_BATCH, 0);
-                    lua_replace(L, t);
-                }
-                for (int i = 0; i < waiting; i++) {
-                    lua_pushvalue(L, t + 1 + i);
-                    lua_rawseti(L, t, ++n);
-                }
-                lua_settop(L, t);
-                waiting = 0;
-            }
+            if (++waiting == DECODE_BATCH) flush_elements(L, t, waiting, &n), waiting = 0;
             skip_ws(d);
             if (d->p < d->end && *d->p == ',') { d->p++; continue; }
             if (d->p < d->end && *d->p == ']') { d->p++; break; }
             return fail(d, "expected ',' or ']'");
         }
     }
-    if (lua_isnil(L, t)) {
-        lua_createtable(L, waiting, 0);
-        lua_replace(L, t);
-    }
-    for (int i = 0; i < waiting; i++) {
-        lua_pushvalue(L, t + 1 + i);
-        lua_rawseti(L, t, ++n);
-    }
-    lua_settop(L, t);
+    flush_elements(L, t, waiting, &n);
     json_lua_set_array(L, t);
     return 0;
 }
@@ -586,7 +581,6 @@ void json_lua_push_binary(lua_State *L, const void *p, size_t len) {
     if (len) memcpy(b->data, p, len);
     luaL_setmetatable(L, JSON_BINARY_MT);
 }
-
 
 const void *json_lua_to_binary(lua_State *L, int idx, size_t *len) {
     struct binary *b = luaL_testudata(L, idx, JSON_BINARY_MT);

@@ -93,22 +93,11 @@ const char *jwt_result_code(enum jwt_result r) {
     }
 }
 
-static int b64url_value(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
 /* base64url without padding -> bytes; -1 when invalid. out needs len bytes.
  * Only the canonical encoding is accepted: the unused low bits of the last
  * character must be zero, so that one signature has one spelling. */
 static long b64url_decode(const char *in, size_t len, unsigned char *out) {
     if (len % 4 == 1) return -1;
-    if (len % 4) {
-        int last = b64url_value(in[len - 1]);
-        if (last < 0 || (last & (len % 4 == 2 ? 0x0f : 0x03)) != 0) return -1;
-    }
     char *tmp = malloc(len + 4);
     if (!tmp) return -1;
     size_t n = 0;
@@ -121,6 +110,10 @@ static long b64url_decode(const char *in, size_t len, unsigned char *out) {
             return -1; /* standard base64 and padding are not base64url */
         }
         tmp[n++] = c;
+    }
+    if (n % 4 && (wire_base64_value(tmp[n - 1]) & (n % 4 == 2 ? 0x0f : 0x03)) != 0) {
+        free(tmp);
+        return -1; /* unused bits set (or not base64 at all: -1 has every bit set) */
     }
     while (n % 4) tmp[n++] = '=';
     long r = wire_base64_decode(out, tmp, n);

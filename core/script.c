@@ -755,8 +755,13 @@ int script_has_namespace(struct script_host *h, const char *nsp, size_t len) {
  * priority order: hook(handler, conf, args...) with the nargs values on top
  * of the stack (left there). With can_refuse, stops at the first plugin
  * that returns nil, code[, message], leaving code and message pushed, and
- * returns 1; else returns 0 with the stack as it was. */
-static int run_plugin_hooks(struct script_host *h, const char *hook, int nargs, int can_refuse) {
+ * returns PLUGIN_REFUSED; or at the first that fails, leaving
+ * "internal_error" and a message, and returns PLUGIN_FAILED; else returns 0
+ * with the stack as it was. With user_slot (a stack index; 0 = none), the
+ * first table a plugin returns is put there while it holds nil (the user
+ * that on_authenticate names). */
+enum { PLUGIN_REFUSED = 1, PLUGIN_FAILED = 2 };
+static int run_plugin_hooks(struct script_host *h, const char *hook, int nargs, int can_refuse, int user_slot) {
     lua_State *L = h->L;
     int first = lua_gettop(L) - nargs + 1;
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->gen_ref);
@@ -783,13 +788,17 @@ static int run_plugin_hooks(struct script_host *h, const char *hook, int nargs, 
             lua_settop(L, list - 1);
             lua_pushliteral(L, "internal_error");
             lua_pushliteral(L, "a plugin failed");
-            return 1;
+            return PLUGIN_FAILED;
         }
         if (!failed && can_refuse && lua_isnil(L, -3) && lua_type(L, -2) == LUA_TSTRING) {
             lua_remove(L, -3);          /* code, message stay */
             lua_remove(L, plugin);
             lua_remove(L, list);
-            return 1;
+            return PLUGIN_REFUSED;
+        }
+        if (!failed && user_slot && lua_istable(L, -3) && lua_isnil(L, user_slot)) {
+            lua_pushvalue(L, -3);
+            lua_replace(L, user_slot);
         }
         lua_settop(L, list);
     }
@@ -798,7 +807,7 @@ static int run_plugin_hooks(struct script_host *h, const char *hook, int nargs, 
 }
 
 static void run_plugin_hook_reload(struct script_host *h) {
-    run_plugin_hooks(h, "on_reload", 0, 0);
+    run_plugin_hooks(h, "on_reload", 0, 0, 0);
 }
 
 /* reply(conn, event, data, ack_id|nil): emits event to the connection and
@@ -894,46 +903,16 @@ static enum script_result authenticate_dev(struct script_host *h, struct sio_soc
     return SCRIPT_REFUSE;
 }
 
-/* The plugins' on_authenticate(self, conf, conn, claims, auth), by
- * priority. Returns 0 when none refused (with user_idx != 0, the first user
- * table a plugin named replaces the value there and *have_user is set), 1
- * when one refused (its code and message are left on the stack top, the
- * message may be nil), -1 when one failed. */
-static int plugins_authenticate(struct script_host *h, struct sio_socket *s, int claims_idx, int auth, int user_idx,
-                                int *have_user) {
-    lua_State *L = h->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->gen_ref);
-    lua_getfield(L, -1, "plugins");
-    int list = lua_gettop(L);
-    for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, list); i <= n; i++) {
-        lua_rawgeti(L, list, i);              /* plugin */
-        lua_getfield(L, -1, "handler");
-        if (lua_getfield(L, -1, "on_authenticate") != LUA_TFUNCTION) {
-            lua_settop(L, list);
-            continue;
-        }
-        lua_insert(L, -2);                    /* plugin, fn, handler */
-        lua_getfield(L, -3, "conf");
-        api_push_conn(L, s);
-        lua_pushvalue(L, claims_idx);
-        lua_pushvalue(L, auth);
-        if (call(h, 5, 3, LABEL("plugin on_authenticate")) != 0) return -1;
-        int r1 = lua_gettop(L) - 2;
-        if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) return 1;
-        if (user_idx && lua_istable(L, r1) && !*have_user) {
-            lua_pushvalue(L, r1);
-            lua_replace(L, user_idx);
-            *have_user = 1;
-        }
-        lua_settop(L, list);
-    }
-    lua_settop(L, list - 2);
-    return 0;
-}
-
 int script_recheck_claims(struct script_host *h, struct sio_socket *s, int claims_idx, int auth) {
-    int have_user = 0;
-    return plugins_authenticate(h, s, lua_absindex(h->L, claims_idx), lua_absindex(h->L, auth), 0, &have_user);
+    lua_State *L = h->L;
+    claims_idx = lua_absindex(L, claims_idx);
+    auth = lua_absindex(L, auth);
+    api_push_conn(L, s);
+    lua_pushvalue(L, claims_idx);
+    lua_pushvalue(L, auth);
+    if (run_plugin_hooks(h, "on_authenticate", 3, 1, 0)) return 1;
+    lua_pop(L, 3);
+    return 0;
 }
 
 /* With a JWT key: the token must verify; then plugins' on_authenticate(self,
@@ -973,18 +952,22 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
 
     /* Plugins, by priority: the first refusal wins; the first user too. */
     lua_pushnil(L); /* the user slot */
-    int user_idx = lua_gettop(L), have_user = 0;
-    int pr = plugins_authenticate(h, s, claims_idx, auth, user_idx, &have_user);
-    if (pr < 0) {
+    int user_idx = lua_gettop(L);
+    api_push_conn(L, s);
+    lua_pushvalue(L, claims_idx);
+    lua_pushvalue(L, auth);
+    int pr = run_plugin_hooks(h, "on_authenticate", 3, 1, user_idx);
+    if (pr == PLUGIN_FAILED) {
         write_refusal(refusal, "authentication failed", "internal_error");
         return SCRIPT_REFUSE;
     }
-    if (pr > 0) {
+    if (pr == PLUGIN_REFUSED) {
         /* PROTOCOL §2: the message is "unauthorized", the code says why. */
         write_refusal(refusal, "unauthorized", lua_tostring(L, -2));
         return SCRIPT_REFUSE;
     }
-    if (!have_user) {
+    lua_pop(L, 3);
+    if (lua_isnil(L, user_idx)) {
         lua_createtable(L, 0, 2);
         lua_pushstring(L, claims.sub);
         lua_setfield(L, -2, "id");
@@ -1037,7 +1020,7 @@ void script_on_connected(struct script_host *h, struct sio_socket *s) {
     lua_State *L = h->L;
     int top = lua_gettop(L);
     api_push_conn(L, s);
-    run_plugin_hooks(h, "on_connect", 1, 0);
+    run_plugin_hooks(h, "on_connect", 1, 0, 0);
     lua_settop(L, top);
     if (s->closed) return;
     push_ns_field(h, s, "on_connect");
@@ -1060,7 +1043,7 @@ void script_on_disconnect(struct script_host *h, struct sio_socket *s, const cha
     lua_settop(L, top);
     api_push_conn(L, s);
     lua_pushstring(L, reason);
-    run_plugin_hooks(h, "on_disconnect", 2, 0);
+    run_plugin_hooks(h, "on_disconnect", 2, 0, 0);
     lua_settop(L, top);
 }
 
@@ -1111,7 +1094,7 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
     api_push_conn(L, s);
     lua_pushvalue(L, name_idx);
     lua_rawgeti(L, args_idx, 2);
-    if (run_plugin_hooks(h, "on_event", 3, 1)) {
+    if (run_plugin_hooks(h, "on_event", 3, 1, 0)) {
         const char *code = lua_tostring(L, -2);
         const char *message = lua_isstring(L, -1) ? lua_tostring(L, -1) : code;
         if (!s->closed) send_error(h, s, name, ack_id, code, message);

@@ -52,8 +52,8 @@ int script_has_namespace(struct script_host *h, const char *nsp, size_t len);
  * has its user. On SCRIPT_REFUSE, refusal holds the CONNECT_ERROR data. */
 /* Runs the plugins' on_authenticate over claims (a table at claims_idx) and
  * auth (at auth) for a socket already connected (a refreshed token): 0 when
- * none refused, 1 when one did (its code and message are left on the stack
- * top), -1 when one failed. The user a plugin names is not used. */
+ * all let them through, 1 when one refused or failed (its code and message
+ * are left on the stack top). The user a plugin names is not used. */
 int script_recheck_claims(struct script_host *h, struct sio_socket *s, int claims_idx, int auth);
 
 enum script_result script_authenticate(struct script_host *h, struct sio_socket *s, const char *json,

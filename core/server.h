@@ -91,6 +91,11 @@ int server_run(const struct config *cfg);
 static inline uint64_t server_now(const struct server *srv) { return uv_now(srv->loop); }
 /* Milliseconds since the epoch (wall clock). */
 uint64_t server_wall_ms(void);
+/* The loop time at which the wall clock reads wall_ms (now, when that passed). */
+static inline uint64_t server_loop_time_of(const struct server *srv, uint64_t wall_ms) {
+    uint64_t wall_now = server_wall_ms();
+    return server_now(srv) + (wall_ms > wall_now ? wall_ms - wall_now : 0);
+}
 /* A fresh 20-character URL-safe id (15 bytes: 12 random + a sequence). */
 void server_new_sid(struct server *srv, char out[21]);
 /* A server-made id: unique and increasing, 16 hex digits. */

@@ -170,10 +170,7 @@ uint64_t sio_client_next_deadline(const struct sio_client *c) {
 void sio_socket_set_token_exp(struct sio_socket *s, uint64_t exp_wall_ms) {
     s->token_exp_ms = exp_wall_ms;
     s->token_expired_ms = 0;
-    if (!exp_wall_ms || !s->client->eio) return;
-    struct server *srv = s->client->srv;
-    uint64_t wall_now = server_wall_ms();
-    eio_wake_by(s->client->eio, server_now(srv) + (exp_wall_ms > wall_now ? exp_wall_ms - wall_now : 0));
+    if (exp_wall_ms && s->client->eio) eio_wake_by(s->client->eio, server_loop_time_of(s->client->srv, exp_wall_ms));
 }
 
 int sio_socket_is_plain(const struct sio_socket *s) { return s->client->eio->kind == EIO_KIND_PLAIN; }

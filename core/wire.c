@@ -42,7 +42,7 @@ static const signed char B64_VALUE[256] = {
 };
 /* Entries not listed are 0, which is also 'A': valid characters are told
  * apart by this second table. */
-static int b64val(char c) {
+int wire_base64_value(char c) {
     unsigned char u = (unsigned char)c;
     if (B64_VALUE[u] == 0 && u != 'A') return -1;
     return B64_VALUE[u];
@@ -54,7 +54,8 @@ long wire_base64_decode(void *out, const char *in, size_t len) {
     size_t n = 0, i = 0;
     /* Fast path: whole groups without padding. */
     for (; i + 4 < len; i += 4) {
-        int a = b64val(in[i]), b = b64val(in[i + 1]), c = b64val(in[i + 2]), d = b64val(in[i + 3]);
+        int a = wire_base64_value(in[i]), b = wire_base64_value(in[i + 1]);
+        int c = wire_base64_value(in[i + 2]), d = wire_base64_value(in[i + 3]);
         if ((a | b | c | d) < 0) return -1;
         uint32_t x = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
         o[n++] = (uint8_t)(x >> 16);
@@ -70,7 +71,7 @@ long wire_base64_decode(void *out, const char *in, size_t len) {
                 pad++;
             } else {
                 if (pad) return -1; /* data after padding */
-                v[k] = b64val(in[i + k]);
+                v[k] = wire_base64_value(in[i + k]);
                 if (v[k] < 0) return -1;
             }
         }

@@ -275,7 +275,7 @@ static void on_data(struct conn *c, const char *p, size_t n) {
     struct ws_state *ws = c->tr_state;
     if (!ws->ctx) {
         size_t used = deliver_simple_frames(c, ws, (const uint8_t *)p, n);
-        if ((c->flags & CONN_CLOSING) || used == n || conn_is_closing(c)) return;
+        if (used == n || conn_is_closing(c)) return;
         p += used;
         n -= used;
     }

@@ -1,6 +1,7 @@
 /* ws: the WebSocket transport of a conn. The upgrade handshake, wslay for
- * receiving (masking, fragmentation, ping/pong, close, UTF-8, size limit),
- * and prebuilt unmasked frames for sending: data frames never go through
+ * receiving (masking, fragmentation, ping/pong, close, UTF-8, size limit)
+ * except whole small data frames, which ws_codec parses without it, and
+ * prebuilt unmasked frames for sending: data frames never go through
  * wslay's queue (it copies every message), only control frames do. Knows
  * nothing of Engine.IO: it delivers whole messages to its owner. */
 #ifndef SPACE_WS_H

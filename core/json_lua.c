@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_scan.h"
 #include "utf8.h"
+
+/* A client's message refused by the decoder is told apart by json_check,
+ * which must keep the same limit. */
+_Static_assert(JSON_MAX_DEPTH == JSON_SCAN_MAX_DEPTH, "json_lua and json_scan disagree on the depth limit");
 
 /* Registry keys (addresses) of the two metatables, beside their names:
  * a light userdata key is found without hashing a C string, and the

@@ -274,6 +274,31 @@ static char type_of(char c) {
     }
 }
 
+/* The end of the value at i in text known to be valid JSON: brackets
+ * counted, strings skipped; no recursion, so any depth will do. */
+static size_t skip_valid_value(const char *p, size_t len, size_t i) {
+    size_t depth = 0;
+    do {
+        char c = p[i];
+        if (c == '"') {
+            for (i++; p[i] != '"'; i++)
+                if (p[i] == '\\') i++;
+            i++;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            i++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            i++;
+        } else if (c == ',' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            i++;
+        } else {
+            while (i < len && !strchr(",:]} \t\n\r", p[i])) i++; /* a number or a literal */
+        }
+    } while (depth > 0 && i < len);
+    return i;
+}
+
 static int object_next(const char *p, size_t len, size_t *pos, struct json_member *m, int checked) {
     size_t i = *pos;
     if (i == 0) {
@@ -294,10 +319,10 @@ static int object_next(const char *p, size_t len, size_t *pos, struct json_membe
     m->key = (struct slice){p + i + 1, (size_t)(k - 1 - (long)i - 1)};
     i = skip_ws(p, len, (size_t)k) + 1; /* past ':' */
     i = skip_ws(p, len, i);
-    long v = scan(p, len, i, 1);
-    m->value = (struct slice){p + i, (size_t)(v - (long)i)};
+    size_t v = checked ? skip_valid_value(p, len, i) : (size_t)scan(p, len, i, 1);
+    m->value = (struct slice){p + i, v - i};
     m->type = type_of(p[i]);
-    *pos = (size_t)v;
+    *pos = v;
     return 1;
 }
 

@@ -48,8 +48,8 @@ struct json_member {
  * *pos = 0. Returns 1 with the next member, 0 at the end, -1 when p is not
  * a valid JSON object. */
 int json_object_next(const char *p, size_t len, size_t *pos, struct json_member *m);
-/* json_object_next for a p that json_check already found valid (it is not
- * checked again). */
+/* json_object_next for a p that json_check found valid, or over a limit
+ * only (it is not checked again; values may nest at any depth). */
 int json_object_next_valid(const char *p, size_t len, size_t *pos, struct json_member *m);
 /* The member named key (raw compare) of the object p, or 0 when absent. */
 int json_object_get(const char *p, size_t len, const char *key, struct json_member *m);

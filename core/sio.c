@@ -457,7 +457,8 @@ void sio_client_on_plain(struct sio_client *c, const char *p, size_t n) {
     enum script_result r = script_on_event(c->srv->script, s, ack_id, args.p, args.len, 0, NULL, NULL);
     sbuf_free(&args);
     /* Checked above, so only the Lua state running out of memory gets here. */
-    if (r == SCRIPT_PROTOCOL_ERROR && !s->closed) answer_invalid_payload(s, m.event, ack_id, "the message could not be decoded");
+    if (r == SCRIPT_PROTOCOL_ERROR && !s->closed)
+        answer_invalid_payload(s, m.event, ack_id, "the message does not fit in the scripts' memory (--lua-memory)");
 }
 
 void sio_socket_close(struct sio_socket *s, const char *reason, int notify_client) {

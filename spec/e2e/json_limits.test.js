@@ -231,3 +231,43 @@ describe('every close the server starts says why', () => {
     eq(v.closeReason, '', 'no reason in the echo');
   });
 });
+
+describe('a message the scripts\' memory cannot hold (--lua-memory 8, a 12 MiB string)', () => {
+  let small;
+  before(async () => { small = await h.startServer({ args: ['--lua-memory', '8'] }); });
+  after(async () => { if (small) await small.stopClean(); });
+
+  test('/ws: answered invalid_payload (the decoder ran out of Lua memory in a protected call); the server and the connection live on', async () => {
+    const keep = srv;
+    srv = small;
+    try {
+      const c = await plainOpen();
+      const other = await plainOpen();
+      c.ws.send(`{"event":"get_room_users","data":{"room":"r","t":"${'a'.repeat(12 * 1024 * 1024)}"},"id":"huge"}`);
+      const f = (await c.inbox.take(['error', 'room_users', '$close'], null, T(10000))).data;
+      eq([f.event, f.id, f.data && f.data.code], ['error', 'huge', 'invalid_payload'], 'the answer to the huge message');
+      await h.assertAlive(small);
+      c.ws.send('{"event":"get_room_users","data":{"room":"r"},"id":2}');
+      eq((await c.inbox.take(['room_users', 'error', '$close'])).data.id, 2, 'the same connection answers next');
+      other.ws.send('{"event":"get_room_users","data":{"room":"r"},"id":3}');
+      eq((await other.inbox.take(['room_users', 'error', '$close'])).data.id, 3, 'another connection answers');
+    } finally {
+      srv = keep;
+    }
+  });
+
+  test('Socket.IO: the sender is closed, not the server; another connection answers', async () => {
+    const keep = srv;
+    srv = small;
+    try {
+      const c = await rawConnected();
+      const other = await rawConnected();
+      c.send(`42["get_room_users",{"room":"r","t":"${'a'.repeat(12 * 1024 * 1024)}"}]`);
+      await c.waitClose(T(10000));
+      await h.assertAlive(small);
+      await other.ping();
+    } finally {
+      srv = keep;
+    }
+  });
+});

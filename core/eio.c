@@ -84,7 +84,7 @@ static void close_probe(struct eio_session *s) {
     s->probe = NULL;
     s->probe_answered = 0;
     ws_detach(probe);
-    ws_close(probe, WS_CLOSE_NORMAL, NULL);
+    ws_close(probe, WS_CLOSE_NORMAL, "upgrade cancelled");
 }
 
 void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
@@ -101,7 +101,7 @@ void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
         struct conn *c = s->ws;
         s->ws = NULL;
         ws_detach(c);
-        ws_close(c, ws_code, NULL);
+        ws_close(c, ws_code, reason);
     }
     /* A parked GET learns of the close; the queue is dropped either way. */
     if (s->poll_get) poll_answer(s, "1");
@@ -442,7 +442,7 @@ static const struct ws_owner_ops no_owner_ops = {NULL, NULL, NULL};
 static void start_probe(struct eio_session *s, struct conn *c, const struct http_request *req) {
     if (s->kind != EIO_KIND_SOCKETIO || s->transport != EIO_POLLING || s->probe) {
         /* Already upgraded or upgrading: opened, then closed at once (as the reference does). */
-        if (ws_accept(c, req, &no_owner_ops, NULL) == 0) ws_close(c, WS_CLOSE_POLICY, NULL);
+        if (ws_accept(c, req, &no_owner_ops, NULL) == 0) ws_close(c, WS_CLOSE_POLICY, "already upgraded or upgrading");
         return;
     }
     if (ws_accept(c, req, &probe_ops, s) != 0) return;

@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_scan.h"
 #include "utf8.h"
+
+/* A client's message refused by the decoder is told apart by json_check,
+ * which must keep the same limit. */
+_Static_assert(JSON_MAX_DEPTH == JSON_SCAN_MAX_DEPTH, "json_lua and json_scan disagree on the depth limit");
 
 /* Registry keys (addresses) of the two metatables, beside their names:
  * a light userdata key is found without hashing a C string, and the
@@ -52,7 +57,7 @@ static size_t plain_prefix(const char *s, size_t n) {
 
 struct decoder {
     lua_State *L;
-    const char *p, *end;
+    const char *start, *p, *end;
     const struct json_attachments *att;
     const char *err; /* first error, static text */
     int depth;
@@ -357,17 +362,29 @@ static int decode_value(struct decoder *d) {
     }
 }
 
-int json_lua_decode(lua_State *L, const char *p, size_t len, const struct json_attachments *att) {
-    struct decoder d = {L, p, p + len, att, NULL, 0};
-    int top = lua_gettop(L);
-    if (decode_value(&d) == 0) {
-        skip_ws(&d);
-        if (d.p == d.end) return 0;
-        fail(&d, "trailing characters");
+/* decode(decoder) -> value: the decoding, in a protected call. */
+static int decode_protected(lua_State *L) {
+    struct decoder *d = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    d->L = L;
+    if (decode_value(d) == 0) {
+        skip_ws(d);
+        if (d->p == d->end) return 1;
+        fail(d, "trailing characters");
     }
-    lua_settop(L, top);
-    lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)(d.p - p), d.err);
-    return -1;
+    lua_settop(L, 0);
+    lua_pushfstring(L, "invalid JSON at byte %d: %s", (int)(d->p - d->start), d->err);
+    return lua_error(L);
+}
+
+int json_lua_decode(lua_State *L, const char *p, size_t len, const struct json_attachments *att) {
+    struct decoder d = {L, p, p, p + len, att, NULL, 0};
+    /* Protected: the text comes from clients, and the strings and tables
+     * it makes can run into the Lua state's memory cap, whose error would
+     * otherwise end the process (callers decode outside any Lua call). */
+    lua_pushcfunction(L, decode_protected);
+    lua_pushlightuserdata(L, &d);
+    return lua_pcall(L, 1, 1, 0) == LUA_OK ? 0 : -1;
 }
 
 /* }================================================================== */

@@ -1,5 +1,6 @@
 #include "json_scan.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,10 @@ static size_t skip_ws(const char *p, size_t len, size_t i) {
 
 static int is_hex(char c) {
     return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+static int hexval(char c) {
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 }
 
 /* After the opening quote at i; returns the offset after the closing quote. */
@@ -104,6 +109,159 @@ long json_scan_value(const char *p, size_t len, size_t pos) {
 
 int json_valid(const char *p, size_t len) { return json_scan_value(p, len, 0) == (long)len; }
 
+/* {==================================================================
+ * json_check: a client's message, at any depth
+ * =================================================================== */
+
+/* Whether the number token s (valid JSON) is within the double range, as
+ * strtod reads it (json_lua decodes with strtod): without an exponent,
+ * up to 308 integer digits always are; the rest is left to strtod. */
+static int number_in_range(const char *s, size_t n) {
+    size_t digits = 0, k = *s == '-';
+    while (k < n && s[k] >= '0' && s[k] <= '9') k++, digits++;
+    if (!memchr(s, 'e', n) && !memchr(s, 'E', n) && digits <= 308) return 1;
+    char tmp[64], *buf = n < sizeof tmp ? tmp : malloc(n + 1);
+    if (!buf) return 0;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    int finite = isfinite(strtod(buf, NULL));
+    if (buf != tmp) free(buf);
+    return finite;
+}
+
+/* Open containers, one bit each (1: object): inline for the usual depths,
+ * on the heap past them, so that syntax is checked to the end however
+ * deep the text goes (depth is bounded by len). */
+struct container_stack {
+    unsigned char inline_bits[32];
+    unsigned char *bits;
+    size_t cap; /* in bits */
+};
+
+static int stack_set(struct container_stack *st, size_t level, int is_object) {
+    if (level >= st->cap) {
+        size_t cap = st->cap * 2;
+        unsigned char *b = st->bits == st->inline_bits ? malloc(cap / 8) : realloc(st->bits, cap / 8);
+        if (!b) return -1;
+        if (st->bits == st->inline_bits) memcpy(b, st->inline_bits, sizeof st->inline_bits);
+        st->bits = b;
+        st->cap = cap;
+    }
+    if (is_object) st->bits[level / 8] |= (unsigned char)(1u << (level % 8));
+    else st->bits[level / 8] &= (unsigned char)~(1u << (level % 8));
+    return 0;
+}
+
+static int stack_is_object(const struct container_stack *st, size_t level) {
+    return st->bits[level / 8] >> (level % 8) & 1;
+}
+
+enum json_check_error json_check(const char *p, size_t len, unsigned max_depth, size_t *at) {
+    struct container_stack st;
+    st.bits = st.inline_bits;
+    st.cap = sizeof st.inline_bits * 8;
+    enum json_check_error err = JSON_CHECK_SYNTAX, limit = JSON_CHECK_OK;
+    size_t depth = 0, limit_at = 0, i = 0;
+    for (;;) {
+        /* A value at i. */
+        i = skip_ws(p, len, i);
+        if (i >= len) goto done;
+        char c = p[i];
+        if (c == '{' || c == '[') {
+            if (stack_set(&st, depth, c == '{')) {
+                limit = JSON_CHECK_TOO_DEEP; /* out of memory: refuse, as too deep */
+                limit_at = i;
+                err = JSON_CHECK_OK;
+                goto done;
+            }
+            if (++depth > max_depth && limit != JSON_CHECK_TOO_DEEP) limit = JSON_CHECK_TOO_DEEP, limit_at = i;
+            i = skip_ws(p, len, i + 1);
+            if (i < len && p[i] == (c == '{' ? '}' : ']')) {
+                depth--;
+                i++;
+            } else if (c == '[') {
+                continue;
+            } else {
+                goto key;
+            }
+        } else if (c == '"') {
+            long e = scan_string(p, len, i + 1);
+            if (e < 0) goto done;
+            i = (size_t)e;
+        } else if (len - i >= 4 && (memcmp(p + i, "true", 4) == 0 || memcmp(p + i, "null", 4) == 0)) {
+            i += 4;
+        } else if (len - i >= 5 && memcmp(p + i, "false", 5) == 0) {
+            i += 5;
+        } else {
+            long e = scan_number(p, len, i);
+            if (e < 0) goto done;
+            if (!limit && !number_in_range(p + i, (size_t)e - i)) limit = JSON_CHECK_NUMBER_RANGE, limit_at = i;
+            i = (size_t)e;
+        }
+        /* After a value: close containers, or a ',' and the next member. */
+        for (;;) {
+            i = skip_ws(p, len, i);
+            if (depth == 0) {
+                err = i == len ? JSON_CHECK_OK : JSON_CHECK_TRAILING;
+                goto done;
+            }
+            int in_object = stack_is_object(&st, depth - 1);
+            if (i < len && p[i] == (in_object ? '}' : ']')) {
+                depth--;
+                i++;
+                continue;
+            }
+            if (i >= len || p[i] != ',') goto done;
+            i++;
+            break;
+        }
+        if (!stack_is_object(&st, depth - 1)) continue;
+    key:
+        i = skip_ws(p, len, i);
+        if (i >= len || p[i] != '"') goto done;
+        long e = scan_string(p, len, i + 1);
+        if (e < 0) goto done;
+        i = skip_ws(p, len, (size_t)e);
+        if (i >= len || p[i] != ':') goto done;
+        i++;
+    }
+done:
+    if (st.bits != st.inline_bits) free(st.bits);
+    if (err == JSON_CHECK_OK && limit) err = limit, i = limit_at;
+    if (at) *at = i;
+    return err;
+}
+
+size_t json_string_decoded_len(struct slice v) {
+    size_t n = 0;
+    for (size_t i = 1; i + 1 < v.len; i++) {
+        if (v.p[i] != '\\') {
+            n++;
+            continue;
+        }
+        if (v.p[++i] != 'u') {
+            n++;
+            continue;
+        }
+        unsigned cp = (unsigned)(hexval(v.p[i + 1]) << 12 | hexval(v.p[i + 2]) << 8 | hexval(v.p[i + 3]) << 4 |
+                                 hexval(v.p[i + 4]));
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < v.len && v.p[i + 1] == '\\' && v.p[i + 2] == 'u') {
+            unsigned lo = (unsigned)(hexval(v.p[i + 3]) << 12 | hexval(v.p[i + 4]) << 8 | hexval(v.p[i + 5]) << 4 |
+                                     hexval(v.p[i + 6]));
+            if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                i += 6;
+                n += 4;
+                continue;
+            }
+        }
+        n += cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
+    }
+    return n;
+}
+
+/* }================================================================== */
+
 static char type_of(char c) {
     switch (c) {
     case '"': return 's';
@@ -116,10 +274,35 @@ static char type_of(char c) {
     }
 }
 
-int json_object_next(const char *p, size_t len, size_t *pos, struct json_member *m) {
+/* The end of the value at i in text known to be valid JSON: brackets
+ * counted, strings skipped; no recursion, so any depth will do. */
+static size_t skip_valid_value(const char *p, size_t len, size_t i) {
+    size_t depth = 0;
+    do {
+        char c = p[i];
+        if (c == '"') {
+            for (i++; p[i] != '"'; i++)
+                if (p[i] == '\\') i++;
+            i++;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            i++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            i++;
+        } else if (c == ',' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            i++;
+        } else {
+            while (i < len && !strchr(",:]} \t\n\r", p[i])) i++; /* a number or a literal */
+        }
+    } while (depth > 0 && i < len);
+    return i;
+}
+
+static int object_next(const char *p, size_t len, size_t *pos, struct json_member *m, int checked) {
     size_t i = *pos;
     if (i == 0) {
-        if (!json_valid(p, len)) return -1;
+        if (!checked && !json_valid(p, len)) return -1;
         i = skip_ws(p, len, 0);
         if (i >= len || p[i] != '{') return -1;
         i = skip_ws(p, len, i + 1);
@@ -136,11 +319,19 @@ int json_object_next(const char *p, size_t len, size_t *pos, struct json_member 
     m->key = (struct slice){p + i + 1, (size_t)(k - 1 - (long)i - 1)};
     i = skip_ws(p, len, (size_t)k) + 1; /* past ':' */
     i = skip_ws(p, len, i);
-    long v = scan(p, len, i, 1);
-    m->value = (struct slice){p + i, (size_t)(v - (long)i)};
+    size_t v = checked ? skip_valid_value(p, len, i) : (size_t)scan(p, len, i, 1);
+    m->value = (struct slice){p + i, v - i};
     m->type = type_of(p[i]);
-    *pos = (size_t)v;
+    *pos = v;
     return 1;
+}
+
+int json_object_next(const char *p, size_t len, size_t *pos, struct json_member *m) {
+    return object_next(p, len, pos, m, 0);
+}
+
+int json_object_next_valid(const char *p, size_t len, size_t *pos, struct json_member *m) {
+    return object_next(p, len, pos, m, 1);
 }
 
 int json_object_get(const char *p, size_t len, const char *key, struct json_member *m) {
@@ -149,10 +340,6 @@ int json_object_get(const char *p, size_t len, const char *key, struct json_memb
     while ((rc = json_object_next(p, len, &pos, m)) == 1)
         if (slice_eq(m->key, key)) return 1;
     return 0;
-}
-
-static int hexval(char c) {
-    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 }
 
 long json_string_value(struct slice v, char *out, size_t cap) {

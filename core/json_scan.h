@@ -18,6 +18,24 @@ long json_scan_value(const char *p, size_t len, size_t pos);
 /* 1 when the whole of p is one valid JSON value. */
 int json_valid(const char *p, size_t len);
 
+/* What json_check found wrong with a client's message, the worst first:
+ * bad JSON is a protocol matter, the two limits refuse valid JSON. */
+enum json_check_error {
+    JSON_CHECK_OK = 0,
+    JSON_CHECK_SYNTAX,       /* not JSON (RFC 8259; a byte order mark is not JSON) */
+    JSON_CHECK_TRAILING,     /* one JSON value, then more than whitespace */
+    JSON_CHECK_TOO_DEEP,     /* valid, but arrays and objects nest deeper than max_depth */
+    JSON_CHECK_NUMBER_RANGE, /* valid, but a number is beyond the double range (1e400) */
+};
+/* Checks that the whole of p is one JSON value within the limits the Lua
+ * decoder keeps (json_lua), at any depth and without recursion, so that
+ * a client's message can be answered with the right cause. *at (may be
+ * NULL) gets the byte offset of the problem. */
+enum json_check_error json_check(const char *p, size_t len, unsigned max_depth, size_t *at);
+/* The length a JSON string token (quotes included, known valid) has once
+ * decoded (a lone surrogate counts as U+FFFD, as json_lua decodes it). */
+size_t json_string_decoded_len(struct slice v);
+
 /* One member of an object. type: 's' string, 'n' number, 'o' object,
  * 'a' array, 't' true, 'f' false, 'z' null. */
 struct json_member {
@@ -30,6 +48,9 @@ struct json_member {
  * *pos = 0. Returns 1 with the next member, 0 at the end, -1 when p is not
  * a valid JSON object. */
 int json_object_next(const char *p, size_t len, size_t *pos, struct json_member *m);
+/* json_object_next for a p that json_check found valid, or over a limit
+ * only (it is not checked again; values may nest at any depth). */
+int json_object_next_valid(const char *p, size_t len, size_t *pos, struct json_member *m);
 /* The member named key (raw compare) of the object p, or 0 when absent. */
 int json_object_get(const char *p, size_t len, const char *key, struct json_member *m);
 

@@ -1182,45 +1182,6 @@ enum script_result script_on_event(struct script_host *h, struct sio_socket *s, 
     return SCRIPT_OK;
 }
 
-enum script_result script_on_plain(struct script_host *h, struct sio_socket *s, const char *json, size_t len) {
-    lua_State *L = h->L;
-    int top = lua_gettop(L);
-    /* {"event": NAME, "data": {...}?, "id": N?} */
-    if (json_lua_decode(L, json, len, NULL) != 0 || !lua_istable(L, -1) || lua_getmetatable(L, -1)) {
-        lua_settop(L, top);
-        return SCRIPT_PROTOCOL_ERROR;
-    }
-    int msg = lua_gettop(L);
-    int64_t id = -1;
-    if (lua_getfield(L, msg, "id") != LUA_TNIL) {
-        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > ((int64_t)1 << 53)) {
-            lua_settop(L, top);
-            return SCRIPT_PROTOCOL_ERROR;
-        }
-        id = lua_tointeger(L, -1);
-    }
-    lua_pop(L, 1);
-    size_t name_len;
-    if (lua_getfield(L, msg, "event") != LUA_TSTRING) {
-        lua_settop(L, top);
-        return SCRIPT_PROTOCOL_ERROR;
-    }
-    const char *name = lua_tolstring(L, -1, &name_len);
-    int name_idx = lua_gettop(L);
-    if (name_len == 0 || sio_is_reserved_event(name, name_len)) {
-        lua_settop(L, top);
-        return SCRIPT_PROTOCOL_ERROR;
-    }
-    lua_createtable(L, 2, 0); /* args: [name, data] */
-    lua_pushvalue(L, name_idx);
-    lua_rawseti(L, -2, 1);
-    lua_getfield(L, msg, "data");
-    lua_rawseti(L, -2, 2);
-    dispatch_event(h, s, name_idx, lua_gettop(L), id);
-    lua_settop(L, top);
-    return SCRIPT_OK;
-}
-
 enum script_result script_on_ack(struct script_host *h, struct sio_socket *s, int64_t ack_id,
                                  const char *json, size_t len, unsigned n_att,
                                  const void *const *att, const size_t *att_len) {

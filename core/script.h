@@ -68,8 +68,6 @@ void script_on_connected(struct script_host *h, struct sio_socket *s);
 enum script_result script_on_event(struct script_host *h, struct sio_socket *s, int64_t ack_id,
                                    const char *json, size_t len, unsigned n_att,
                                    const void *const *att, const size_t *att_len);
-/* One message of the plain /ws protocol: {"event", "data"?, "id"?}. */
-enum script_result script_on_plain(struct script_host *h, struct sio_socket *s, const char *json, size_t len);
 enum script_result script_on_ack(struct script_host *h, struct sio_socket *s, int64_t ack_id,
                                  const char *json, size_t len, unsigned n_att,
                                  const void *const *att, const size_t *att_len);

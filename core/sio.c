@@ -14,6 +14,7 @@
 #include "utf8.h"
 #include "wire.h"
 #include "ws.h"
+#include "wsjson.h"
 
 /* A binary packet waits for its attachments here. */
 struct pending_binary {
@@ -25,8 +26,24 @@ struct pending_binary {
     size_t att_len[SIO_MAX_ATTACHMENTS];
 };
 
+/* /ws request ids that no number can stand for (strings, negative,
+ * fractional or long numbers): each waits here for its answer under a key
+ * that goes through the handlers as the ack id. At most PLAIN_IDS_MAX
+ * wait per connection (answers come later only after asynchronous work);
+ * a newer id takes the oldest one's slot, whose answer then goes without
+ * an id. */
+#define PLAIN_ID_KEY_BASE ((int64_t)1 << 60) /* above any id a number stands for, or the server's own ack ids */
+#define PLAIN_IDS_MAX 64
+struct plain_ids {
+    int64_t next_seq;           /* key = PLAIN_ID_KEY_BASE + seq; slot = seq % PLAIN_IDS_MAX */
+    int64_t key[PLAIN_IDS_MAX]; /* 0: the slot is free */
+    char *text[PLAIN_IDS_MAX];  /* the id's JSON text, owned */
+    size_t len[PLAIN_IDS_MAX];
+};
+
 struct sio_client {
     char *handshake_token;         /* Bearer header or token query of the handshake; owned */
+    struct plain_ids *plain_ids;   /* /ws only, made at the first such id */
     struct eio_session *eio;
     struct server *srv;
     struct sio_socket *sockets;    /* joined namespaces */
@@ -50,11 +67,41 @@ static void pending_clear(struct pending_binary *p) {
 
 void sio_client_free(struct sio_client *c) {
     pending_clear(&c->pending);
+    if (c->plain_ids)
+        for (int i = 0; i < PLAIN_IDS_MAX; i++) free(c->plain_ids->text[i]);
+    free(c->plain_ids);
     free(c->handshake_token);
     free(c);
 }
 
 static void protocol_error(struct sio_client *c, const char *what) { eio_protocol_error(c->eio, what); }
+
+/* Why the JSON of a packet the Lua decoder refused is valid JSON that the
+ * server still will not take (nested too deep, a number beyond a double):
+ * the sender is answered and stays. NULL when it is not JSON at all: a
+ * malformed packet, a protocol violation. */
+static const char *refused_json(struct slice json) {
+    switch (json_check(json.p, json.len, JSON_SCAN_MAX_DEPTH, NULL)) {
+    case JSON_CHECK_TOO_DEEP: return "JSON nested deeper than 64 levels";
+    case JSON_CHECK_NUMBER_RANGE: return "a number out of range (beyond a double)";
+    default: return NULL;
+    }
+}
+
+/* The first element of a JSON array text when it is a string: the token,
+ * quotes included (an event's name); empty otherwise. */
+static struct slice first_string(struct slice json) {
+    size_t i = 0;
+    while (i < json.len && (json.p[i] == ' ' || json.p[i] == '\t' || json.p[i] == '\n' || json.p[i] == '\r')) i++;
+    if (i >= json.len || json.p[i] != '[') return (struct slice){NULL, 0};
+    i++;
+    while (i < json.len && (json.p[i] == ' ' || json.p[i] == '\t' || json.p[i] == '\n' || json.p[i] == '\r')) i++;
+    long end = i < json.len && json.p[i] == '"' ? json_scan_value(json.p, json.len, i) : -1;
+    if (end < 0) return (struct slice){NULL, 0};
+    size_t e = (size_t)end;
+    while (e > i && json.p[e - 1] != '"') e--; /* the whitespace json_scan_value skipped */
+    return (struct slice){json.p + i, e - i};
+}
 
 static struct sio_socket *find_socket(struct sio_client *c, struct slice nsp) {
     for (struct sio_socket *s = c->sockets; s; s = s->next)
@@ -82,7 +129,7 @@ static struct nsp *get_nsp(struct server *srv, struct slice name) {
 
 static struct wire_packet to_wire(const struct nsp *nsp, const struct sio_out *o) {
     return (struct wire_packet){o->type, {nsp->name, nsp->name_len}, o->ack_id, o->json, o->len,
-                                o->n_bin, o->bin, o->bin_len};
+                                o->n_bin, o->bin, o->bin_len, {NULL, 0}};
 }
 
 /* Sends p to one session in its form. A packet with no plain form (CONNECT
@@ -97,10 +144,79 @@ static int send_packet(struct eio_session *e, const struct wire_packet *p) {
     return rc;
 }
 
+/* Keeps a /ws request id's text; returns its key, or -1 when out of memory
+ * (the answer then goes without the id). */
+static int64_t plain_id_keep(struct sio_client *c, struct slice id) {
+    if (!c->plain_ids && !(c->plain_ids = calloc(1, sizeof *c->plain_ids))) return -1;
+    struct plain_ids *ids = c->plain_ids;
+    char *text = malloc(id.len);
+    if (!text) return -1;
+    memcpy(text, id.p, id.len);
+    int64_t seq = ids->next_seq++;
+    int slot = (int)(seq % PLAIN_IDS_MAX);
+    free(ids->text[slot]); /* the oldest waiting id, if any: forgotten */
+    ids->key[slot] = PLAIN_ID_KEY_BASE + seq;
+    ids->text[slot] = text;
+    ids->len[slot] = id.len;
+    return ids->key[slot];
+}
+
+/* Takes the text kept under key out (the caller frees it); NULL when it
+ * was answered already or forgotten. */
+static char *plain_id_take(struct sio_client *c, int64_t key, size_t *len) {
+    struct plain_ids *ids = c->plain_ids;
+    int slot = (int)((key - PLAIN_ID_KEY_BASE) % PLAIN_IDS_MAX);
+    if (!ids || ids->key[slot] != key) return NULL;
+    char *text = ids->text[slot];
+    *len = ids->len[slot];
+    ids->key[slot] = 0;
+    ids->text[slot] = NULL;
+    return text;
+}
+
 int sio_send(struct sio_socket *s, const struct sio_out *o) {
     if (s->closed) return -1;
     struct wire_packet p = to_wire(s->nsp, o);
-    return send_packet(s->client->eio, &p);
+    char *id_text = NULL;
+    if (o->ack_id >= PLAIN_ID_KEY_BASE && s->client->eio->kind == EIO_KIND_PLAIN) {
+        /* A /ws answer: the request's id goes back as the client wrote it, once. */
+        size_t n = 0;
+        id_text = plain_id_take(s->client, o->ack_id, &n);
+        p.ack_id = -1;
+        p.plain_id = (struct slice){id_text, id_text ? n : 0};
+    }
+    int rc = send_packet(s->client->eio, &p);
+    free(id_text);
+    return rc;
+}
+
+/* Answers a message the server refuses before any handler sees it:
+ * `error` {code: invalid_payload, message: why, event} (event: the JSON
+ * string token as the client wrote it, when it could be read), and the
+ * ack with the same object when one was asked, as handlers' errors go. */
+static void answer_invalid_payload(struct sio_socket *s, struct slice event, int64_t ack_id, const char *why) {
+    char obj_storage[256], msg_storage[320];
+    struct sbuf obj = sbuf_on_stack(obj_storage, sizeof obj_storage);
+    struct sbuf msg = sbuf_on_stack(msg_storage, sizeof msg_storage);
+    int bad = sbuf_printf(&obj, "{\"code\":\"invalid_payload\",\"message\":") || json_append_string(&obj, why, strlen(why));
+    if (event.len) bad = bad || sbuf_append(&obj, ",\"event\":", 9) || sbuf_append(&obj, event.p, event.len);
+    bad = bad || sbuf_putc(&obj, '}');
+    bad = bad || sbuf_append(&msg, "[\"error\",", 9) || sbuf_append(&msg, obj.p, obj.len) || sbuf_putc(&msg, ']');
+    if (!bad) {
+        int plain = s->client->eio->kind == EIO_KIND_PLAIN;
+        /* /ws: the error frame itself carries the request id. */
+        struct sio_out e = {SIO_EVENT, plain ? ack_id : -1, msg.p, msg.len, 0, NULL, NULL};
+        sio_send(s, &e);
+        if (!plain && ack_id >= 0 && !s->closed) {
+            sbuf_reset(&msg);
+            if (!sbuf_putc(&msg, '[') && !sbuf_append(&msg, obj.p, obj.len) && !sbuf_putc(&msg, ']')) {
+                struct sio_out a = {SIO_ACK, ack_id, msg.p, msg.len, 0, NULL, NULL};
+                sio_send(s, &a);
+            }
+        }
+    }
+    sbuf_free(&obj);
+    sbuf_free(&msg);
 }
 
 size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct sio_socket *except,
@@ -180,7 +296,7 @@ int sio_socket_is_plain(const struct sio_socket *s) { return s->client->eio->kin
  * =================================================================== */
 
 static void send_connect_error(struct sio_client *c, struct slice nsp, const char *json, size_t len) {
-    struct wire_packet p = {SIO_CONNECT_ERROR, nsp, -1, json, len, 0, NULL, NULL};
+    struct wire_packet p = {SIO_CONNECT_ERROR, nsp, -1, json, len, 0, NULL, NULL, {NULL, 0}};
     send_packet(c->eio, &p);
 }
 
@@ -236,7 +352,18 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
     if (!s) {
         if (r == SCRIPT_REFUSE) send_connect_error(c, pkt->nsp, refusal.p, refusal.len);
         sbuf_free(&refusal);
-        if (r == SCRIPT_PROTOCOL_ERROR) protocol_error(c, "CONNECT data is not a JSON object");
+        const char *why = r == SCRIPT_PROTOCOL_ERROR ? refused_json(pkt->json) : NULL;
+        if (why) {
+            /* Valid JSON over a limit: refused like a login, the session stays. */
+            struct sbuf e = {0};
+            sbuf_printf(&e, "{\"message\":\"invalid payload\",\"data\":{\"code\":\"invalid_payload\",\"message\":");
+            json_append_string(&e, why, strlen(why));
+            sbuf_append(&e, "}}", 2);
+            if (e.p) send_connect_error(c, pkt->nsp, e.p, e.len);
+            sbuf_free(&e);
+        } else if (r == SCRIPT_PROTOCOL_ERROR) {
+            protocol_error(c, "CONNECT data is not a JSON object");
+        }
         return;
     }
     sbuf_free(&refusal);
@@ -305,8 +432,33 @@ void sio_client_start_plain(struct sio_client *c, const struct http_request *req
 void sio_client_on_plain(struct sio_client *c, const char *p, size_t n) {
     struct sio_socket *s = c->sockets;
     if (!s) return;
-    if (script_on_plain(c->srv->script, s, p, n) == SCRIPT_PROTOCOL_ERROR)
-        protocol_error(c, "a /ws message must be a JSON object with a string \"event\"");
+    struct wsjson_msg m;
+    const char *why = wsjson_parse(p, n, &m);
+    int64_t ack_id = -1;
+    long long small;
+    if (m.id.len) ack_id = wsjson_id_is_small_int(m.id, &small) ? (int64_t)small : plain_id_keep(c, m.id);
+    if (why) {
+        /* Not a protocol violation: the frame arrived whole and valid UTF-8;
+         * its sender is told, as for any refused data, and stays. */
+        char q[LOG_QUOTED_MAX];
+        log_debug("sio", "refused a /ws message sid=%s: %s", c->eio->sid, log_quoted(q, sizeof q, why));
+        answer_invalid_payload(s, m.event, ack_id, why);
+        return;
+    }
+    /* The handlers take an event as Socket.IO carries it: [NAME, data]. */
+    char storage[512];
+    struct sbuf args = sbuf_on_stack(storage, sizeof storage);
+    if (sbuf_putc(&args, '[') || sbuf_append(&args, m.event.p, m.event.len) ||
+        (m.data.len && (sbuf_putc(&args, ',') || sbuf_append(&args, m.data.p, m.data.len))) || sbuf_putc(&args, ']')) {
+        sbuf_free(&args);
+        eio_close(c->eio, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    enum script_result r = script_on_event(c->srv->script, s, ack_id, args.p, args.len, 0, NULL, NULL);
+    sbuf_free(&args);
+    /* Checked above, so only the Lua state running out of memory gets here. */
+    if (r == SCRIPT_PROTOCOL_ERROR && !s->closed)
+        answer_invalid_payload(s, m.event, ack_id, "the message does not fit in the scripts' memory (--lua-memory)");
 }
 
 void sio_socket_close(struct sio_socket *s, const char *reason, int notify_client) {
@@ -383,7 +535,19 @@ static void dispatch(struct sio_client *c, const struct sio_packet *pkt, unsigne
     else
         rc = script_on_ack(c->srv->script, s, pkt->ack_id, pkt->json.p, pkt->json.len, n_att,
                            (const void *const *)att, att_len);
-    if (rc == SCRIPT_PROTOCOL_ERROR) protocol_error(c, "malformed event or ack data");
+    if (rc != SCRIPT_PROTOCOL_ERROR || s->closed) return;
+    const char *why = refused_json(pkt->json);
+    if (!why) {
+        protocol_error(c, "malformed event or ack data");
+        return;
+    }
+    /* A well-formed packet whose data is over a JSON limit: the sender is
+     * told (with its ack, for an event that asked for one) and stays. */
+    int is_event = pkt->type == SIO_EVENT || pkt->type == SIO_BINARY_EVENT;
+    struct slice name = is_event ? first_string(pkt->json) : (struct slice){NULL, 0};
+    char q[LOG_QUOTED_MAX];
+    log_debug("sio", "refused an event sid=%s socket=%s: %s", c->eio->sid, s->sid, log_quoted(q, sizeof q, why));
+    answer_invalid_payload(s, name, is_event ? pkt->ack_id : -1, why);
 }
 
 void sio_client_on_text(struct sio_client *c, const char *p, size_t n) {

@@ -180,7 +180,7 @@ static size_t skip_value(const char *s, size_t len, size_t i) {
     return i;
 }
 
-/* From the array text ["event", data, ...]: {"event":"event","data":data,"id":N}.
+/* From the array text ["event", data, ...]: {"event":"event","data":data,"id":ID}.
  * An ACK's array [data, ...] becomes {"event":"ack","data":data,"id":N}. */
 static buf *encode_plain(const struct wire_packet *p) {
     if (p->n_bin || (p->type != SIO_EVENT && p->type != SIO_ACK)) return NULL;
@@ -204,7 +204,11 @@ static buf *encode_plain(const struct wire_packet *p) {
     } else if (sbuf_append(&out, "null", 4)) {
         goto oom;
     }
-    if (p->ack_id >= 0 && sbuf_printf(&out, ",\"id\":%" PRId64, p->ack_id)) goto oom;
+    if (p->plain_id.len) {
+        if (sbuf_append(&out, ",\"id\":", 6) || sbuf_append(&out, p->plain_id.p, p->plain_id.len)) goto oom;
+    } else if (p->ack_id >= 0 && sbuf_printf(&out, ",\"id\":%" PRId64, p->ack_id)) {
+        goto oom;
+    }
     if (sbuf_putc(&out, '}')) goto oom;
     size_t hlen = ws_frame_header_len(out.len);
     buf *b = buf_new(hlen + out.len);

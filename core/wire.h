@@ -8,7 +8,8 @@
  *               attachment, joined by 0x1E (the GET response joins entries
  *               with 0x1E too)
  *   WIRE_PLAIN  the plain /ws protocol: one text frame
- *               {"event":E,"data":D[,"id":N]} (D: the first argument) */
+ *               {"event":E,"data":D[,"id":ID]} (D: the first argument; ID
+ *               plain_id, or else the ack id) */
 #ifndef SPACE_WIRE_H
 #define SPACE_WIRE_H
 
@@ -30,6 +31,7 @@ struct wire_packet {
     size_t n_bin;
     const void *const *bin;
     const size_t *bin_len;
+    struct slice plain_id; /* WIRE_PLAIN: the request id's JSON text, echoed as it came (empty: ack_id, if any) */
 };
 
 /* The packet's bytes in that form; NULL on OOM, or for WIRE_PLAIN when the

@@ -37,6 +37,7 @@ struct ws_state {
     int bad_close;           /* the peer's close frame was malformed: answer 1002 */
     int over_partial_cap;    /* the server holds too much partly received data: answer 1013 */
     uint64_t partial;        /* bytes of the message being received, counted in server.partial_bytes */
+    int close_head_held;     /* send_cb holds wslay's bare close header (see send_cb) */
 };
 
 static void release_partial(struct conn *c, struct ws_state *ws) {
@@ -92,12 +93,62 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *out, size_t len, in
     return (ssize_t)n;
 }
 
+/* The reason text of a close the server starts for this code (at most
+ * 123 bytes, the room a close frame has). */
+static const char *close_reason_for(uint16_t code) {
+    switch (code) {
+    case WS_CLOSE_PROTOCOL_ERROR: return "malformed WebSocket frame";
+    case WS_CLOSE_INVALID_DATA: return "invalid UTF-8 in a text message";
+    case WS_CLOSE_TOO_BIG: return "message over --max-payload";
+    case WS_CLOSE_INTERNAL: return "out of memory";
+    case WS_CLOSE_TRY_AGAIN_LATER: return "server busy: too many partly received messages";
+    default: return "closed";
+    }
+}
+
+/* A close frame: code, then reason cut to what a frame holds (at a UTF-8
+ * boundary). Returns its length; out needs 127 bytes. */
+static size_t close_frame(uint8_t *out, uint16_t code, const char *reason) {
+    size_t rlen = reason ? strlen(reason) : 0;
+    if (rlen > 123) {
+        rlen = 123;
+        while (rlen > 0 && ((uint8_t)reason[rlen] & 0xC0) == 0x80) rlen--;
+    }
+    out[0] = 0x80 | WS_OP_CLOSE;
+    out[1] = (uint8_t)(2 + rlen);
+    out[2] = (uint8_t)(code >> 8);
+    out[3] = (uint8_t)code;
+    if (rlen) memcpy(out + 4, reason, rlen);
+    return 4 + rlen;
+}
+
 /* wslay only sends control frames (pong, close); always accept them whole
- * so that our prebuilt frames never interleave with half a wslay frame. */
+ * so that our prebuilt frames never interleave with half a wslay frame.
+ * A close wslay starts itself (a frame it refused: 1002, 1007, 1009) has a
+ * code and no reason, and wslay sends the header apart from the payload:
+ * the header is held here and the frame sent again with a reason. An
+ * echo of the peer's close goes out as it is. */
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
                        void *ud) {
     (void)flags;
     struct conn *c = ((struct ws_ctx *)ud)->conn;
+    struct ws_state *ws = c->tr_state;
+    if (!wslay_event_get_close_received(ctx)) {
+        if (len == 2 && data[0] == (0x80 | WS_OP_CLOSE) && data[1] == 2 && !ws->close_head_held) {
+            ws->close_head_held = 1;
+            return (ssize_t)len;
+        }
+        if (ws->close_head_held && len == 2) {
+            ws->close_head_held = 0;
+            uint8_t frame[127];
+            uint16_t code = (uint16_t)(data[0] << 8 | data[1]);
+            if (conn_send_copy(c, frame, close_frame(frame, code, close_reason_for(code))) != 0) {
+                wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+                return -1;
+            }
+            return (ssize_t)len;
+        }
+    }
     if (conn_send_copy(c, data, len) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -170,8 +221,8 @@ static void after_wslay(struct conn *c, struct ws_state *ws) {
 static void close_raw(struct conn *c, struct ws_state *ws, uint16_t code) {
     notify_close(ws);
     if (ws->ctx) wslay_event_shutdown_write(ws->ctx->wslay);
-    uint8_t frame[4] = {0x80 | WS_OP_CLOSE, 2, (uint8_t)(code >> 8), (uint8_t)code};
-    conn_send_copy(c, frame, sizeof frame);
+    uint8_t frame[127];
+    conn_send_copy(c, frame, close_frame(frame, code, close_reason_for(code)));
     conn_close_after_flush(c);
 }
 
@@ -375,7 +426,10 @@ void ws_close(struct conn *c, uint16_t code, const char *reason) {
         conn_close(c);
         return;
     }
-    wslay_event_queue_close(ws->ctx->wslay, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+    /* Every close the server starts says why, briefly (what fits a frame). */
+    uint8_t frame[127];
+    size_t n = close_frame(frame, code, reason && *reason ? reason : close_reason_for(code));
+    wslay_event_queue_close(ws->ctx->wslay, code, frame + 4, n - 4);
     if (!ws->in_recv && wslay_event_send(ws->ctx->wslay) != 0) {
         conn_close(c);
         return;

@@ -577,6 +577,7 @@ class NetWs {
       const opcode = b0 & 15;
       if (opcode === 8) {
         this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : null;
+        this.closeReason = payload.length > 2 ? payload.subarray(2).toString('utf8') : '';
         this.inbox.push('close', this.closeCode);
       } else if (opcode === 1) {
         const text = payload.toString('utf8');

@@ -1,8 +1,10 @@
 'use strict';
 // The plain WebSocket protocol on /ws (PROTOCOL.md §1-§4) with the stock `ws` client:
 // ws://host/ws?name=alice (development login), one JSON object per text frame
-// {"event", "data", "id"?}, answers echoing the id, errors, rooms shared with Socket.IO clients,
-// protocol violations and their close codes, the Origin check, server WebSocket pings.
+// {"event", "data", "id"?}, answers echoing the id (a number or a string of at most 64 bytes, as
+// JSON-RPC sends it), errors, frames that are not such an object (invalid_payload, the connection
+// stays), rooms shared with Socket.IO clients, protocol violations and their close codes (with a
+// reason), the Origin check, server WebSocket pings.
 // Main server: default options; a second one with --ping-interval 300 --ping-timeout 200.
 
 const { test, describe, before, after, beforeEach, afterEach } = require('node:test');
@@ -203,8 +205,8 @@ describe('login and the connected frame', () => {
 });
 
 describe('chat events, with and without id', () => {
-  for (const id of [undefined, 7, 0, 9007199254740991]) {
-    const tag = id === undefined ? 'without id' : `with id ${id}`;
+  for (const id of [undefined, 7, 0, 9007199254740991, 'req-2', '', 'é'.repeat(32), -3, 1.5, 12345678901234567890]) {
+    const tag = id === undefined ? 'without id' : `with id ${JSON.stringify(id)}`;
     test(`join_room, get_room_users, send_message, leave_room ${tag}: one answering frame each${id === undefined ? ', no id key' : ', id echoed'}`, async () => {
       const a = await PlainClient.login(h.uniqueName('a'));
       const room = h.uniqueRoom();
@@ -330,16 +332,68 @@ describe('a /ws user and a Socket.IO user in one room', () => {
   }
 });
 
+describe('frames that are not a /ws message answer invalid_payload; the connection stays', () => {
+  // [label, frame, the error's event (undefined: none could be read), the id echoed (undefined: none)]
+  const cases = [
+    ['a text frame that is not JSON', 'hello', undefined, undefined],
+    ['a JSON array', '["join_room",{"room":"r"}]', undefined, undefined],
+    ['a JSON string', '"join_room"', undefined, undefined],
+    ['JSON null', 'null', undefined, undefined],
+    ['truncated JSON', '{"event":"join_room","data":{"room":"r"},"id":"t"', undefined, undefined],
+    ['a byte order mark before the object', '\ufeff{"event":"join_room","data":{"room":"r"},"id":"bom"}', undefined, undefined],
+    ['bytes after the object', '{"event":"join_room","data":{"room":"r"},"id":"tr"} {}', undefined, undefined],
+    ['an object without "event"', '{"data":{"room":"r"},"id":"no-event"}', undefined, 'no-event'],
+    ['an object whose "event" is a number', '{"event":5,"data":{},"id":6}', undefined, 6],
+    ['an empty "event"', '{"event":"","data":{},"id":7}', '', 7],
+    ['a reserved event name', '{"event":"disconnect","data":{},"id":8}', 'disconnect', 8],
+    ['"data" an array', '{"event":"join_room","data":["r"],"id":"arr"}', 'join_room', 'arr'],
+    ['"data" a string', '{"event":"join_room","data":"lobby","id":"str"}', 'join_room', 'str'],
+    ['"data" null', '{"event":"join_room","data":null,"id":"nul"}', 'join_room', 'nul'],
+    ['"id" true', '{"event":"join_room","data":{"room":"r"},"id":true}', 'join_room', undefined],
+    ['"id" an object', '{"event":"join_room","data":{"room":"r"},"id":{"n":1}}', 'join_room', undefined],
+    ['"id" null', '{"event":"join_room","data":{"room":"r"},"id":null}', 'join_room', undefined],
+    ['"id" a string of 65 bytes', `{"event":"join_room","data":{"room":"r"},"id":"${'x'.repeat(65)}"}`, 'join_room', undefined],
+    ['"id" 33 two-byte characters (66 bytes)', `{"event":"join_room","data":{"room":"r"},"id":"${'é'.repeat(33)}"}`, 'join_room', undefined],
+    ['"event" twice', '{"event":"join_room","event":"leave_room","data":{"room":"r"},"id":"twice"}', undefined, 'twice'],
+  ];
+  for (const [label, frame, event, id] of cases) {
+    test(`${label} → error invalid_payload${id === undefined ? '' : `, id ${JSON.stringify(id)} echoed`}; the next request is answered`, async () => {
+      const a = await PlainClient.login(h.uniqueName('bad'));
+      a.send(frame);
+      const f = await a.next('error');
+      assertError(f, 'invalid_payload', event, id, label);
+      await a.roundTrip();
+      ok(a.isOpen, 'the connection stays open', a.closeInfo);
+    });
+  }
+
+  test('a string id of exactly 64 bytes is echoed; members besides event, data and id are ignored (JSON-RPC\'s "jsonrpc")', async () => {
+    const a = await PlainClient.login(h.uniqueName('rpc'));
+    const id = 'é'.repeat(32);
+    a.send({ jsonrpc: '2.0', event: 'get_room_users', data: { room: 'r' }, id });
+    const f = await a.next('room_users');
+    assertFrame(f, 'room_users', id, '64-byte id');
+  });
+
+  test('an escaped key still names the member ("\\u0065vent" is "event")', async () => {
+    const a = await PlainClient.login(h.uniqueName('esc'));
+    a.send('{"\\u0065vent":"get_room_users","data":{"room":"r"},"id":"esc"}');
+    assertFrame(await a.next('room_users'), 'room_users', 'esc', 'escaped key');
+  });
+
+  test('pipelined requests with string and number ids are each answered with their own id', async () => {
+    const a = await PlainClient.login(h.uniqueName('pipe'));
+    const ids = ['a', 1, 'b', -1, 'c', 0.5];
+    for (const id of ids) a.send({ event: 'get_room_users', data: { room: 'r' }, id });
+    const got = [];
+    for (let i = 0; i < ids.length; i++) got.push((await a.next('room_users')).id);
+    eq(got, ids, 'ids of the answers, in order');
+  });
+});
+
 describe('protocol violations close only that connection', () => {
   const cases = [
     ['a binary frame', 1003, (c) => c.ws.send(Buffer.from([1, 2, 3]), { binary: true })],
-    ['a text frame that is not JSON', 1002, (c) => c.send('hello')],
-    ['a JSON array', 1002, (c) => c.send('["join_room",{"room":"r"}]')],
-    ['a JSON string', 1002, (c) => c.send('"join_room"')],
-    ['JSON null', 1002, (c) => c.send('null')],
-    ['an object without "event"', 1002, (c) => c.send('{"data":{"room":"r"}}')],
-    ['an object whose "event" is a number', 1002, (c) => c.send('{"event":5,"data":{}}')],
-    ['truncated JSON', 1002, (c) => c.send('{"event":"join_room","data":{"room":"r"}')],
     ['invalid UTF-8 (0xFF)', 1007, (c) => c.ws.send(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]), { binary: false })],
     ['invalid UTF-8 (a lone surrogate ED A0 80)', 1007, (c) => c.ws.send(Buffer.from('{"event":"x\xed\xa0\x80"}', 'latin1'), { binary: false })],
   ];
@@ -354,6 +408,7 @@ describe('protocol violations close only that connection', () => {
       });
       if (info.code !== code) await h.assertAlive(srv);
       eq(info.code, code, `${label}: close code`);
+      ok(info.reason.length > 0, `${label}: the close frame says why`, info);
       ok(healthy.isOpen, 'the other connection stays open', healthy.closeInfo);
       await healthy.roundTrip();
     });

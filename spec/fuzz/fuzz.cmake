@@ -74,3 +74,5 @@ space_fuzz(filecheck filecheck.c utf8.c)
 space_fuzz(jwt jwt.c json_scan.c wire.c utf8.c http.c sbuf.c buf.c sio_packet.c ws_codec.c LIBS OpenSSL::Crypto)
 # The C side's JSON reads (JWT header and claims, admin API bodies) against a reference validator.
 space_fuzz(json_scan json_scan.c utf8.c http.c)
+# Plain /ws frames and the JSON limits of client messages (json_check) against json_valid.
+space_fuzz(wsjson wsjson.c json_scan.c utf8.c http.c sio_packet.c sbuf.c)

@@ -15,7 +15,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 BUILD="${SPACE_FUZZ_BUILD:-$REPO/build-fuzz}"
 SECONDS_EACH="${1:-60}"
 shift || true
-ALL=(http sio_packet eio_packet utf8 ws_accept wire_base64 filecheck jwt json_scan)
+ALL=(http sio_packet eio_packet utf8 ws_accept wire_base64 filecheck jwt json_scan wsjson)
 NAMES=("$@")
 [ ${#NAMES[@]} -eq 0 ] && NAMES=("${ALL[@]}")
 JOBS="${SPACE_FUZZ_JOBS:-1}"

@@ -333,6 +333,136 @@ TEST(int_values) {
     CHECK_INT(-1, int_value("1234567890123456789012345678901234", 1, &v)); /* over the 31-character buffer */
 }
 
+/* {==================================================================
+ * json_check: the cause, at any depth (issue 11, item 10)
+ * =================================================================== */
+
+static enum json_check_error check_n(const char *p, size_t n, size_t *at) {
+    char *c = heap_copy(p, n);
+    enum json_check_error r = json_check(c, n, 64, at);
+    free(c);
+    return r;
+}
+static enum json_check_error check_s(const char *s) { return check_n(s, strlen(s), NULL); }
+
+#define CHECK_JSON(expected, s) \
+    do { if (!CHECK_INT(expected, check_s(s))) fprintf(stderr, "    input: %.200s\n", s); } while (0)
+
+/* n arrays around inner, then the closers when closed. */
+static char *nested(size_t n, const char *inner, int closed) {
+    size_t il = strlen(inner);
+    char *s = malloc(2 * n + il + 1), *o = s;
+    memset(o, '[', n), o += n;
+    memcpy(o, inner, il), o += il;
+    if (closed) memset(o, ']', n), o += n;
+    *o = 0;
+    return s;
+}
+
+TEST(check_accepts_what_json_valid_accepts) {
+    CHECK_JSON(JSON_CHECK_OK, "{}");
+    CHECK_JSON(JSON_CHECK_OK, " {\"event\":\"x\",\"data\":{\"a\":[1,2.5,-3e2,true,false,null,\"s\",[],{}]},\"id\":\"r\"} ");
+    CHECK_JSON(JSON_CHECK_OK, "[[],[[]],{\"a\":{\"b\":[{}]}}]");
+    CHECK_JSON(JSON_CHECK_OK, "\"\\u00e9\\ud83d\\ude00\"");
+    CHECK_JSON(JSON_CHECK_OK, "0");
+    CHECK_JSON(JSON_CHECK_OK, "1e-400"); /* underflows to 0: in range */
+    CHECK_JSON(JSON_CHECK_OK, "1.7976931348623157e308");
+    CHECK_JSON(JSON_CHECK_OK, "-1.7976931348623157e308");
+}
+
+TEST(check_syntax_errors) {
+    CHECK_JSON(JSON_CHECK_SYNTAX, "");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "   ");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "\xef\xbb\xbf{}"); /* a byte order mark */
+    CHECK_JSON(JSON_CHECK_SYNTAX, "{");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "{\"a\"}");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "{\"a\":}");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "{\"a\":1,}");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "{a:1}");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "[1,]");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "[1}");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "{\"a\":1]");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "[01]");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "[1.]");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "[NaN]");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "[tru]");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "\"\x01\"");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "\"\\x\"");
+    CHECK_JSON(JSON_CHECK_SYNTAX, "\"\xff\"");
+    CHECK_JSON(JSON_CHECK_TRAILING, "{} {}");
+    CHECK_JSON(JSON_CHECK_TRAILING, "{\"event\":\"x\"}x");
+    CHECK_JSON(JSON_CHECK_TRAILING, "1 2");
+    size_t at = 0;
+    CHECK_INT(JSON_CHECK_SYNTAX, check_n("[1,x]", 5, &at));
+    CHECK_INT(3, (long long)at);
+}
+
+TEST(check_depth_counts_the_outer_container) {
+    char *ok = nested(64, "", 1), *deep = nested(65, "", 1), *obj = nested(63, "{}", 1);
+    CHECK_JSON(JSON_CHECK_OK, ok);
+    CHECK_JSON(JSON_CHECK_TOO_DEEP, deep);
+    CHECK_JSON(JSON_CHECK_OK, obj);
+    size_t at = 0;
+    CHECK_INT(JSON_CHECK_TOO_DEEP, check_n(deep, strlen(deep), &at));
+    CHECK_INT(64, (long long)at); /* the 65th '[' */
+    free(ok);
+    free(deep);
+    free(obj);
+}
+
+TEST(check_syntax_wins_over_depth_at_any_depth) {
+    /* 100,000 levels: far past the inline stack; no recursion either. */
+    size_t n = 100000;
+    char *closed = nested(n, "1", 1), *open = nested(n, "1", 0), *bad = nested(n, "1,", 1);
+    char *mismatch = nested(n, "", 1);
+    mismatch[n + n / 2] = '}';
+    CHECK_JSON(JSON_CHECK_TOO_DEEP, closed);
+    CHECK_JSON(JSON_CHECK_SYNTAX, open);
+    CHECK_JSON(JSON_CHECK_SYNTAX, bad);
+    CHECK_JSON(JSON_CHECK_SYNTAX, mismatch);
+    free(closed);
+    free(open);
+    free(bad);
+    free(mismatch);
+}
+
+TEST(check_number_range) {
+    CHECK_JSON(JSON_CHECK_NUMBER_RANGE, "1e400");
+    CHECK_JSON(JSON_CHECK_NUMBER_RANGE, "[-1E+309]");
+    CHECK_JSON(JSON_CHECK_NUMBER_RANGE, "{\"a\":{\"b\":[0,1.8e308]}}");
+    char digits[1100];
+    memset(digits, '9', 1000);
+    digits[1000] = 0;
+    CHECK_JSON(JSON_CHECK_NUMBER_RANGE, digits); /* 1000 digits */
+    memcpy(digits, "0.", 2);
+    CHECK_JSON(JSON_CHECK_OK, digits); /* 0.999...: 1000 characters, in range */
+    memset(digits, '1', 309);
+    digits[309] = 0;
+    CHECK_JSON(JSON_CHECK_OK, digits); /* 1.1e308 */
+    memset(digits, '2', 309);
+    CHECK_JSON(JSON_CHECK_NUMBER_RANGE, digits); /* 2.2e308 */
+    /* syntax first, then depth, then range */
+    CHECK_JSON(JSON_CHECK_SYNTAX, "[1e400,]");
+    char *deep = nested(70, "1e400", 1);
+    CHECK_JSON(JSON_CHECK_TOO_DEEP, deep);
+    free(deep);
+    size_t at = 0;
+    CHECK_INT(JSON_CHECK_NUMBER_RANGE, check_n("[1, 2e999]", 10, &at));
+    CHECK_INT(4, (long long)at);
+}
+
+TEST(string_decoded_lengths) {
+    struct { const char *token; size_t len; } cases[] = {
+        {"\"\"", 0}, {"\"abc\"", 3}, {"\"\\n\\\"\"", 2}, {"\"\\u0041\"", 1}, {"\"\\u00e9\"", 2},
+        {"\"\\u20ac\"", 3}, {"\"\\ud83d\\ude00\"", 4}, {"\"\\ud83d\"", 3}, {"\"\\ude00x\"", 4}, {"\"\xc3\xa9\"", 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK_INT((long long)cases[i].len,
+                  (long long)json_string_decoded_len((struct slice){cases[i].token, strlen(cases[i].token)}));
+}
+
+/* }================================================================== */
+
 int main(void) {
     RUN(literals_and_numbers);
     RUN(strings);
@@ -345,5 +475,11 @@ int main(void) {
     RUN(string_values_decode);
     RUN(string_values_respect_the_buffer);
     RUN(int_values);
+    RUN(check_accepts_what_json_valid_accepts);
+    RUN(check_syntax_errors);
+    RUN(check_depth_counts_the_outer_container);
+    RUN(check_syntax_wins_over_depth_at_any_depth);
+    RUN(check_number_range);
+    RUN(string_decoded_lengths);
     return check_finish("test_json_scan");
 }

@@ -54,20 +54,6 @@ static int wants_keep_alive(const struct http_request *req) {
     return 1;
 }
 
-/* Body length from Content-Length: >= 0, or -1 (400), or -2 (413). */
-static long long body_length(struct conn *c, const struct http_request *req) {
-    if (http_header_get(req, "Transfer-Encoding")) return -1;
-    const struct slice *cl = http_header_get(req, "Content-Length");
-    if (!cl) return 0;
-    if (cl->len == 0 || cl->len > 12) return cl->len > 12 ? -2 : -1;
-    long long v = 0;
-    for (size_t i = 0; i < cl->len; i++) {
-        if (cl->p[i] < '0' || cl->p[i] > '9') return -1;
-        v = v * 10 + (cl->p[i] - '0');
-    }
-    return v > c->srv->cfg->max_payload ? -2 : v;
-}
-
 static int is_admin_path(const struct http_request *req) {
     return req->path.len >= 5 && memcmp(req->path.p, "/api/", 5) == 0;
 }
@@ -131,9 +117,18 @@ static void on_data(struct conn *c, const char *p, size_t n) {
             used = len;
             break;
         }
-        long long blen = body_length(c, &req);
+        long long blen = http_body_length(&req, c->srv->cfg->max_payload);
         if (blen < 0) {
-            respond_error(c, blen == -2 ? 413 : 400);
+            /* Close after answering: the bytes that follow cannot be told
+             * apart from the body, so none of them is read as a request. */
+            int status = blen == HTTP_BODY_TOO_LARGE ? 413 : blen == HTTP_BODY_UNSUPPORTED ? 501 : 400;
+            if (status != 413) {
+                char peer[64];
+                conn_peer_name(c, peer, sizeof peer);
+                log_info("http", "bad request conn=%llu peer=%s status=%d reason=\"body framing\"",
+                         (unsigned long long)c->id, peer, status);
+            }
+            respond_error(c, status);
             used = len;
             break;
         }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "admit.h"
 #include "eio.h"
 #include "files.h"
 #include "log.h"
@@ -58,8 +59,23 @@ static int is_admin_path(const struct http_request *req) {
     return req->path.len >= 5 && memcmp(req->path.p, "/api/", 5) == 0;
 }
 
+/* What a connection past the limit may still ask: health, metrics, the
+ * admin API (an operator must be able to look and reload when full). */
+static int is_service_request(const struct http_request *req) {
+    return slice_eq(req->path, "/healthz") || slice_eq(req->path, "/metrics") || is_admin_path(req);
+}
+
 static void route(struct conn *c, const struct http_request *req, const char *body, size_t body_len,
                   int keep_alive) {
+    if (c->flags & CONN_SERVICE_SLOT) {
+        if (!is_service_request(req)) {
+            admit_refused(c->srv, "connection limit");
+            httpd_respond(c, 503, "text/plain; charset=utf-8", "Service Unavailable", 19,
+                          "Retry-After: 1\r\n", 1);
+            return;
+        }
+        keep_alive = 0; /* one request: the slot is for the next one */
+    }
     if (req->path.len >= 11 && memcmp(req->path.p, "/socket.io/", 11) == 0) {
         eio_handle_request(c, req, body, body_len, keep_alive);
         return;
@@ -164,6 +180,7 @@ static void on_data(struct conn *c, const char *p, size_t n) {
 }
 
 static void on_timeout(struct conn *c) {
+    if (c->flags & CONN_SERVICE_SLOT) admit_refused(c->srv, "connection limit");
     char peer[64];
     conn_peer_name(c, peer, sizeof peer);
     if (c->in_len) {
@@ -181,6 +198,7 @@ void httpd_resume(struct conn *c) {
 
 static void on_close(struct conn *c) {
     if (c->flags & CONN_PARTIAL_POST) eio_end_partial_post(c);
+    if (c->flags & CONN_SERVICE_SLOT) admit_slot_closed(c->srv);
 }
 
 const struct transport httpd_transport = {

@@ -255,3 +255,14 @@ describe('connection limit under a real open-file limit (ulimit -n 64)', () => {
     ok(/accepting connections again refused=\d+/.test(srv.stderr), 'the end of the burst is logged', srv.stderr);
   });
 });
+
+test('--max-connections above what the open-file limit allows is lowered to it, with a warning', async () => {
+  const s = await h.startServer({ nofile: 64, args: ['--max-connections', '1000'] });
+  try {
+    const max = Number((/max_connections=(\d+) fd_limit=64 /.exec(s.stderr) || [])[1]);
+    ok(max > 0 && max < 64 - SERVICE_SLOTS, 'the limit in use stays below the 64 descriptors', s.stderr);
+    ok(/warn  server: --max-connections 1000 is more than the open-file limit allows: using \d+/.test(s.stderr), 'a warning says so', s.stderr);
+  } finally {
+    await s.stopClean();
+  }
+});

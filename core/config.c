@@ -40,6 +40,8 @@ static const struct option_spec options[] = {
      "bytes of partly received messages held for all clients together; more: close 1013"},
     {"max-output", OPT_INT, F(max_output), "67108864", 65536, 1073741824,
      "bytes queued to one client before it is closed as too slow"},
+    {"max-connections", OPT_INT, F(max_connections), "0", 0, 100000000,
+     "connections served at once; more are refused (0: the open-file limit less a reserve)"},
     {"lua-memory", OPT_INT, F(lua_memory_mb), "256", 8, 65536, "memory cap of the Lua state, MiB"},
     {"lua-budget", OPT_INT, F(lua_budget), "10000000", 10000, 10000000000,
      "VM instructions one handler call may run"},

@@ -20,6 +20,7 @@ struct config {
     int64_t http_timeout_ms;   /* --http-timeout: time to finish a request's headers */
     int64_t max_payload;       /* --max-payload: largest message, in bytes */
     int64_t max_output;        /* --max-output: bytes queued to one slow client before it is closed */
+    int64_t max_connections;   /* --max-connections: 0 = the open-file limit less a reserve (admit.c) */
     int64_t lua_memory_mb;     /* --lua-memory: cap of the Lua state */
     int64_t lua_budget;        /* --lua-budget: VM instructions per handler call */
     const char *log_level;     /* --log-level */

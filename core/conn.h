@@ -56,6 +56,7 @@ enum conn_flags {
     /* A polling POST's body is arriving on this conn; its session knows (eio.c). */
     CONN_PARTIAL_POST = 1 << 5,
     CONN_HEAD_REQUEST = 1 << 6, /* the request being answered is a HEAD: no body goes out */
+    CONN_SERVICE_SLOT = 1 << 7, /* past the connection limit: one request, /healthz and the like (admit.c) */
 };
 
 struct conn {

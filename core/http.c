@@ -114,6 +114,55 @@ const struct slice *http_header_get(const struct http_request *req, const char *
     return NULL;
 }
 
+/* One Content-Length field value: a list of 1*DIGIT elements, all equal.
+ * Stores the value (saturated: only "over max" matters) in *v unless it is
+ * the first one seen; returns -1 when invalid or differing. */
+static int content_length_value(struct slice value, long long *v, int *seen) {
+    const char *p = value.p, *end = value.p + value.len;
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        const char *s = p;
+        long long n = 0;
+        while (p < end && *p >= '0' && *p <= '9') {
+            n = n > (1LL << 50) ? n : n * 10 + (*p - '0'); /* saturates, never overflows */
+            p++;
+        }
+        if (p == s) return -1; /* empty, a sign or another non-digit */
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        if (*seen && n != *v) return -1;
+        *v = n;
+        *seen = 1;
+        if (p == end) return 0;
+        if (*p != ',') return -1; /* "1 2", "1x" */
+        p++;
+    }
+}
+
+long long http_body_length(const struct http_request *req, long long max) {
+    long long v = 0;
+    int seen_cl = 0, bad_cl = 0;
+    const struct slice *te = NULL;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (slice_eq_nocase(h->name, "Content-Length")) {
+            if (content_length_value(h->value, &v, &seen_cl) != 0) bad_cl = 1;
+        } else if (slice_eq_nocase(h->name, "Transfer-Encoding")) {
+            te = &h->value; /* the last field holds the final coding */
+        }
+    }
+    if (te) {
+        if (seen_cl || bad_cl || req->minor_version == 0) return HTTP_BODY_BAD;
+        /* The final coding is the last list element. */
+        const char *e = te->p + te->len, *s = e;
+        while (s > te->p && s[-1] != ',') s--;
+        while (s < e && (*s == ' ' || *s == '\t')) s++;
+        return slice_eq_nocase((struct slice){s, (size_t)(e - s)}, "chunked") ? HTTP_BODY_UNSUPPORTED
+                                                                              : HTTP_BODY_BAD;
+    }
+    if (bad_cl) return HTTP_BODY_BAD;
+    return v > max ? HTTP_BODY_TOO_LARGE : v;
+}
+
 int http_value_has_token(struct slice value, const char *token) {
     const char *p = value.p, *end = value.p + value.len;
     while (p < end) {

@@ -40,6 +40,23 @@ enum {
  * bytes (> 0) when it is complete and valid, or one of the codes above. */
 long http_parse_request(const char *data, size_t len, struct http_request *req);
 
+/* The body's framing (RFC 9112 §6.3), in the order a server must check it. */
+enum {
+    HTTP_BODY_BAD = -1,         /* answer 400 and close: the framing is ambiguous or invalid */
+    HTTP_BODY_TOO_LARGE = -2,   /* answer 413 and close: Content-Length over max */
+    HTTP_BODY_UNSUPPORTED = -3, /* answer 501 and close: a chunked body (not implemented) */
+};
+
+/* The request body's length in bytes (>= 0; 0 without Content-Length), or
+ * one of the codes above. Refused, because a peer that reads the framing
+ * another way could smuggle a second request in the body: Content-Length
+ * values that differ (several fields or a list; identical values collapse,
+ * RFC 9110 §8.6), one that is not 1*DIGIT (a sign, inner spaces, empty),
+ * Transfer-Encoding with Content-Length or in HTTP/1.0, and
+ * Transfer-Encoding whose last coding is not chunked. Transfer-Encoding
+ * ending in chunked is well framed, but this server reads no chunked bodies. */
+long long http_body_length(const struct http_request *req, long long max);
+
 /* The header's value (case-insensitive name), or NULL. The first one wins. */
 const struct slice *http_header_get(const struct http_request *req, const char *name);
 /* 1 when a comma-separated header value lists token (case-insensitive). */

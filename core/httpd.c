@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "admit.h"
 #include "eio.h"
 #include "files.h"
 #include "log.h"
@@ -54,26 +55,27 @@ static int wants_keep_alive(const struct http_request *req) {
     return 1;
 }
 
-/* Body length from Content-Length: >= 0, or -1 (400), or -2 (413). */
-static long long body_length(struct conn *c, const struct http_request *req) {
-    if (http_header_get(req, "Transfer-Encoding")) return -1;
-    const struct slice *cl = http_header_get(req, "Content-Length");
-    if (!cl) return 0;
-    if (cl->len == 0 || cl->len > 12) return cl->len > 12 ? -2 : -1;
-    long long v = 0;
-    for (size_t i = 0; i < cl->len; i++) {
-        if (cl->p[i] < '0' || cl->p[i] > '9') return -1;
-        v = v * 10 + (cl->p[i] - '0');
-    }
-    return v > c->srv->cfg->max_payload ? -2 : v;
-}
-
 static int is_admin_path(const struct http_request *req) {
     return req->path.len >= 5 && memcmp(req->path.p, "/api/", 5) == 0;
 }
 
+/* What a connection past the limit may still ask: health, metrics, the
+ * admin API (an operator must be able to look and reload when full). */
+static int is_service_request(const struct http_request *req) {
+    return slice_eq(req->path, "/healthz") || slice_eq(req->path, "/metrics") || is_admin_path(req);
+}
+
 static void route(struct conn *c, const struct http_request *req, const char *body, size_t body_len,
                   int keep_alive) {
+    if (c->flags & CONN_SERVICE_SLOT) {
+        if (!is_service_request(req)) {
+            admit_refused(c->srv, "connection limit");
+            httpd_respond(c, 503, "text/plain; charset=utf-8", "Service Unavailable", 19,
+                          "Retry-After: 1\r\n", 1);
+            return;
+        }
+        keep_alive = 0; /* one request: the slot is for the next one */
+    }
     if (req->path.len >= 11 && memcmp(req->path.p, "/socket.io/", 11) == 0) {
         eio_handle_request(c, req, body, body_len, keep_alive);
         return;
@@ -131,9 +133,18 @@ static void on_data(struct conn *c, const char *p, size_t n) {
             used = len;
             break;
         }
-        long long blen = body_length(c, &req);
+        long long blen = http_body_length(&req, c->srv->cfg->max_payload);
         if (blen < 0) {
-            respond_error(c, blen == -2 ? 413 : 400);
+            /* Close after answering: the bytes that follow cannot be told
+             * apart from the body, so none of them is read as a request. */
+            int status = blen == HTTP_BODY_TOO_LARGE ? 413 : blen == HTTP_BODY_UNSUPPORTED ? 501 : 400;
+            if (status != 413) {
+                char peer[64];
+                conn_peer_name(c, peer, sizeof peer);
+                log_info("http", "bad request conn=%llu peer=%s status=%d reason=\"body framing\"",
+                         (unsigned long long)c->id, peer, status);
+            }
+            respond_error(c, status);
             used = len;
             break;
         }
@@ -169,6 +180,7 @@ static void on_data(struct conn *c, const char *p, size_t n) {
 }
 
 static void on_timeout(struct conn *c) {
+    if (c->flags & CONN_SERVICE_SLOT) admit_refused(c->srv, "connection limit");
     char peer[64];
     conn_peer_name(c, peer, sizeof peer);
     if (c->in_len) {
@@ -186,6 +198,7 @@ void httpd_resume(struct conn *c) {
 
 static void on_close(struct conn *c) {
     if (c->flags & CONN_PARTIAL_POST) eio_end_partial_post(c);
+    if (c->flags & CONN_SERVICE_SLOT) admit_slot_closed(c->srv);
 }
 
 const struct transport httpd_transport = {

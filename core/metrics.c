@@ -18,6 +18,10 @@ void metrics_handle_request(struct conn *c, int keep_alive) {
     for (size_t i = 0; hmap_next(&srv->namespaces, &i, &e);) rooms += ((struct nsp *)e->value)->rooms.count;
     struct sbuf b = {0};
     metric(&b, "space_connections", "gauge", "open TCP connections", (double)srv->n_conns);
+    metric(&b, "space_connections_max", "gauge", "the connection limit (--max-connections)",
+           (double)srv->admit.max_conns);
+    metric(&b, "space_connections_refused_total", "counter", "connections refused past the limit",
+           (double)srv->admit.refused_total);
     metric(&b, "space_sessions", "gauge", "Engine.IO and /ws sessions", (double)srv->sessions.count);
     metric(&b, "space_users", "gauge", "distinct connected users", (double)srv->users.count);
     metric(&b, "space_rooms", "gauge", "rooms with at least one member", (double)rooms);

@@ -99,16 +99,6 @@ static void on_sweep(uv_timer_t *t) {
     if (srv->shutting_down && !srv->conns) uv_stop(srv->loop);
 }
 
-static void on_connection(uv_stream_t *listener, int status) {
-    struct server *srv = listener->loop->data;
-    if (status < 0) {
-        log_warn("server", "accept failed error=%s", uv_err_name(status));
-        return;
-    }
-    struct conn *c = conn_accept(srv, listener, &httpd_transport);
-    if (c) httpd_start(c);
-}
-
 static void begin_shutdown(struct server *srv, const char *why) {
     if (srv->shutting_down) return;
     srv->shutting_down = 1;
@@ -138,16 +128,14 @@ static void on_signal(uv_signal_t *h, int signum) {
     begin_shutdown(h->loop->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-/* Raises the open-file soft limit to the hard one; returns the limit. */
-static rlim_t raise_fd_limit(void) {
+/* Raises the open-file soft limit to the hard one (admit.c reads it). */
+static void raise_fd_limit(void) {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
     }
-    return rl.rlim_cur;
 }
 
 static int listen_on(struct server *srv, char *addr_out, size_t cap) {
@@ -161,7 +149,7 @@ static int listen_on(struct server *srv, char *addr_out, size_t cap) {
     }
     uv_tcp_init(srv->loop, &srv->listener);
     if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection)) != 0) {
+        (rc = uv_listen((uv_stream_t *)&srv->listener, 1024, admit_on_connection)) != 0) {
         fprintf(stderr, "space-server: cannot start: listen on %s port %lld: %s\n", cfg->host,
                 (long long)cfg->port, uv_strerror(rc));
         return -1;
@@ -195,7 +183,8 @@ int server_run(const struct config *cfg) {
     srv->loop = uv_default_loop();
     srv->loop->data = srv;
     signal(SIGPIPE, SIG_IGN);
-    rlim_t fds = raise_fd_limit();
+    raise_fd_limit();
+    srv->admit.spare_fd = -1;
 
     char err[1024];
     if (auth_init(&srv->auth, cfg, err, sizeof err) != 0) {
@@ -231,6 +220,7 @@ int server_run(const struct config *cfg) {
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
 
     reload_start(srv);
+    admit_init(srv, cfg->max_connections); /* after everything the process holds for good */
     srv->started_ms = server_wall_ms();
     if (srv->auth.key)
         log_info("auth", "JWT authentication on algorithms=%s issuer=%s audience=%s", jwt_key_algs(srv->auth.key),
@@ -240,9 +230,9 @@ int server_run(const struct config *cfg) {
                          "set --jwt-secret-file or --jwt-public-key in production");
     if (!srv->auth.admin_token)
         log_info("admin", "no admin token configured: the admin API answers loopback clients only");
-    log_info("server", "listening address=%s scripts=%s files=%u max_connections=%llu version=%s", addr,
-             cfg->scripts_dir, script_files_loaded(srv->script),
-             (unsigned long long)(fds > 100 ? fds - 100 : fds), SPACE_VERSION);
+    log_info("server", "listening address=%s scripts=%s files=%u max_connections=%llu fd_limit=%llu version=%s",
+             addr, cfg->scripts_dir, script_files_loaded(srv->script), (unsigned long long)srv->admit.max_conns,
+             (unsigned long long)srv->admit.fd_limit, SPACE_VERSION);
 
     uv_run(srv->loop, UV_RUN_DEFAULT);
 
@@ -254,6 +244,7 @@ int server_run(const struct config *cfg) {
     sio_free_dead(srv);
     eio_free_dead(srv);
     reload_free(srv);
+    admit_free(srv);
     ws_pool_free(srv);
     script_host_free(srv->script);
     auth_free(&srv->auth);

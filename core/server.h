@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "admit.h"
 #include "auth.h"
 #include "config.h"
 #include "hmap.h"
@@ -46,6 +47,7 @@ struct server {
     struct conn *pending_flush;   /* conns with queued output this turn */
     uint64_t next_conn_id;
     uint64_t n_conns;
+    struct admit admit;           /* the connection limit and its refusals (admit.c) */
     uint64_t partial_bytes;       /* WebSocket messages partly received, all conns (ws.c) */
     struct ws_ctx *ws_ctx_pool;   /* wslay contexts between frames, for reuse (ws.c) */
     unsigned ws_ctx_pool_n;

@@ -107,7 +107,7 @@ function serverEnv(extra) {
   return { ...env, ...extra };
 }
 
-// opts: {args: [...extra flags], scripts: dir, env: {...}, startTimeoutMs}
+// opts: {args: [...extra flags], scripts: dir, env: {...}, startTimeoutMs, nofile}
 async function startServer(opts = {}) {
   if (!fs.existsSync(SERVER_BIN)) {
     throw new Error(`server binary not found at ${SERVER_BIN} (set SPACE_SERVER)`);
@@ -116,7 +116,11 @@ async function startServer(opts = {}) {
   const argv = ['--scripts', opts.scripts || SCRIPTS_DIR, '--host', '127.0.0.1', '--port', '0'];
   if (process.env.SPACE_TEST_LOG_LEVEL) argv.push('--log-level', process.env.SPACE_TEST_LOG_LEVEL);
   argv.push(...(opts.args || []));
-  const proc = spawn(SERVER_BIN, argv, {
+  // opts.nofile: run under that open-file limit (soft and hard, so the server cannot raise it).
+  const [cmd, cmdArgs] = opts.nofile
+    ? ['bash', ['-c', `ulimit -n ${Number(opts.nofile)} && exec "$0" "$@"`, SERVER_BIN, ...argv]]
+    : [SERVER_BIN, argv];
+  const proc = spawn(cmd, cmdArgs, {
     cwd: REPO,
     env: serverEnv({ SPACE_FILES_DIR: filesDir, ...(opts.env || {}) }),
     stdio: ['ignore', 'pipe', 'pipe'],

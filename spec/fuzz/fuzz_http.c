@@ -7,6 +7,8 @@
  *   - every strict prefix of a valid head is incomplete (0), and the head
  *     alone parses to the same length;
  *   - http_header_get returns the first header of that name;
+ *   - http_body_length gives a length only without Transfer-Encoding and
+ *     when every Content-Length is digits and agrees;
  *   - http_query_get returns the first value of each key found by a naive
  *     split, and http_percent_decode matches a slow reference decoder.
  * The raw input is also used directly as a query string. */
@@ -128,6 +130,39 @@ static void check_query(struct slice q) {
     }
 }
 
+/* A plain 1*DIGIT value (no list), as a number capped at 10^12; -1 otherwise. */
+static long long plain_digits(struct slice v) {
+    long long n = 0;
+    if (v.len == 0) return -1;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9') return -1;
+        if (n < 1000000000000LL) n = n * 10 + (v.p[i] - '0');
+    }
+    return n;
+}
+
+static void check_body_length(const struct http_request *req) {
+    long long bl = http_body_length(req, 1000);
+    if (bl < HTTP_BODY_UNSUPPORTED || bl > 1000) FAIL("body_length out of range: %lld", bl);
+    long long first = -2;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (slices_eq_nocase(h->name, (struct slice){"transfer-encoding", 17})) {
+            if (bl >= 0 || bl == HTTP_BODY_TOO_LARGE) FAIL("body_length ignored Transfer-Encoding");
+        } else if (slices_eq_nocase(h->name, (struct slice){"content-length", 14})) {
+            for (size_t k = 0; k < h->value.len; k++) {
+                char c = h->value.p[k];
+                if (bl >= 0 && !(c >= '0' && c <= '9') && c != ',' && c != ' ' && c != '\t')
+                    FAIL("body_length accepted a Content-Length that is not digits");
+            }
+            long long n = plain_digits(h->value);
+            if (n >= 0 && first >= 0 && n != first && bl != HTTP_BODY_BAD)
+                FAIL("body_length accepted two different Content-Length values");
+            if (n >= 0 && first == -2) first = n;
+        }
+    }
+}
+
 static void check_head(const char *d, size_t size, long rc, const struct http_request *req) {
     const char *end = d + rc;
     if ((size_t)rc > size || rc > HTTP_MAX_HEAD_BYTES || rc < 4) FAIL("bad head length %ld", rc);
@@ -182,6 +217,7 @@ static void check_head(const char *d, size_t size, long rc, const struct http_re
         (void)http_value_has_token(h->value, "websocket");
         (void)http_value_has_token(h->value, "");
     }
+    check_body_length(req);
     check_query(req->query);
 }
 

@@ -1,6 +1,7 @@
 /* Unit tests for core/http.h: the strict HTTP/1.1 request head parser and
  * its helpers (headers, tokens, query strings, percent-decoding, response
  * heads). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -438,6 +439,86 @@ TEST(format_head_returns_zero_when_it_does_not_fit) {
     CHECK_UINT(0, http_format_head(out, 10, 404, NULL, 9, NULL, 0));
 }
 
+/* ---- body framing (RFC 9112 §6.3): what could smuggle a request ---- */
+
+/* The body length of a request with these header lines. */
+static long long blen(const char *headers, long long max) {
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "POST /x HTTP/1.1\r\nHost: h\r\n%s\r\n", headers);
+    CHECK(parse(buf) > 0);
+    return http_body_length(&req, max);
+}
+
+TEST(body_length_from_one_content_length) {
+    CHECK_INT(0, blen("", 100));
+    CHECK_INT(0, blen("Content-Length: 0\r\n", 100));
+    CHECK_INT(7, blen("Content-Length: 7\r\n", 100));
+    CHECK_INT(7, blen("content-length:007\r\n", 100)); /* leading zeros are still 1*DIGIT */
+    CHECK_INT(100, blen("Content-Length: 100\r\n", 100));
+}
+
+TEST(body_length_over_max_is_too_large) {
+    CHECK_INT(HTTP_BODY_TOO_LARGE, blen("Content-Length: 101\r\n", 100));
+    CHECK_INT(HTTP_BODY_TOO_LARGE, blen("Content-Length: 99999999999999999999999999999999\r\n", 100));
+}
+
+TEST(body_length_refuses_two_different_content_lengths) {
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 0\r\nContent-Length: 40\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 40\r\ncontent-length: 0\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 5, 6\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 5\r\nX: y\r\nContent-Length: 5, 7\r\n", 100));
+    /* Differing is refused even when one of them is too large. */
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 5\r\nContent-Length: 500\r\n", 100));
+}
+
+TEST(body_length_collapses_identical_content_lengths) {
+    CHECK_INT(5, blen("Content-Length: 5\r\nContent-Length: 5\r\n", 100));
+    CHECK_INT(5, blen("Content-Length: 5, 5\r\n", 100));
+    CHECK_INT(5, blen("Content-Length: 5,5\r\nContent-Length: 05\r\n", 100));
+}
+
+TEST(body_length_refuses_content_length_that_is_not_digits) {
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: +5\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: -5\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 1 2\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 1\t2\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 5x\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 0x10\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 1e2\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: \r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 5,\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: ,5\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 5\r\nContent-Length: x\r\n", 100));
+    /* Not digits wins over too large: the framing is unknown. */
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 500\r\nContent-Length: 500x\r\n", 100));
+}
+
+TEST(body_length_refuses_transfer_encoding_with_content_length) {
+    CHECK_INT(HTTP_BODY_BAD, blen("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Transfer-Encoding: chunked\r\nContent-Length: x\r\n", 100));
+}
+
+TEST(body_length_chunked_alone_is_unsupported) {
+    CHECK_INT(HTTP_BODY_UNSUPPORTED, blen("Transfer-Encoding: chunked\r\n", 100));
+    CHECK_INT(HTTP_BODY_UNSUPPORTED, blen("Transfer-Encoding: gzip, Chunked\r\n", 100));
+    CHECK_INT(HTTP_BODY_UNSUPPORTED, blen("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", 100));
+}
+
+TEST(body_length_refuses_transfer_encoding_not_ending_in_chunked) {
+    CHECK_INT(HTTP_BODY_BAD, blen("Transfer-Encoding: gzip\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Transfer-Encoding: chunked, gzip\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Transfer-Encoding: xchunked\r\n", 100));
+    CHECK_INT(HTTP_BODY_BAD, blen("Transfer-Encoding:\r\n", 100));
+}
+
+TEST(body_length_refuses_transfer_encoding_in_http_1_0) {
+    const char *s = "POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
+    CHECK(parse(s) > 0);
+    CHECK_INT(HTTP_BODY_BAD, http_body_length(&req, 100));
+}
+
 TEST(status_text_covers_the_codes_used) {
     CHECK_STR("Switching Protocols", http_status_text(101));
     CHECK_STR("Request Header Fields Too Large", http_status_text(431));
@@ -491,6 +572,15 @@ int main(void) {
     RUN(format_head_writes_exact_bytes);
     RUN(format_head_without_content_type_with_extra_headers);
     RUN(format_head_returns_zero_when_it_does_not_fit);
+    RUN(body_length_from_one_content_length);
+    RUN(body_length_over_max_is_too_large);
+    RUN(body_length_refuses_two_different_content_lengths);
+    RUN(body_length_collapses_identical_content_lengths);
+    RUN(body_length_refuses_content_length_that_is_not_digits);
+    RUN(body_length_refuses_transfer_encoding_with_content_length);
+    RUN(body_length_chunked_alone_is_unsupported);
+    RUN(body_length_refuses_transfer_encoding_not_ending_in_chunked);
+    RUN(body_length_refuses_transfer_encoding_in_http_1_0);
     RUN(status_text_covers_the_codes_used);
     return check_finish("test_http");
 }

@@ -90,3 +90,30 @@ describe("validate.room", function()
     assert.are.equal("invalid_room", select(2, validate.room({ room = "r 1" })))
   end)
 end)
+
+describe("validate.message_text", function()
+  local validate = load_validate()
+
+  it("trims, then counts code points against the limit", function()
+    assert.are.equal("héllo", (validate.message_text(" \u{3000}héllo\n", 5)))
+    assert.are.same({ nil, "empty_message", "the message is empty" }, { validate.message_text(" \t\u{00A0}", 5) })
+    local ok, code, msg = validate.message_text("héllo!", 5)
+    assert.is_nil(ok)
+    assert.are.equal("message_too_long", code)
+    assert.are.equal("messages have at most 5 characters, this one has 6", msg)
+  end)
+
+  it("keeps whitespace beyond the limit's bytes out of the count", function()
+    local pad = (" "):rep(validate.TEXT_EDGE_BYTES // 2)
+    local text = pad .. ("\u{1F600}"):rep(5) .. pad -- 4 bytes a character: the most the limit allows
+    assert.are.equal(("\u{1F600}"):rep(5), (validate.message_text(text, 5)))
+  end)
+
+  it("refuses a text longer than 4 bytes a character plus the edge whitespace before trimming it", function()
+    local text = " x" .. (" "):rep(5 * 4 + validate.TEXT_EDGE_BYTES) .. "x"
+    local ok, code, msg = validate.message_text(text, 5)
+    assert.is_nil(ok)
+    assert.are.equal("message_too_long", code)
+    assert.are.equal(("messages have at most 5 characters, this one has %d bytes"):format(#text), msg)
+  end)
+end)

@@ -153,6 +153,16 @@ static void push_read_only(lua_State *L, int idx) {
     lua_setmetatable(L, -2);
 }
 
+void sandbox_provide(lua_State *L, int env_idx, const char *name, int idx) {
+    env_idx = lua_absindex(L, env_idx);
+    idx = lua_absindex(L, idx);
+    lua_getfield(L, env_idx, "require");
+    lua_getupvalue(L, -1, 2); /* the loaded-modules table */
+    push_read_only(L, idx);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 2);
+}
+
 static int strict_index(lua_State *L) {
     return luaL_error(L, "undeclared global '%s' (use local)", lua_tostring(L, 2));
 }

@@ -61,6 +61,19 @@ describe("validate.trim", function()
       end
     end
   end)
+
+  it("agrees with the plain definition on runs longer than the blocks it skips at once", function()
+    local runs = { (" "):rep(63), (" "):rep(64), (" "):rep(65), ("\t"):rep(130), (" "):rep(64) .. "\u{3000}",
+      "\u{00A0}" .. (" "):rep(127), (" "):rep(60) .. "y" .. (" "):rep(70), "\xA0" .. (" "):rep(64) }
+    for _, a in ipairs(runs) do
+      for _, b in ipairs(runs) do
+        for _, mid in ipairs({ "", "x", "x y" }) do
+          local s = a .. mid .. b
+          assert.are.equal(reference_trim(s), validate.trim(s))
+        end
+      end
+    end
+  end)
 end)
 
 describe("validate.room", function()

@@ -246,7 +246,7 @@ void sandbox_push_env(lua_State *L, const char *dir, const char *const *shared) 
     lua_pop(L, 2); /* os, _G */
     lua_pushcfunction(L, sandbox_print);
     lua_setfield(L, env, "print");
-    lua_pushcfunction(L, sandbox_rawset);
+    lua_pushcfunction(L, sandbox_rawset); /* in place of the base library's */
     lua_setfield(L, env, "rawset");
     lua_pushvalue(L, env);
     lua_setfield(L, env, "_G");

@@ -754,6 +754,9 @@ void api_open(lua_State *L, struct server *srv) {
     lua_pushvalue(L, -2); /* the methods' upvalue: the metatable, for check_conn */
     luaL_setfuncs(L, conn_methods, 1);
     lua_setfield(L, -2, "__index");
+    /* Shared by every handle of every generation: out of scripts' reach. */
+    lua_pushliteral(L, API_CONN_MT);
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, luaopen_space);

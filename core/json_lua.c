@@ -628,12 +628,19 @@ static int binary_eq(lua_State *L) {
 }
 
 void json_lua_open(lua_State *L) {
+    /* Every array and binary value of every generation shares these two:
+     * __metatable keeps them out of scripts' reach (getmetatable gives the
+     * name, setmetatable raises), so no script changes how all of them behave. */
     luaL_newmetatable(L, JSON_ARRAY_MT);
+    lua_pushliteral(L, JSON_ARRAY_MT);
+    lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
     static const luaL_Reg binary_meta[] = {
         {"__len", binary_len}, {"__tostring", binary_tostring}, {"__eq", binary_eq}, {NULL, NULL}};
     luaL_newmetatable(L, JSON_BINARY_MT);
     luaL_setfuncs(L, binary_meta, 0);
+    lua_pushliteral(L, JSON_BINARY_MT);
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 }
 

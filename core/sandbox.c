@@ -10,6 +10,12 @@
 /* Registry key of the file counter (a light userdata address as key). */
 static const char FILES_KEY = 0;
 
+/* Key, in the metatables of the globals and of the read-only module views,
+ * of what rawset answers when a script tries to write such a table (rawset
+ * skips __newindex). Scripts cannot reach those metatables (__metatable)
+ * nor make this light userdata. */
+static const char SEALED_KEY = 0;
+
 static const char *const SAFE_GLOBALS[] = {
     "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
     "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "xpcall",
@@ -131,6 +137,29 @@ static int sandbox_require(lua_State *L) {
     return 1;
 }
 
+/* Marks the metatable at mt_idx so that rawset refuses its tables with why. */
+static void seal(lua_State *L, int mt_idx, const char *why) {
+    mt_idx = lua_absindex(L, mt_idx);
+    lua_pushstring(L, why);
+    lua_rawsetp(L, mt_idx, &SEALED_KEY);
+}
+
+/* rawset(t, k, v) as the base library's, but not on the globals or a
+ * module view: the strict globals and the read-only views are kept by
+ * __newindex, which rawset would skip. */
+static int sandbox_rawset(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    if (lua_getmetatable(L, 1)) {
+        if (lua_rawgetp(L, -1, &SEALED_KEY) == LUA_TSTRING) return luaL_error(L, "%s", lua_tostring(L, -1));
+        lua_pop(L, 2);
+    }
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 1;
+}
+
 static int read_only_newindex(lua_State *L) {
     return luaL_error(L, "attempt to change the shared module table (field '%s')", luaL_tolstring(L, 2, NULL));
 }
@@ -150,7 +179,18 @@ static void push_read_only(lua_State *L, int idx) {
     lua_setfield(L, -2, "__newindex");
     lua_pushliteral(L, "read-only");
     lua_setfield(L, -2, "__metatable");
+    seal(L, -1, "rawset: attempt to change a shared module table");
     lua_setmetatable(L, -2);
+}
+
+void sandbox_provide(lua_State *L, int env_idx, const char *name, int idx) {
+    env_idx = lua_absindex(L, env_idx);
+    idx = lua_absindex(L, idx);
+    lua_getfield(L, env_idx, "require");
+    lua_getupvalue(L, -1, 2); /* the loaded-modules table */
+    push_read_only(L, idx);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 2);
 }
 
 static int strict_index(lua_State *L) {
@@ -206,6 +246,8 @@ void sandbox_push_env(lua_State *L, const char *dir, const char *const *shared) 
     lua_pop(L, 2); /* os, _G */
     lua_pushcfunction(L, sandbox_print);
     lua_setfield(L, env, "print");
+    lua_pushcfunction(L, sandbox_rawset); /* in place of the base library's */
+    lua_setfield(L, env, "rawset");
     lua_pushvalue(L, env);
     lua_setfield(L, env, "_G");
 
@@ -227,6 +269,10 @@ void sandbox_push_env(lua_State *L, const char *dir, const char *const *shared) 
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, strict_newindex);
     lua_setfield(L, -2, "__newindex");
+    /* getmetatable(_G) gives this string and setmetatable(_G, ...) raises. */
+    lua_pushliteral(L, "globals");
+    lua_setfield(L, -2, "__metatable");
+    seal(L, -1, "rawset: globals are not allowed (use local)");
     lua_setmetatable(L, env);
 }
 

@@ -15,6 +15,11 @@
  * to require as they are ("space", "cjson", ...). */
 void sandbox_push_env(lua_State *L, const char *dir, const char *const *shared);
 
+/* Hands require(name) in the environment at env_idx (from
+ * sandbox_push_env) a read-only view of the value at idx: a module made
+ * for this generation alone. */
+void sandbox_provide(lua_State *L, int env_idx, const char *name, int idx);
+
 /* Loads the text chunk at path into the environment at env_idx and runs
  * it; pushes its result. Raises with "path:line: message" on any error.
  * *files (may be NULL) counts the files loaded. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "cjson_guard.h"
 #include "json_lua.h"
 #include "json_str.h"
 #include "jwt.h"
@@ -387,7 +388,9 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
  * Loading a generation: init.lua, its rules, its plugins
  * =================================================================== */
 
-static const char *const SHARED_MODULES[] = {"space", "space.schema", "cjson", "cjson.safe", NULL};
+static const char *const SHARED_MODULES[] = {"space", "space.schema", NULL};
+/* Each generation gets its own instances of these (see cjson_guard.h). */
+static const char *const CJSON_MODULES[] = {"cjson", "cjson.safe", NULL};
 
 /* The line of dir/file where the dotted key's last part is assigned, found
  * by reading the file (rules are data: the chunk has no line per key). */
@@ -541,6 +544,11 @@ static int load_generation(lua_State *L) {
     const char *plugins_dir = lua_tostring(L, 2);
     sandbox_push_env(L, dir, SHARED_MODULES);
     int env = lua_gettop(L);
+    for (const char *const *m = CJSON_MODULES; *m; m++) {
+        if (!cjson_guard_push(L, *m)) continue;
+        sandbox_provide(L, env, *m, -1);
+        lua_pop(L, 1);
+    }
     hook_coroutines(L, env);
     lua_getfield(L, env, "require");
     lua_pushliteral(L, "init");

@@ -23,7 +23,8 @@ local function copy(v)
   if type(v) ~= "table" then return v end
   local c = {}
   for k, x in pairs(v) do c[k] = copy(x) end
-  return setmetatable(c, getmetatable(v))
+  -- debug's: an array's metatable is protected (getmetatable gives its name)
+  return setmetatable(c, debug.getmetatable(v))
 end
 
 local check_value

@@ -19,17 +19,8 @@ return function(conn, data)
     return nil, "invalid_payload", "'client_msg_id' must be a string or a number"
   end
   if not conn:in_room(room) then return nil, "not_in_room", "you are not in room " .. room end
-  text = validate.trim(text)
-  if #text == 0 then return nil, "empty_message", "the message is empty" end
-  -- Counting code points only matters when the bytes alone exceed the limit.
-  local max_length = rules.message.max_length
-  if #text > max_length then
-    local length = utf8.len(text)
-    if length > max_length then
-      return nil, "message_too_long",
-        ("messages have at most %d characters, this one has %d"):format(max_length, length)
-    end
-  end
+  text, code, msg = validate.message_text(text, rules.message.max_length)
+  if not text then return nil, code, msg end
 
   local id, now = space.new_id(), space.now()
   conn:to(room, "new_message", { id = id, room = room, user = conn:user(), text = text, timestamp = now })

@@ -33,6 +33,13 @@ describe("space.schema", function()
     assert.are.same({ "a" }, schema.check(S, { name = "y" }).tags)
   end)
 
+  it("copies a default's protected metatable (an array's) as it is", function()
+    local mt = { __metatable = "space.array" }
+    local s = { fields = { list = { default = setmetatable({}, mt) } } }
+    local v = schema.check(s, {}).list
+    assert.are.equal(mt, debug.getmetatable(v))
+  end)
+
   it("refuses an unknown key, naming it", function()
     refused(S, { name = "x", cuont = 1 }, "unknown key 'cuont'")
     refused(S, { name = "x", inner = { depth = 1, dpeth = 2 } }, "unknown key 'inner.dpeth'")

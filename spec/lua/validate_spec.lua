@@ -61,6 +61,19 @@ describe("validate.trim", function()
       end
     end
   end)
+
+  it("agrees with the plain definition on runs longer than the blocks it skips at once", function()
+    local runs = { (" "):rep(63), (" "):rep(64), (" "):rep(65), ("\t"):rep(130), (" "):rep(64) .. "\u{3000}",
+      "\u{00A0}" .. (" "):rep(127), (" "):rep(60) .. "y" .. (" "):rep(70), "\xA0" .. (" "):rep(64) }
+    for _, a in ipairs(runs) do
+      for _, b in ipairs(runs) do
+        for _, mid in ipairs({ "", "x", "x y" }) do
+          local s = a .. mid .. b
+          assert.are.equal(reference_trim(s), validate.trim(s))
+        end
+      end
+    end
+  end)
 end)
 
 describe("validate.room", function()
@@ -88,5 +101,32 @@ describe("validate.room", function()
     for i = 1, 5000 do assert.are.equal("r" .. i, (validate.room({ room = "r" .. i }))) end
     assert.are.equal("r1", (validate.room({ room = "r1" })))
     assert.are.equal("invalid_room", select(2, validate.room({ room = "r 1" })))
+  end)
+end)
+
+describe("validate.message_text", function()
+  local validate = load_validate()
+
+  it("trims, then counts code points against the limit", function()
+    assert.are.equal("héllo", (validate.message_text(" \u{3000}héllo\n", 5)))
+    assert.are.same({ nil, "empty_message", "the message is empty" }, { validate.message_text(" \t\u{00A0}", 5) })
+    local ok, code, msg = validate.message_text("héllo!", 5)
+    assert.is_nil(ok)
+    assert.are.equal("message_too_long", code)
+    assert.are.equal("messages have at most 5 characters, this one has 6", msg)
+  end)
+
+  it("keeps whitespace beyond the limit's bytes out of the count", function()
+    local pad = (" "):rep(validate.TEXT_EDGE_BYTES // 2)
+    local text = pad .. ("\u{1F600}"):rep(5) .. pad -- 4 bytes a character: the most the limit allows
+    assert.are.equal(("\u{1F600}"):rep(5), (validate.message_text(text, 5)))
+  end)
+
+  it("refuses a text longer than 4 bytes a character plus the edge whitespace before trimming it", function()
+    local text = " x" .. (" "):rep(5 * 4 + validate.TEXT_EDGE_BYTES) .. "x"
+    local ok, code, msg = validate.message_text(text, 5)
+    assert.is_nil(ok)
+    assert.are.equal("message_too_long", code)
+    assert.are.equal(("messages have at most 5 characters, this one has %d bytes"):format(#text), msg)
   end)
 end)

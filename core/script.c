@@ -19,6 +19,7 @@
 #include "sio.h"
 #include "sio_packet.h"
 #include "lua_schema.h"
+#include "pattern_cost.h"
 #include "sandbox.h"
 #include "user.h"
 #include <time.h>
@@ -57,6 +58,7 @@ struct script_host {
     const struct label *running; /* what is running, NULL between calls */
     /* The late hook (see below); the volatile fields are shared with the
      * timer's signal handler, which runs on this thread. */
+    int timer_ok;                   /* the timer exists (the watchdog runs on it) */
     int late_hook;                  /* 1: the budget hook waits for the timer */
     timer_t timer;
     volatile sig_atomic_t depth;    /* calls in progress (nested ones included) */
@@ -65,6 +67,8 @@ struct script_host {
     volatile sig_atomic_t hooked;   /* the hook is set for the running call */
     volatile sig_atomic_t ticking;  /* the timer runs */
     volatile sig_atomic_t idle_ticks;
+    uint64_t stuck_since_ns;        /* when the watchdog first saw the running call (its own field) */
+    char oom_where[160];   /* file:line of the allocation the caps refused in this call */
 };
 
 /* Names a call in the log line of its failure: the parts are joined only
@@ -140,6 +144,24 @@ static void *pool_realloc(struct script_host *h, void *ptr, size_t old, size_t n
     return realloc(ptr, nsize <= POOL_MAX ? (pool_class(nsize) + 1) * POOL_STEP : nsize);
 }
 
+/* A refused allocation ends in "not enough memory", which Lua raises with
+ * no position and no message handler: the line of the innermost Lua
+ * function running is noted here, for the log line of the call's failure.
+ * Reading the stack allocates nothing, so it is safe from the allocator. */
+static void *refused_here(struct script_host *h, const char *cap) {
+    if (!h->running) return NULL;
+    lua_Debug ar;
+    for (int level = 0; lua_getstack(h->L, level, &ar); level++) {
+        if (lua_getinfo(h->L, "Sl", &ar) && ar.currentline > 0) {
+            snprintf(h->oom_where, sizeof h->oom_where, "%s:%d: not enough memory (%s)", ar.short_src,
+                     ar.currentline, cap);
+            return NULL;
+        }
+    }
+    snprintf(h->oom_where, sizeof h->oom_where, "not enough memory (%s)", cap);
+    return NULL;
+}
+
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     struct script_host *h = ud;
     size_t old = ptr ? osize : 0; /* with ptr NULL, osize is a type tag */
@@ -150,10 +172,11 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     /* Only growth may fail: scripts can catch out-of-memory, the cap holds anyway. */
     if (nsize > old) {
-        if (h->mem_used - old + nsize > h->mem_limit) return NULL;
+        if (h->mem_used - old + nsize > h->mem_limit) return refused_here(h, "the memory cap");
         /* One call may also only allocate so much in all: a memory bomb
          * stops after a bounded amount of work, not when memory is full. */
-        if (h->running && (h->call_allocated += nsize - old) > h->mem_limit / 4) return NULL;
+        if (h->running && (h->call_allocated += nsize - old) > h->mem_limit / 4)
+            return refused_here(h, "a quarter of the memory cap in one call");
     }
     void *p = pool_realloc(h, ptr, old, nsize);
     if (p) h->mem_used = h->mem_used - old + nsize;
@@ -185,6 +208,7 @@ static void budget_start(struct script_host *h) {
     h->budget_left = h->srv->cfg->lua_budget;
     h->deadline_ns = uv_hrtime() + HANDLER_TIME_BUDGET_NS;
     h->call_allocated = 0;
+    h->oom_where[0] = 0;
 }
 
 /* }================================================================== */
@@ -212,6 +236,75 @@ static void budget_start(struct script_host *h) {
 
 #define WATCH_SIGNO (SIGRTMIN + 7) /* above what glibc and libuv use */
 
+/* {------------------------------------------------------------------
+ * The watchdog. The same ticks count how long one outermost call runs.
+ * The budget hook ends a call at the latest at HANDLER_TIME_BUDGET_NS;
+ * one still running a second later is where no hook can reach it (a C
+ * function, or a path where Lua keeps hooks off that the guards above
+ * missed). It cannot be unwound from a signal handler, and the loop (and
+ * with it SIGTERM) waits for it: the watchdog logs the handler and exits
+ * with status 3, for a supervisor to restart the server. Everything here
+ * is async-signal-safe: write(2) and hand-made formatting.
+ * ------------------------------------------------------------------- */
+
+#define WATCHDOG_NS (HANDLER_TIME_BUDGET_NS + 1000ull * 1000 * 1000) /* the backstop, then a second */
+#define WATCHDOG_EXIT_STATUS 3
+
+struct line {
+    char p[512];
+    size_t n;
+};
+
+static void put(struct line *l, const char *s, size_t max) {
+    for (size_t i = 0; s && i < max && s[i] && l->n < sizeof l->p - 1; i++) l->p[l->n++] = s[i];
+}
+
+static void put_num(struct line *l, unsigned long v, int width) {
+    char d[24];
+    int k = 0;
+    do d[k++] = (char)('0' + v % 10), v /= 10;
+    while (v && k < (int)sizeof d);
+    while (k < width && k < (int)sizeof d) d[k++] = '0';
+    while (k > 0 && l->n < sizeof l->p - 1) l->p[l->n++] = d[--k];
+}
+
+/* The log's time stamp (UTC), from the days since 1970 to a civil date. */
+static void put_time(struct line *l) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long days = (long)(ts.tv_sec / 86400), secs = (long)(ts.tv_sec % 86400);
+    long z = days + 719468, era = z / 146097, doe = z - era * 146097;
+    long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    long day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+    long year = yoe + era * 400 + (month <= 2);
+    put_num(l, (unsigned long)year, 4), put(l, "-", 1), put_num(l, (unsigned long)month, 2), put(l, "-", 1);
+    put_num(l, (unsigned long)day, 2), put(l, "T", 1), put_num(l, (unsigned long)(secs / 3600), 2), put(l, ":", 1);
+    put_num(l, (unsigned long)(secs / 60 % 60), 2), put(l, ":", 1), put_num(l, (unsigned long)(secs % 60), 2);
+    put(l, ".", 1), put_num(l, (unsigned long)(ts.tv_nsec / 1000000), 3), put(l, "Z", 1);
+}
+
+static void watchdog_exit(struct script_host *h, uint64_t ran_ns) {
+    struct line l = {.n = 0};
+    put_time(&l);
+    put(&l, " error lua: watchdog: handler=", SIZE_MAX);
+    const struct label *w = h->running;
+    if (w) {
+        put(&l, w->a, (size_t)w->a_len), put(&l, w->b, SIZE_MAX);
+        put(&l, w->c ? w->c : "?", 100), put(&l, w->d, SIZE_MAX), put(&l, w->e, SIZE_MAX);
+    } else {
+        put(&l, "?", 1);
+    }
+    put(&l, " ran ", SIZE_MAX);
+    put_num(&l, (unsigned long)(ran_ns / 1000000), 1);
+    put(&l, " ms where no hook can stop it (a C function, or hooks off); exiting with status 3\n", SIZE_MAX);
+    ssize_t r = write(STDERR_FILENO, l.p, l.n);
+    (void)r;
+    _exit(WATCHDOG_EXIT_STATUS);
+}
+
+/* }------------------------------------------------------------------ */
+
 /* The timer carries its host in the signal's value: no global needed. */
 static void watch_tick(int sig, siginfo_t *si, void *uc) {
     (void)sig, (void)uc;
@@ -220,9 +313,20 @@ static void watch_tick(int sig, siginfo_t *si, void *uc) {
     int saved_errno = errno;
     if (h->depth > 0) {
         h->idle_ticks = 0;
-        if (h->seq == h->seen && !h->hooked) {
-            h->hooked = 1;
-            lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+        if (h->seq == h->seen) {
+            if (h->late_hook && !h->hooked) {
+                h->hooked = 1;
+                lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+            }
+            /* Time, not ticks: a busy machine merges timer signals. */
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+            if (now - h->stuck_since_ns >= WATCHDOG_NS) watchdog_exit(h, now - h->stuck_since_ns);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            h->stuck_since_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         }
         h->seen = h->seq;
     } else if (++h->idle_ticks >= WATCH_IDLE_TICKS) {
@@ -233,10 +337,9 @@ static void watch_tick(int sig, siginfo_t *si, void *uc) {
     errno = saved_errno;
 }
 
-/* Sets up the timer for h; h->late_hook stays 0 when it cannot be. */
+/* Sets up the timer for h; h->timer_ok and late_hook stay 0 when it cannot be. */
 static void watch_init(struct script_host *h) {
 #if defined(__linux__) && defined(SIGEV_THREAD_ID)
-    if (h->srv->cfg->lua_budget < LATE_HOOK_MIN_BUDGET) return;
     int signo = WATCH_SIGNO;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -250,10 +353,12 @@ static void watch_init(struct script_host *h) {
     sev._sigev_un._tid = gettid(); /* this thread: the one that runs Lua */
     sev.sigev_value.sival_ptr = h;
     if (sigaction(signo, &sa, NULL) != 0 || timer_create(CLOCK_MONOTONIC, &sev, &h->timer) != 0) {
-        log_warn("lua", "no timer for the late budget hook (%s): every instruction is counted", strerror(errno));
+        log_warn("lua", "no timer for the late budget hook and the watchdog (%s): every instruction is counted",
+                 strerror(errno));
         return;
     }
-    h->late_hook = 1;
+    h->timer_ok = 1;
+    h->late_hook = h->srv->cfg->lua_budget >= LATE_HOOK_MIN_BUDGET;
 #else
     (void)h;
 #endif
@@ -292,12 +397,12 @@ static void hook_coroutines(lua_State *L, int env) {
 }
 
 static void watch_free(struct script_host *h) {
-    if (!h->late_hook) return;
+    if (!h->timer_ok) return;
     timer_delete(h->timer);
     /* A tick already queued must not reach the freed host: ignoring the
      * signal discards it (POSIX), and none comes after timer_delete. */
     signal(WATCH_SIGNO, SIG_IGN);
-    h->late_hook = 0;
+    h->timer_ok = h->late_hook = 0;
 }
 
 /* Before and after a call: the outermost call starts the timer when it
@@ -305,13 +410,10 @@ static void watch_free(struct script_host *h) {
 static void watch_enter(struct script_host *h) {
     lua_State *L = h->L;
     h->depth++;
-    if (!h->late_hook) {
-        lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
-        return;
-    }
+    if (!h->late_hook) lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
     if (h->depth > 1) return;
     h->seq++;
-    if (!h->ticking) {
+    if (h->timer_ok && !h->ticking) {
         h->ticking = 1;
         h->idle_ticks = 0;
         struct itimerspec every = {{0, WATCH_TICK_NS}, {0, WATCH_TICK_NS}};
@@ -333,6 +435,176 @@ static void watch_leave(struct script_host *h) {
         h->hooked = 0;
     }
 }
+
+/* {==================================================================
+ * What the hook cannot reach
+ *
+ * Lua turns hooks off while a hook or a finalizer runs, and a C function
+ * runs to its end between two hooks. So: xpcall's message handler, which
+ * Lua runs before unwinding (inside the hook when the budget raised),
+ * runs here as a plain call after unwinding; metatables with __gc or
+ * __close are refused; a coroutine that died of an error (perhaps inside
+ * the hook, where hooks stay off) has its to-be-closed values left alone;
+ * the pattern functions first bound their work (pattern_cost.c) and count
+ * it against the budget. The watchdog (watch_tick) ends what is left.
+ * =================================================================== */
+
+static int xpcall_finish(lua_State *L, int status, lua_KContext base) {
+    if (status == LUA_OK || status == LUA_YIELD) {
+        lua_pushboolean(L, 1);
+        lua_insert(L, (int)base + 1);
+        return lua_gettop(L) - (int)base;
+    }
+    lua_pushvalue(L, 2); /* the message handler, on the error object */
+    lua_insert(L, -2);
+    lua_pcall(L, 1, 1, 0);
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* xpcall(f, msgh, ...): pcall, then msgh(error) as an ordinary call. */
+static int xpcall_bounded(lua_State *L) {
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    for (int i = 3; i <= n; i++) lua_pushvalue(L, i);
+    return xpcall_finish(L, lua_pcallk(L, n - 2, LUA_MULTRET, 0, n, xpcall_finish), n);
+}
+
+/* Calls upvalue 1 (the original function) with the arguments. */
+static int call_original(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static int setmetatable_guarded(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        static const char *const refused[] = {"__gc", "__close"};
+        for (int i = 0; i < 2; i++) {
+            lua_pushstring(L, refused[i]);
+            if (lua_rawget(L, 2) != LUA_TNIL)
+                return luaL_error(L, "setmetatable: metatables with %s are not allowed in scripts", refused[i]);
+            lua_pop(L, 1);
+        }
+    }
+    return call_original(L);
+}
+
+/* Whether the coroutine at idx died of an error. */
+static int died_of_error(lua_State *L, int idx) {
+    lua_State *co = lua_tothread(L, idx);
+    return co && lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD;
+}
+
+/* coroutine.close: false and the error of a coroutine that died of one,
+ * without running its to-be-closed values (hooks may be off in it). */
+static int co_close_guarded(lua_State *L) {
+    if (!died_of_error(L, 1)) return call_original(L);
+    lua_State *co = lua_tothread(L, 1);
+    lua_pushboolean(L, 0);
+    if (lua_gettop(co) > 0) {
+        lua_pushvalue(co, -1);
+        lua_xmove(co, L, 1);
+    } else {
+        lua_pushnil(L);
+    }
+    return 2;
+}
+
+/* The function coroutine.wrap returns (upvalues: the thread, resume):
+ * Lua's own closes the to-be-closed values of a coroutine that failed. */
+static int co_wrapped(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_rotate(L, 1, 2);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    if (lua_toboolean(L, 1)) return lua_gettop(L) - 1;
+    lua_settop(L, 2);
+    if (lua_type(L, 2) == LUA_TSTRING && died_of_error(L, lua_upvalueindex(1))) {
+        luaL_where(L, 1);
+        lua_insert(L, 2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* coroutine.wrap(f) (upvalues: create, resume, as scripts have them). */
+static int co_wrap_guarded(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushcclosure(L, co_wrapped, 2);
+    return 1;
+}
+
+/* Puts the guarded functions into the environment at env. */
+static void guard_env(lua_State *L, int env) {
+    lua_pushcfunction(L, xpcall_bounded);
+    lua_setfield(L, env, "xpcall");
+    lua_getfield(L, env, "setmetatable");
+    lua_pushcclosure(L, setmetatable_guarded, 1);
+    lua_setfield(L, env, "setmetatable");
+    if (lua_getfield(L, env, "coroutine") == LUA_TTABLE) {
+        lua_getfield(L, -1, "close");
+        lua_pushcclosure(L, co_close_guarded, 1);
+        lua_setfield(L, -2, "close");
+        lua_getfield(L, -1, "create");
+        lua_getfield(L, -2, "resume");
+        lua_pushcclosure(L, co_wrap_guarded, 2);
+        lua_setfield(L, -2, "wrap");
+    }
+    lua_pop(L, 1);
+}
+
+/* string.find, match, gmatch, gsub as scripts have them: the original
+ * (upvalue 1) when the bound on its work fits in the budget left, which
+ * it then takes from (upvalue 2: the enum pattern_call, 3: the name). */
+static int pattern_bounded(lua_State *L) {
+    int t1 = lua_type(L, 1), t2 = lua_type(L, 2);
+    if ((t1 == LUA_TSTRING || t1 == LUA_TNUMBER) && (t2 == LUA_TSTRING || t2 == LUA_TNUMBER)) {
+        struct script_host *h = host_of(L);
+        enum pattern_call call = (enum pattern_call)lua_tointeger(L, lua_upvalueindex(2));
+        size_t n, p_len;
+        const char *s = lua_tolstring(L, 1, &n), *p = lua_tolstring(L, 2, &p_len);
+        int isnum = 0;
+        lua_Integer init = call == PATTERN_GSUB ? 1 : lua_tointegerx(L, 3, &isnum);
+        if (!isnum) init = 1;
+        int plain = lua_toboolean(L, 4) && strcmp(lua_tostring(L, lua_upvalueindex(3)), "find") == 0;
+        double left = h->running ? (double)h->budget_left : (double)h->srv->cfg->lua_budget;
+        double cost = pattern_cost(call, s, n, p, p_len, init, plain, left);
+        if (cost > left) {
+            char why[160]; /* lua_pushfstring has no %g */
+            snprintf(why, sizeof why, "up to %.3g steps, over the %.3g instructions left of the budget", cost,
+                     left > 0 ? left : 0);
+            return luaL_error(L, "string.%s: pattern too costly for a subject of %I bytes (%s)",
+                              lua_tostring(L, lua_upvalueindex(3)), (lua_Integer)n, why);
+        }
+        h->budget_left -= (int64_t)cost;
+    }
+    return call_original(L);
+}
+
+/* Bounds the functions in the string library itself: strings' methods
+ * come from it, not from the copy in the scripts' environment. */
+static void bound_patterns(lua_State *L) {
+    static const char *const names[] = {"find", "match", "gmatch", "gsub"};
+    static const enum pattern_call calls[] = {PATTERN_FIND, PATTERN_FIND, PATTERN_GMATCH, PATTERN_GSUB};
+    lua_getglobal(L, "string");
+    for (int i = 0; i < 4; i++) {
+        lua_getfield(L, -1, names[i]);
+        lua_pushinteger(L, calls[i]);
+        lua_pushstring(L, names[i]);
+        lua_pushcclosure(L, pattern_bounded, 3);
+        lua_setfield(L, -2, names[i]);
+    }
+    lua_pop(L, 1);
+}
+
+/* }================================================================== */
 
 /* For loading: the message alone, it already says file:line. */
 static int msghandler_short(lua_State *L) {
@@ -364,6 +636,7 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
     h->running = outer;
     if (rc != LUA_OK) {
         const char *err = lua_tostring(L, -1);
+        if (rc == LUA_ERRMEM && h->oom_where[0]) err = h->oom_where;
         const char *c = what->c;
         if (what->name) c = lua_getfield(L, what->name, "name") == LUA_TSTRING ? lua_tostring(L, -1) : "?";
         char q[LOG_QUOTED_MAX];
@@ -542,6 +815,7 @@ static int load_generation(lua_State *L) {
     sandbox_push_env(L, dir, SHARED_MODULES);
     int env = lua_gettop(L);
     hook_coroutines(L, env);
+    guard_env(L, env);
     lua_getfield(L, env, "require");
     lua_pushliteral(L, "init");
     lua_call(L, 1, 1);
@@ -581,8 +855,10 @@ static int host_load(struct script_host *h, char *err, size_t errlen) {
     lua_pushstring(L, h->plugins_dir);
     budget_start(h);
     h->running = LABEL("load");
+    watch_enter(h); /* for the watchdog; the hook counts from the first instruction */
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
     int rc = lua_pcall(L, 2, 1, -4);
+    watch_leave(h);
     lua_sethook(L, NULL, 0, 0);
     h->running = NULL;
     if (rc != LUA_OK) {
@@ -663,6 +939,7 @@ struct script_host *script_host_new(struct server *srv, const char *dir, const c
     lua_getglobal(h->L, "require");
     lua_pushliteral(h->L, "space");
     lua_call(h->L, 1, 0);
+    bound_patterns(h->L);
     open_cjson(h->L, "cjson");
     open_cjson(h->L, "cjson.safe");
     if (open_schema(h->L) != 0) {
@@ -810,30 +1087,58 @@ static void run_plugin_hook_reload(struct script_host *h) {
     run_plugin_hooks(h, "on_reload", 0, 0, 0);
 }
 
-/* reply(conn, event, data, ack_id|nil): emits event to the connection and
- * answers the ack with data; in a protected call, since encoding may raise. */
-static int reply_lua(lua_State *L) {
+/* reply_lua's work: raises when the event name is one clients reserve
+ * or the data cannot be encoded, before anything is sent. */
+static int reply_send(lua_State *L) {
     struct sio_socket *s = api_to_socket(L, 1);
     if (!s) return 0;
     lua_settop(L, 4);
+    size_t len;
+    const char *event = lua_tolstring(L, 2, &len);
+    if (event && (len == 0 || sio_is_reserved_event(event, len)))
+        return luaL_error(L, "'%s' is not an event name a client accepts", event);
     api_reply(L, s, 2, 3, lua_isinteger(L, 4) ? lua_tointeger(L, 4) : -1);
     return 0;
 }
 
+/* reply(conn, event, data, ack_id|nil, handler|nil): emits event to the
+ * connection and answers the ack with data; in a protected call, since
+ * encoding may raise. The error of an answer names the handler's
+ * file:line (it has returned: its own line is gone). */
+static int reply_lua(lua_State *L) {
+    lua_settop(L, 5);
+    lua_pushcfunction(L, reply_send);
+    for (int i = 1; i <= 4; i++) lua_pushvalue(L, i);
+    if (lua_pcall(L, 4, 0, 0) == LUA_OK) return 0;
+    if (lua_isfunction(L, 5) && lua_type(L, -1) == LUA_TSTRING) {
+        lua_Debug ar;
+        lua_pushvalue(L, 5);
+        lua_getinfo(L, ">S", &ar);
+        lua_pushfstring(L, "%s:%d: the handler's answer: ", ar.short_src, ar.linedefined);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
 /* Emits the values at event_idx and data_idx to s, and answers ack_id (if
- * >= 0) with the data. */
-static void reply(struct script_host *h, struct sio_socket *s, int event_idx, int data_idx, int64_t ack_id,
-                  const struct label *what) {
+ * >= 0) with the data. handler_idx (0: none) is the function that
+ * answered. 0, or -1 when nothing could be sent (logged). */
+static int reply(struct script_host *h, struct sio_socket *s, int event_idx, int data_idx, int64_t ack_id,
+                 const struct label *what, int handler_idx) {
     lua_State *L = h->L;
     event_idx = lua_absindex(L, event_idx);
     data_idx = lua_absindex(L, data_idx);
+    if (handler_idx) handler_idx = lua_absindex(L, handler_idx);
     lua_pushcfunction(L, reply_lua);
     api_push_conn(L, s);
     lua_pushvalue(L, event_idx);
     lua_pushvalue(L, data_idx);
     if (ack_id >= 0) lua_pushinteger(L, ack_id);
     else lua_pushnil(L);
-    call(h, 4, 0, what);
+    if (handler_idx) lua_pushvalue(L, handler_idx);
+    else lua_pushnil(L);
+    return call(h, 5, 0, what);
 }
 
 /* Sends `error` {code, message, event} to s and answers its ack with the
@@ -849,7 +1154,7 @@ static void send_error(struct script_host *h, struct sio_socket *s, const char *
     lua_setfield(L, -2, "message");
     lua_pushstring(L, event);
     lua_setfield(L, -2, "event");
-    reply(h, s, -2, -1, ack_id, LABEL("error reply"));
+    reply(h, s, -2, -1, ack_id, LABEL("error reply"), 0);
     lua_pop(L, 2);
 }
 
@@ -1150,7 +1455,9 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
     }
     int r1 = base + 1;
     if (lua_type(L, r1) == LUA_TSTRING) {
-        reply(h, s, r1, r1 + 1, pending_ack, &what);
+        /* Every call answers: an answer that cannot be sent is an internal_error. */
+        if (reply(h, s, r1, r1 + 1, pending_ack, &what, ev - 1) != 0 && !s->closed)
+            send_error(h, s, name, pending_ack, "internal_error", "the handler failed");
     } else if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
         const char *code = lua_tostring(L, r1 + 1);
         const char *message = lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code;

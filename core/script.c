@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <signal.h>
@@ -68,6 +69,7 @@ struct script_host {
     volatile sig_atomic_t ticking;  /* the timer runs */
     volatile sig_atomic_t idle_ticks;
     uint64_t stuck_since_ns;        /* when the watchdog first saw the running call (its own field) */
+    volatile sig_atomic_t pressed;  /* it set the hook on every instruction for that call */
     char oom_where[160];   /* file:line of the allocation the caps refused in this call */
 };
 
@@ -322,10 +324,18 @@ static void watch_tick(int sig, siginfo_t *si, void *uc) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-            if (now - h->stuck_since_ns >= WATCHDOG_NS) watchdog_exit(h, now - h->stuck_since_ns);
+            uint64_t ran = now - h->stuck_since_ns;
+            /* Past the backstop: the budget hook on the very next
+             * instruction, for a loop of slow C calls between two hooks. */
+            if (ran >= HANDLER_TIME_BUDGET_NS && !h->pressed) {
+                h->pressed = 1;
+                lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, 1);
+            }
+            if (ran >= WATCHDOG_NS) watchdog_exit(h, ran);
         } else {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
+            h->pressed = 0;
             h->stuck_since_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         }
         h->seen = h->seq;
@@ -430,7 +440,7 @@ static void watch_leave(struct script_host *h) {
         else lua_sethook(L, NULL, 0, 0);
         return;
     }
-    if (h->depth == 0 && h->hooked) {
+    if (h->depth == 0 && (h->hooked || h->pressed)) {
         lua_sethook(L, NULL, 0, 0);
         h->hooked = 0;
     }
@@ -586,6 +596,75 @@ static int pattern_bounded(lua_State *L) {
         h->budget_left -= (int64_t)cost;
     }
     return call_original(L);
+}
+
+/* Library functions whose C loop runs as long as an argument says, not as
+ * long as the memory it takes: string.rep("", 2^40) and
+ * table.move({}, 1, 2^50, 1, {}) copy nothing and never end, insert and
+ * remove shift as far as __len claims. Each takes its loop's length from
+ * the budget first (upvalue 1: the original, 2: which). */
+enum { LOOP_REP, LOOP_MOVE, LOOP_INSERT, LOOP_REMOVE, LOOP_SORT, LOOP_CONCAT };
+
+/* The integer argument at idx, or dflt when absent or not one. */
+static lua_Integer int_arg(lua_State *L, int idx, lua_Integer dflt) {
+    int ok = 0;
+    lua_Integer v = lua_tointegerx(L, idx, &ok);
+    return ok ? v : dflt;
+}
+
+static double span(lua_Integer from, lua_Integer to) { return to < from ? 0 : (double)to - (double)from + 1; }
+
+static int loop_bounded(lua_State *L) {
+    double steps = 0;
+    int table = lua_type(L, 1) == LUA_TTABLE;
+    switch ((int)lua_tointeger(L, lua_upvalueindex(2))) {
+    case LOOP_REP: steps = (double)int_arg(L, 2, 0) / 16; break;
+    case LOOP_MOVE: steps = span(int_arg(L, 2, 1), int_arg(L, 3, 0)); break;
+    case LOOP_INSERT:
+        if (table && lua_gettop(L) == 3) steps = span(int_arg(L, 2, 1), luaL_len(L, 1) + 1);
+        break;
+    case LOOP_REMOVE:
+        if (table) steps = span(int_arg(L, 2, 1), luaL_len(L, 1));
+        break;
+    case LOOP_SORT:
+        if (table) {
+            double n = (double)lua_rawlen(L, 1);
+            steps = n * (1 + log2(n + 1));
+        }
+        break;
+    case LOOP_CONCAT:
+        if (table) steps = span(int_arg(L, 3, 1), lua_isnoneornil(L, 4) ? (lua_Integer)lua_rawlen(L, 1) : int_arg(L, 4, 0));
+        break;
+    }
+    if (steps > 0) {
+        struct script_host *h = host_of(L);
+        double left = h->running ? (double)h->budget_left : (double)h->srv->cfg->lua_budget;
+        if (steps > left) {
+            char why[160];
+            snprintf(why, sizeof why, "%.3g steps, over the %.3g instructions left of the budget", steps,
+                     left > 0 ? left : 0);
+            return luaL_error(L, "%s: too long a loop (%s)", lua_tostring(L, lua_upvalueindex(3)), why);
+        }
+        h->budget_left -= (int64_t)steps;
+    }
+    return call_original(L);
+}
+
+static void bound_loops(lua_State *L) {
+    static const struct {
+        const char *lib, *name;
+        int which;
+    } loops[] = {{"string", "rep", LOOP_REP},       {"table", "move", LOOP_MOVE}, {"table", "insert", LOOP_INSERT},
+                 {"table", "remove", LOOP_REMOVE}, {"table", "sort", LOOP_SORT}, {"table", "concat", LOOP_CONCAT}};
+    for (size_t i = 0; i < sizeof loops / sizeof *loops; i++) {
+        lua_getglobal(L, loops[i].lib);
+        lua_getfield(L, -1, loops[i].name);
+        lua_pushinteger(L, loops[i].which);
+        lua_pushfstring(L, "%s.%s", loops[i].lib, loops[i].name);
+        lua_pushcclosure(L, loop_bounded, 3);
+        lua_setfield(L, -2, loops[i].name);
+        lua_pop(L, 1);
+    }
 }
 
 /* Bounds the functions in the string library itself: strings' methods
@@ -940,6 +1019,7 @@ struct script_host *script_host_new(struct server *srv, const char *dir, const c
     lua_pushliteral(h->L, "space");
     lua_call(h->L, 1, 0);
     bound_patterns(h->L);
+    bound_loops(h->L);
     open_cjson(h->L, "cjson");
     open_cjson(h->L, "cjson.safe");
     if (open_schema(h->L) != 0) {

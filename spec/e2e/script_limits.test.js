@@ -102,6 +102,27 @@ const HOSTILE = {
       local p = ("a"):rep(2000000) .. "b"
       return "survived", { s:find(p, 1, true) }
     end`,
+  rep_empty: `
+    return function(conn, data)
+      return "survived", { #string.rep("", 2^40) }
+    end`,
+  move_huge: `
+    return function(conn, data)
+      table.move({}, 1, 2^50, 1, {})
+      return "survived", {}
+    end`,
+  insert_len: `
+    return function(conn, data)
+      local t = setmetatable({}, { __len = function() return 2^50 end })
+      table.insert(t, 1, "x")
+      return "survived", {}
+    end`,
+  slow_calls_loop: `
+    return function(conn, data)
+      local s = string.rep("x", 2^24)
+      local len = utf8.len
+      while true do len(s) end
+    end`,
   cyclic_result: `
     return function(conn, data)
       local t = {}
@@ -253,6 +274,18 @@ for (const name of ['find_bomb', 'method_bomb', 'gmatch_bomb', 'gsub_bomb', 'pla
     assert.match(await failureLine(name), /hostile_\w+\.lua:\d+: .*pattern/);
   });
 }
+
+for (const name of ['rep_empty', 'move_huge', 'insert_len']) {
+  test(`a library loop as long as an argument says is refused (${name})`, async () => {
+    await expectInternalError(name);
+    assert.match(await failureLine(name), /hostile_\w+\.lua:\d+: .*too long a loop/);
+  });
+}
+
+test('a loop of slow C calls is stopped by the budget', async () => {
+  await expectInternalError('slow_calls_loop');
+  assert.match(await failureLine('slow_calls_loop'), /budget exceeded/);
+});
 
 test('a result that cannot be encoded answers internal_error; the log names file:line', async () => {
   await expectInternalError('cyclic_result');

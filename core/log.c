@@ -62,16 +62,17 @@ void log_msg(enum log_level level, const char *component, const char *fmt, ...) 
     va_end(ap);
     /* One event, one line: a newline or another control character in a
      * client's text (through space.log, print, an error message) would
-     * let it write log lines of its own. */
+     * let it write log lines of its own (or drive a terminal). A tab
+     * stays: print separates its arguments with it. */
     static const char hex[] = "0123456789abcdef";
     char out[sizeof line + 64];
     size_t o = 0;
     for (const unsigned char *p = (const unsigned char *)line; *p && o + 5 < sizeof out; p++) {
-        if (*p >= 0x20 && *p != 0x7f) {
+        if ((*p >= 0x20 && *p != 0x7f) || *p == '\t') {
             out[o++] = (char)*p;
-        } else if (*p == '\n' || *p == '\r' || *p == '\t') {
+        } else if (*p == '\n' || *p == '\r') {
             out[o++] = '\\';
-            out[o++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+            out[o++] = *p == '\n' ? 'n' : 'r';
         } else {
             out[o++] = '\\';
             out[o++] = 'x';

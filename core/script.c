@@ -618,7 +618,14 @@ static int loop_bounded(lua_State *L) {
     double steps = 0;
     int table = lua_type(L, 1) == LUA_TTABLE;
     switch ((int)lua_tointeger(L, lua_upvalueindex(2))) {
-    case LOOP_REP: steps = (double)int_arg(L, 2, 0) / 16; break;
+    case LOOP_REP: /* copies of something are bounded by the memory cap; of nothing, not */
+    {
+        size_t l = 1, lsep = 0;
+        if (lua_isstring(L, 1)) lua_tolstring(L, 1, &l);
+        if (lua_isstring(L, 3)) lua_tolstring(L, 3, &lsep);
+        if (l + lsep == 0) steps = (double)int_arg(L, 2, 0) / 16;
+        break;
+    }
     case LOOP_MOVE: steps = span(int_arg(L, 2, 1), int_arg(L, 3, 0)); break;
     case LOOP_INSERT:
         if (table && lua_gettop(L) == 3) steps = span(int_arg(L, 2, 1), luaL_len(L, 1) + 1);

@@ -551,6 +551,48 @@ static int co_wrap_guarded(lua_State *L) {
     return 1;
 }
 
+/* Whether the value at idx is the name of a metamethod that runs where
+ * the hook does not (a finalizer) or that scripts may not have. */
+static int is_unhooked_event(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TSTRING) return 0;
+    const char *k = lua_tostring(L, idx);
+    return strcmp(k, "__gc") == 0 || strcmp(k, "__close") == 0;
+}
+
+/* rawset(t, k, v): not "__gc" or "__close", into a metatable the host
+ * shares (where a finalizer would take effect) or any other table. */
+static int rawset_guarded(lua_State *L) {
+    if (is_unhooked_event(L, 2)) return luaL_error(L, "rawset: '%s' keys are not allowed in scripts", lua_tostring(L, 2));
+    return call_original(L);
+}
+
+/* __newindex of the host's shared metatables (array, binary, conn): the C
+ * side sets them on new values, and one with a __gc added by a script
+ * would make those values run it as a finalizer, hooks off. */
+static int shared_mt_newindex(lua_State *L) {
+    if (is_unhooked_event(L, 2))
+        return luaL_error(L, "the metatable of the host's values may not get '%s'", lua_tostring(L, 2));
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 0;
+}
+
+static void guard_shared_metatables(lua_State *L) {
+    static const char *const names[] = {JSON_ARRAY_MT, JSON_BINARY_MT, API_CONN_MT};
+    for (int i = 0; i < 3; i++) {
+        int top = lua_gettop(L);
+        if (luaL_getmetatable(L, names[i]) == LUA_TTABLE && !lua_getmetatable(L, -1)) {
+            lua_createtable(L, 0, 2);
+            lua_pushcfunction(L, shared_mt_newindex);
+            lua_setfield(L, -2, "__newindex");
+            lua_pushliteral(L, "locked");
+            lua_setfield(L, -2, "__metatable"); /* so that setmetatable(mt, nil) cannot undo it */
+            lua_setmetatable(L, -2);
+        }
+        lua_settop(L, top);
+    }
+}
+
 /* Puts the guarded functions into the environment at env. */
 static void guard_env(lua_State *L, int env) {
     lua_pushcfunction(L, xpcall_bounded);
@@ -558,6 +600,9 @@ static void guard_env(lua_State *L, int env) {
     lua_getfield(L, env, "setmetatable");
     lua_pushcclosure(L, setmetatable_guarded, 1);
     lua_setfield(L, env, "setmetatable");
+    lua_getfield(L, env, "rawset");
+    lua_pushcclosure(L, rawset_guarded, 1);
+    lua_setfield(L, env, "rawset");
     if (lua_getfield(L, env, "coroutine") == LUA_TTABLE) {
         lua_getfield(L, -1, "close");
         lua_pushcclosure(L, co_close_guarded, 1);
@@ -718,8 +763,6 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
     h->running = what;
     watch_enter(h);
     int rc = lua_pcall(L, nargs, nres, base);
-    watch_leave(h);
-    h->running = outer;
     if (rc != LUA_OK) {
         const char *err = lua_tostring(L, -1);
         if (rc == LUA_ERRMEM && h->oom_where[0]) err = h->oom_where;
@@ -729,9 +772,12 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
         log_error("lua", "handler failed handler=%.*s%s%.100s%s%s error=\"%s\"", what->a_len, what->a, what->b, c,
                   what->d, what->e, log_quoted(q, sizeof q, err ? err : "?"));
         lua_settop(L, base - 1);
+        /* Still watched: finalizers run here, with hooks off. */
         lua_gc(L, LUA_GCCOLLECT);
-        return -1;
     }
+    watch_leave(h);
+    h->running = outer;
+    if (rc != LUA_OK) return -1;
     lua_remove(L, base);
     return 0;
 }
@@ -1027,6 +1073,7 @@ struct script_host *script_host_new(struct server *srv, const char *dir, const c
     lua_call(h->L, 1, 0);
     bound_patterns(h->L);
     bound_loops(h->L);
+    guard_shared_metatables(h->L);
     open_cjson(h->L, "cjson");
     open_cjson(h->L, "cjson.safe");
     if (open_schema(h->L) != 0) {

@@ -56,6 +56,25 @@ const HOSTILE = {
       t = nil
       error("fails, so that a full collection runs")
     end`,
+  gc_shared_mt: `
+    local space = require "space"
+    return function(conn, data)
+      local mt = getmetatable(space.array())
+      mt.__gc = function() while true do end end
+      return "survived", {}
+    end`,
+  gc_rawset_shared_mt: `
+    local space = require "space"
+    return function(conn, data)
+      local mt = getmetatable(space.array())
+      rawset(mt, "__gc", function() while true do end end)
+      return "survived", {}
+    end`,
+  gc_conn_mt: `
+    return function(conn, data)
+      getmetatable(conn).__gc = function() while true do end end
+      return "survived", {}
+    end`,
   close_loop: `
     return function(conn, data)
       local t = setmetatable({}, { __close = function() while true do end end })
@@ -254,6 +273,19 @@ test('setmetatable refuses __gc and __close', async () => {
   assert.match(await failureLine('gc_loop'), /hostile_gc_loop\.lua:3: .*__gc/);
   await expectInternalError('close_loop');
   assert.match(await failureLine('close_loop'), /__close/);
+});
+
+test('the metatables the host shares (arrays, binary values, conn handles) get no __gc', async () => {
+  for (const name of ['gc_shared_mt', 'gc_rawset_shared_mt', 'gc_conn_mt']) {
+    await expectInternalError(name);
+    assert.match(await failureLine(name), /__gc/);
+  }
+  // Arrays, and a new connection's handle, still work (and nothing runs as their finalizer).
+  const c = await h.connectClient(srv, h.uniqueName('after'));
+  await h.expectAnswer(c, 'join_room', { room }, 'joined_room');
+  await h.expectAnswer(c, 'get_room_users', { room }, 'room_users');
+  h.disconnectClient(c);
+  await witness();
 });
 
 test('a __gc added to a metatable later is never run', async () => {

@@ -758,7 +758,10 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
-    budget_start(h);
+    /* A call made from inside another (conn:refresh_token runs the
+     * plugins' on_authenticate) spends the outer call's budget: a fresh
+     * one each time would let a loop of such calls run for good. */
+    if (!h->running) budget_start(h);
     const struct label *outer = h->running;
     h->running = what;
     watch_enter(h);

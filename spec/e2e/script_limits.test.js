@@ -16,6 +16,7 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const h = require('./harness');
@@ -141,6 +142,10 @@ const HOSTILE = {
       local s = string.rep("x", 2^24)
       local len = utf8.len
       while true do len(s) end
+    end`,
+  refresh_loop: `
+    return function(conn, data)
+      while true do conn:refresh_token(data.token) end
     end`,
   cyclic_result: `
     return function(conn, data)
@@ -354,6 +359,32 @@ test('space.log cannot forge log lines', async () => {
   assert.match(line[0], /said: hi\\n2030-01-01T00:00:00\.000Z error lua: FORGED\\r\\x1b\[31m/);
   assert.doesNotMatch(srv.stderr, /^2030-01-01T00:00:00\.000Z error lua: FORGED/m);
   await witness();
+});
+
+// A call made from inside a call (conn:refresh_token runs the jwt plugin's on_authenticate) spends
+// the outer call's budget: a loop of them used to start a fresh budget and deadline every time.
+test('nested calls share the budget of the handler that makes them', async () => {
+  const secret = crypto.randomBytes(32).toString('hex');
+  const secretFile = path.join(scriptsDir, 'jwt.secret');
+  fs.writeFileSync(secretFile, secret);
+  const b64u = (x) => Buffer.from(x).toString('base64url');
+  const input = `${b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.` +
+    b64u(JSON.stringify({ sub: h.uniqueName('jwt'), exp: Math.floor(Date.now() / 1000) + 3600 }));
+  const token = `${input}.${crypto.createHmac('sha256', secret).update(input).digest('base64url')}`;
+  const jwtSrv = await h.startServer({ scripts: scriptsDir, args: ['--jwt-secret-file', secretFile] });
+  try {
+    const c = await h.connectClient(jwtSrv, undefined, { auth: { token } });
+    const ack = await c.timeout(T(8000)).emitWithAck('hostile_refresh_loop', { token });
+    assert.equal(ack.code, 'internal_error', show(ack));
+    const line = await h.waitFor(() => /handler failed handler=\/:hostile_refresh_loop[^\n]*/.exec(jwtSrv.stderr),
+      T(3000), 'the log line');
+    assert.match(line[0], /budget exceeded/);
+    c.disconnect();
+    const r = await jwtSrv.stop(T(5000));
+    assert.deepEqual({ code: r.code, killed: r.killed }, { code: 0, killed: false }, jwtSrv.describe());
+  } finally {
+    if (!jwtSrv.exit) await jwtSrv.stop(T(2000));
+  }
 });
 
 test('SIGTERM ends the server after all that', async () => {

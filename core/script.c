@@ -160,7 +160,8 @@ static void *refused_here(struct script_host *h, const char *cap) {
             return NULL;
         }
     }
-    snprintf(h->oom_where, sizeof h->oom_where, "not enough memory (%s)", cap);
+    /* No Lua function running (a stack being shrunk): keep what was noted. */
+    if (!h->oom_where[0]) snprintf(h->oom_where, sizeof h->oom_where, "not enough memory (%s)", cap);
     return NULL;
 }
 
@@ -676,7 +677,10 @@ static int loop_bounded(lua_State *L) {
         if (table && lua_gettop(L) == 3) steps = span(int_arg(L, 2, 1), luaL_len(L, 1) + 1);
         break;
     case LOOP_REMOVE:
-        if (table) steps = span(int_arg(L, 2, 1), luaL_len(L, 1));
+        if (table) {
+            lua_Integer n = luaL_len(L, 1);
+            steps = span(int_arg(L, 2, n), n);
+        }
         break;
     case LOOP_SORT:
         if (table) {
@@ -775,7 +779,10 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
         log_error("lua", "handler failed handler=%.*s%s%.100s%s%s error=\"%s\"", what->a_len, what->a, what->b, c,
                   what->d, what->e, log_quoted(q, sizeof q, err ? err : "?"));
         lua_settop(L, base - 1);
-        /* Still watched: finalizers run here, with hooks off. */
+        /* Still watched: finalizers run here, with hooks off. Not on the
+         * call's allowance: the collection shrinks the stack, which takes
+         * a new block. */
+        if (!outer) h->call_allocated = 0;
         lua_gc(L, LUA_GCCOLLECT);
     }
     watch_leave(h);

@@ -154,8 +154,9 @@ static void parse(const char *p, size_t len, int anchor_ok, struct shape *sh) {
 /* Lua's posrelatI: a 1-based position, negative from the end, clamped to 1. */
 static size_t start_of(long long init, size_t n) {
     if (init > 0) return (size_t)init - 1;
-    if (init == 0 || (unsigned long long)-init > n) return 0;
-    return n - (size_t)-init;
+    unsigned long long back = 0ull - (unsigned long long)init; /* -init, also for LLONG_MIN */
+    if (init == 0 || back > n) return 0;
+    return n - (size_t)back;
 }
 
 /* The positions tried, times the ways through the quantified items, times

@@ -633,6 +633,9 @@ static int pattern_bounded(lua_State *L) {
         double left = h->running ? (double)h->budget_left : (double)h->srv->cfg->lua_budget;
         double cost = pattern_cost(call, s, n, p, p_len, init, plain, left);
         if (cost > left) {
+            /* Measuring the subject took time too: a refusal spends what
+             * was left, so that a loop of caught refusals ends soon. */
+            h->budget_left = 0;
             char why[160]; /* lua_pushfstring has no %g */
             snprintf(why, sizeof why, "up to %.3g steps, over the %.3g instructions left of the budget", cost,
                      left > 0 ? left : 0);

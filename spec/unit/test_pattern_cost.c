@@ -74,6 +74,8 @@ TEST(anchors_and_init) {
     CHECK(pattern_cost(PATTERN_FIND, s, 1000, "a*b", 3, -10, 0, BUDGET) < 1000);
     CHECK(pattern_cost(PATTERN_FIND, s, 1000, "a*b", 3, 2000, 0, BUDGET) == 0);
     CHECK(pattern_cost(PATTERN_FIND, s, 1000, "a*b", 3, -5000, 0, BUDGET) > 1e5);
+    CHECK(pattern_cost(PATTERN_FIND, s, 1000, "a*b", 3, INT64_MIN, 0, BUDGET) > 1e5);
+    CHECK(pattern_cost(PATTERN_GMATCH, s, 1000, "a*b", 3, INT64_MAX, 0, BUDGET) <= 10);
     free(s);
 }
 

@@ -652,7 +652,7 @@ static int pattern_bounded(lua_State *L) {
  * table.move({}, 1, 2^50, 1, {}) copy nothing and never end, insert and
  * remove shift as far as __len claims. Each takes its loop's length from
  * the budget first (upvalue 1: the original, 2: which). */
-enum { LOOP_REP, LOOP_MOVE, LOOP_INSERT, LOOP_REMOVE, LOOP_SORT, LOOP_CONCAT };
+enum { LOOP_REP, LOOP_MOVE, LOOP_INSERT, LOOP_REMOVE, LOOP_SORT, LOOP_CONCAT, LOOP_UNPACK, LOOP_BYTE };
 
 /* The integer argument at idx, or dflt when absent or not one. */
 static lua_Integer int_arg(lua_State *L, int idx, lua_Integer dflt) {
@@ -691,6 +691,19 @@ static int loop_bounded(lua_State *L) {
             steps = n * (1 + log2(n + 1));
         }
         break;
+    case LOOP_UNPACK: /* pushes j - i + 1 values (up to Lua's stack limit) */
+        if (!lua_isnoneornil(L, 3)) steps = span(int_arg(L, 2, 1), int_arg(L, 3, 0));
+        break;
+    case LOOP_BYTE: /* s:byte(i, j): j - i + 1 values, negative from the end, at most #s */
+        if (lua_isstring(L, 1) && !lua_isnoneornil(L, 3)) {
+            size_t l;
+            lua_tolstring(L, 1, &l);
+            lua_Integer i = int_arg(L, 2, 1), j = int_arg(L, 3, 0);
+            if (i < 0) i = (lua_Integer)l + i + 1;
+            if (j < 0) j = (lua_Integer)l + j + 1;
+            steps = span(i < 1 ? 1 : i, j > (lua_Integer)l ? (lua_Integer)l : j);
+        }
+        break;
     case LOOP_CONCAT:
         if (table) steps = span(int_arg(L, 3, 1), lua_isnoneornil(L, 4) ? (lua_Integer)lua_rawlen(L, 1) : int_arg(L, 4, 0));
         break;
@@ -714,7 +727,8 @@ static void bound_loops(lua_State *L) {
         const char *lib, *name;
         int which;
     } loops[] = {{"string", "rep", LOOP_REP},       {"table", "move", LOOP_MOVE}, {"table", "insert", LOOP_INSERT},
-                 {"table", "remove", LOOP_REMOVE}, {"table", "sort", LOOP_SORT}, {"table", "concat", LOOP_CONCAT}};
+                 {"table", "remove", LOOP_REMOVE}, {"table", "sort", LOOP_SORT}, {"table", "concat", LOOP_CONCAT},
+                 {"table", "unpack", LOOP_UNPACK}, {"string", "byte", LOOP_BYTE}};
     for (size_t i = 0; i < sizeof loops / sizeof *loops; i++) {
         lua_getglobal(L, loops[i].lib);
         lua_getfield(L, -1, loops[i].name);

@@ -60,5 +60,26 @@ void log_msg(enum log_level level, const char *component, const char *fmt, ...) 
     va_start(ap, fmt);
     if (n >= 0 && (size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s\n", line);
+    /* One event, one line: a newline or another control character in a
+     * client's text (through space.log, print, an error message) would
+     * let it write log lines of its own (or drive a terminal). A tab
+     * stays: print separates its arguments with it. */
+    static const char hex[] = "0123456789abcdef";
+    char out[sizeof line + 64];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)line; *p && o + 5 < sizeof out; p++) {
+        if ((*p >= 0x20 && *p != 0x7f) || *p == '\t') {
+            out[o++] = (char)*p;
+        } else if (*p == '\n' || *p == '\r') {
+            out[o++] = '\\';
+            out[o++] = *p == '\n' ? 'n' : 'r';
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = 0;
+    fprintf(stderr, "%s\n", out);
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "sio.h"
 #include "sio_packet.h"
 #include "lua_schema.h"
+#include "pattern_cost.h"
 #include "sandbox.h"
 #include "user.h"
 #include <time.h>
@@ -58,6 +60,7 @@ struct script_host {
     const struct label *running; /* what is running, NULL between calls */
     /* The late hook (see below); the volatile fields are shared with the
      * timer's signal handler, which runs on this thread. */
+    int timer_ok;                   /* the timer exists (the watchdog runs on it) */
     int late_hook;                  /* 1: the budget hook waits for the timer */
     timer_t timer;
     volatile sig_atomic_t depth;    /* calls in progress (nested ones included) */
@@ -66,6 +69,9 @@ struct script_host {
     volatile sig_atomic_t hooked;   /* the hook is set for the running call */
     volatile sig_atomic_t ticking;  /* the timer runs */
     volatile sig_atomic_t idle_ticks;
+    uint64_t stuck_since_ns;        /* when the watchdog first saw the running call (its own field) */
+    volatile sig_atomic_t pressed;  /* it set the hook on every instruction for that call */
+    char oom_where[160];   /* file:line of the allocation the caps refused in this call */
 };
 
 /* Names a call in the log line of its failure: the parts are joined only
@@ -141,6 +147,25 @@ static void *pool_realloc(struct script_host *h, void *ptr, size_t old, size_t n
     return realloc(ptr, nsize <= POOL_MAX ? (pool_class(nsize) + 1) * POOL_STEP : nsize);
 }
 
+/* A refused allocation ends in "not enough memory", which Lua raises with
+ * no position and no message handler: the line of the innermost Lua
+ * function running is noted here, for the log line of the call's failure.
+ * Reading the stack allocates nothing, so it is safe from the allocator. */
+static void *refused_here(struct script_host *h, const char *cap) {
+    if (!h->running) return NULL;
+    lua_Debug ar;
+    for (int level = 0; lua_getstack(h->L, level, &ar); level++) {
+        if (lua_getinfo(h->L, "Sl", &ar) && ar.currentline > 0) {
+            snprintf(h->oom_where, sizeof h->oom_where, "%s:%d: not enough memory (%s)", ar.short_src,
+                     ar.currentline, cap);
+            return NULL;
+        }
+    }
+    /* No Lua function running (a stack being shrunk): keep what was noted. */
+    if (!h->oom_where[0]) snprintf(h->oom_where, sizeof h->oom_where, "not enough memory (%s)", cap);
+    return NULL;
+}
+
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     struct script_host *h = ud;
     size_t old = ptr ? osize : 0; /* with ptr NULL, osize is a type tag */
@@ -151,10 +176,11 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     /* Only growth may fail: scripts can catch out-of-memory, the cap holds anyway. */
     if (nsize > old) {
-        if (h->mem_used - old + nsize > h->mem_limit) return NULL;
+        if (h->mem_used - old + nsize > h->mem_limit) return refused_here(h, "the memory cap");
         /* One call may also only allocate so much in all: a memory bomb
          * stops after a bounded amount of work, not when memory is full. */
-        if (h->running && (h->call_allocated += nsize - old) > h->mem_limit / 4) return NULL;
+        if (h->running && (h->call_allocated += nsize - old) > h->mem_limit / 4)
+            return refused_here(h, "a quarter of the memory cap in one call");
     }
     void *p = pool_realloc(h, ptr, old, nsize);
     if (p) h->mem_used = h->mem_used - old + nsize;
@@ -186,6 +212,7 @@ static void budget_start(struct script_host *h) {
     h->budget_left = h->srv->cfg->lua_budget;
     h->deadline_ns = uv_hrtime() + HANDLER_TIME_BUDGET_NS;
     h->call_allocated = 0;
+    h->oom_where[0] = 0;
 }
 
 /* }================================================================== */
@@ -213,6 +240,75 @@ static void budget_start(struct script_host *h) {
 
 #define WATCH_SIGNO (SIGRTMIN + 7) /* above what glibc and libuv use */
 
+/* {------------------------------------------------------------------
+ * The watchdog. The same ticks count how long one outermost call runs.
+ * The budget hook ends a call at the latest at HANDLER_TIME_BUDGET_NS;
+ * one still running a second later is where no hook can reach it (a C
+ * function, or a path where Lua keeps hooks off that the guards above
+ * missed). It cannot be unwound from a signal handler, and the loop (and
+ * with it SIGTERM) waits for it: the watchdog logs the handler and exits
+ * with status 3, for a supervisor to restart the server. Everything here
+ * is async-signal-safe: write(2) and hand-made formatting.
+ * ------------------------------------------------------------------- */
+
+#define WATCHDOG_NS (HANDLER_TIME_BUDGET_NS + 1000ull * 1000 * 1000) /* the backstop, then a second */
+#define WATCHDOG_EXIT_STATUS 3
+
+struct line {
+    char p[512];
+    size_t n;
+};
+
+static void put(struct line *l, const char *s, size_t max) {
+    for (size_t i = 0; s && i < max && s[i] && l->n < sizeof l->p - 1; i++) l->p[l->n++] = s[i];
+}
+
+static void put_num(struct line *l, unsigned long v, int width) {
+    char d[24];
+    int k = 0;
+    do d[k++] = (char)('0' + v % 10), v /= 10;
+    while (v && k < (int)sizeof d);
+    while (k < width && k < (int)sizeof d) d[k++] = '0';
+    while (k > 0 && l->n < sizeof l->p - 1) l->p[l->n++] = d[--k];
+}
+
+/* The log's time stamp (UTC), from the days since 1970 to a civil date. */
+static void put_time(struct line *l) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long days = (long)(ts.tv_sec / 86400), secs = (long)(ts.tv_sec % 86400);
+    long z = days + 719468, era = z / 146097, doe = z - era * 146097;
+    long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    long day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+    long year = yoe + era * 400 + (month <= 2);
+    put_num(l, (unsigned long)year, 4), put(l, "-", 1), put_num(l, (unsigned long)month, 2), put(l, "-", 1);
+    put_num(l, (unsigned long)day, 2), put(l, "T", 1), put_num(l, (unsigned long)(secs / 3600), 2), put(l, ":", 1);
+    put_num(l, (unsigned long)(secs / 60 % 60), 2), put(l, ":", 1), put_num(l, (unsigned long)(secs % 60), 2);
+    put(l, ".", 1), put_num(l, (unsigned long)(ts.tv_nsec / 1000000), 3), put(l, "Z", 1);
+}
+
+static void watchdog_exit(struct script_host *h, uint64_t ran_ns) {
+    struct line l = {.n = 0};
+    put_time(&l);
+    put(&l, " error lua: watchdog: handler=", SIZE_MAX);
+    const struct label *w = h->running;
+    if (w) {
+        put(&l, w->a, (size_t)w->a_len), put(&l, w->b, SIZE_MAX);
+        put(&l, w->c ? w->c : "?", 100), put(&l, w->d, SIZE_MAX), put(&l, w->e, SIZE_MAX);
+    } else {
+        put(&l, "?", 1);
+    }
+    put(&l, " ran ", SIZE_MAX);
+    put_num(&l, (unsigned long)(ran_ns / 1000000), 1);
+    put(&l, " ms where no hook can stop it (a C function, or hooks off); exiting with status 3\n", SIZE_MAX);
+    ssize_t r = write(STDERR_FILENO, l.p, l.n);
+    (void)r;
+    _exit(WATCHDOG_EXIT_STATUS);
+}
+
+/* }------------------------------------------------------------------ */
+
 /* The timer carries its host in the signal's value: no global needed. */
 static void watch_tick(int sig, siginfo_t *si, void *uc) {
     (void)sig, (void)uc;
@@ -221,9 +317,28 @@ static void watch_tick(int sig, siginfo_t *si, void *uc) {
     int saved_errno = errno;
     if (h->depth > 0) {
         h->idle_ticks = 0;
-        if (h->seq == h->seen && !h->hooked) {
-            h->hooked = 1;
-            lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+        if (h->seq == h->seen) {
+            if (h->late_hook && !h->hooked) {
+                h->hooked = 1;
+                lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+            }
+            /* Time, not ticks: a busy machine merges timer signals. */
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+            uint64_t ran = now - h->stuck_since_ns;
+            /* Past the backstop: the budget hook on the very next
+             * instruction, for a loop of slow C calls between two hooks. */
+            if (ran >= HANDLER_TIME_BUDGET_NS && !h->pressed) {
+                h->pressed = 1;
+                lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, 1);
+            }
+            if (ran >= WATCHDOG_NS) watchdog_exit(h, ran);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            h->pressed = 0;
+            h->stuck_since_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         }
         h->seen = h->seq;
     } else if (++h->idle_ticks >= WATCH_IDLE_TICKS) {
@@ -234,10 +349,9 @@ static void watch_tick(int sig, siginfo_t *si, void *uc) {
     errno = saved_errno;
 }
 
-/* Sets up the timer for h; h->late_hook stays 0 when it cannot be. */
+/* Sets up the timer for h; h->timer_ok and late_hook stay 0 when it cannot be. */
 static void watch_init(struct script_host *h) {
 #if defined(__linux__) && defined(SIGEV_THREAD_ID)
-    if (h->srv->cfg->lua_budget < LATE_HOOK_MIN_BUDGET) return;
     int signo = WATCH_SIGNO;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -251,10 +365,12 @@ static void watch_init(struct script_host *h) {
     sev._sigev_un._tid = gettid(); /* this thread: the one that runs Lua */
     sev.sigev_value.sival_ptr = h;
     if (sigaction(signo, &sa, NULL) != 0 || timer_create(CLOCK_MONOTONIC, &sev, &h->timer) != 0) {
-        log_warn("lua", "no timer for the late budget hook (%s): every instruction is counted", strerror(errno));
+        log_warn("lua", "no timer for the late budget hook and the watchdog (%s): every instruction is counted",
+                 strerror(errno));
         return;
     }
-    h->late_hook = 1;
+    h->timer_ok = 1;
+    h->late_hook = h->srv->cfg->lua_budget >= LATE_HOOK_MIN_BUDGET;
 #else
     (void)h;
 #endif
@@ -293,12 +409,12 @@ static void hook_coroutines(lua_State *L, int env) {
 }
 
 static void watch_free(struct script_host *h) {
-    if (!h->late_hook) return;
+    if (!h->timer_ok) return;
     timer_delete(h->timer);
     /* A tick already queued must not reach the freed host: ignoring the
      * signal discards it (POSIX), and none comes after timer_delete. */
     signal(WATCH_SIGNO, SIG_IGN);
-    h->late_hook = 0;
+    h->timer_ok = h->late_hook = 0;
 }
 
 /* Before and after a call: the outermost call starts the timer when it
@@ -306,13 +422,10 @@ static void watch_free(struct script_host *h) {
 static void watch_enter(struct script_host *h) {
     lua_State *L = h->L;
     h->depth++;
-    if (!h->late_hook) {
-        lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
-        return;
-    }
+    if (!h->late_hook) lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
     if (h->depth > 1) return;
     h->seq++;
-    if (!h->ticking) {
+    if (h->timer_ok && !h->ticking) {
         h->ticking = 1;
         h->idle_ticks = 0;
         struct itimerspec every = {{0, WATCH_TICK_NS}, {0, WATCH_TICK_NS}};
@@ -329,11 +442,322 @@ static void watch_leave(struct script_host *h) {
         else lua_sethook(L, NULL, 0, 0);
         return;
     }
-    if (h->depth == 0 && h->hooked) {
+    if (h->depth == 0 && (h->hooked || h->pressed)) {
         lua_sethook(L, NULL, 0, 0);
         h->hooked = 0;
     }
 }
+
+/* {==================================================================
+ * What the hook cannot reach
+ *
+ * Lua turns hooks off while a hook or a finalizer runs, and a C function
+ * runs to its end between two hooks. So: xpcall's message handler, which
+ * Lua runs before unwinding (inside the hook when the budget raised),
+ * runs here as a plain call after unwinding; metatables with __gc or
+ * __close are refused; a coroutine that died of an error (perhaps inside
+ * the hook, where hooks stay off) has its to-be-closed values left alone;
+ * the pattern functions first bound their work (pattern_cost.c) and count
+ * it against the budget. The watchdog (watch_tick) ends what is left.
+ * =================================================================== */
+
+static int xpcall_finish(lua_State *L, int status, lua_KContext base) {
+    if (status == LUA_OK || status == LUA_YIELD) {
+        lua_pushboolean(L, 1);
+        lua_insert(L, (int)base + 1);
+        return lua_gettop(L) - (int)base;
+    }
+    lua_pushvalue(L, 2); /* the message handler, on the error object */
+    lua_insert(L, -2);
+    lua_pcall(L, 1, 1, 0);
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* xpcall(f, msgh, ...): pcall, then msgh(error) as an ordinary call. */
+static int xpcall_bounded(lua_State *L) {
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    for (int i = 3; i <= n; i++) lua_pushvalue(L, i);
+    return xpcall_finish(L, lua_pcallk(L, n - 2, LUA_MULTRET, 0, n, xpcall_finish), n);
+}
+
+/* Calls upvalue 1 (the original function) with the arguments. */
+static int call_original(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static int setmetatable_guarded(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        static const char *const refused[] = {"__gc", "__close"};
+        for (int i = 0; i < 2; i++) {
+            lua_pushstring(L, refused[i]);
+            if (lua_rawget(L, 2) != LUA_TNIL)
+                return luaL_error(L, "setmetatable: metatables with %s are not allowed in scripts", refused[i]);
+            lua_pop(L, 1);
+        }
+    }
+    return call_original(L);
+}
+
+/* Whether the coroutine at idx died of an error. */
+static int died_of_error(lua_State *L, int idx) {
+    lua_State *co = lua_tothread(L, idx);
+    return co && lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD;
+}
+
+/* coroutine.close: false and the error of a coroutine that died of one,
+ * without running its to-be-closed values (hooks may be off in it). */
+static int co_close_guarded(lua_State *L) {
+    if (!died_of_error(L, 1)) return call_original(L);
+    lua_State *co = lua_tothread(L, 1);
+    lua_pushboolean(L, 0);
+    if (lua_gettop(co) > 0) {
+        lua_pushvalue(co, -1);
+        lua_xmove(co, L, 1);
+    } else {
+        lua_pushnil(L);
+    }
+    return 2;
+}
+
+/* The function coroutine.wrap returns (upvalues: the thread, resume):
+ * Lua's own closes the to-be-closed values of a coroutine that failed. */
+static int co_wrapped(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_rotate(L, 1, 2);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    if (lua_toboolean(L, 1)) return lua_gettop(L) - 1;
+    lua_settop(L, 2);
+    if (lua_type(L, 2) == LUA_TSTRING && died_of_error(L, lua_upvalueindex(1))) {
+        luaL_where(L, 1);
+        lua_insert(L, 2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* coroutine.wrap(f) (upvalues: create, resume, as scripts have them). */
+static int co_wrap_guarded(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushcclosure(L, co_wrapped, 2);
+    return 1;
+}
+
+/* Whether the value at idx is the name of a metamethod that runs where
+ * the hook does not (a finalizer) or that scripts may not have. */
+static int is_unhooked_event(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TSTRING) return 0;
+    const char *k = lua_tostring(L, idx);
+    return strcmp(k, "__gc") == 0 || strcmp(k, "__close") == 0;
+}
+
+/* rawset(t, k, v): not "__gc" or "__close", into a metatable the host
+ * shares (where a finalizer would take effect) or any other table. */
+static int rawset_guarded(lua_State *L) {
+    if (is_unhooked_event(L, 2)) return luaL_error(L, "rawset: '%s' keys are not allowed in scripts", lua_tostring(L, 2));
+    return call_original(L);
+}
+
+/* __newindex of the host's shared metatables (array, binary, conn): the C
+ * side sets them on new values, and one with a __gc added by a script
+ * would make those values run it as a finalizer, hooks off. */
+static int shared_mt_newindex(lua_State *L) {
+    if (is_unhooked_event(L, 2))
+        return luaL_error(L, "the metatable of the host's values may not get '%s'", lua_tostring(L, 2));
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 0;
+}
+
+static void guard_shared_metatables(lua_State *L) {
+    static const char *const names[] = {JSON_ARRAY_MT, JSON_BINARY_MT, API_CONN_MT};
+    for (int i = 0; i < 3; i++) {
+        int top = lua_gettop(L);
+        if (luaL_getmetatable(L, names[i]) == LUA_TTABLE && !lua_getmetatable(L, -1)) {
+            lua_createtable(L, 0, 2);
+            lua_pushcfunction(L, shared_mt_newindex);
+            lua_setfield(L, -2, "__newindex");
+            lua_pushliteral(L, "locked");
+            lua_setfield(L, -2, "__metatable"); /* so that setmetatable(mt, nil) cannot undo it */
+            lua_setmetatable(L, -2);
+        }
+        lua_settop(L, top);
+    }
+}
+
+/* Puts the guarded functions into the environment at env. */
+static void guard_env(lua_State *L, int env) {
+    lua_pushcfunction(L, xpcall_bounded);
+    lua_setfield(L, env, "xpcall");
+    lua_getfield(L, env, "setmetatable");
+    lua_pushcclosure(L, setmetatable_guarded, 1);
+    lua_setfield(L, env, "setmetatable");
+    lua_getfield(L, env, "rawset");
+    lua_pushcclosure(L, rawset_guarded, 1);
+    lua_setfield(L, env, "rawset");
+    if (lua_getfield(L, env, "coroutine") == LUA_TTABLE) {
+        lua_getfield(L, -1, "close");
+        lua_pushcclosure(L, co_close_guarded, 1);
+        lua_setfield(L, -2, "close");
+        lua_getfield(L, -1, "create");
+        lua_getfield(L, -2, "resume");
+        lua_pushcclosure(L, co_wrap_guarded, 2);
+        lua_setfield(L, -2, "wrap");
+    }
+    lua_pop(L, 1);
+}
+
+/* string.find, match, gmatch, gsub as scripts have them: the original
+ * (upvalue 1) when the bound on its work fits in the budget left, which
+ * it then takes from (upvalue 2: the enum pattern_call, 3: the name). */
+static int pattern_bounded(lua_State *L) {
+    int t1 = lua_type(L, 1), t2 = lua_type(L, 2);
+    if ((t1 == LUA_TSTRING || t1 == LUA_TNUMBER) && (t2 == LUA_TSTRING || t2 == LUA_TNUMBER)) {
+        struct script_host *h = host_of(L);
+        enum pattern_call call = (enum pattern_call)lua_tointeger(L, lua_upvalueindex(2));
+        size_t n, p_len;
+        const char *s = lua_tolstring(L, 1, &n), *p = lua_tolstring(L, 2, &p_len);
+        int isnum = 0;
+        lua_Integer init = call == PATTERN_GSUB ? 1 : lua_tointegerx(L, 3, &isnum);
+        if (!isnum) init = 1;
+        int plain = lua_toboolean(L, 4) && strcmp(lua_tostring(L, lua_upvalueindex(3)), "find") == 0;
+        double left = h->running ? (double)h->budget_left : (double)h->srv->cfg->lua_budget;
+        double cost = pattern_cost(call, s, n, p, p_len, init, plain, left);
+        if (cost > left) {
+            /* Measuring the subject took time too: a refusal spends what
+             * was left, so that a loop of caught refusals ends soon. */
+            h->budget_left = 0;
+            char why[160]; /* lua_pushfstring has no %g */
+            snprintf(why, sizeof why, "up to %.3g steps, over the %.3g instructions left of the budget", cost,
+                     left > 0 ? left : 0);
+            return luaL_error(L, "string.%s: pattern too costly for a subject of %I bytes (%s)",
+                              lua_tostring(L, lua_upvalueindex(3)), (lua_Integer)n, why);
+        }
+        h->budget_left -= (int64_t)cost;
+    }
+    return call_original(L);
+}
+
+/* Library functions whose C loop runs as long as an argument says, not as
+ * long as the memory it takes: string.rep("", 2^40) and
+ * table.move({}, 1, 2^50, 1, {}) copy nothing and never end, insert and
+ * remove shift as far as __len claims. Each takes its loop's length from
+ * the budget first (upvalue 1: the original, 2: which). */
+enum { LOOP_REP, LOOP_MOVE, LOOP_INSERT, LOOP_REMOVE, LOOP_SORT, LOOP_CONCAT, LOOP_UNPACK, LOOP_BYTE };
+
+/* The integer argument at idx, or dflt when absent or not one. */
+static lua_Integer int_arg(lua_State *L, int idx, lua_Integer dflt) {
+    int ok = 0;
+    lua_Integer v = lua_tointegerx(L, idx, &ok);
+    return ok ? v : dflt;
+}
+
+static double span(lua_Integer from, lua_Integer to) { return to < from ? 0 : (double)to - (double)from + 1; }
+
+static int loop_bounded(lua_State *L) {
+    double steps = 0;
+    int table = lua_type(L, 1) == LUA_TTABLE;
+    switch ((int)lua_tointeger(L, lua_upvalueindex(2))) {
+    case LOOP_REP: /* copies of something are bounded by the memory cap; of nothing, not */
+    {
+        size_t l = 1, lsep = 0;
+        if (lua_isstring(L, 1)) lua_tolstring(L, 1, &l);
+        if (lua_isstring(L, 3)) lua_tolstring(L, 3, &lsep);
+        if (l + lsep == 0) steps = (double)int_arg(L, 2, 0) / 16;
+        break;
+    }
+    case LOOP_MOVE: steps = span(int_arg(L, 2, 1), int_arg(L, 3, 0)); break;
+    case LOOP_INSERT:
+        if (table && lua_gettop(L) == 3) steps = span(int_arg(L, 2, 1), luaL_len(L, 1) + 1);
+        break;
+    case LOOP_REMOVE:
+        if (table) {
+            lua_Integer n = luaL_len(L, 1);
+            steps = span(int_arg(L, 2, n), n);
+        }
+        break;
+    case LOOP_SORT:
+        if (table) {
+            double n = (double)lua_rawlen(L, 1);
+            steps = n * (1 + log2(n + 1));
+        }
+        break;
+    case LOOP_UNPACK: /* pushes j - i + 1 values (up to Lua's stack limit) */
+        if (!lua_isnoneornil(L, 3)) steps = span(int_arg(L, 2, 1), int_arg(L, 3, 0));
+        break;
+    case LOOP_BYTE: /* s:byte(i, j): j - i + 1 values, negative from the end, at most #s */
+        if (lua_isstring(L, 1) && !lua_isnoneornil(L, 3)) {
+            size_t l;
+            lua_tolstring(L, 1, &l);
+            lua_Integer i = int_arg(L, 2, 1), j = int_arg(L, 3, 0);
+            if (i < 0) i = (lua_Integer)l + i + 1;
+            if (j < 0) j = (lua_Integer)l + j + 1;
+            steps = span(i < 1 ? 1 : i, j > (lua_Integer)l ? (lua_Integer)l : j);
+        }
+        break;
+    case LOOP_CONCAT:
+        if (table) steps = span(int_arg(L, 3, 1), lua_isnoneornil(L, 4) ? (lua_Integer)lua_rawlen(L, 1) : int_arg(L, 4, 0));
+        break;
+    }
+    if (steps > 0) {
+        struct script_host *h = host_of(L);
+        double left = h->running ? (double)h->budget_left : (double)h->srv->cfg->lua_budget;
+        if (steps > left) {
+            char why[160];
+            snprintf(why, sizeof why, "%.3g steps, over the %.3g instructions left of the budget", steps,
+                     left > 0 ? left : 0);
+            return luaL_error(L, "%s: too long a loop (%s)", lua_tostring(L, lua_upvalueindex(3)), why);
+        }
+        h->budget_left -= (int64_t)steps;
+    }
+    return call_original(L);
+}
+
+static void bound_loops(lua_State *L) {
+    static const struct {
+        const char *lib, *name;
+        int which;
+    } loops[] = {{"string", "rep", LOOP_REP},       {"table", "move", LOOP_MOVE}, {"table", "insert", LOOP_INSERT},
+                 {"table", "remove", LOOP_REMOVE}, {"table", "sort", LOOP_SORT}, {"table", "concat", LOOP_CONCAT},
+                 {"table", "unpack", LOOP_UNPACK}, {"string", "byte", LOOP_BYTE}};
+    for (size_t i = 0; i < sizeof loops / sizeof *loops; i++) {
+        lua_getglobal(L, loops[i].lib);
+        lua_getfield(L, -1, loops[i].name);
+        lua_pushinteger(L, loops[i].which);
+        lua_pushfstring(L, "%s.%s", loops[i].lib, loops[i].name);
+        lua_pushcclosure(L, loop_bounded, 3);
+        lua_setfield(L, -2, loops[i].name);
+        lua_pop(L, 1);
+    }
+}
+
+/* Bounds the functions in the string library itself: strings' methods
+ * come from it, not from the copy in the scripts' environment. */
+static void bound_patterns(lua_State *L) {
+    static const char *const names[] = {"find", "match", "gmatch", "gsub"};
+    static const enum pattern_call calls[] = {PATTERN_FIND, PATTERN_FIND, PATTERN_GMATCH, PATTERN_GSUB};
+    lua_getglobal(L, "string");
+    for (int i = 0; i < 4; i++) {
+        lua_getfield(L, -1, names[i]);
+        lua_pushinteger(L, calls[i]);
+        lua_pushstring(L, names[i]);
+        lua_pushcclosure(L, pattern_bounded, 3);
+        lua_setfield(L, -2, names[i]);
+    }
+    lua_pop(L, 1);
+}
+
+/* }================================================================== */
 
 /* For loading: the message alone, it already says file:line. */
 static int msghandler_short(lua_State *L) {
@@ -356,24 +780,32 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
-    budget_start(h);
+    /* A call made from inside another (conn:refresh_token runs the
+     * plugins' on_authenticate) spends the outer call's budget: a fresh
+     * one each time would let a loop of such calls run for good. */
+    if (!h->running) budget_start(h);
     const struct label *outer = h->running;
     h->running = what;
     watch_enter(h);
     int rc = lua_pcall(L, nargs, nres, base);
-    watch_leave(h);
-    h->running = outer;
     if (rc != LUA_OK) {
         const char *err = lua_tostring(L, -1);
+        if (rc == LUA_ERRMEM && h->oom_where[0]) err = h->oom_where;
         const char *c = what->c;
         if (what->name) c = lua_getfield(L, what->name, "name") == LUA_TSTRING ? lua_tostring(L, -1) : "?";
         char q[LOG_QUOTED_MAX];
         log_error("lua", "handler failed handler=%.*s%s%.100s%s%s error=\"%s\"", what->a_len, what->a, what->b, c,
                   what->d, what->e, log_quoted(q, sizeof q, err ? err : "?"));
         lua_settop(L, base - 1);
+        /* Still watched: finalizers run here, with hooks off. Not on the
+         * call's allowance: the collection shrinks the stack, which takes
+         * a new block. */
+        if (!outer) h->call_allocated = 0;
         lua_gc(L, LUA_GCCOLLECT);
-        return -1;
     }
+    watch_leave(h);
+    h->running = outer;
+    if (rc != LUA_OK) return -1;
     lua_remove(L, base);
     return 0;
 }
@@ -550,6 +982,7 @@ static int load_generation(lua_State *L) {
         lua_pop(L, 1);
     }
     hook_coroutines(L, env);
+    guard_env(L, env);
     lua_getfield(L, env, "require");
     lua_pushliteral(L, "init");
     lua_call(L, 1, 1);
@@ -589,8 +1022,10 @@ static int host_load(struct script_host *h, char *err, size_t errlen) {
     lua_pushstring(L, h->plugins_dir);
     budget_start(h);
     h->running = LABEL("load");
+    watch_enter(h); /* for the watchdog; the hook counts from the first instruction */
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
     int rc = lua_pcall(L, 2, 1, -4);
+    watch_leave(h);
     lua_sethook(L, NULL, 0, 0);
     h->running = NULL;
     if (rc != LUA_OK) {
@@ -671,6 +1106,9 @@ struct script_host *script_host_new(struct server *srv, const char *dir, const c
     lua_getglobal(h->L, "require");
     lua_pushliteral(h->L, "space");
     lua_call(h->L, 1, 0);
+    bound_patterns(h->L);
+    bound_loops(h->L);
+    guard_shared_metatables(h->L);
     open_cjson(h->L, "cjson");
     open_cjson(h->L, "cjson.safe");
     if (open_schema(h->L) != 0) {
@@ -818,30 +1256,58 @@ static void run_plugin_hook_reload(struct script_host *h) {
     run_plugin_hooks(h, "on_reload", 0, 0, 0);
 }
 
-/* reply(conn, event, data, ack_id|nil): emits event to the connection and
- * answers the ack with data; in a protected call, since encoding may raise. */
-static int reply_lua(lua_State *L) {
+/* reply_lua's work: raises when the event name is one clients reserve
+ * or the data cannot be encoded, before anything is sent. */
+static int reply_send(lua_State *L) {
     struct sio_socket *s = api_to_socket(L, 1);
     if (!s) return 0;
     lua_settop(L, 4);
+    size_t len;
+    const char *event = lua_tolstring(L, 2, &len);
+    if (event && (len == 0 || sio_is_reserved_event(event, len)))
+        return luaL_error(L, "'%s' is not an event name a client accepts", event);
     api_reply(L, s, 2, 3, lua_isinteger(L, 4) ? lua_tointeger(L, 4) : -1);
     return 0;
 }
 
+/* reply(conn, event, data, ack_id|nil, handler|nil): emits event to the
+ * connection and answers the ack with data; in a protected call, since
+ * encoding may raise. The error of an answer names the handler's
+ * file:line (it has returned: its own line is gone). */
+static int reply_lua(lua_State *L) {
+    lua_settop(L, 5);
+    lua_pushcfunction(L, reply_send);
+    for (int i = 1; i <= 4; i++) lua_pushvalue(L, i);
+    if (lua_pcall(L, 4, 0, 0) == LUA_OK) return 0;
+    if (lua_isfunction(L, 5) && lua_type(L, -1) == LUA_TSTRING) {
+        lua_Debug ar;
+        lua_pushvalue(L, 5);
+        lua_getinfo(L, ">S", &ar);
+        lua_pushfstring(L, "%s:%d: the handler's answer: ", ar.short_src, ar.linedefined);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
 /* Emits the values at event_idx and data_idx to s, and answers ack_id (if
- * >= 0) with the data. */
-static void reply(struct script_host *h, struct sio_socket *s, int event_idx, int data_idx, int64_t ack_id,
-                  const struct label *what) {
+ * >= 0) with the data. handler_idx (0: none) is the function that
+ * answered. 0, or -1 when nothing could be sent (logged). */
+static int reply(struct script_host *h, struct sio_socket *s, int event_idx, int data_idx, int64_t ack_id,
+                 const struct label *what, int handler_idx) {
     lua_State *L = h->L;
     event_idx = lua_absindex(L, event_idx);
     data_idx = lua_absindex(L, data_idx);
+    if (handler_idx) handler_idx = lua_absindex(L, handler_idx);
     lua_pushcfunction(L, reply_lua);
     api_push_conn(L, s);
     lua_pushvalue(L, event_idx);
     lua_pushvalue(L, data_idx);
     if (ack_id >= 0) lua_pushinteger(L, ack_id);
     else lua_pushnil(L);
-    call(h, 4, 0, what);
+    if (handler_idx) lua_pushvalue(L, handler_idx);
+    else lua_pushnil(L);
+    return call(h, 5, 0, what);
 }
 
 /* Sends `error` {code, message, event} to s and answers its ack with the
@@ -857,7 +1323,7 @@ static void send_error(struct script_host *h, struct sio_socket *s, const char *
     lua_setfield(L, -2, "message");
     lua_pushstring(L, event);
     lua_setfield(L, -2, "event");
-    reply(h, s, -2, -1, ack_id, LABEL("error reply"));
+    reply(h, s, -2, -1, ack_id, LABEL("error reply"), 0);
     lua_pop(L, 2);
 }
 
@@ -1158,7 +1624,9 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
     }
     int r1 = base + 1;
     if (lua_type(L, r1) == LUA_TSTRING) {
-        reply(h, s, r1, r1 + 1, pending_ack, &what);
+        /* Every call answers: an answer that cannot be sent is an internal_error. */
+        if (reply(h, s, r1, r1 + 1, pending_ack, &what, ev - 1) != 0 && !s->closed)
+            send_error(h, s, name, pending_ack, "internal_error", "the handler failed");
     } else if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
         const char *code = lua_tostring(L, r1 + 1);
         const char *message = lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code;

@@ -547,13 +547,16 @@ static int space_base64_decode(lua_State *L) {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     void *out = lua_newuserdatauv(L, len / 4 * 3 + 1, 0); /* scratch, collected */
+    struct script_host *host = api_server(L)->script;
+    uint64_t mark = script_cpu_exempt_begin(host); /* an upload's size is bounded by --max-payload */
     long n = wire_base64_decode(out, s, len);
+    if (n >= 0) json_lua_push_binary(L, out, (size_t)n);
+    script_cpu_exempt_end(host, mark);
     if (n < 0) {
         lua_pushnil(L);
         lua_pushliteral(L, "invalid base64");
         return 2;
     }
-    json_lua_push_binary(L, out, (size_t)n);
     return 1;
 }
 
@@ -648,7 +651,10 @@ static int space_store_file(lua_State *L) {
     ctx->srv = api_server(L);
     lua_pushvalue(L, 3);
     ctx->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (files_store(ctx->srv, p, len, type, name, on_stored, ctx) != 0) {
+    uint64_t mark = script_cpu_exempt_begin(ctx->srv->script); /* the copy of an upload's bytes */
+    int stored = files_store(ctx->srv, p, len, type, name, on_stored, ctx);
+    script_cpu_exempt_end(ctx->srv->script, mark);
+    if (stored != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, ctx->fn_ref);
         free(ctx);
         return luaL_error(L, "out of memory");

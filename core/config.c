@@ -45,6 +45,8 @@ static const struct option_spec options[] = {
     {"lua-memory", OPT_INT, F(lua_memory_mb), "256", 8, 65536, "memory cap of the Lua state, MiB"},
     {"lua-budget", OPT_INT, F(lua_budget), "10000000", 10000, 10000000000,
      "VM instructions one handler call may run"},
+    {"lua-cpu-ms", OPT_INT, F(lua_cpu_ms), "25", 1, 60000,
+     "CPU time one handler call may take, ms (the event loop waits for it; loading scripts is exempt)"},
     {"log-level", OPT_STRING, F(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"jwt-secret-file", OPT_STRING, F(jwt_secret_file), "", 0, 0,
      "file holding the HS256/384/512 key; turns authentication on (SPACE_JWT_SECRET: the key itself)"},

@@ -23,6 +23,7 @@ struct config {
     int64_t max_connections;   /* --max-connections: 0 = the open-file limit less a reserve (admit.c) */
     int64_t lua_memory_mb;     /* --lua-memory: cap of the Lua state */
     int64_t lua_budget;        /* --lua-budget: VM instructions per handler call */
+    int64_t lua_cpu_ms;        /* --lua-cpu-ms: CPU time per handler call */
     const char *log_level;     /* --log-level */
     const char *jwt_secret_file;   /* --jwt-secret-file: HMAC key (SPACE_JWT_SECRET: the key itself) */
     const char *jwt_public_key;    /* --jwt-public-key: PEM for RS256/ES256 */

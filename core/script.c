@@ -71,6 +71,11 @@ struct script_host {
     volatile sig_atomic_t idle_ticks;
     uint64_t stuck_since_ns;        /* when the watchdog first saw the running call (its own field) */
     volatile sig_atomic_t pressed;  /* it set the hook on every instruction for that call */
+    uint64_t cpu_limit_ns;          /* CPU time the running call may take; 0: the backstop only (loads) */
+    uint64_t cpu_since_ns;          /* this thread's CPU clock when the watchdog first saw the call */
+    volatile sig_atomic_t over_cpu; /* the running call used up its CPU time */
+    volatile sig_atomic_t exempt;   /* inside the server's own work for the call (script_cpu_exempt_*) */
+    volatile sig_atomic_t exempt_us; /* CPU time of that work so far in this call, not counted */
     char oom_where[160];   /* file:line of the allocation the caps refused in this call */
 };
 
@@ -191,15 +196,17 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     struct script_host *h = host_of(L);
     h->budget_left -= HOOK_EVERY_INSTRUCTIONS;
     /* Time too: C calls between hooks (string.rep, patterns) can be slow. */
-    int over_time = uv_hrtime() > h->deadline_ns;
-    if (h->budget_left > 0 && !over_time) return;
+    int over_time = uv_hrtime() > h->deadline_ns, over_cpu = h->over_cpu;
+    if (h->budget_left > 0 && !over_time && !over_cpu) return;
     /* Fire again on the very next instruction, so that a script's own
      * pcall that swallowed this error cannot keep running. */
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
     lua_getinfo(L, "Sl", ar);
     if (ar->currentline > 0) lua_pushfstring(L, "%s:%d: ", ar->short_src, ar->currentline);
     else lua_pushliteral(L, "");
-    if (over_time)
+    if (over_cpu)
+        lua_pushfstring(L, "CPU time limit exceeded (%d ms)", (int)(h->cpu_limit_ns / 1000000));
+    else if (over_time)
         lua_pushfstring(L, "time budget exceeded (%d ms)", (int)(HANDLER_TIME_BUDGET_NS / 1000000));
     else
         lua_pushfstring(L, "instruction budget exceeded (%I instructions)", (lua_Integer)api_server(L)->cfg->lua_budget);
@@ -211,6 +218,10 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 static void budget_start(struct script_host *h) {
     h->budget_left = h->srv->cfg->lua_budget;
     h->deadline_ns = uv_hrtime() + HANDLER_TIME_BUDGET_NS;
+    h->cpu_limit_ns = (uint64_t)h->srv->cfg->lua_cpu_ms * 1000000u;
+    h->over_cpu = 0;
+    h->exempt = 0; /* also after a memory error raised inside exempt work */
+    h->exempt_us = 0;
     h->call_allocated = 0;
     h->oom_where[0] = 0;
 }
@@ -309,6 +320,24 @@ static void watchdog_exit(struct script_host *h, uint64_t ran_ns) {
 
 /* }------------------------------------------------------------------ */
 
+/* This thread's CPU clock (clock_gettime is async-signal-safe). */
+static uint64_t thread_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t script_cpu_exempt_begin(struct script_host *h) {
+    h->exempt = 1;
+    return thread_cpu_ns();
+}
+
+void script_cpu_exempt_end(struct script_host *h, uint64_t mark) {
+    uint64_t us = (thread_cpu_ns() - mark) / 1000u;
+    h->exempt_us = (sig_atomic_t)((uint64_t)h->exempt_us + us > INT32_MAX ? INT32_MAX : h->exempt_us + (int64_t)us);
+    h->exempt = 0;
+}
+
 /* The timer carries its host in the signal's value: no global needed. */
 static void watch_tick(int sig, siginfo_t *si, void *uc) {
     (void)sig, (void)uc;
@@ -333,12 +362,22 @@ static void watch_tick(int sig, siginfo_t *si, void *uc) {
                 h->pressed = 1;
                 lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, 1);
             }
+            /* The loop waits for the call: past its CPU time (not wall
+             * time, which a busy machine stretches), the hook ends it on
+             * the next instruction. */
+            if (h->cpu_limit_ns && !h->over_cpu && !h->exempt &&
+                thread_cpu_ns() - h->cpu_since_ns >= h->cpu_limit_ns + (uint64_t)h->exempt_us * 1000u) {
+                h->over_cpu = 1;
+                h->pressed = 1;
+                lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, 1);
+            }
             if (ran >= WATCHDOG_NS) watchdog_exit(h, ran);
         } else {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             h->pressed = 0;
             h->stuck_since_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+            h->cpu_since_ns = thread_cpu_ns(); /* a tick late at most: no clock read per call */
         }
         h->seen = h->seq;
     } else if (++h->idle_ticks >= WATCH_IDLE_TICKS) {
@@ -1021,6 +1060,7 @@ static int host_load(struct script_host *h, char *err, size_t errlen) {
     lua_pushstring(L, h->dir);
     lua_pushstring(L, h->plugins_dir);
     budget_start(h);
+    h->cpu_limit_ns = 0; /* an operator's reload may take longer than an event: the backstop holds it */
     h->running = LABEL("load");
     watch_enter(h); /* for the watchdog; the hook counts from the first instruction */
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);

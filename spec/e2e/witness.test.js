@@ -12,6 +12,7 @@
 
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
@@ -226,12 +227,18 @@ test('a witness chat keeps its worst round trip under 50 ms while every hostile 
   // Which attack overlapped the worst trips (for the failure message).
   const blame = (at) => windows.filter(([, t0, t1]) => at >= t0 - 100 && at <= t1 + 100).map(([n]) => n).join(', ');
   const worst = w.trips.reduce((m, t) => (t[1] > m[1] ? t : m), [0, 0]);
-  const over = w.trips.filter((t) => t[1] >= WORST_ROUND_TRIP_MS).map(([at, ms]) => `${ms} ms during [${blame(at)}]`);
+  const overByAttack = new Map(); // the worst trip over the bound, per attack it overlapped
+  for (const [at, ms] of w.trips) {
+    if (ms < WORST_ROUND_TRIP_MS) continue;
+    const who = blame(at) || '(between attacks)';
+    overByAttack.set(who, Math.max(ms, overByAttack.get(who) || 0));
+  }
+  const over = [...overByAttack].sort((x, y) => y[1] - x[1]).map(([who, ms]) => `${ms} ms during [${who}]`);
   assert.ok(w.trips.length > 100, `the witness measured only ${w.trips.length} round trips`);
   assert.deepEqual(w.errors, [], 'the witness got errors');
   assert.deepEqual(w.lost, [], `witness messages lost (${w.lost.length} of ${w.sent})`);
   assert.ok(worst[1] < WORST_ROUND_TRIP_MS,
-    `worst round trip ${worst[1]} ms (bound ${WORST_ROUND_TRIP_MS}); over the bound: ${over.slice(0, 20).join('; ')}`);
+    `worst round trip ${worst[1]} ms (bound ${WORST_ROUND_TRIP_MS}); over the bound: ${over.join('; ')}`);
 
   const health = await h.httpRaw(srv.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   assert.equal(health.status, 200, `/healthz: ${show(health)}`);
@@ -240,4 +247,31 @@ test('a witness chat keeps its worst round trip under 50 ms while every hostile 
   const r = await srv.stopClean();
   srv = null;
   assert.equal(r.code, 0);
+});
+
+// --lua-cpu-ms: what keeps a call's stall short whatever its instruction budget says, and what the
+// server's own work for a call (decoding an upload's base64) does not count against.
+test('--lua-cpu-ms ends a call by its CPU time, not counting the decoding of an upload', async () => {
+  const tree = hostileTree();
+  fs.writeFileSync(path.join(tree, 'hostile.lua'), HOSTILE);
+  const s = await h.startServer({ scripts: tree, args: ['--lua-budget', '10000000000', '--lua-cpu-ms', '5'] });
+  try {
+    const c = await h.connectClient(s, 'cpu');
+    const room = h.uniqueRoom('cpu');
+    await h.expectAnswer(c, 'join_room', { room }, 'joined_room');
+    const t0 = Date.now();
+    const err = await h.expectError(c, 'hostile_plain_loop', {});
+    assert.equal(err.code, 'internal_error');
+    const line = await h.waitFor(() => /handler failed handler=\/:hostile_plain_loop[^\n]*/.exec(s.stderr), T(3000), 'the log line');
+    assert.match(line[0], /hostile\.lua:\d+: CPU time limit exceeded \(5 ms\)/);
+    assert.ok(Date.now() - t0 < T(2000), `a 10^10-instruction budget would run for minutes; stopped after ${Date.now() - t0} ms`);
+    // 10 MiB of base64 take longer than 5 ms to decode: the decoding is the server's, not the script's.
+    const png = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), crypto.randomBytes(10 * 1024 * 1024 - 8)]);
+    const sent = await h.ackRequest(c, 'send_file', { room, name: 'big.png', type: 'image/png', data: png.toString('base64') }, 'file_sent');
+    assert.equal(sent.name, 'file_sent', `a 10 MiB base64 upload under --lua-cpu-ms 5: ${show(sent.data)}`);
+    assert.equal(sent.data.size, png.length);
+    c.disconnect();
+  } finally {
+    await s.stopClean();
+  }
 });

@@ -1,0 +1,117 @@
+'use strict';
+// Refused inputs that end or never start a session, each on a connection of
+// its own: every one must get a clear answer (an HTTP status, a close code,
+// an `error` event or a CONNECT_ERROR) within a bound. Each returns
+// {answer}: what came back; it throws when nothing did, or when the answer is
+// not one of the refusals the protocol allows.
+const { request, rawExchange } = require('./probe');
+const { WebSocket } = require('./clients');
+
+const BOUND = 10000;
+
+function wsSession(url, onOpen, settle) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    let done = false;
+    const finish = (err, v) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      try { ws.terminate(); } catch (_) { /* gone */ }
+      if (err) reject(err); else resolve(v);
+    };
+    const timer = setTimeout(() => finish(new Error(`no answer within ${BOUND} ms`)), BOUND);
+    ws.on('error', (e) => finish(e));
+    ws.on('unexpected-response', (_req, res) => finish(null, `HTTP ${res.statusCode}`));
+    ws.on('close', (code) => finish(null, `close ${code}`));
+    ws.on('message', (raw, isBinary) => {
+      const text = isBinary ? null : raw.toString('utf8');
+      const v = settle(text, ws);
+      if (v) finish(null, v);
+    });
+    ws.on('open', () => onOpen && onOpen(ws));
+  });
+}
+
+// /ws: waits for `connected`, then sends `send(ws)`; an `error` frame or a close answers.
+function plainWs(port, send) {
+  return wsSession(`ws://127.0.0.1:${port}/ws?name=hostile`, null, (text, ws) => {
+    let f = null;
+    try { f = JSON.parse(text); } catch (_) { return null; }
+    if (f.event === 'connected') { send(ws); return null; }
+    if (f.event === 'error') return `error ${f.data && f.data.code}`;
+    return null;
+  });
+}
+
+// Raw Engine.IO over WebSocket: after the open packet and the namespace CONNECT, sends `text`.
+function rawSio(port, text) {
+  let connected = false;
+  return wsSession(`ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`, null, (t, ws) => {
+    if (t === null) return null;
+    if (t.startsWith('0{')) { ws.send('40{"name":"hostile"}'); return null; }
+    if (!connected && t.startsWith('40')) { connected = true; ws.send(text); return null; }
+    if (t.startsWith('44')) return `connect_error ${t.slice(2, 80)}`;
+    if (t.startsWith('42["error"')) return `error ${(/"code":"([a-z_]+)"/.exec(t) || [])[1]}`;
+    return null;
+  });
+}
+
+function expect(answer, allowed) {
+  if (!allowed.some((a) => (a instanceof RegExp ? a.test(answer) : a === answer))) {
+    throw new Error(`answered "${answer}", expected one of ${allowed.join(' | ')}`);
+  }
+  return { answer };
+}
+
+const ACTIONS = {
+  async http_malformed(port) {
+    return expect(await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost localhost\r\n\r\n', BOUND), [/^HTTP\/1\.1 400/]);
+  },
+  async http_bad_admin_token(port) {
+    const r = await request(port, { path: '/api/status', headers: { Authorization: 'Bearer not-the-token' }, timeoutMs: BOUND });
+    return expect(`HTTP ${r.status}`, ['HTTP 401']);
+  },
+  async http_unknown_file(port) {
+    const r = await request(port, { path: '/files/00000000000000000000/nothing.png', timeoutMs: BOUND });
+    return expect(`HTTP ${r.status}`, ['HTTP 404']);
+  },
+  async polling_unknown_sid(port) {
+    const r = await request(port, { path: '/socket.io/?EIO=4&transport=polling&sid=nosuchsession', timeoutMs: BOUND });
+    return expect(`HTTP ${r.status}`, ['HTTP 400']);
+  },
+  async polling_bad_body(port) {
+    // A session, then a POST that is not Engine.IO packets.
+    const open = await request(port, { path: '/socket.io/?EIO=4&transport=polling', timeoutMs: BOUND });
+    const sid = JSON.parse(open.body.toString('utf8').slice(1)).sid;
+    const r = await request(port, { method: 'POST', path: `/socket.io/?EIO=4&transport=polling&sid=${sid}`,
+      body: '9nonsense\x1e42[', headers: { 'Content-Type': 'text/plain' }, timeoutMs: BOUND });
+    // Refused (400), or taken and the session closed: either way the session must go.
+    if (r.status !== 400) {
+      const after = await request(port, { path: `/socket.io/?EIO=4&transport=polling&sid=${sid}`, timeoutMs: BOUND });
+      return expect(`HTTP ${r.status}, then ${after.status} ${after.body.toString('utf8').slice(0, 20)}`, [/then 400/, /then 200 1/]);
+    }
+    return { answer: 'HTTP 400' };
+  },
+  async ws_binary_on_plain(port) {
+    return expect(await plainWs(port, (ws) => ws.send(Buffer.from([1, 2, 3]), { binary: true })), ['close 1003']);
+  },
+  async ws_not_json_on_plain(port) {
+    return expect(await plainWs(port, (ws) => ws.send('{"event": "send_message", "data": ')),
+      ['error invalid_payload', 'close 1002', 'close 1007']);
+  },
+  async ws_invalid_utf8(port) {
+    return expect(await plainWs(port, (ws) => ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false })), ['close 1007']);
+  },
+  async sio_malformed_packet(port) {
+    return expect(await rawSio(port, '42["send_message",{"room":'), ['close 1002', /^error invalid_payload/]);
+  },
+  async sio_unknown_namespace(port) {
+    return expect(await rawSio(port, '40/nowhere,'), [/^connect_error \/nowhere,/]);
+  },
+  async eio_garbage(port) {
+    return expect(await rawSio(port, 'Z'), ['close 1002']);
+  },
+};
+
+module.exports = { ACTIONS };

@@ -34,6 +34,8 @@ const HELP = `bench/soak [options]
   --rss-tolerance P  RSS may grow by P % from the first window after warm-up to the last (default 5)
   --out FILE         the results file whose "Soak" section is written (default bench/RESULTS.md)
   --no-results       write no results file
+  --scripts DIR      the app to run (default scripts/; copied, the copy is touched for reloads)
+  --plugins DIR      its plugins (default plugins/)
   --keep             keep the temporary directory (server log, files)
 Environment: SERVER_BIN (the server binary; default build-bench/server/space-server).`;
 
@@ -48,6 +50,7 @@ function parseArgs(argv) {
     duration: 600, smoke: false, clients: 200, rooms: 20, msgRate: 200, uploadRate: 2, refusedRate: 2,
     hostileRate: 1, reloadEvery: 60, life: [10, 60], seed: 11, warmup: 0.2, rssTolerance: 5,
     out: path.join(REPO, 'bench', 'RESULTS.md'), results: true, keep: false,
+    scripts: path.join(REPO, 'scripts'), plugins: path.join(REPO, 'plugins'),
   };
   const set = {};
   for (let i = 0; i < argv.length; i++) {
@@ -70,6 +73,8 @@ function parseArgs(argv) {
       case '--out': o.out = path.resolve(val()); break;
       case '--no-results': o.results = false; break;
       case '--keep': o.keep = true; break;
+      case '--scripts': o.scripts = path.resolve(val()); break;
+      case '--plugins': o.plugins = path.resolve(val()); break;
       case '-h': case '--help': console.log(HELP); process.exit(0); break;
       default: throw new Error(`unknown option ${a} (see --help)`);
     }
@@ -115,9 +120,9 @@ const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 // {================================================================== the server
-async function startServer(bin, tmp, adminToken) {
-  fs.cpSync(path.join(REPO, 'scripts'), path.join(tmp, 'scripts'), { recursive: true });
-  fs.cpSync(path.join(REPO, 'plugins'), path.join(tmp, 'plugins'), { recursive: true });
+async function startServer(o, bin, tmp, adminToken) {
+  fs.cpSync(o.scripts, path.join(tmp, 'scripts'), { recursive: true });
+  fs.cpSync(o.plugins, path.join(tmp, 'plugins'), { recursive: true });
   fs.writeFileSync(path.join(tmp, 'admin.token'), adminToken, { mode: 0o600 });
   const logPath = path.join(tmp, 'server.log');
   const logFd = fs.openSync(logPath, 'w');
@@ -613,8 +618,9 @@ async function main() {
   if (!fs.existsSync(bin)) { console.error(`soak: no server binary at ${bin} (set SERVER_BIN)`); process.exit(2); }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'space-soak-'));
   const adminToken = crypto.randomBytes(24).toString('hex');
-  const srv = await startServer(bin, tmp, adminToken);
+  const srv = await startServer(o, bin, tmp, adminToken);
   const cleanup = () => { if (!srv.exit) srv.proc.kill('SIGKILL'); if (!o.keep) fs.rmSync(tmp, { recursive: true, force: true }); };
+  process.on('exit', () => { if (!srv.exit) srv.proc.kill('SIGKILL'); }); // even after an uncaught error
   process.on('SIGINT', () => { cleanup(); process.exit(130); });
   process.on('SIGTERM', () => { cleanup(); process.exit(143); });
   let code = 1;

@@ -7,6 +7,7 @@
 //   onPush(fn)                  -> fn(event, data) for every event the server sends on its own
 //   close('clean' | 'abrupt')   -> the client's own close; abrupt drops the TCP connection
 //   unexpectedClose             -> null, or why the connection ended without close() being called
+const crypto = require('node:crypto');
 const path = require('node:path');
 const { io } = require(path.join(__dirname, '..', '..', 'spec', 'node_modules', 'socket.io-client'));
 const WebSocket = require(path.join(__dirname, '..', '..', 'spec', 'node_modules', 'ws'));
@@ -17,8 +18,9 @@ const isError = (d) => d !== null && typeof d === 'object' && typeof d.code === 
 function timeoutError(what, ms) { return new Error(`no answer to ${what} within ${ms} ms`); }
 
 // Socket.IO over websocket only, polling only, or polling upgraded to websocket.
+// cred: {name} in development mode, {token} with a JWT key.
 class SioClient {
-  constructor(kind, port, name) {
+  constructor(kind, port, cred) {
     this.kind = kind;
     this.unexpectedClose = null;
     this.closing = false;
@@ -26,7 +28,7 @@ class SioClient {
     const transports = { 'sio-ws': ['websocket'], 'sio-polling': ['polling'], 'sio-upgrade': ['polling', 'websocket'] }[kind];
     this.socket = io(`http://127.0.0.1:${port}`, {
       transports, upgrade: kind === 'sio-upgrade', reconnection: false, forceNew: true, autoConnect: false,
-      timeout: 15000, auth: { name },
+      timeout: 15000, auth: cred,
     });
     this.socket.onAny((event, data) => { for (const fn of this.pushFns) fn(event, data); });
     this.socket.on('disconnect', (reason) => {
@@ -69,10 +71,10 @@ class SioClient {
 
 // The plain /ws JSON protocol.
 class PlainClient {
-  constructor(kind, port, name) {
+  constructor(kind, port, cred) {
     this.kind = kind;
     this.port = port;
-    this.name = name;
+    this.query = cred.token ? `token=${encodeURIComponent(cred.token)}` : `name=${encodeURIComponent(cred.name)}`;
     this.unexpectedClose = null;
     this.closing = false;
     this.pushFns = [];
@@ -83,7 +85,7 @@ class PlainClient {
   connect(ms = 15000) {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => { reject(timeoutError('connect', ms)); this.ws.terminate(); }, ms);
-      this.ws = new WebSocket(`ws://127.0.0.1:${this.port}/ws?name=${encodeURIComponent(this.name)}`,
+      this.ws = new WebSocket(`ws://127.0.0.1:${this.port}/ws?${this.query}`,
         { perMessageDeflate: false });
       this.ws.on('error', (e) => { clearTimeout(timer); reject(e); });
       this.ws.on('close', (code, reason) => {
@@ -129,8 +131,17 @@ class PlainClient {
   }
 }
 
-function makeClient(kind, port, name) {
-  return kind === 'plain' ? new PlainClient(kind, port, name) : new SioClient(kind, port, name);
+const b64u = (b) => Buffer.from(b).toString('base64url');
+// A JWT for `claims` (exp a day ahead unless given), signed HS256 with secret,
+// or with header.alg "none" and no signature when secret is null.
+function signJwt(secret, claims, header = { alg: 'HS256', typ: 'JWT' }) {
+  const t = Math.floor(Date.now() / 1000);
+  const input = `${b64u(JSON.stringify(header))}.${b64u(JSON.stringify({ iat: t, exp: t + 86400, ...claims }))}`;
+  return `${input}.${secret === null ? '' : b64u(crypto.createHmac('sha256', secret).update(input).digest())}`;
 }
 
-module.exports = { makeClient, isError, WebSocket };
+function makeClient(kind, port, cred) {
+  return kind === 'plain' ? new PlainClient(kind, port, cred) : new SioClient(kind, port, cred);
+}
+
+module.exports = { makeClient, signJwt, isError, WebSocket };

@@ -3,9 +3,11 @@
 // its own: every one must get a clear answer (an HTTP status, a close code,
 // an `error` event or a CONNECT_ERROR) within a bound. Each returns
 // {answer}: what came back; it throws when nothing did, or when the answer is
-// not one of the refusals the protocol allows.
+// not one of the refusals the protocol allows. `o` is the soak's options:
+// with o.jwtSecret set, the sessions log in with a token, and the jwt_*
+// actions (run only then) bring bad ones.
 const { request, rawExchange } = require('./probe');
-const { WebSocket } = require('./clients');
+const { WebSocket, signJwt } = require('./clients');
 
 const BOUND = 10000;
 
@@ -33,9 +35,13 @@ function wsSession(url, onOpen, settle) {
   });
 }
 
+const goodToken = (o) => signJwt(o.jwtSecret, { sub: 'hostile' });
+
 // /ws: waits for `connected`, then sends `send(ws)`; an `error` frame or a close answers.
-function plainWs(port, send) {
-  return wsSession(`ws://127.0.0.1:${port}/ws?name=hostile`, null, (text, ws) => {
+// query: the login (default: a good one).
+function plainWs(port, o, send, query) {
+  const q = query || (o.jwtSecret ? `token=${goodToken(o)}` : 'name=hostile');
+  return wsSession(`ws://127.0.0.1:${port}/ws?${q}`, null, (text, ws) => {
     let f = null;
     try { f = JSON.parse(text); } catch (_) { return null; }
     if (f.event === 'connected') { send(ws); return null; }
@@ -45,12 +51,14 @@ function plainWs(port, send) {
 }
 
 // Raw Engine.IO over WebSocket: after the open packet and the namespace CONNECT, sends `text`.
-function rawSio(port, text) {
+// auth: the CONNECT auth object (default: a good login).
+function rawSio(port, o, text, auth) {
   let connected = false;
+  const a = auth || (o.jwtSecret ? { token: goodToken(o) } : { name: 'hostile' });
   return wsSession(`ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`, null, (t, ws) => {
     if (t === null) return null;
-    if (t.startsWith('0{')) { ws.send('40{"name":"hostile"}'); return null; }
-    if (!connected && t.startsWith('40')) { connected = true; ws.send(text); return null; }
+    if (t.startsWith('0{')) { ws.send(`40${JSON.stringify(a)}`); return null; }
+    if (!connected && t.startsWith('40')) { connected = true; if (text !== null) ws.send(text); return null; }
     if (t.startsWith('44')) return `connect_error ${t.slice(2, 80)}`;
     if (t.startsWith('42["error"')) return `error ${(/"code":"([a-z_]+)"/.exec(t) || [])[1]}`;
     return null;
@@ -93,24 +101,44 @@ const ACTIONS = {
     }
     return { answer: 'HTTP 400' };
   },
-  async ws_binary_on_plain(port) {
-    return expect(await plainWs(port, (ws) => ws.send(Buffer.from([1, 2, 3]), { binary: true })), ['close 1003']);
+  async ws_binary_on_plain(port, o) {
+    return expect(await plainWs(port, o, (ws) => ws.send(Buffer.from([1, 2, 3]), { binary: true })), ['close 1003']);
   },
-  async ws_not_json_on_plain(port) {
-    return expect(await plainWs(port, (ws) => ws.send('{"event": "send_message", "data": ')),
+  async ws_not_json_on_plain(port, o) {
+    return expect(await plainWs(port, o, (ws) => ws.send('{"event": "send_message", "data": ')),
       ['error invalid_payload', 'close 1002', 'close 1007']);
   },
-  async ws_invalid_utf8(port) {
-    return expect(await plainWs(port, (ws) => ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false })), ['close 1007']);
+  async ws_invalid_utf8(port, o) {
+    return expect(await plainWs(port, o, (ws) => ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false })), ['close 1007']);
   },
-  async sio_malformed_packet(port) {
-    return expect(await rawSio(port, '42["send_message",{"room":'), ['close 1002', /^error invalid_payload/]);
+  async sio_malformed_packet(port, o) {
+    return expect(await rawSio(port, o, '42["send_message",{"room":'), ['close 1002', /^error invalid_payload/]);
   },
-  async sio_unknown_namespace(port) {
-    return expect(await rawSio(port, '40/nowhere,'), [/^connect_error \/nowhere,/]);
+  async sio_unknown_namespace(port, o) {
+    return expect(await rawSio(port, o, '40/nowhere,'), [/^connect_error \/nowhere,/]);
   },
-  async eio_garbage(port) {
-    return expect(await rawSio(port, 'Z'), ['close 1002']);
+  async eio_garbage(port, o) {
+    return expect(await rawSio(port, o, 'Z'), ['close 1002']);
+  },
+  // With a JWT key: tokens that must be refused, each with its code.
+  async jwt_sio_bad_signature(port, o) {
+    return expect(await rawSio(port, o, null, { token: signJwt('another key of 32 bytes or more!!', { sub: 'x' }) }),
+      [/"unauthorized".*"invalid_token"/]);
+  },
+  async jwt_sio_expired(port, o) {
+    const t = Math.floor(Date.now() / 1000);
+    return expect(await rawSio(port, o, null, { token: signJwt(o.jwtSecret, { sub: 'x', iat: t - 7200, exp: t - 3600 }) }),
+      [/"unauthorized".*"token_expired"/]);
+  },
+  async jwt_sio_alg_none(port, o) {
+    return expect(await rawSio(port, o, null, { token: signJwt(null, { sub: 'x' }, { alg: 'none', typ: 'JWT' }) }),
+      [/"unauthorized".*"invalid_token"/]);
+  },
+  async jwt_sio_missing(port, o) {
+    return expect(await rawSio(port, o, null, {}), [/"unauthorized".*"missing_token"/]);
+  },
+  async jwt_ws_garbage_token(port, o) {
+    return expect(await plainWs(port, o, () => {}, 'token=not.a.token'), ['error unauthorized', 'close 4401']);
   },
 };
 

@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
-const { makeClient } = require('./clients');
+const { makeClient, signJwt } = require('./clients');
 const { Ledger } = require('./ledger');
 const probe = require('./probe');
 const { ACTIONS } = require('./hostile');
@@ -36,6 +36,8 @@ const HELP = `bench/soak [options]
   --no-results       write no results file
   --scripts DIR      the app to run (default scripts/; copied, the copy is touched for reloads)
   --plugins DIR      its plugins (default plugins/)
+  --jwt              authentication on (an HS256 key the soak makes): clients log in with tokens,
+                     and bad tokens join the refused inputs
   --keep             keep the temporary directory (server log, files)
 Environment: SERVER_BIN (the server binary; default build-bench/server/space-server).`;
 
@@ -50,7 +52,7 @@ function parseArgs(argv) {
     duration: 600, smoke: false, clients: 200, rooms: 20, msgRate: 200, uploadRate: 2, refusedRate: 2,
     hostileRate: 1, reloadEvery: 60, life: [10, 60], seed: 11, warmup: 0.2, rssTolerance: 5,
     out: path.join(REPO, 'bench', 'RESULTS.md'), results: true, keep: false,
-    scripts: path.join(REPO, 'scripts'), plugins: path.join(REPO, 'plugins'),
+    scripts: path.join(REPO, 'scripts'), plugins: path.join(REPO, 'plugins'), jwt: false,
   };
   const set = {};
   for (let i = 0; i < argv.length; i++) {
@@ -73,6 +75,7 @@ function parseArgs(argv) {
       case '--out': o.out = path.resolve(val()); break;
       case '--no-results': o.results = false; break;
       case '--keep': o.keep = true; break;
+      case '--jwt': o.jwt = true; break;
       case '--scripts': o.scripts = path.resolve(val()); break;
       case '--plugins': o.plugins = path.resolve(val()); break;
       case '-h': case '--help': console.log(HELP); process.exit(0); break;
@@ -133,6 +136,10 @@ async function startServer(o, bin, tmp, adminToken) {
   const argv = ['--scripts', path.join(tmp, 'scripts'), '--plugins', path.join(tmp, 'plugins'),
     '--files-dir', path.join(tmp, 'files'), '--admin-token-file', path.join(tmp, 'admin.token'),
     '--host', '127.0.0.1', '--port', '0', '--ping-interval', '10000', '--ping-timeout', '5000'];
+  if (o.jwtSecret) {
+    fs.writeFileSync(path.join(tmp, 'jwt.secret'), o.jwtSecret, { mode: 0o600 });
+    argv.push('--jwt-secret-file', path.join(tmp, 'jwt.secret'));
+  }
   const proc = spawn(bin, argv, { env, stdio: ['ignore', logFd, logFd] });
   fs.closeSync(logFd);
   const srv = { proc, argv, logPath, port: null, exit: null };
@@ -181,6 +188,8 @@ class Soak {
     this.concurrentMax = 0;
   }
 
+  cred(name) { return this.o.jwtSecret ? { token: signJwt(this.o.jwtSecret, { sub: name, name }) } : { name }; }
+
   bump(k, n = 1) { this.count[k] = (this.count[k] || 0) + n; }
   fail(what, detail) {
     this.failures[what] = (this.failures[what] || 0) + 1;
@@ -217,7 +226,7 @@ class Soak {
       if (!rooms.includes(r)) rooms.push(r);
     }
     const endMode = pick(rng, { leave: 40, barrier: 40, abrupt: 20 });
-    const c = makeClient(kind, this.port, name);
+    const c = makeClient(kind, this.port, this.cred(name));
     c.name = name;
     c.memberships = new Map();
     c.rng = rng;
@@ -392,7 +401,7 @@ class Soak {
   // {------------------------------------------------------------ hostile connections
   async hostileLoop() {
     const rng = rng32(this.o.seed * 7919 + 1);
-    const names = Object.keys(ACTIONS);
+    const names = Object.keys(ACTIONS).filter((k) => this.o.jwtSecret || !k.startsWith('jwt_'));
     const inflight = new Set();
     while (!this.stopping) {
       await this.pause(expo(rng, 1000 / this.o.hostileRate));
@@ -401,7 +410,7 @@ class Soak {
       const rec = this.refused[which] || (this.refused[which] = { n: 0, answered: 0 });
       rec.n++;
       this.bump('refused connection');
-      const p = ACTIONS[which](this.port).then(() => { rec.answered++; }, (e) => this.fail(`refused ${which}`, e.message));
+      const p = ACTIONS[which](this.port, this.o).then(() => { rec.answered++; }, (e) => this.fail(`refused ${which}`, e.message));
       inflight.add(p);
       p.finally(() => inflight.delete(p));
     }
@@ -484,8 +493,8 @@ class Soak {
 // A primer before the baseline: one of each kind of work, so that what the
 // server opens once (the files directory, the thread pool) is not counted as
 // a leak.
-async function primer(port, adminToken) {
-  const c = makeClient('sio-ws', port, 'primer');
+async function primer(o, port, adminToken) {
+  const c = makeClient('sio-ws', port, o.jwtSecret ? { token: signJwt(o.jwtSecret, { sub: 'primer' }) } : { name: 'primer' });
   await c.connect();
   await c.request('join_room', { room: 'soak-primer' });
   await c.request('send_message', { room: 'soak-primer', text: 'hello' });
@@ -556,10 +565,10 @@ function section(o, s, r) {
   lines.push('## Soak');
   lines.push('');
   lines.push(`Written by \`bench/soak\` at ${new Date().toISOString().slice(0, 16)}Z (${r.commit}), ${os.cpus().length} cores shared with other work.`);
-  lines.push(`Run: \`bench/soak --duration ${o.duration}s\` — ${fmtInt(s.ranFor)} s, seed ${o.seed}, ${o.clients} concurrent clients ` +
+  lines.push(`Run: \`bench/soak --duration ${o.duration}s${o.jwt ? ' --jwt' : ''}\` — ${fmtInt(s.ranFor)} s, seed ${o.seed}, ${o.clients} concurrent clients ` +
     `(35 % Socket.IO over WebSocket, 15 % polling only, 10 % polling upgraded, 40 % plain /ws) living ${o.life[0]}–${o.life[1]} s each ` +
     `in ${o.rooms} rooms; targets ${o.msgRate} messages/s, ${o.uploadRate} uploads/s, ${o.refusedRate} refused requests/s, ` +
-    `${o.hostileRate} refused connections/s, a reload every ${o.reloadEvery} s.`);
+    `${o.hostileRate} refused connections/s, a reload every ${o.reloadEvery} s; ${o.jwt ? 'JWT (HS256) logins' : 'development-mode logins by name'}.`);
   lines.push('');
   lines.push(`**Verdict: ${r.ok ? 'pass' : 'FAIL'}** — ${r.checks.map((c) => `${c.name}: ${c.ok ? 'ok' : 'FAILED'}`).join('; ')}.`);
   lines.push('');
@@ -617,6 +626,7 @@ async function main() {
   const bin = process.env.SERVER_BIN || path.join(REPO, 'build-bench', 'server', 'space-server');
   if (!fs.existsSync(bin)) { console.error(`soak: no server binary at ${bin} (set SERVER_BIN)`); process.exit(2); }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'space-soak-'));
+  if (o.jwt) o.jwtSecret = crypto.randomBytes(32).toString('hex');
   const adminToken = crypto.randomBytes(24).toString('hex');
   const srv = await startServer(o, bin, tmp, adminToken);
   const cleanup = () => { if (!srv.exit) srv.proc.kill('SIGKILL'); if (!o.keep) fs.rmSync(tmp, { recursive: true, force: true }); };
@@ -638,10 +648,10 @@ async function main() {
 
 async function soak(o, srv, tmp, adminToken) {
   const pid = srv.proc.pid;
-  log(`server pid ${pid} port ${srv.port}; ${o.smoke ? 'smoke, ' : ''}${o.duration} s, ${o.clients} clients, seed ${o.seed}`);
+  log(`server pid ${pid} port ${srv.port}; ${o.smoke ? 'smoke, ' : ''}${o.jwt ? 'JWT, ' : ''}${o.duration} s, ${o.clients} clients, seed ${o.seed}`);
   await sleep(300);
   const fdFresh = Object.keys(await stableFds(pid)).length;
-  await primer(srv.port, adminToken);
+  await primer(o, srv.port, adminToken);
   await sleep(500);
   const idle = (await waitIdle(srv.port, {}, 0)).metrics;
   const idleSettled = await waitIdle(srv.port, idle, 5000); // the primer's connections closing

@@ -5,7 +5,8 @@
 //   request(event, data, ms)    -> {ok, data}: the answer (the ack on Socket.IO, the frame with
 //                                  the request's id on /ws); ok is false for an `error` answer
 //   onPush(fn)                  -> fn(event, data) for every event the server sends on its own
-//   close('clean' | 'abrupt')   -> the client's own close; abrupt drops the TCP connection
+//   close('clean' | 'abrupt')   -> the client's own close; abrupt drops the TCP connection (where
+//                                  there is one: not on polling); returns the one done
 //   unexpectedClose             -> null, or why the connection ended without close() being called
 const crypto = require('node:crypto');
 const path = require('node:path');
@@ -63,9 +64,10 @@ class SioClient {
     if (mode === 'abrupt' && t && t.name === 'websocket' && t.ws) {
       t.ws.terminate();
       this.socket.disconnect(); // the client's own state; nothing more reaches the wire
-    } else {
-      this.socket.disconnect();
+      return 'abrupt';
     }
+    this.socket.disconnect(); // polling has no connection of its own to drop
+    return 'clean';
   }
 }
 
@@ -128,6 +130,7 @@ class PlainClient {
     this.closing = true;
     if (mode === 'abrupt') this.ws.terminate();
     else this.ws.close(1000, 'bye');
+    return mode;
   }
 }
 

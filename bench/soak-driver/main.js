@@ -38,6 +38,9 @@ const HELP = `bench/soak [options]
   --plugins DIR      its plugins (default plugins/)
   --jwt              authentication on (an HS256 key the soak makes): clients log in with tokens,
                      and bad tokens join the refused inputs
+  --heap-stats       glibc's malloc_stats() at idle before and after, through gdb (default: on
+                     when gdb is installed, off in --smoke); tells live memory from RSS
+  --no-heap-stats
   --keep             keep the temporary directory (server log, files)
 Environment: SERVER_BIN (the server binary; default build-bench/server/space-server).`;
 
@@ -76,6 +79,8 @@ function parseArgs(argv) {
       case '--no-results': o.results = false; break;
       case '--keep': o.keep = true; break;
       case '--jwt': o.jwt = true; break;
+      case '--heap-stats': set.heapStats = true; break;
+      case '--no-heap-stats': set.heapStats = false; break;
       case '--scripts': o.scripts = path.resolve(val()); break;
       case '--plugins': o.plugins = path.resolve(val()); break;
       case '-h': case '--help': console.log(HELP); process.exit(0); break;
@@ -92,6 +97,9 @@ function parseArgs(argv) {
   }
   if (!(o.life.length === 2 && o.life[0] > 0 && o.life[1] >= o.life[0])) throw new Error('--life A-B: 0 < A <= B');
   o.judgeRss = !o.smoke;
+  if (o.heapStats === undefined) {
+    o.heapStats = !o.smoke && require('node:child_process').spawnSync('gdb', ['--version'], { stdio: 'ignore' }).status === 0;
+  }
   return o;
 }
 
@@ -301,9 +309,7 @@ class Soak {
         this.ledger.abandoned(m);
       }
     }
-    const how = endMode === 'abrupt' && kind !== 'sio-polling' ? 'abrupt' : 'clean';
-    this.bump(`disconnect ${how}`);
-    c.close(how);
+    this.bump(`disconnect ${c.close(endMode === 'abrupt' ? 'abrupt' : 'clean')}`);
     for (const m of c.memberships.values()) this.ledger.finished(m);
     this.concurrent--;
   }
@@ -590,6 +596,10 @@ function section(o, s, r) {
     `idle after ${fmtInt(r.rssIdle)} KiB. Warm-up = the first ${Math.round(o.warmup * 100)} % of the run; ` +
     `mean of the ${fmtInt(r.rss.win)} s after it ${fmtInt(r.rss.firstWindow)} KiB, of the last ${fmtInt(r.rss.win)} s ` +
     `${fmtInt(r.rss.lastWindow)} KiB (${r.rss.growthPct >= 0 ? '+' : ''}${r.rss.growthPct.toFixed(1)} %).`);
+  if (r.heap) {
+    lines.push(`Heap (glibc malloc_stats at idle, through gdb): ${fmtInt(r.heap.before.inUse)} bytes in use of ${fmtInt(r.heap.before.system)} held before, ` +
+      `${fmtInt(r.heap.after.inUse)} of ${fmtInt(r.heap.after.system)} after.`);
+  }
   lines.push(`Open files: ${r.fdFresh} fresh, ${r.fdIdle} idle after a primer, ${s.fdMax} at most during the run, ${r.fdAfter} idle after.`);
   lines.push(`Gauges idle before → after: ${r.gauges}. Lua memory ${fmtInt(r.luaBefore)} → ${fmtInt(r.luaAfter)} bytes (not judged: it follows the collector).`);
   lines.push(`Counters over the run: ${r.counters}.`);
@@ -657,7 +667,9 @@ async function soak(o, srv, tmp, adminToken) {
   const idleSettled = await waitIdle(srv.port, idle, 5000); // the primer's connections closing
   const idleMetrics = idleSettled.metrics;
   const fdsIdle = await stableFds(pid);
-  log(`idle: ${Object.keys(fdsIdle).length} open files, RSS ${probe.rssKiB(pid)} KiB`);
+  const heapBefore = o.heapStats ? probe.heapStats(pid, srv.logPath) : null;
+  log(`idle: ${Object.keys(fdsIdle).length} open files, RSS ${probe.rssKiB(pid)} KiB` +
+    (heapBefore ? `, heap ${heapBefore.inUse} bytes in use of ${heapBefore.system}` : ''));
 
   const s = new Soak(o, srv, tmp, adminToken);
   await s.run();
@@ -665,6 +677,8 @@ async function soak(o, srv, tmp, adminToken) {
   const after = await waitIdle(srv.port, idleMetrics, 30000);
   const fdsAfter = await stableFds(pid);
   const rssIdle = probe.rssKiB(pid);
+  const heapAfter = o.heapStats ? probe.heapStats(pid, srv.logPath) : null;
+  const heap = heapBefore && heapAfter ? { before: heapBefore, after: heapAfter } : null;
   const stopped = await stopServer(srv);
   const serverLog = fs.readFileSync(srv.logPath, 'utf8');
 
@@ -719,6 +733,7 @@ async function soak(o, srv, tmp, adminToken) {
   out.push(`  actions: ${Object.entries(s.count).sort().map(([k, v]) => `${k}=${v}`).join(', ')}`);
   out.push(`  refused: ${Object.entries(s.refused).sort().map(([k, v]) => `${k}=${v.answered}/${v.n}`).join(', ')}`);
   out.push(`  rss KiB: start=${rss.start} max=${rss.max} end=${rss.end} idle-after=${rssIdle} after-warmup=${Math.round(rss.firstWindow)} last-window=${Math.round(rss.lastWindow)} (${rss.growthPct.toFixed(1)} %${o.judgeRss ? '' : ', not judged in a smoke'})`);
+  if (heap) out.push(`  heap (malloc_stats at idle): in use ${heap.before.inUse} -> ${heap.after.inUse} bytes, held ${heap.before.system} -> ${heap.after.system}`);
   out.push(`  fds: fresh=${fdFresh} idle=${idleT.length} max=${s.fdMax} after=${afterT.length}; connections max=${s.connectionsMax}`);
   out.push(`  gauges: ${gauges}; lua bytes ${idleMetrics.space_lua_memory_bytes.value} -> ${after.metrics.space_lua_memory_bytes.value}`);
   out.push(`  counters: ${counters}`);
@@ -734,7 +749,7 @@ async function soak(o, srv, tmp, adminToken) {
       commit = `commit ${commit}${dirty ? ' with local changes' : ''}`;
     } catch (_) { /* not a git checkout */ }
     writeSection(o.out, section(o, s, { ok, checks, rss, rssIdle, fdFresh, fdIdle: idleT.length, fdAfter: afterT.length,
-      gauges, counters, luaBefore: idleMetrics.space_lua_memory_bytes.value, luaAfter: after.metrics.space_lua_memory_bytes.value, commit }));
+      gauges, counters, heap, luaBefore: idleMetrics.space_lua_memory_bytes.value, luaAfter: after.metrics.space_lua_memory_bytes.value, commit }));
     log(`wrote the Soak section of ${o.out}`);
   }
   return ok ? 0 : 1;

@@ -80,4 +80,22 @@ function rawExchange(port, bytes, ms = 10000) {
   });
 }
 
-module.exports = { rssKiB, fds, fdKinds, request, metrics, rawExchange };
+// glibc's malloc_stats() of a running process, through gdb: bytes the heap
+// holds (system) and of those in use, so that RSS growth can be told apart
+// from live memory growth. null when gdb is missing or cannot attach.
+function heapStats(pid, logPath) {
+  const { execFileSync } = require('node:child_process');
+  const from = fs.statSync(logPath).size;
+  try {
+    execFileSync('gdb', ['-p', String(pid), '-batch', '-nx', '-ex', 'call (void) malloc_stats()'],
+      { stdio: 'ignore', timeout: 30000 });
+  } catch (_) { return null; }
+  const fd = fs.openSync(logPath, 'r');
+  const buf = Buffer.alloc(fs.statSync(logPath).size - from);
+  fs.readSync(fd, buf, 0, buf.length, from);
+  fs.closeSync(fd);
+  const m = /Total \(incl\. mmap\):\s+system bytes\s+=\s+(\d+)\s+in use bytes\s+=\s+(\d+)/.exec(buf.toString('latin1'));
+  return m ? { system: Number(m[1]), inUse: Number(m[2]) } : null;
+}
+
+module.exports = { heapStats, rssKiB, fds, fdKinds, request, metrics, rawExchange };

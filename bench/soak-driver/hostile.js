@@ -6,6 +6,8 @@
 // not one of the refusals the protocol allows. `o` is the soak's options:
 // with o.jwtSecret set, the sessions log in with a token, and the jwt_*
 // actions (run only then) bring bad ones.
+const crypto = require('node:crypto');
+const net = require('node:net');
 const { request, rawExchange } = require('./probe');
 const { WebSocket, signJwt } = require('./clients');
 
@@ -65,6 +67,47 @@ function rawSio(port, o, text, auth) {
   });
 }
 
+// /ws over a bare TCP socket, for frames no WebSocket library sends: after
+// the 101 and the `connected` frame, writes `frame`; resolves "close CODE"
+// from the server's close frame, or "tcp close" when the socket ended without one.
+function rawWsFrame(port, o, frame) {
+  return new Promise((resolve, reject) => {
+    const q = o.jwtSecret ? `token=${goodToken(o)}` : 'name=hostile';
+    const s = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    let sent = false;
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`no answer within ${BOUND} ms`)); }, BOUND);
+    const finish = (v) => { clearTimeout(timer); s.destroy(); resolve(v); };
+    s.on('connect', () => s.write(`GET /ws?${q} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!upgraded) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!/^HTTP\/1\.1 101/.test(buf.toString('latin1', 0, 12))) { finish(`HTTP ${buf.toString('latin1', 9, 12)}`); return; }
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+      }
+      // Server frames are unmasked; short ones (< 126 bytes) carry their length in byte 1.
+      while (buf.length >= 2) {
+        let len = buf[1] & 0x7f;
+        let off = 2;
+        if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+        if (buf.length < off + len) return;
+        const op = buf[0] & 0x0f;
+        const payload = buf.subarray(off, off + len);
+        buf = buf.subarray(off + len);
+        if (op === 8) { finish(`close ${payload.length >= 2 ? payload.readUInt16BE(0) : 'without code'}`); return; }
+        if (op === 1 && !sent) { sent = true; s.write(frame); }
+      }
+    });
+    s.on('end', () => finish('tcp close'));
+    s.on('error', () => finish('tcp close'));
+  });
+}
+
 function expect(answer, allowed) {
   if (!allowed.some((a) => (a instanceof RegExp ? a.test(answer) : a === answer))) {
     throw new Error(`answered "${answer}", expected one of ${allowed.join(' | ')}`);
@@ -110,6 +153,14 @@ const ACTIONS = {
   },
   async ws_invalid_utf8(port, o) {
     return expect(await plainWs(port, o, (ws) => ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false })), ['close 1007']);
+  },
+  async ws_unmasked_frame(port, o) {
+    // A client frame without its mask (RFC 6455 §5.1: the server must close).
+    return expect(await rawWsFrame(port, o, Buffer.from([0x81, 0x02, 0x68, 0x69])), ['close 1002']);
+  },
+  async ws_reserved_opcode(port, o) {
+    const mask = crypto.randomBytes(4);
+    return expect(await rawWsFrame(port, o, Buffer.concat([Buffer.from([0x83, 0x80]), mask])), ['close 1002']);
   },
   async sio_malformed_packet(port, o) {
     return expect(await rawSio(port, o, '42["send_message",{"room":'), ['close 1002', /^error invalid_payload/]);

@@ -537,6 +537,21 @@ async function waitIdle(port, idle, ms) {
   }
 }
 
+// The idle gauges: once the primer's session is gone (no sessions, users,
+// rooms) and two readings 250 ms apart agree.
+async function idleBaseline(port) {
+  const t0 = now();
+  let prev = null;
+  for (;;) {
+    const m = await probe.metrics(port);
+    const quiet = ['space_sessions', 'space_users', 'space_rooms'].every((k) => !m[k] || m[k].value === 0);
+    if (quiet && prev && !gaugeDiff(prev, m).length) return m;
+    if (now() - t0 > 10000) throw new Error(`the server did not come to rest after the primer: ${JSON.stringify(m)}`);
+    prev = quiet ? m : null;
+    await sleep(250);
+  }
+}
+
 async function stableFds(pid) {
   let prev = probe.fds(pid);
   for (let i = 0; i < 20; i++) {
@@ -663,9 +678,7 @@ async function soak(o, srv, tmp, adminToken) {
   const fdFresh = Object.keys(await stableFds(pid)).length;
   await primer(o, srv.port, adminToken);
   await sleep(500);
-  const idle = (await waitIdle(srv.port, {}, 0)).metrics;
-  const idleSettled = await waitIdle(srv.port, idle, 5000); // the primer's connections closing
-  const idleMetrics = idleSettled.metrics;
+  const idleMetrics = await idleBaseline(srv.port);
   const fdsIdle = await stableFds(pid);
   const heapBefore = o.heapStats ? probe.heapStats(pid, srv.logPath) : null;
   log(`idle: ${Object.keys(fdsIdle).length} open files, RSS ${probe.rssKiB(pid)} KiB` +

@@ -37,3 +37,12 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/bench/compare)
   add_test(NAME bench_smoke COMMAND ${CMAKE_SOURCE_DIR}/bench/compare --smoke)
   set_tests_properties(bench_smoke PROPERTIES TIMEOUT 120 ENVIRONMENT "SERVER_BIN=$<TARGET_FILE:space-server>")
 endif()
+
+# The soak harness: 20 s of churn, chat, uploads, reloads and refused inputs;
+# fails when a delivery was lost, a request went unanswered, a file
+# descriptor leaked or a gauge stayed off idle (RSS flatness needs bench/soak's
+# full duration).
+if(EXISTS ${CMAKE_SOURCE_DIR}/bench/soak)
+  add_test(NAME soak_smoke COMMAND ${CMAKE_SOURCE_DIR}/bench/soak --smoke)
+  set_tests_properties(soak_smoke PROPERTIES TIMEOUT 180 ENVIRONMENT "SERVER_BIN=$<TARGET_FILE:space-server>")
+endif()

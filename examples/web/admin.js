@@ -63,6 +63,7 @@ async function load() {
   const details = await Promise.all(list.map((r) => api('GET', `rooms/${encodeURIComponent(r.name)}`)));
   renderRooms(list, details.map((d) => (d.status === 200 ? d.data : null)));
   setStatus(`Loaded ${new Date().toLocaleTimeString()}`, 'online');
+  $('#errors').replaceChildren(); // what failed before does not any more
 }
 
 function renderStatus(s) {

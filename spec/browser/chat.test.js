@@ -5,6 +5,7 @@
 //     people list and chat both ways;
 //   - one drops a PNG on the conversation, the other sees the preview and downloads identical bytes;
 //   - a message over the length rule shows its refusal (the message marked, the error shown);
+//   - the page served from another origin (?server=URL) chats through --cors-origin;
 //   - the server stops: both pages show the reconnect state; it starts again on the same port: both
 //     reconnect, rejoin the room, and chat again;
 //   - admin.html: the token typed in, users and rooms with members listed, an emit reaches the room,
@@ -63,13 +64,14 @@ let outDir;
 let scripts;
 let srv;
 let port;
+let pageSrv; // serves the page from another origin, for the --cors-origin step
 let browser;
 const contexts = [];
 
 function serverOpts() {
   return {
     scripts,
-    args: ['--static', WEB, ...(port ? ['--port', String(port)] : [])],
+    args: ['--static', WEB, '--cors-origin', pageSrv.url, ...(port ? ['--port', String(port)] : [])],
     env: { SPACE_ADMIN_TOKEN: ADMIN_TOKEN },
   };
 }
@@ -91,8 +93,8 @@ async function openPage(viewport) {
   return page;
 }
 
-async function signIn(page, name) {
-  await page.goto(`${srv.url}/`);
+async function signIn(page, name, url = `${srv.url}/`) {
+  await page.goto(url);
   await page.getByLabel('Name', { exact: true }).fill(name);
   await page.getByRole('button', { name: 'Connect' }).click();
   await page.locator('#status[data-state="online"]', { hasText: `Connected as ${name}` }).waitFor({ timeout: WAIT });
@@ -125,6 +127,7 @@ before(async () => {
   fs.mkdirSync(outDir, { recursive: true });
   console.log(`# screenshots in ${outDir}`);
   scripts = h.copyScripts(null);
+  pageSrv = await h.startServer({ args: ['--static', WEB] });
   srv = await h.startServer(serverOpts());
   port = srv.port;
   // launch() runs the browser on a fresh temporary profile of its own, removed when it closes.
@@ -143,6 +146,7 @@ after(async () => {
     await browser.close();
   }
   if (srv) await srv.stopClean();
+  if (pageSrv) await pageSrv.stopClean();
   if (scripts) fs.rmSync(scripts, { recursive: true, force: true });
 });
 
@@ -224,6 +228,23 @@ test('two pages chat, share a picture, see refusals, survive a server restart; t
       await shot(alice, 'alice-chat');
       await shot(bob, 'bob-chat-phone');
       await alice.keyboard.press('Escape');
+    });
+
+    await step('the page from another origin talks to the server through --cors-origin', async () => {
+      const carol = await openPage({ width: 800, height: 600 });
+      pages.carol = carol;
+      await signIn(carol, 'carol', `${pageSrv.url}/?server=${encodeURIComponent(srv.url)}`);
+      assert.equal(await carol.getByLabel('Server').inputValue(), srv.url);
+      await join(carol, room);
+      await say(carol, 'hello from another origin');
+      await message(alice, 'carol', 'hello from another origin').waitFor({ timeout: WAIT });
+      const img = carol.locator('#messages img[alt="square.png"]');
+      await say(alice, 'welcome carol');
+      await message(carol, 'alice', 'welcome carol').waitFor({ timeout: WAIT });
+      assert.equal(await img.count(), 0, 'no history: only what was sent since carol joined');
+      await carol.context().close();
+      delete pages.carol;
+      await people(alice).filter({ hasText: 'carol' }).waitFor({ state: 'detached', timeout: WAIT });
     });
 
     await step('a server restart: the reconnect state, then back in the room', async () => {

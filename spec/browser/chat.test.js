@@ -8,6 +8,7 @@
 //   - the page served from another origin (?server=URL) chats through --cors-origin;
 //   - the server stops: both pages show the reconnect state; it starts again on the same port: both
 //     reconnect, rejoin the room, and chat again;
+//   - JWT mode: a name alone is refused with a plain message, the token field signs in;
 //   - admin.html: the token typed in, users and rooms with members listed, an emit reaches the room,
 //     a reload succeeds and then shows file:line for broken scripts, a kick disconnects a page.
 // Screenshots of the pages go to $SPACE_TEST_OUTPUT (ctest: <build>/test-output/browser), or a temp
@@ -37,6 +38,13 @@ try {
 const missing = !chromium ? 'playwright-core is not installed (npm ci in spec/)'
   : !fs.existsSync(CHROMIUM) ? `no browser at ${CHROMIUM} (apt-get install chromium)`
     : !fs.existsSync(BUNDLE) ? `${BUNDLE} is missing (bash .ci/install copies it)` : null;
+
+// An HS256 JWT, signed here.
+function hs256(claims, secret) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${input}.${crypto.createHmac('sha256', secret).update(input).digest('base64url')}`;
+}
 
 // A w x h PNG of one colour, made here so the test carries no binary file.
 function makePng(w, hgt, [r, g, b]) {
@@ -263,6 +271,32 @@ test('two pages chat, share a picture, see refusals, survive a server restart; t
       await say(bob, 'still here after the restart');
       await message(alice, 'bob', 'still here after the restart').waitFor({ timeout: WAIT });
       await shot(alice, 'alice-reconnected');
+    });
+
+    await step('JWT mode: a name is refused plainly, the token field signs in', async () => {
+      const secret = crypto.randomBytes(32).toString('hex');
+      const jwtSrv = await h.startServer({ args: ['--static', WEB], env: { SPACE_JWT_SECRET: secret } });
+      try {
+        const dave = await openPage({ width: 800, height: 600 });
+        pages.dave = dave;
+        await dave.goto(`${jwtSrv.url}/`);
+        await dave.getByLabel('Name', { exact: true }).fill('dave');
+        await dave.getByRole('button', { name: 'Connect' }).click();
+        await dave.locator('#errors .error[data-code="missing_token"]', { hasText: 'sign in with a token' }).waitFor({ timeout: WAIT });
+        assert.equal(await dave.locator('#status').getAttribute('data-state'), 'offline');
+        await shot(dave, 'jwt-sign-in-refused');
+        await dave.getByLabel('Token', { exact: true }).waitFor({ timeout: WAIT }); // the page switched to the token field
+        const now = Math.floor(Date.now() / 1000);
+        await dave.getByLabel('Token', { exact: true }).fill(hs256({ sub: 'u-dave', name: 'Dave T.', iat: now, exp: now + 600 }, secret));
+        await dave.getByRole('button', { name: 'Connect' }).click();
+        await dave.locator('#status[data-state="online"]', { hasText: 'Connected as Dave T.' }).waitFor({ timeout: WAIT });
+        await join(dave, 'jwt-room');
+        await people(dave).filter({ hasText: 'Dave T.' }).waitFor({ timeout: WAIT });
+        await dave.context().close();
+        delete pages.dave;
+      } finally {
+        await jwtSrv.stopClean();
+      }
     });
 
     await step('admin.html: token, users and rooms, emit, reload and its error, kick', async () => {

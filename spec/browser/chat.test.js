@@ -186,6 +186,9 @@ test('two pages chat, share a picture, see refusals, survive a server restart; t
         await people(p).filter({ hasText: 'bob' }).waitFor({ timeout: WAIT });
       }
       assert.equal(await people(alice).count(), 2);
+      // the page asked for history; this server has none (unknown_event): nothing is shown for it
+      assert.equal(await alice.locator('#errors .error').count(), 0, await alice.locator('#errors').innerText());
+      assert.equal(await alice.locator('#messages li').count(), 0);
     });
 
     await step('chat both ways, with who and when', async () => {

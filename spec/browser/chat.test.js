@@ -84,9 +84,9 @@ function serverOpts() {
   };
 }
 
-async function shot(page, name) {
+async function shot(page, name, fullPage = false) {
   const file = path.join(outDir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
+  await page.screenshot({ path: file, fullPage });
   return file;
 }
 
@@ -333,7 +333,7 @@ test('two pages chat, share a picture, see refusals, survive a server restart; t
       fs.writeFileSync(rules, fs.readFileSync(rules, 'utf8').replace('max_length = 4000', 'max_length = "4000"'));
       await admin.getByRole('button', { name: 'Reload scripts' }).click();
       await admin.locator('#reload-result.bad', { hasText: /rules\.lua:\d+/ }).waitFor({ timeout: WAIT });
-      await shot(admin, 'admin');
+      await shot(admin, 'admin', true);
 
       await admin.getByRole('button', { name: 'Disconnect bob' }).click();
       await bob.locator('#status[data-state="offline"]', { hasText: 'Disconnected by the server' }).waitFor({ timeout: WAIT });

@@ -295,6 +295,7 @@ function messageItem(m) {
 function fileBody(f) {
   const href = absoluteUrl(f.url, state.server);
   const box = el('div', { class: 'file' });
+  if (!/^https?:$/.test(new URL(href).protocol)) return box; // only links that fetch a file
   if (/^image\/(png|jpeg|gif|webp)$/.test(f.type)) {
     box.append(el('a', { href, target: '_blank', rel: 'noopener', class: 'preview' },
       el('img', { src: href, alt: f.name, loading: 'lazy' })));

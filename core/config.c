@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "version.h"
@@ -59,6 +60,8 @@ static const struct option_spec options[] = {
      "time a client has to send refresh_token once its token expired, ms"},
     {"admin-token-file", OPT_STRING, F(admin_token_file), "", 0, 0,
      "file holding the admin API token (SPACE_ADMIN_TOKEN: the token itself)"},
+    {"static", OPT_STRING, F(static_dir), "", 0, 0,
+     "a folder served at / (the web page: examples/web); none by default"},
     {"cors-origin", OPT_LIST, F(cors_origins), "", 0, 0,
      "a browser origin allowed besides the server's own (repeatable; * = any)"},
 };
@@ -136,6 +139,21 @@ static const struct option_spec *find_option(const char *name, size_t len) {
     return NULL;
 }
 
+/* --static: the folder's real path, resolved once, is what every request
+ * path must stay under (static.c). */
+static int static_resolve_root(struct config *cfg) {
+    struct stat st;
+    if (!realpath(cfg->static_dir, cfg->static_root) || stat(cfg->static_root, &st) != 0) {
+        fprintf(stderr, "space-server: --static %s: %s\n", cfg->static_dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "space-server: --static %s: not a directory\n", cfg->static_dir);
+        return -1;
+    }
+    return 0;
+}
+
 enum config_result config_load(struct config *cfg, int argc, char **argv) {
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < N_OPTIONS; i++)
@@ -187,5 +205,6 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
                 cfg->log_level);
         return CONFIG_USAGE_ERROR;
     }
+    if (cfg->static_dir[0] && static_resolve_root(cfg) != 0) return CONFIG_USAGE_ERROR;
     return CONFIG_OK;
 }

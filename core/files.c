@@ -308,7 +308,7 @@ static int read_meta(const char *dir, const char *id, struct file_info *info) {
 }
 
 /* If-None-Match: "*" or a list of entity tags, compared weakly (W/ ignored). */
-static int etag_matches(struct slice list, const char *etag) {
+int files_etag_matches(struct slice list, const char *etag) {
     if (slice_eq(list, "*")) return 1;
     size_t elen = strlen(etag);
     const char *p = list.p, *end = list.p + list.len;
@@ -413,7 +413,7 @@ void files_handle_request(struct conn *c, const struct http_request *req, int ke
              "ETag: %s\r\nCache-Control: public, max-age=31536000, immutable\r\n"
              "X-Content-Type-Options: nosniff\r\nAccept-Ranges: bytes\r\n",
              etag);
-    if (inm && etag_matches(*inm, etag)) {
+    if (inm && files_etag_matches(*inm, etag)) {
         httpd_respond(c, 304, NULL, NULL, 0, common, !keep_alive);
         return;
     }
@@ -448,11 +448,15 @@ void files_handle_request(struct conn *c, const struct http_request *req, int ke
     size_t n = http_format_head(head_buf, sizeof head_buf, range > 0 ? 206 : 200, ctype, (size_t)length, headers,
                                 keep_alive);
     conn_send_copy(c, head_buf, n);
-    struct file_stream *fs = head || length == 0 ? NULL : calloc(1, sizeof *fs);
+    files_stream_body(c, fd, from, head ? 0 : length, keep_alive);
+}
+
+void files_stream_body(struct conn *c, uv_file fd, uint64_t from, uint64_t length, int keep_alive) {
+    struct file_stream *fs = length == 0 ? NULL : calloc(1, sizeof *fs);
     if (!fs) {
         uv_fs_t cr;
         uv_fs_close(NULL, &cr, fd, NULL);
-        if (head || length == 0) {
+        if (length == 0) {
             if (!keep_alive) conn_close_after_flush(c);
         } else {
             conn_close(c);

@@ -11,6 +11,8 @@
 #define SPACE_FILES_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
 
 #include "conn.h"
 #include "http.h"
@@ -35,6 +37,15 @@ typedef void (*files_stored_cb)(void *ud, const struct file_info *info, const ch
  * Returns 0 (cb will run), or -1 (out of memory; cb will not run). */
 int files_store(struct server *srv, const void *data, size_t len, const char *type, const char *name,
                 files_stored_cb cb, void *ud);
+
+/* Streams length bytes of fd from offset from as a response body whose head
+ * was sent already; reads run on libuv's thread pool, as far ahead as the
+ * client takes them. Owns fd (closes it). The connection serves its next
+ * request afterwards when keep_alive, else closes. */
+void files_stream_body(struct conn *c, uv_file fd, uint64_t from, uint64_t length, int keep_alive);
+
+/* If-None-Match (list): whether it names etag ("*" or a list, W/ ignored). */
+int files_etag_matches(struct slice list, const char *etag);
 
 /* Serves GET and HEAD /files/<id>/<name>. */
 void files_handle_request(struct conn *c, const struct http_request *req, int keep_alive);

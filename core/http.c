@@ -222,6 +222,7 @@ const char *http_status_text(int status) {
     case 200: return "OK";
     case 204: return "No Content";
     case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
     case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 403: return "Forbidden";

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+#include "static.h"
 
 /* Per-request state while the body is still arriving. */
 struct httpd_state {
@@ -104,6 +105,10 @@ static void route(struct conn *c, const struct http_request *req, const char *bo
         }
         httpd_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, "Cache-Control: no-store\r\n",
                       !keep_alive);
+        return;
+    }
+    if (c->srv->cfg->static_dir[0]) { /* last: every route above wins over a file */
+        static_handle_request(c, req, keep_alive);
         return;
     }
     httpd_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9, NULL, !keep_alive);

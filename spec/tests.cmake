@@ -21,6 +21,14 @@ if(EXISTS ${SPEC}/e2e/test_python_client.py)
     WORKING_DIRECTORY ${SPEC}/e2e)
   set_tests_properties(e2e_python PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 300)
 endif()
+# The web page in Debian's chromium (playwright-core); skips itself when either is missing.
+# Screenshots go to <build>/test-output/browser.
+if(EXISTS ${SPEC}/browser/chat.test.js)
+  add_test(NAME e2e_browser COMMAND ${NODE} --test ${SPEC}/browser/
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(e2e_browser PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${SERVER_ENV};SPACE_TEST_OUTPUT=${CMAKE_BINARY_DIR}/test-output/browser")
+endif()
 if(EXISTS ${SPEC}/protocol-suite/protocol_suite.test.js)
   add_test(NAME protocol_suite COMMAND ${NODE} --test ${SPEC}/protocol-suite/
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})

@@ -370,6 +370,9 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
         char q[LOG_QUOTED_MAX];
         log_error("lua", "handler failed handler=%.*s%s%.100s%s%s error=\"%s\"", what->a_len, what->a, what->b, c,
                   what->d, what->e, log_quoted(q, sizeof q, err ? err : "?"));
+        char handler[METRICS_HANDLER_MAX];
+        snprintf(handler, sizeof handler, "%.*s%s%.40s%s%s", what->a_len, what->a, what->b, c, what->d, what->e);
+        metrics_handler_failed(&h->srv->metrics, handler, err);
         lua_settop(L, base - 1);
         lua_gc(L, LUA_GCCOLLECT);
         return -1;
@@ -1166,6 +1169,20 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
     }
 }
 
+/* The metrics slot of the event named at name_idx: its own once the app has
+ * a handler for it (a client's made-up names all count as "other"). */
+static unsigned count_event_slot(struct script_host *h, struct sio_socket *s, int name_idx, const char *name,
+                                 size_t len) {
+    unsigned slot = metrics_event_slot(&h->srv->metrics, name, len);
+    if (slot) return slot;
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    push_ns_field(h, s, "events");
+    int handled = lua_istable(L, -1) && (lua_pushvalue(L, name_idx), lua_rawget(L, -2) == LUA_TFUNCTION);
+    lua_settop(L, top);
+    return handled ? metrics_event_learn(&h->srv->metrics, name, len) : 0;
+}
+
 enum script_result script_on_event(struct script_host *h, struct sio_socket *s, int64_t ack_id,
                                    const char *json, size_t len, unsigned n_att,
                                    const void *const *att, const size_t *att_len) {
@@ -1185,7 +1202,10 @@ enum script_result script_on_event(struct script_host *h, struct sio_socket *s, 
         lua_settop(L, top);
         return SCRIPT_PROTOCOL_ERROR;
     }
+    unsigned slot = count_event_slot(h, s, lua_gettop(L), name, name_len);
+    uint64_t t0 = uv_hrtime();
     dispatch_event(h, s, lua_gettop(L), args, ack_id);
+    metrics_event_in(&h->srv->metrics, slot, uv_hrtime() - t0);
     lua_settop(L, top);
     return SCRIPT_OK;
 }

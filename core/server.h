@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "config.h"
 #include "hmap.h"
+#include "metrics.h"
 #include "sbuf.h"
 #include "wheel.h"
 
@@ -84,6 +85,7 @@ struct server {
     /* counters */
     uint64_t protocol_errors;
     uint64_t slow_closes;
+    struct metrics metrics;           /* what /metrics reports (metrics.c) */
 };
 
 /* Runs the server until SIGINT/SIGTERM; returns the process exit code. */

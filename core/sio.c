@@ -187,6 +187,8 @@ int sio_send(struct sio_socket *s, const struct sio_out *o) {
     }
     int rc = send_packet(s->client->eio, &p);
     free(id_text);
+    if (rc == 0 && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT))
+        metrics_event_out(&s->client->srv->metrics, o->json, o->len, 1, 0);
     return rc;
 }
 
@@ -221,7 +223,6 @@ static void answer_invalid_payload(struct sio_socket *s, struct slice event, int
 
 size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct sio_socket *except,
                      const struct sio_out *o) {
-    (void)srv;
     struct wire_packet p = to_wire(nsp, o);
     buf *wire[WIRE_FORMS] = {0}; /* each wire form encoded once, by the first member that needs it */
     unsigned n_packets[WIRE_FORMS] = {0};
@@ -240,6 +241,7 @@ size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct
         if (wire[f] && eio_send_encoded(e, wire[f], n_packets[f]) == 0) sent++;
     }
     for (int f = 0; f < WIRE_FORMS; f++) buf_unref(wire[f]);
+    if (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT) metrics_event_out(&srv->metrics, o->json, o->len, sent, 1);
     return sent;
 }
 

@@ -946,7 +946,6 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
                                    : JWT_MALFORMED;
     if (r != JWT_OK) {
         free(claims_buf);
-        log_info("auth", "refused socket=%s code=%s", s->sid, jwt_result_code(r));
         write_refusal(refusal, "unauthorized", jwt_result_code(r));
         return SCRIPT_REFUSE;
     }

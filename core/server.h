@@ -65,6 +65,7 @@ struct server {
     /* Socket.IO namespaces (by name) and users (by id) */
     struct hmap namespaces;
     struct hmap users;
+    struct hmap bans;                 /* user id -> struct ban (ban.c), set by the admin API */
 
     /* scripts */
     struct script_host *script;

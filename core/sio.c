@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "ban.h"
 #include "eio.h"
 #include "json_scan.h"
 #include "json_str.h"
@@ -302,6 +303,18 @@ static void send_connect_error(struct sio_client *c, struct slice nsp, const cha
     send_packet(c->eio, &p);
 }
 
+/* Auth refusals name the peer (an operator blocks it at the firewall) and the code. */
+static void log_refusal(struct sio_client *c, const struct sio_socket *s, const struct sbuf *refusal) {
+    struct json_member data, code;
+    char text[64] = "-";
+    if (refusal->p && json_object_get(refusal->p, refusal->len, "data", &data) && data.type == 'o' &&
+        json_object_get(data.value.p, data.value.len, "code", &code) && code.type == 's')
+        json_string_value(code.value, text, sizeof text);
+    char q[LOG_QUOTED_MAX];
+    log_info("auth", "refused socket=%s peer=%s user=\"%s\" code=%s", s->sid, c->eio->peer,
+             log_quoted(q, sizeof q, s->rooms.user ? s->rooms.user->id : "-"), text);
+}
+
 /* Opens a socket in namespace nsp for the client and runs the namespace's
  * authenticate with the auth JSON. Returns the socket (linked into the
  * client) on SCRIPT_OK; NULL otherwise, with *result saying why and the
@@ -323,6 +336,18 @@ static struct sio_socket *socket_open(struct sio_client *c, struct slice nsp_nam
     s->rooms.key = s->sid;
     s->rooms.key_len = 20;
     *result = script_authenticate(srv->script, s, auth, auth_len, refusal);
+    const struct ban *ban = *result == SCRIPT_OK && s->rooms.user
+                                ? ban_find(&srv->bans, s->rooms.user->id, strlen(s->rooms.user->id), server_wall_ms())
+                                : NULL;
+    if (ban) {
+        /* Refused as a bad token is: the message says unauthorized, the code why. */
+        sbuf_reset(refusal);
+        sbuf_printf(refusal, "{\"message\":\"unauthorized\",\"data\":{\"code\":\"banned\",\"message\":");
+        json_append_string(refusal, ban->reason[0] ? ban->reason : "banned", strlen(ban->reason[0] ? ban->reason : "banned"));
+        sbuf_printf(refusal, ",\"until\":%llu}}", (unsigned long long)ban->until_ms);
+        *result = SCRIPT_REFUSE;
+    }
+    if (*result == SCRIPT_REFUSE) log_refusal(c, s, refusal);
     if (*result != SCRIPT_OK) {
         script_release_socket(srv->script, s);
         user_release(srv, s->rooms.user);

@@ -254,11 +254,10 @@ int server_run(const struct config *cfg) {
                          "set --jwt-secret-file or --jwt-public-key in production");
     if (!srv->auth.admin_token)
         log_info("admin", "no admin token configured: the admin API answers loopback clients only");
+    log_relative_paths(cfg);
     log_info("server", "listening address=%s scripts=%s files=%u max_connections=%llu fd_limit=%llu version=%s",
              addr, cfg->scripts_dir, script_files_loaded(srv->script), (unsigned long long)srv->admit.max_conns,
              (unsigned long long)srv->admit.fd_limit, SPACE_VERSION);
-
-    log_relative_paths(cfg);
 
     uv_run(srv->loop, UV_RUN_DEFAULT);
 

@@ -48,7 +48,6 @@ void metrics_init(struct metrics *m, uv_loop_t *loop) {
     memcpy(m->names[0], "other", 6);
     m->name_len[0] = 5;
     for (const char *const *n = FIXED_NAMES; *n; n++) metrics_event_learn(m, *n, strlen(*n));
-    for (unsigned i = 1; i < 7; i++) m->has_handler[i] = 1; /* the client events */
     uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
     uv_prepare_init(loop, &m->turn_hook);
     m->turn_hook.data = m;
@@ -78,9 +77,9 @@ unsigned metrics_event_learn(struct metrics *m, const char *name, size_t len) {
     return slot;
 }
 
-void metrics_event_in(struct metrics *m, unsigned slot, uint64_t ns) {
+void metrics_event_in(struct metrics *m, unsigned slot, int handled, uint64_t ns) {
     m->events_in[slot]++;
-    if (slot) {
+    if (slot && handled) {
         m->has_handler[slot] = 1;
         observe(&m->handler_seconds[slot], (double)ns / 1e9);
     }

@@ -29,7 +29,7 @@ struct metrics {
     unsigned n_names;
     uint8_t name_len[METRICS_MAX_NAMES];
     char names[METRICS_MAX_NAMES][METRICS_NAME_MAX];
-    uint8_t has_handler[METRICS_MAX_NAMES];
+    uint8_t has_handler[METRICS_MAX_NAMES]; /* seen with a handler: its duration is reported */
     uint64_t events_in[METRICS_MAX_NAMES], events_out[METRICS_MAX_NAMES];
     struct histogram handler_seconds[METRICS_MAX_NAMES]; /* by event handler */
     uint64_t fanout_deliveries;
@@ -53,8 +53,8 @@ void metrics_init(struct metrics *m, uv_loop_t *loop);
 unsigned metrics_event_slot(const struct metrics *m, const char *name, size_t len);
 /* Gives the name a slot of its own (the app has a handler for it). */
 unsigned metrics_event_learn(struct metrics *m, const char *name, size_t len);
-/* One event received and dispatched to its handler in ns nanoseconds. */
-void metrics_event_in(struct metrics *m, unsigned slot, uint64_t ns);
+/* One event received (and, when handled, dispatched to its handler in ns nanoseconds). */
+void metrics_event_in(struct metrics *m, unsigned slot, int handled, uint64_t ns);
 /* A packet sent to n sockets (json: Socket.IO's [name, ...] array); fanout
  * when it went to a room. Non-event packets (acks) are not counted. */
 void metrics_event_out(struct metrics *m, const char *json, size_t len, size_t n, int fanout);

@@ -1171,15 +1171,16 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
 /* The metrics slot of the event named at name_idx: its own once the app has
  * a handler for it (a client's made-up names all count as "other"). */
 static unsigned count_event_slot(struct script_host *h, struct sio_socket *s, int name_idx, const char *name,
-                                 size_t len) {
-    unsigned slot = metrics_event_slot(&h->srv->metrics, name, len);
-    if (slot) return slot;
+                                 size_t len, int *handled) {
+    struct metrics *m = &h->srv->metrics;
+    unsigned slot = metrics_event_slot(m, name, len);
+    if ((*handled = slot && m->has_handler[slot])) return slot; /* the usual case: no lookup */
     lua_State *L = h->L;
     int top = lua_gettop(L);
     push_ns_field(h, s, "events");
-    int handled = lua_istable(L, -1) && (lua_pushvalue(L, name_idx), lua_rawget(L, -2) == LUA_TFUNCTION);
+    *handled = lua_istable(L, -1) && (lua_pushvalue(L, name_idx), lua_rawget(L, -2) == LUA_TFUNCTION);
     lua_settop(L, top);
-    return handled ? metrics_event_learn(&h->srv->metrics, name, len) : 0;
+    return *handled ? metrics_event_learn(m, name, len) : slot;
 }
 
 enum script_result script_on_event(struct script_host *h, struct sio_socket *s, int64_t ack_id,
@@ -1201,10 +1202,11 @@ enum script_result script_on_event(struct script_host *h, struct sio_socket *s, 
         lua_settop(L, top);
         return SCRIPT_PROTOCOL_ERROR;
     }
-    unsigned slot = count_event_slot(h, s, lua_gettop(L), name, name_len);
+    int handled;
+    unsigned slot = count_event_slot(h, s, lua_gettop(L), name, name_len, &handled);
     uint64_t t0 = uv_hrtime();
     dispatch_event(h, s, lua_gettop(L), args, ack_id);
-    metrics_event_in(&h->srv->metrics, slot, uv_hrtime() - t0);
+    metrics_event_in(&h->srv->metrics, slot, handled, uv_hrtime() - t0);
     lua_settop(L, top);
     return SCRIPT_OK;
 }

@@ -101,6 +101,7 @@ void metrics_handler_failed(struct metrics *m, const char *handler, const char *
     const char *kind = "error";
     if (!error) error = "";
     if (strstr(error, "instruction budget exceeded")) kind = "budget";
+    else if (strstr(error, "CPU time limit exceeded")) kind = "cpu";
     else if (strstr(error, "time budget exceeded")) kind = "time";
     else if (strstr(error, "not enough memory")) kind = "memory";
     unsigned i;
@@ -228,7 +229,7 @@ void metrics_handle_request(struct conn *c, int keep_alive) {
     metric(&b, "space_received_bytes_total", "counter", "bytes read from client sockets", (double)m->bytes_in);
     metric(&b, "space_sent_bytes_total", "counter", "bytes written to client sockets", (double)m->bytes_out);
     head(&b, "space_handler_errors_total", "counter",
-         "calls into Lua that failed, by handler and kind (error, budget, time, memory)");
+         "calls into Lua that failed, by handler and kind (error, budget, cpu, time, memory)");
     for (unsigned i = 0; i <= METRICS_MAX_ERROR_KEYS; i++)
         if (m->errors[i].kind)
             sbuf_printf(&b, "space_handler_errors_total{handler=\"%s\",kind=\"%s\"} %llu\n", m->errors[i].handler,

@@ -58,7 +58,7 @@ void metrics_event_in(struct metrics *m, unsigned slot, int handled, uint64_t ns
 /* A packet sent to n sockets (json: Socket.IO's [name, ...] array); fanout
  * when it went to a room. Non-event packets (acks) are not counted. */
 void metrics_event_out(struct metrics *m, const char *json, size_t len, size_t n, int fanout);
-/* A call into Lua failed; kind from its error: budget, time, memory or error. */
+/* A call into Lua failed; kind from its error: budget, cpu, time, memory or error. */
 void metrics_handler_failed(struct metrics *m, const char *handler, const char *error);
 
 void metrics_handle_request(struct conn *c, int keep_alive);

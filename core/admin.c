@@ -544,7 +544,9 @@ static void log_call(struct conn *c, const struct http_request *req, const char 
     char who[128], qp[LOG_QUOTED_MAX], qb[LOG_QUOTED_MAX], path[512], text[256];
     who_called(c, who, sizeof who);
     snprintf(path, sizeof path, "%.*s", (int)(req->target.len < 500 ? req->target.len : 500), req->target.p);
-    snprintf(text, sizeof text, "%.*s", body ? (int)(len < 200 ? len : 200) : 0, body ? body : "");
+    size_t tn = body ? (len < 200 ? len : 200) : 0;
+    for (size_t i = 0; i < tn; i++) text[i] = body[i] ? body[i] : '?'; /* a C string from here on */
+    text[tn] = 0;
     log_msg(change ? LOG_INFO : LOG_DEBUG, "admin", "call %s method=%.*s path=\"%s\" body=\"%s\"", who,
             (int)(req->method.len < 10 ? req->method.len : 10), req->method.p, log_quoted(qp, sizeof qp, path),
             log_quoted(qb, sizeof qb, text));

@@ -84,8 +84,11 @@ void log_msg(enum log_level level, const char *component, const char *fmt, ...) 
  * unescaped; an unquoted value runs to the next key=).
  * =================================================================== */
 
+#define LOG_JSON_TEXT 4096
+/* Room for the worst case, so that a line is never cut inside JSON: each
+ * byte of the text becomes at most 6 (\u00XX), each key=value adds 6. */
 struct jline {
-    char p[8192];
+    char p[6 * LOG_JSON_TEXT + 512];
     size_t n;
 };
 
@@ -130,7 +133,7 @@ static int unhex(char c) {
 }
 
 static void log_json(enum log_level level, const char *component, const char *fmt, va_list ap) {
-    char text[4096];
+    char text[LOG_JSON_TEXT];
     vsnprintf(text, sizeof text, fmt, ap);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -150,7 +153,7 @@ static void log_json(enum log_level level, const char *component, const char *fm
     const char *msg_end = p > text && p[-1] == ' ' ? p - 1 : p;
     jstr(&o, text, (size_t)(msg_end - text));
     jput(&o, "\"", 1);
-    char val[4096];
+    char val[LOG_JSON_TEXT];
     while (p < end) {
         size_t k = key_len_at(p);
         if (!k) break; /* cannot happen: p always stops at a key */

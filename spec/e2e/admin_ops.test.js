@@ -46,7 +46,7 @@ async function api(srv, method, p, body, token = ADMIN_TOKEN) {
   if (token !== null) head += `Authorization: Bearer ${token}\r\n`;
   let b = Buffer.alloc(0);
   if (body !== undefined) {
-    b = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    b = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     head += 'Content-Type: application/json\r\n';
   }
   if (body !== undefined || method !== 'GET') head += `Content-Length: ${b.length}\r\n`;
@@ -286,6 +286,9 @@ describe('--log-format json and who did what', () => {
   test('every line is a JSON object; admin calls name peer and token hash; refusals name the peer', async () => {
     const a = uniqueSub('log');
     await api(srv(), 'POST', `/api/users/${a}/emit`, { event: 'logged_note' });
+    // a body of control characters, quotes, backslashes and bytes that are not UTF-8: still one JSON line
+    const hostile = Buffer.concat([Buffer.from([...Array(32).keys()]), Buffer.from('"\\ key=x "q" \xff\xfe'), Buffer.from([0xff, 0xc3, 0x28])]);
+    expectStatus(await api(srv(), 'POST', `/api/users/${a}/emit`, hostile), 400, 'hostile body');
     expectStatus(await api(srv(), 'GET', '/api/status', undefined, 'wrong-token'), 401, 'wrong token');
     const bad = await open(srv(), { token: 'not.a.jwt' }, 'bad');
     assert.equal(bad.refused.data.code, 'invalid_token');
@@ -305,6 +308,10 @@ describe('--log-format json and who did what', () => {
     assert.equal(call.token, `sha256:${TOKEN_HASH}`);
     assert.equal(call.method, 'POST');
     assert.ok(!lines.some((l) => l.includes(ADMIN_TOKEN)), 'the token itself is never logged');
+    const odd = objs.filter((o) => o.msg === 'call' && o.body && o.body.includes('key=x'));
+    assert.equal(odd.length, 1, 'the hostile call is one line');
+    assert.ok(odd[0].body.startsWith('?\u0001\u0002'), show(odd[0].body)); // NUL as '?'
+    assert.ok(odd[0].body.includes('\ufffd'), 'bytes that are not UTF-8 become U+FFFD');
     const refused = objs.find((o) => o.component === 'admin' && o.msg === 'refused');
     assert.match(refused.peer, /^127\.0\.0\.1:\d+$/);
     const jwt = objs.find((o) => o.component === 'auth' && o.msg === 'refused' && o.code === 'invalid_token');

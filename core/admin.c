@@ -1,8 +1,14 @@
 #include "admin.h"
 
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "ban.h"
+#include "log.h"
+#include "utf8.h"
 
 #include "httpd.h"
 #include "json_scan.h"
@@ -120,17 +126,56 @@ static void append_user(struct sbuf *b, const struct user *u) {
     sbuf_printf(b, "]}");
 }
 
-static void handle_users(struct conn *c, int keep_alive) {
+struct page {
+    size_t limit, offset;
+};
+
+/* ?limit=N&offset=M of a listing: 0, or -1 (answered 400). */
+static int read_page(struct conn *c, const struct http_request *req, struct page *pg, int keep_alive) {
+    struct { const char *key; size_t *out; size_t max; } q[2] = {{"limit", &pg->limit, ADMIN_PAGE_MAX},
+                                                               {"offset", &pg->offset, (size_t)1 << 40}};
+    pg->limit = ADMIN_PAGE_DEFAULT;
+    pg->offset = 0;
+    for (int i = 0; i < 2; i++) {
+        struct slice v;
+        if (!http_query_get(req->query, q[i].key, &v)) continue;
+        size_t n = 0;
+        int ok = v.len > 0 && v.len <= 13;
+        for (size_t k = 0; ok && k < v.len; k++) {
+            if (v.p[k] < '0' || v.p[k] > '9') ok = 0;
+            else n = n * 10 + (size_t)(v.p[k] - '0');
+        }
+        if (!ok || n > q[i].max || (i == 0 && n == 0)) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "%s must be an integer%s", q[i].key,
+                     i == 0 ? " from 1 to " ADMIN_PAGE_MAX_TEXT : " >= 0");
+            respond_error(c, 400, msg, keep_alive);
+            return -1;
+        }
+        *q[i].out = n;
+    }
+    return 0;
+}
+
+/* The page's closing members: count (listed here), total, offset, limit, next_offset. */
+static void close_page(struct sbuf *b, const struct page *pg, size_t listed, size_t total) {
+    sbuf_printf(b, "],\"count\":%zu,\"total\":%zu,\"offset\":%zu,\"limit\":%zu,\"next_offset\":", listed, total,
+                pg->offset, pg->limit);
+    if (pg->offset + listed < total) sbuf_printf(b, "%zu}", pg->offset + listed);
+    else sbuf_printf(b, "null}");
+}
+
+static void handle_users(struct conn *c, const struct page *pg, int keep_alive) {
     struct sbuf b = {0};
     sbuf_printf(&b, "{\"users\":[");
     struct hmap_entry *e;
-    int first = 1;
-    for (size_t i = 0; hmap_next(&c->srv->users, &i, &e);) {
-        if (!first) sbuf_putc(&b, ',');
-        first = 0;
+    size_t seen = 0, listed = 0;
+    for (size_t i = 0; hmap_next(&c->srv->users, &i, &e) && listed < pg->limit;) {
+        if (seen++ < pg->offset) continue;
+        if (listed++) sbuf_putc(&b, ',');
         append_user(&b, e->value);
     }
-    sbuf_printf(&b, "],\"count\":%zu}", c->srv->users.count);
+    close_page(&b, pg, listed, c->srv->users.count);
     respond_json(c, 200, &b, keep_alive);
 }
 
@@ -174,22 +219,23 @@ static void append_room_users(struct sbuf *b, const struct room *r) {
     sbuf_putc(b, ']');
 }
 
-static void handle_rooms(struct conn *c, int keep_alive) {
+static void handle_rooms(struct conn *c, const struct page *pg, int keep_alive) {
     struct nsp *nsp = root_nsp(c->srv);
     struct sbuf b = {0};
     sbuf_printf(&b, "{\"rooms\":[");
-    size_t count = 0;
+    size_t seen = 0, listed = 0;
     if (nsp) {
         struct hmap_entry *e;
-        for (size_t i = 0; hmap_next(&nsp->rooms, &i, &e);) {
+        for (size_t i = 0; hmap_next(&nsp->rooms, &i, &e) && listed < pg->limit;) {
             const struct room *r = e->value;
-            if (count++) sbuf_putc(&b, ',');
+            if (seen++ < pg->offset) continue;
+            if (listed++) sbuf_putc(&b, ',');
             sbuf_printf(&b, "{\"name\":");
             json_append_string(&b, r->name, r->name_len);
             sbuf_printf(&b, ",\"users\":%zu,\"connections\":%u}", r->users.count, r->n_members);
         }
     }
-    sbuf_printf(&b, "],\"count\":%zu}", count);
+    close_page(&b, pg, listed, nsp ? nsp->rooms.count : 0);
     respond_json(c, 200, &b, keep_alive);
 }
 
@@ -220,53 +266,250 @@ static int emit_refused(const char *event, size_t len) {
     return 0;
 }
 
-static void handle_emit(struct conn *c, const char *room, size_t room_len, const char *body, size_t len,
-                        int keep_alive) {
+/* Reads {"event": NAME, "data": VALUE} into arr as Socket.IO's [NAME, VALUE]
+ * (the name into event). NULL, or why the body is refused (400). */
+static const char *parse_emit(const char *body, size_t len, struct sbuf *arr, char *event, size_t cap) {
     struct json_member ev, data;
-    char event[256];
-    if (!json_valid(body, len)) {
-        respond_error(c, 400, "the body must be JSON: {\"event\": NAME, \"data\": VALUE}", keep_alive);
-        return;
-    }
+    if (!body || !json_valid(body, len)) return "the body must be JSON: {\"event\": NAME, \"data\": VALUE}";
     size_t pos = 0;
     if (json_object_next(body, len, &pos, &ev) < 0 || !json_object_get(body, len, "event", &ev) || ev.type != 's' ||
-        json_string_value(ev.value, event, sizeof event) < 0) {
-        respond_error(c, 400, "\"event\" must be a string", keep_alive);
-        return;
-    }
-    if (emit_refused(event, strlen(event))) {
-        respond_error(c, 400, "that event name is reserved or sent by clients", keep_alive);
-        return;
-    }
+        json_string_value(ev.value, event, cap) < 0)
+        return "\"event\" must be a string";
+    if (emit_refused(event, strlen(event))) return "that event name is reserved or sent by clients";
     int has_data = json_object_get(body, len, "data", &data);
-    struct sbuf arr = {0};
-    sbuf_putc(&arr, '[');
-    json_append_string(&arr, event, strlen(event));
+    sbuf_putc(arr, '[');
+    json_append_string(arr, event, strlen(event));
     if (has_data) {
-        sbuf_putc(&arr, ',');
-        sbuf_append(&arr, data.value.p, data.value.len);
+        sbuf_putc(arr, ',');
+        sbuf_append(arr, data.value.p, data.value.len);
     }
-    sbuf_putc(&arr, ']');
-    struct nsp *nsp = root_nsp(c->srv);
-    struct room *r = nsp ? room_find(&nsp->rooms, room, room_len) : NULL;
-    size_t n = 0;
-    if (r) {
-        struct sio_out o = {SIO_EVENT, -1, arr.p, arr.len, 0, NULL, NULL};
-        n = sio_broadcast(c->srv, nsp, r, NULL, &o);
-    }
-    sbuf_free(&arr);
+    sbuf_putc(arr, ']');
+    return NULL;
+}
+
+static void respond_recipients(struct conn *c, size_t n, int keep_alive) {
     struct sbuf b = {0};
     sbuf_printf(&b, "{\"recipients\":%zu}", n);
     respond_json(c, 200, &b, keep_alive);
 }
 
+enum emit_target { EMIT_ROOM, EMIT_USER, EMIT_ALL };
+
+/* POST /api/rooms/{room}/emit, /api/users/{id}/emit, /api/emit. */
+static void handle_emit(struct conn *c, enum emit_target target, const char *name, size_t name_len, const char *body,
+                        size_t len, int keep_alive) {
+    char event[256];
+    struct sbuf arr = {0};
+    const char *why = parse_emit(body, len, &arr, event, sizeof event);
+    if (why) {
+        sbuf_free(&arr);
+        respond_error(c, 400, why, keep_alive);
+        return;
+    }
+    struct server *srv = c->srv;
+    struct nsp *nsp = root_nsp(srv);
+    struct sio_out o = {SIO_EVENT, -1, arr.p, arr.len, 0, NULL, NULL};
+    size_t n = 0;
+    if (target == EMIT_ROOM) {
+        struct room *r = nsp ? room_find(&nsp->rooms, name, name_len) : NULL;
+        if (r) n = sio_broadcast(srv, nsp, r, NULL, &o);
+    } else if (target == EMIT_USER) {
+        struct user *u = hmap_get(&srv->users, name, name_len);
+        if (!u) {
+            sbuf_free(&arr);
+            respond_error(c, 404, "no such user (users exist while connected)", keep_alive);
+            return;
+        }
+        for (struct sio_socket *s = u->sockets; s; s = s->user_next)
+            if (s->nsp == nsp && !s->closed && sio_send(s, &o) == 0) n++;
+    } else {
+        struct hmap_entry *e;
+        for (size_t i = 0; hmap_next(&srv->users, &i, &e);)
+            for (struct sio_socket *s = ((struct user *)e->value)->sockets; s; s = s->user_next)
+                if (s->nsp == nsp && !s->closed && sio_send(s, &o) == 0) n++;
+    }
+    sbuf_free(&arr);
+    respond_recipients(c, n, keep_alive);
+}
+
+/* {"room": R, "user": {"id", "name"}}: what user_joined_room/user_left_room carry. */
+static void append_room_user_event(struct sbuf *b, const char *event, const char *room, size_t room_len,
+                                   const struct user *u) {
+    sbuf_printf(b, "[\"%s\",{\"room\":", event);
+    json_append_string(b, room, room_len);
+    sbuf_printf(b, ",\"user\":{\"id\":");
+    json_append_string(b, u->id, strlen(u->id));
+    sbuf_printf(b, ",\"name\":");
+    json_append_string(b, u->name, strlen(u->name));
+    sbuf_printf(b, "}}]");
+}
+
+static int room_name_ok(const char *room, size_t len) {
+    if (len == 0 || len > ADMIN_ROOM_MAX_BYTES || !utf8_valid(room, len)) return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)room[i] < 0x20 || room[i] == 0x7f) return 0;
+    return 1;
+}
+
+/* POST /api/users/{id}/rooms/{room} (join) and DELETE (leave): every
+ * connection of the user in "/", as the join_room and leave_room handlers
+ * do: the others are told user_joined_room / user_left_room (when the user
+ * was not in / is no longer in the room), the user's connections
+ * joined_room {room, users, count} / left_room {room}. */
+static void handle_membership(struct conn *c, const char *id, size_t id_len, const char *room, size_t room_len,
+                              int join, int keep_alive) {
+    struct server *srv = c->srv;
+    struct user *u = hmap_get(&srv->users, id, id_len);
+    struct nsp *nsp = root_nsp(srv);
+    if (!u || !nsp) {
+        respond_error(c, 404, "no such user (users exist while connected)", keep_alive);
+        return;
+    }
+    if (!room_name_ok(room, room_len)) {
+        respond_error(c, 400, "the room name must be 1 to " ADMIN_ROOM_MAX_TEXT " bytes of UTF-8 text", keep_alive);
+        return;
+    }
+    struct sio_socket *changed[ADMIN_MAX_USER_SOCKETS];
+    unsigned n = 0;
+    int told = 0; /* user_is_new / user_left */
+    struct sbuf ev = {0};
+    for (struct sio_socket *s = u->sockets; s && n < ADMIN_MAX_USER_SOCKETS; s = s->user_next) {
+        if (s->nsp != nsp || s->closed) continue;
+        struct room *r = room_find(&nsp->rooms, room, room_len); /* a leave may free it */
+        if (join) {
+            int user_is_new = 0;
+            int rc = room_join(&nsp->rooms, &s->rooms, room, room_len, &r, &user_is_new);
+            if (rc < 0) break;
+            if (rc == 1) changed[n++] = s;
+            if (user_is_new) {
+                /* Told before the user's other connections join: as conn:to, it skips the joiner. */
+                append_room_user_event(&ev, "user_joined_room", room, room_len, u);
+                struct sio_out o = {SIO_EVENT, -1, ev.p, ev.len, 0, NULL, NULL};
+                sio_broadcast(srv, nsp, r, s, &o);
+                told = 1;
+            }
+        } else if (r) {
+            int user_left = 0;
+            if (room_leave(&nsp->rooms, &s->rooms, r, &user_left)) changed[n++] = s;
+            told |= user_left;
+        }
+    }
+    sbuf_reset(&ev);
+    struct room *r = room_find(&nsp->rooms, room, room_len);
+    if (!join && told && r) {
+        append_room_user_event(&ev, "user_left_room", room, room_len, u);
+        struct sio_out o = {SIO_EVENT, -1, ev.p, ev.len, 0, NULL, NULL};
+        sio_broadcast(srv, nsp, r, NULL, &o);
+    }
+    /* The user's own connections learn it as from their handler's answer. */
+    sbuf_reset(&ev);
+    sbuf_printf(&ev, "[\"%s\",{\"room\":", join ? "joined_room" : "left_room");
+    json_append_string(&ev, room, room_len);
+    if (join && r) {
+        sbuf_printf(&ev, ",\"users\":");
+        append_room_users(&ev, r);
+        sbuf_printf(&ev, ",\"count\":%zu", r->users.count);
+    }
+    sbuf_printf(&ev, "}]");
+    struct sio_out o = {SIO_EVENT, -1, ev.p, ev.len, 0, NULL, NULL};
+    for (unsigned i = 0; i < n; i++)
+        if (!changed[i]->closed) sio_send(changed[i], &o);
+    sbuf_free(&ev);
+    struct sbuf b = {0};
+    sbuf_printf(&b, "{\"%s\":%u,\"%s\":%s}", join ? "joined" : "left", n, join ? "user_is_new" : "user_left",
+                told ? "true" : "false");
+    respond_json(c, 200, &b, keep_alive);
+}
+
 /* }================================================================== */
 
-/* Splits "/api/<a>/<b>/<c>" into up to 3 percent-decoded segments. */
-static int split_path(struct slice path, char seg[3][512], size_t len[3]) {
+/* {==================================================================
+ * Bans
+ * =================================================================== */
+
+static unsigned close_user(struct user *u, const char *reason) {
+    /* Closing the last socket frees the user: collect first. */
+    unsigned n = 0;
+    struct sio_socket *list[ADMIN_MAX_USER_SOCKETS];
+    for (struct sio_socket *s = u->sockets; s && n < ADMIN_MAX_USER_SOCKETS; s = s->user_next) list[n++] = s;
+    for (unsigned i = 0; i < n; i++) sio_socket_close_session(list[i], 4000, reason);
+    return n;
+}
+
+/* POST /api/users/{id}/ban {seconds, reason?}: refuses the user's connects
+ * until then (CONNECT_ERROR unauthorized, code banned) and disconnects it now. */
+static void handle_ban(struct conn *c, const char *id, size_t id_len, const char *body, size_t len,
+                       int keep_alive) {
+    struct server *srv = c->srv;
+    struct json_member sec, rs;
+    int64_t seconds = 0;
+    char reason[BAN_REASON_MAX] = "";
+    if (!body || !json_valid(body, len) || len == 0 || body[0] != '{' || !json_object_get(body, len, "seconds", &sec) ||
+        sec.type != 'n' || json_int_value(sec.value, &seconds, 0) != 0 || seconds < 1 || seconds > ADMIN_BAN_MAX_SECONDS) {
+        respond_error(c, 400, "the body must be {\"seconds\": 1 to " ADMIN_BAN_MAX_TEXT ", \"reason\": TEXT?}", keep_alive);
+        return;
+    }
+    if (json_object_get(body, len, "reason", &rs) &&
+        (rs.type != 's' || json_string_value(rs.value, reason, sizeof reason) < 0)) {
+        respond_error(c, 400, "\"reason\" must be a string of at most 255 bytes", keep_alive);
+        return;
+    }
+    uint64_t now = server_wall_ms(), until = now + (uint64_t)seconds * 1000;
+    if (ban_set(&srv->bans, id, id_len, now, until, reason) != 0) {
+        respond_error(c, 500, "out of memory", keep_alive);
+        return;
+    }
+    struct user *u = hmap_get(&srv->users, id, id_len);
+    unsigned n = u ? close_user(u, "banned by the admin API") : 0;
+    char q[LOG_QUOTED_MAX], qr[LOG_QUOTED_MAX];
+    log_info("admin", "banned user=\"%s\" seconds=%lld disconnected=%u reason=\"%s\"", log_quoted(q, sizeof q, id),
+             (long long)seconds, n, log_quoted(qr, sizeof qr, reason));
+    struct sbuf b = {0};
+    sbuf_printf(&b, "{\"id\":");
+    json_append_string(&b, id, id_len);
+    sbuf_printf(&b, ",\"until\":%llu,\"disconnected\":%u}", (unsigned long long)until, n);
+    respond_json(c, 200, &b, keep_alive);
+}
+
+static void handle_unban(struct conn *c, const char *id, size_t id_len, int keep_alive) {
+    if (!ban_lift(&c->srv->bans, id, id_len, server_wall_ms())) {
+        respond_error(c, 404, "that user is not banned", keep_alive);
+        return;
+    }
+    struct sbuf b = {0};
+    sbuf_printf(&b, "{\"unbanned\":true}");
+    respond_json(c, 200, &b, keep_alive);
+}
+
+static void handle_bans(struct conn *c, int keep_alive) {
+    struct hmap *bans = &c->srv->bans;
+    ban_prune(bans, server_wall_ms());
+    struct sbuf b = {0};
+    sbuf_printf(&b, "{\"bans\":[");
+    struct hmap_entry *e;
+    int first = 1;
+    for (size_t i = 0; hmap_next(bans, &i, &e);) {
+        const struct ban *ban = e->value;
+        if (!first) sbuf_putc(&b, ',');
+        first = 0;
+        sbuf_printf(&b, "{\"id\":");
+        json_append_string(&b, ban->id, ban->id_len);
+        sbuf_printf(&b, ",\"since\":%llu,\"until\":%llu,\"reason\":", (unsigned long long)ban->since_ms,
+                    (unsigned long long)ban->until_ms);
+        json_append_string(&b, ban->reason, strlen(ban->reason));
+        sbuf_putc(&b, '}');
+    }
+    sbuf_printf(&b, "],\"count\":%zu}", bans->count);
+    respond_json(c, 200, &b, keep_alive);
+}
+
+/* }================================================================== */
+
+/* Splits "/api/<a>/<b>/<c>/<d>" into up to 4 percent-decoded segments. */
+static int split_path(struct slice path, char seg[4][512], size_t len[4]) {
     const char *p = path.p + 5, *end = path.p + path.len; /* after "/api/" */
     int n = 0;
-    while (p <= end && n < 3) {
+    while (p <= end && n < 4) {
         const char *slash = memchr(p, '/', (size_t)(end - p));
         const char *e = slash ? slash : end;
         long l = http_percent_decode((struct slice){p, (size_t)(e - p)}, seg[n], sizeof seg[n] - 1);
@@ -279,11 +522,46 @@ static int split_path(struct slice path, char seg[3][512], size_t len[3]) {
     return -1; /* too many segments */
 }
 
+/* Who called: the peer, and a prefix of the admin token's SHA-256 (there is
+ * one token; the prefix tells which one was in force, not the token). */
+static void who_called(struct conn *c, char *out, size_t cap) {
+    char peer[64];
+    conn_peer_name(c, peer, sizeof peer);
+    const struct auth *a = &c->srv->auth;
+    if (!a->admin_token) {
+        snprintf(out, cap, "peer=%s token=-", peer);
+        return;
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(a->admin_token, a->admin_token_len, md, &mdlen, EVP_sha256(), NULL);
+    snprintf(out, cap, "peer=%s token=sha256:%02x%02x%02x%02x", peer, md[0], md[1], md[2], md[3]);
+}
+
+/* Every call is logged with who and what: changes at info, reads at debug. */
+static void log_call(struct conn *c, const struct http_request *req, const char *body, size_t len, int change) {
+    if (!change && !log_enabled(LOG_DEBUG)) return;
+    char who[128], qp[LOG_QUOTED_MAX], qb[LOG_QUOTED_MAX], path[512], text[256];
+    who_called(c, who, sizeof who);
+    snprintf(path, sizeof path, "%.*s", (int)(req->target.len < 500 ? req->target.len : 500), req->target.p);
+    size_t tn = body ? (len < 200 ? len : 200) : 0;
+    for (size_t i = 0; i < tn; i++) text[i] = body[i] ? body[i] : '?'; /* a C string from here on */
+    text[tn] = 0;
+    log_msg(change ? LOG_INFO : LOG_DEBUG, "admin", "call %s method=%.*s path=\"%s\" body=\"%s\"", who,
+            (int)(req->method.len < 10 ? req->method.len : 10), req->method.p, log_quoted(qp, sizeof qp, path),
+            log_quoted(qb, sizeof qb, text));
+}
+
 void admin_handle_request(struct conn *c, const struct http_request *req, const char *body, size_t len,
                           int keep_alive) {
     struct server *srv = c->srv;
     if (srv->auth.admin_token) {
         if (!auth_admin_ok(&srv->auth, req)) {
+            char peer[64], q[LOG_QUOTED_MAX], path[256];
+            conn_peer_name(c, peer, sizeof peer);
+            snprintf(path, sizeof path, "%.*s", (int)(req->path.len < 200 ? req->path.len : 200), req->path.p);
+            log_warn("admin", "refused peer=%s reason=\"%s\" path=\"%s\"", peer,
+                     http_header_get(req, "Authorization") ? "wrong token" : "no token", log_quoted(q, sizeof q, path));
             struct sbuf b = {0};
             sbuf_printf(&b, "{\"error\":\"missing or wrong admin token (Authorization: Bearer ...)\"}");
             httpd_respond(c, 401, "application/json", b.p, b.len, "WWW-Authenticate: Bearer\r\n", !keep_alive);
@@ -291,6 +569,9 @@ void admin_handle_request(struct conn *c, const struct http_request *req, const 
             return;
         }
     } else if (!peer_is_loopback(c)) {
+        char peer[64];
+        conn_peer_name(c, peer, sizeof peer);
+        log_warn("admin", "refused peer=%s reason=\"not loopback and no admin token configured\"", peer);
         respond_error(c, 403, "the admin API needs --admin-token-file; without it only loopback clients may use it",
                       keep_alive);
         return;
@@ -299,41 +580,61 @@ void admin_handle_request(struct conn *c, const struct http_request *req, const 
         respond_error(c, 413, "the body is too large", keep_alive);
         return;
     }
-    char seg[3][512];
-    size_t sl[3];
+    char seg[4][512];
+    size_t sl[4];
     int n = split_path(req->path, seg, sl);
-    int get = slice_eq(req->method, "GET") || slice_eq(req->method, "HEAD"), post = slice_eq(req->method, "POST");
-    const char *want = NULL; /* the method the route takes, when it exists */
+    int get = slice_eq(req->method, "GET") || slice_eq(req->method, "HEAD"), post = slice_eq(req->method, "POST"),
+        del = slice_eq(req->method, "DELETE");
+    log_call(c, req, body, len, !get);
+    const char *want = NULL; /* the methods the route takes, when it exists */
+    int users = n >= 1 && strcmp(seg[0], "users") == 0, rooms = n >= 1 && strcmp(seg[0], "rooms") == 0;
+    struct page pg;
     if (n == 1 && strcmp(seg[0], "reload") == 0) {
         if (post) { handle_reload(c, keep_alive); return; }
         want = "POST";
     } else if (n == 1 && strcmp(seg[0], "status") == 0) {
         if (get) { handle_status(c, keep_alive); return; }
         want = "GET";
-    } else if (n == 1 && strcmp(seg[0], "users") == 0) {
-        if (get) { handle_users(c, keep_alive); return; }
+    } else if (n == 1 && strcmp(seg[0], "emit") == 0) {
+        if (post) { handle_emit(c, EMIT_ALL, NULL, 0, body, len, keep_alive); return; }
+        want = "POST";
+    } else if (n == 1 && strcmp(seg[0], "bans") == 0) {
+        if (get) { handle_bans(c, keep_alive); return; }
         want = "GET";
-    } else if (n == 2 && strcmp(seg[0], "users") == 0 && sl[1]) {
+    } else if (n == 1 && users) {
+        if (get) { if (read_page(c, req, &pg, keep_alive) == 0) handle_users(c, &pg, keep_alive); return; }
+        want = "GET";
+    } else if (n == 2 && users && sl[1]) {
         if (get) { handle_user(c, seg[1], sl[1], 0, keep_alive); return; }
         want = "GET";
-    } else if (n == 3 && strcmp(seg[0], "users") == 0 && sl[1] && strcmp(seg[2], "disconnect") == 0) {
+    } else if (n == 3 && users && sl[1] && strcmp(seg[2], "disconnect") == 0) {
         if (post) { handle_user(c, seg[1], sl[1], 1, keep_alive); return; }
         want = "POST";
-    } else if (n == 1 && strcmp(seg[0], "rooms") == 0) {
-        if (get) { handle_rooms(c, keep_alive); return; }
+    } else if (n == 3 && users && sl[1] && strcmp(seg[2], "emit") == 0) {
+        if (post) { handle_emit(c, EMIT_USER, seg[1], sl[1], body, len, keep_alive); return; }
+        want = "POST";
+    } else if (n == 3 && users && sl[1] && strcmp(seg[2], "ban") == 0) {
+        if (post) { handle_ban(c, seg[1], sl[1], body, len, keep_alive); return; }
+        if (del) { handle_unban(c, seg[1], sl[1], keep_alive); return; }
+        want = "POST, DELETE";
+    } else if (n == 4 && users && sl[1] && strcmp(seg[2], "rooms") == 0) {
+        if (post || del) { handle_membership(c, seg[1], sl[1], seg[3], sl[3], post, keep_alive); return; }
+        want = "POST, DELETE";
+    } else if (n == 1 && rooms) {
+        if (get) { if (read_page(c, req, &pg, keep_alive) == 0) handle_rooms(c, &pg, keep_alive); return; }
         want = "GET";
-    } else if (n == 2 && strcmp(seg[0], "rooms") == 0 && sl[1]) {
+    } else if (n == 2 && rooms && sl[1]) {
         if (get) { handle_room(c, seg[1], sl[1], keep_alive); return; }
         want = "GET";
-    } else if (n == 3 && strcmp(seg[0], "rooms") == 0 && sl[1] && strcmp(seg[2], "emit") == 0) {
-        if (post) { handle_emit(c, seg[1], sl[1], body, len, keep_alive); return; }
+    } else if (n == 3 && rooms && sl[1] && strcmp(seg[2], "emit") == 0) {
+        if (post) { handle_emit(c, EMIT_ROOM, seg[1], sl[1], body, len, keep_alive); return; }
         want = "POST";
     }
     if (!want) {
         respond_error(c, 404, "no such API call", keep_alive);
         return;
     }
-    char allow[32];
+    char allow[48];
     snprintf(allow, sizeof allow, "Allow: %s\r\n", want);
     struct sbuf b = {0};
     sbuf_printf(&b, "{\"error\":\"use %s\"}", want);

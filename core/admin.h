@@ -11,6 +11,14 @@
 #include "http.h"
 
 #define ADMIN_MAX_BODY_BYTES (1024 * 1024)
+#define ADMIN_PAGE_DEFAULT 100      /* listings: ?limit= default and most */
+#define ADMIN_PAGE_MAX 1000
+#define ADMIN_PAGE_MAX_TEXT "1000"
+#define ADMIN_ROOM_MAX_BYTES 256    /* room names the API joins users to */
+#define ADMIN_ROOM_MAX_TEXT "256"
+#define ADMIN_BAN_MAX_SECONDS 31536000 /* a year */
+#define ADMIN_BAN_MAX_TEXT "31536000"
+#define ADMIN_MAX_USER_SOCKETS 1024 /* connections of one user an action reaches */
 
 /* Answers a request under /api/. Called with body NULL and len the declared
  * Content-Length when that is over ADMIN_MAX_BODY_BYTES, before the body

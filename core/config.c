@@ -49,6 +49,7 @@ static const struct option_spec options[] = {
     {"lua-cpu-ms", OPT_INT, F(lua_cpu_ms), "25", 1, 60000,
      "CPU time one handler call may take, ms (the event loop waits for it; loading scripts is exempt)"},
     {"log-level", OPT_STRING, F(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"log-format", OPT_STRING, F(log_format), "text", 0, 0, "text (one line per event) or json (one object per line)"},
     {"jwt-secret-file", OPT_STRING, F(jwt_secret_file), "", 0, 0,
      "file holding the HS256/384/512 key; turns authentication on (SPACE_JWT_SECRET: the key itself)"},
     {"jwt-public-key", OPT_STRING, F(jwt_public_key), "", 0, 0,
@@ -203,6 +204,10 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
     if (log_level_parse(cfg->log_level) < 0) {
         fprintf(stderr, "space-server: --log-level wants debug, info, warn or error, not '%s'\n",
                 cfg->log_level);
+        return CONFIG_USAGE_ERROR;
+    }
+    if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
+        fprintf(stderr, "space-server: --log-format wants text or json, not '%s'\n", cfg->log_format);
         return CONFIG_USAGE_ERROR;
     }
     if (cfg->static_dir[0] && static_resolve_root(cfg) != 0) return CONFIG_USAGE_ERROR;

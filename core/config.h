@@ -25,6 +25,7 @@ struct config {
     int64_t lua_budget;        /* --lua-budget: VM instructions per handler call */
     int64_t lua_cpu_ms;        /* --lua-cpu-ms: CPU time per handler call */
     const char *log_level;     /* --log-level */
+    const char *log_format;    /* --log-format: text or json */
     const char *jwt_secret_file;   /* --jwt-secret-file: HMAC key (SPACE_JWT_SECRET: the key itself) */
     const char *jwt_public_key;    /* --jwt-public-key: PEM for RS256/ES256 */
     const char *jwt_issuer;        /* --jwt-issuer */

@@ -37,6 +37,7 @@ static void on_closed(uv_handle_t *h) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     struct conn *c = (struct conn *)s;
     if (nread > 0) {
+        c->srv->metrics.bytes_in += (uint64_t)nread;
         if (c->flags & CONN_SHUTDOWN) return; /* draining after our FIN */
         c->tr->on_data(c, b->base, (size_t)nread);
         return;
@@ -207,6 +208,7 @@ static void on_write(uv_write_t *req, int status) {
     struct write_req *w = (struct write_req *)req;
     struct conn *c = w->c;
     for (uint32_t i = 0; i < w->n; i++) {
+        if (status == 0) c->srv->metrics.bytes_out += w->e[i].b->len - w->e[i].off;
         c->out_bytes -= w->e[i].b->len;
         buf_unref(w->e[i].b);
     }
@@ -275,6 +277,7 @@ void conn_flush(struct conn *c) {
             return;
         }
         size_t left = (size_t)written;
+        c->srv->metrics.bytes_out += left;
         while (c->q_head < c->q_len) {
             struct out_entry *e = &c->q[c->q_head];
             size_t avail = e->b->len - e->off;

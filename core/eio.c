@@ -419,6 +419,7 @@ static void send_open_packet(struct eio_session *s, struct conn *c, const struct
 static void open_session(struct conn *c, const struct http_request *req, int websocket, int keep_alive) {
     struct server *srv = c->srv;
     struct eio_session *s = session_new(srv, EIO_KIND_SOCKETIO, websocket ? EIO_WEBSOCKET : EIO_POLLING);
+    if (s) conn_peer_name(c, s->peer, sizeof s->peer);
     if (!s || !(s->sio = sio_client_new(s, req))) {
         if (s) eio_close(s, WS_CLOSE_INTERNAL, "out of memory");
         httpd_respond(c, 503, "text/plain; charset=utf-8", "Out of memory", 13, NULL, 1);
@@ -589,6 +590,7 @@ void eio_handle_plain(struct conn *c, const struct http_request *req) {
     }
     if (refuse_upgrade(c, req)) return;
     struct eio_session *s = session_new(srv, EIO_KIND_PLAIN, EIO_WEBSOCKET);
+    if (s) conn_peer_name(c, s->peer, sizeof s->peer);
     if (!s || !(s->sio = sio_client_new(s, req))) {
         if (s) eio_close(s, WS_CLOSE_INTERNAL, "out of memory");
         httpd_respond(c, 503, "text/plain; charset=utf-8", "Out of memory", 13, NULL, 1);

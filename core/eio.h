@@ -33,6 +33,7 @@ struct poll_entry {
 
 struct eio_session {
     char sid[21];
+    char peer[64];                    /* "ip:port" of the handshake (for logs) */
     struct server *srv;
     struct eio_session *prev, *next;  /* server.session_list */
     struct wheel_entry timer;         /* in server.session_timers: its next deadline */

@@ -13,6 +13,11 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(enum log_level level) { min_level = level; }
 
+/* --log-format json: set once at start, like the level. */
+static int json_format;
+
+void log_set_json(int on) { json_format = on; }
+
 int log_level_parse(const char *s) {
     for (int i = 0; i < 4; i++)
         if (strcmp(s, level_names[i]) == 0) return i;
@@ -46,8 +51,17 @@ const char *log_quoted(char *out, size_t cap, const char *s) {
     return out;
 }
 
+static void log_json(enum log_level level, const char *component, const char *fmt, va_list ap);
+
 void log_msg(enum log_level level, const char *component, const char *fmt, ...) {
     if (level < min_level) return;
+    if (json_format) {
+        va_list ap;
+        va_start(ap, fmt);
+        log_json(level, component, fmt, ap);
+        va_end(ap);
+        return;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -83,3 +97,121 @@ void log_msg(enum log_level level, const char *component, const char *fmt, ...) 
     out[o] = 0;
     fprintf(stderr, "%s\n", out);
 }
+
+/* {==================================================================
+ * --log-format json: one object per line. The text line's parts become
+ * members: "time", "level", "component", "msg" (the words before the first
+ * key=value), then each key with its value as a string (quoted values
+ * unescaped; an unquoted value runs to the next key=).
+ * =================================================================== */
+
+#define LOG_JSON_TEXT 4096
+/* Room for the worst case, so that a line is never cut inside JSON: each
+ * byte of the text becomes at most 6 (\u00XX), each key=value adds 6. */
+struct jline {
+    char p[6 * LOG_JSON_TEXT + 512];
+    size_t n;
+};
+
+static void jput(struct jline *o, const char *s, size_t len) {
+    for (size_t i = 0; i < len && o->n < sizeof o->p - 1; i++) o->p[o->n++] = s[i];
+}
+
+/* s as the inside of a JSON string: escapes, and U+FFFD for bytes that are not UTF-8. */
+static void jstr(struct jline *o, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len && o->n + 12 < sizeof o->p;) {
+        unsigned char ch = u[i];
+        if (ch == '"' || ch == '\\') {
+            char e[2] = {'\\', (char)ch};
+            jput(o, e, 2), i++;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+            jput(o, e, 6), i++;
+        } else if (ch < 0x80) {
+            o->p[o->n++] = (char)ch, i++;
+        } else {
+            size_t k = ch >= 0xf0 && ch < 0xf5 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc2 && ch < 0xe0 ? 2 : 0;
+            int ok = k && i + k <= len;
+            for (size_t j = 1; ok && j < k; j++) ok = (u[i + j] & 0xc0) == 0x80;
+            if (ok) jput(o, s + i, k), i += k;
+            else jput(o, "\\ufffd", 6), i++;
+        }
+    }
+}
+
+/* A key=... token starts at p: letters, digits, '_' or '.', then '='. */
+static size_t key_len_at(const char *p) {
+    size_t k = 0;
+    if (!((p[0] >= 'a' && p[0] <= 'z') || p[0] == '_')) return 0;
+    while ((p[k] >= 'a' && p[k] <= 'z') || (p[k] >= '0' && p[k] <= '9') || p[k] == '_' || p[k] == '.') k++;
+    return p[k] == '=' ? k : 0;
+}
+
+static int unhex(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static void log_json(enum log_level level, const char *component, const char *fmt, va_list ap) {
+    char text[LOG_JSON_TEXT];
+    vsnprintf(text, sizeof text, fmt, ap);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    struct jline o = {.n = 0};
+    char head[128];
+    int hn = snprintf(head, sizeof head, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"component\":\"",
+                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      ts.tv_nsec / 1000000, level_names[level]);
+    jput(&o, head, (size_t)hn);
+    jstr(&o, component, strlen(component));
+    jput(&o, "\",\"msg\":\"", 9);
+    /* the message: up to the first " key=" */
+    const char *p = text, *end = text + strlen(text);
+    while (p < end && !(p > text && p[-1] == ' ' && key_len_at(p))) p++;
+    const char *msg_end = p > text && p[-1] == ' ' ? p - 1 : p;
+    jstr(&o, text, (size_t)(msg_end - text));
+    jput(&o, "\"", 1);
+    char val[LOG_JSON_TEXT];
+    while (p < end) {
+        size_t k = key_len_at(p);
+        if (!k) break; /* cannot happen: p always stops at a key */
+        jput(&o, ",\"", 2);
+        jstr(&o, p, k);
+        jput(&o, "\":\"", 3);
+        p += k + 1;
+        size_t vn = 0;
+        if (*p == '"') {
+            /* log_quoted's escapes: \" \\ \n \r \xHH */
+            for (p++; p < end && *p != '"' && vn < sizeof val; p++) {
+                if (*p == '\\' && p + 1 < end) {
+                    p++;
+                    if (*p == 'n') val[vn++] = '\n';
+                    else if (*p == 'r') val[vn++] = '\r';
+                    else if (*p == 'x' && p + 2 < end && unhex(p[1]) >= 0 && unhex(p[2]) >= 0) {
+                        val[vn++] = (char)(unhex(p[1]) * 16 + unhex(p[2]));
+                        p += 2;
+                    } else val[vn++] = *p;
+                } else {
+                    val[vn++] = *p;
+                }
+            }
+            if (p < end) p++; /* the closing quote */
+        }
+        /* unquoted (or what follows a quoted value): up to the next " key=" */
+        const char *q = p;
+        while (q < end && !(q > p && q[-1] == ' ' && key_len_at(q))) q++;
+        const char *vend = q < end && q > p ? q - 1 : q;
+        for (const char *r = p; r < vend && vn < sizeof val; r++) val[vn++] = *r;
+        jstr(&o, val, vn);
+        jput(&o, "\"", 1);
+        p = q;
+    }
+    jput(&o, "}", 1);
+    o.p[o.n] = 0;
+    fprintf(stderr, "%s\n", o.p);
+}
+
+/* }================================================================== */

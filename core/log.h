@@ -8,6 +8,8 @@
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 void log_set_level(enum log_level level);
+/* --log-format json: each line one JSON object (log.c says which members). */
+void log_set_json(int on);
 /* Parses "debug"/"info"/"warn"/"error"; returns -1 when unknown. */
 int log_level_parse(const char *s);
 int log_enabled(enum log_level level);

@@ -1,5 +1,7 @@
 /* space-server: turns flags into a config, runs the server, returns the
  * exit code (0 clean shutdown, 1 cannot start, 2 usage error). */
+#include <string.h>
+
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -12,5 +14,6 @@ int main(int argc, char **argv) {
     case CONFIG_OK: break;
     }
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
+    log_set_json(strcmp(cfg.log_format, "json") == 0);
     return server_run(&cfg);
 }

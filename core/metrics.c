@@ -1,16 +1,195 @@
 #include "metrics.h"
 
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include "httpd.h"
 #include "script.h"
 #include "server.h"
 #include "sio.h"
 
+/* Prometheus' default buckets, with finer ones below a millisecond: a
+ * handler call or a loop turn usually takes microseconds. */
+static const double BUCKETS[METRICS_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+
+/* The stock app's events both ways, labelled from the start; handlers of
+ * other apps add theirs as they are first called. */
+static const char *const FIXED_NAMES[] = {
+    "join_room",  "leave_room",  "send_message",  "send_file",  "get_room_users", "refresh_token",
+    "error",      "connected",   "joined_room",   "left_room",  "user_joined_room", "user_left_room",
+    "new_message", "message_sent", "new_file",    "file_sent",  "room_users",     "token_refreshed",
+    "token_expired", NULL};
+
+static void observe(struct histogram *h, double v) {
+    int i = 0;
+    while (i < METRICS_BUCKETS && v > BUCKETS[i]) i++;
+    h->n[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+static void on_turn(uv_prepare_t *p) {
+    struct metrics *m = p->data;
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(p->loop);
+    if (m->last_turn_ns) {
+        uint64_t turn = now - m->last_turn_ns, slept = idle - m->last_idle_ns;
+        observe(&m->loop_busy, (double)(turn > slept ? turn - slept : 0) / 1e9);
+    }
+    m->last_turn_ns = now;
+    m->last_idle_ns = idle;
+}
+
+void metrics_init(struct metrics *m, uv_loop_t *loop) {
+    m->n_names = 1; /* slot 0: "other" */
+    memcpy(m->names[0], "other", 6);
+    m->name_len[0] = 5;
+    for (const char *const *n = FIXED_NAMES; *n; n++) metrics_event_learn(m, *n, strlen(*n));
+    uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
+    uv_prepare_init(loop, &m->turn_hook);
+    m->turn_hook.data = m;
+    uv_prepare_start(&m->turn_hook, on_turn);
+    uv_unref((uv_handle_t *)&m->turn_hook);
+}
+
+unsigned metrics_event_slot(const struct metrics *m, const char *name, size_t len) {
+    if (len == 0 || len >= METRICS_NAME_MAX) return 0;
+    for (unsigned i = 1; i < m->n_names; i++)
+        if (m->name_len[i] == len && m->names[i][0] == name[0] && memcmp(m->names[i], name, len) == 0) return i;
+    return 0;
+}
+
+unsigned metrics_event_learn(struct metrics *m, const char *name, size_t len) {
+    unsigned slot = metrics_event_slot(m, name, len);
+    if (slot || len == 0 || len >= METRICS_NAME_MAX || m->n_names == METRICS_MAX_NAMES) return slot;
+    /* Label values must be valid UTF-8 and need escaping for '"' and '\\':
+     * names that would need it stay "other". */
+    for (size_t i = 0; i < len; i++)
+        if (name[i] == '"' || name[i] == '\\' || (unsigned char)name[i] < 0x20 || (unsigned char)name[i] >= 0x7f)
+            return 0;
+    slot = m->n_names++;
+    memcpy(m->names[slot], name, len);
+    m->names[slot][len] = 0;
+    m->name_len[slot] = (uint8_t)len;
+    return slot;
+}
+
+void metrics_event_in(struct metrics *m, unsigned slot, int handled, uint64_t ns) {
+    m->events_in[slot]++;
+    if (slot && handled) {
+        m->has_handler[slot] = 1;
+        observe(&m->handler_seconds[slot], (double)ns / 1e9);
+    }
+}
+
+void metrics_event_out(struct metrics *m, const char *json, size_t len, size_t n, int fanout) {
+    if (!n) return;
+    unsigned slot = 0;
+    /* ["name", ...]: a name with escapes stays "other" (its slot would need decoding) */
+    if (len > 3 && json[0] == '[' && json[1] == '"') {
+        const char *q = memchr(json + 2, '"', len - 2 < METRICS_NAME_MAX ? len - 2 : METRICS_NAME_MAX);
+        if (q && !memchr(json + 2, '\\', (size_t)(q - json - 2))) slot = metrics_event_slot(m, json + 2, (size_t)(q - json - 2));
+    }
+    m->events_out[slot] += n;
+    if (fanout) m->fanout_deliveries += n;
+}
+
+void metrics_handler_failed(struct metrics *m, const char *handler, const char *error) {
+    const char *kind = "error";
+    if (!error) error = "";
+    if (strstr(error, "instruction budget exceeded")) kind = "budget";
+    else if (strstr(error, "CPU time limit exceeded")) kind = "cpu";
+    else if (strstr(error, "time budget exceeded")) kind = "time";
+    else if (strstr(error, "not enough memory")) kind = "memory";
+    unsigned i;
+    for (i = 0; i < m->n_errors; i++)
+        if (m->errors[i].kind == kind && strcmp(m->errors[i].handler, handler) == 0) break;
+    if (i == m->n_errors) {
+        if (m->n_errors == METRICS_MAX_ERROR_KEYS) {
+            /* full: the last row, handler="other", takes the rest (its kind is the first it saw) */
+            i = METRICS_MAX_ERROR_KEYS;
+            if (!m->errors[i].kind) {
+                memcpy(m->errors[i].handler, "other", 6);
+                m->errors[i].kind = kind;
+            }
+        } else {
+            snprintf(m->errors[i].handler, sizeof m->errors[i].handler, "%s", handler);
+            for (char *p = m->errors[i].handler; *p; p++)
+                if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) *p = '_';
+            m->errors[i].kind = kind;
+            m->n_errors++;
+        }
+    }
+    m->errors[i].n++;
+}
+
+/* {==================================================================
+ * The text format
+ * =================================================================== */
+
+static void head(struct sbuf *b, const char *name, const char *type, const char *help) {
+    sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
 static void metric(struct sbuf *b, const char *name, const char *type, const char *help, double value) {
-    sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help, name, type, name, value);
+    head(b, name, type, help);
+    sbuf_printf(b, "%s %.15g\n", name, value);
+}
+
+/* One histogram's series; label is `key="value",` or "". */
+static void histogram_series(struct sbuf *b, const char *name, const char *label, const struct histogram *h) {
+    uint64_t cum = 0;
+    for (int i = 0; i <= METRICS_BUCKETS; i++) {
+        cum += h->n[i];
+        if (i < METRICS_BUCKETS) sbuf_printf(b, "%s_bucket{%sle=\"%g\"} %llu\n", name, label, BUCKETS[i], (unsigned long long)cum);
+        else sbuf_printf(b, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, label, (unsigned long long)cum);
+    }
+    size_t ll = strlen(label);
+    if (ll) sbuf_printf(b, "%s_sum{%.*s} %.15g\n%s_count{%.*s} %llu\n", name, (int)ll - 1, label, h->sum, name,
+                        (int)ll - 1, label, (unsigned long long)h->count);
+    else sbuf_printf(b, "%s_sum %.15g\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
+}
+
+static void process_metrics(struct sbuf *b, const struct server *srv) {
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    unsigned long long utime = 0, stime = 0, rss = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f) {
+        char line[1024];
+        size_t n = fread(line, 1, sizeof line - 1, f);
+        fclose(f);
+        line[n] = 0;
+        const char *p = strrchr(line, ')'); /* the command name may hold spaces */
+        /* after ") ": state(3) ... utime(14) stime(15) ... rss(24) */
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %*u %llu",
+                        &utime, &stime, &rss) != 3)
+            utime = stime = rss = 0;
+    }
+    unsigned open_fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));)
+            if (e->d_name[0] != '.') open_fds++;
+        closedir(d);
+        open_fds--; /* the directory's own descriptor */
+    }
+    struct rlimit rl = {0, 0};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    metric(b, "process_cpu_seconds_total", "counter", "user and system CPU time spent, in seconds",
+           ticks > 0 ? (double)(utime + stime) / (double)ticks : 0);
+    metric(b, "process_resident_memory_bytes", "gauge", "resident memory size in bytes", (double)rss * (double)page);
+    metric(b, "process_open_fds", "gauge", "open file descriptors", (double)open_fds);
+    metric(b, "process_max_fds", "gauge", "the open-file limit (RLIMIT_NOFILE)", (double)rl.rlim_cur);
+    metric(b, "process_start_time_seconds", "gauge", "start time of the process since the epoch, in seconds",
+           (double)srv->started_ms / 1000.0);
 }
 
 void metrics_handle_request(struct conn *c, int keep_alive) {
     struct server *srv = c->srv;
+    const struct metrics *m = &srv->metrics;
     struct script_stats st;
     script_stats(srv->script, &st);
     size_t rooms = 0;
@@ -37,6 +216,36 @@ void metrics_handle_request(struct conn *c, int keep_alive) {
     metric(&b, "space_lua_memory_bytes", "gauge", "memory held by the Lua state", (double)st.lua_bytes);
     metric(&b, "space_uptime_seconds", "gauge", "seconds since start",
            (double)(server_wall_ms() - srv->started_ms) / 1000.0);
+
+    head(&b, "space_events_received_total", "counter",
+         "events received from clients, by name (events without a handler: other)");
+    for (unsigned i = 0; i < m->n_names; i++)
+        sbuf_printf(&b, "space_events_received_total{event=\"%s\"} %llu\n", m->names[i], (unsigned long long)m->events_in[i]);
+    head(&b, "space_events_sent_total", "counter", "events sent to clients, one per recipient, by name");
+    for (unsigned i = 0; i < m->n_names; i++)
+        sbuf_printf(&b, "space_events_sent_total{event=\"%s\"} %llu\n", m->names[i], (unsigned long long)m->events_out[i]);
+    metric(&b, "space_fanout_deliveries_total", "counter", "events delivered to room members by broadcasts",
+           (double)m->fanout_deliveries);
+    metric(&b, "space_received_bytes_total", "counter", "bytes read from client sockets", (double)m->bytes_in);
+    metric(&b, "space_sent_bytes_total", "counter", "bytes written to client sockets", (double)m->bytes_out);
+    head(&b, "space_handler_errors_total", "counter",
+         "calls into Lua that failed, by handler and kind (error, budget, cpu, time, memory)");
+    for (unsigned i = 0; i <= METRICS_MAX_ERROR_KEYS; i++)
+        if (m->errors[i].kind)
+            sbuf_printf(&b, "space_handler_errors_total{handler=\"%s\",kind=\"%s\"} %llu\n", m->errors[i].handler,
+                        m->errors[i].kind, (unsigned long long)m->errors[i].n);
+    head(&b, "space_handler_duration_seconds", "histogram",
+         "time from an event's arrival at its handler to the handler's answer, by event");
+    for (unsigned i = 1; i < m->n_names; i++) {
+        if (!m->has_handler[i]) continue;
+        char label[METRICS_NAME_MAX + 16];
+        snprintf(label, sizeof label, "event=\"%s\",", m->names[i]);
+        histogram_series(&b, "space_handler_duration_seconds", label, &m->handler_seconds[i]);
+    }
+    head(&b, "space_event_loop_lag_seconds", "histogram",
+         "busy time of each event loop turn (what a new event may wait behind)");
+    histogram_series(&b, "space_event_loop_lag_seconds", "", &m->loop_busy);
+    process_metrics(&b, srv);
     httpd_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len, "Cache-Control: no-store\r\n",
                   !keep_alive);
     sbuf_free(&b);

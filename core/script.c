@@ -835,6 +835,9 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
         char q[LOG_QUOTED_MAX];
         log_error("lua", "handler failed handler=%.*s%s%.100s%s%s error=\"%s\"", what->a_len, what->a, what->b, c,
                   what->d, what->e, log_quoted(q, sizeof q, err ? err : "?"));
+        char handler[METRICS_HANDLER_MAX];
+        snprintf(handler, sizeof handler, "%.*s%s%.40s%s%s", what->a_len, what->a, what->b, c, what->d, what->e);
+        metrics_handler_failed(&h->srv->metrics, handler, err);
         lua_settop(L, base - 1);
         /* Still watched: finalizers run here, with hooks off. Not on the
          * call's allowance: the collection shrinks the stack, which takes
@@ -1449,7 +1452,6 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
                                    : JWT_MALFORMED;
     if (r != JWT_OK) {
         free(claims_buf);
-        log_info("auth", "refused socket=%s code=%s", s->sid, jwt_result_code(r));
         write_refusal(refusal, "unauthorized", jwt_result_code(r));
         return SCRIPT_REFUSE;
     }
@@ -1674,6 +1676,21 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
     }
 }
 
+/* The metrics slot of the event named at name_idx: its own once the app has
+ * a handler for it (a client's made-up names all count as "other"). */
+static unsigned count_event_slot(struct script_host *h, struct sio_socket *s, int name_idx, const char *name,
+                                 size_t len, int *handled) {
+    struct metrics *m = &h->srv->metrics;
+    unsigned slot = metrics_event_slot(m, name, len);
+    if ((*handled = slot && m->has_handler[slot])) return slot; /* the usual case: no lookup */
+    lua_State *L = h->L;
+    int top = lua_gettop(L);
+    push_ns_field(h, s, "events");
+    *handled = lua_istable(L, -1) && (lua_pushvalue(L, name_idx), lua_rawget(L, -2) == LUA_TFUNCTION);
+    lua_settop(L, top);
+    return *handled ? metrics_event_learn(m, name, len) : slot;
+}
+
 enum script_result script_on_event(struct script_host *h, struct sio_socket *s, int64_t ack_id,
                                    const char *json, size_t len, unsigned n_att,
                                    const void *const *att, const size_t *att_len) {
@@ -1693,7 +1710,11 @@ enum script_result script_on_event(struct script_host *h, struct sio_socket *s, 
         lua_settop(L, top);
         return SCRIPT_PROTOCOL_ERROR;
     }
+    int handled;
+    unsigned slot = count_event_slot(h, s, lua_gettop(L), name, name_len, &handled);
+    uint64_t t0 = uv_hrtime();
     dispatch_event(h, s, lua_gettop(L), args, ack_id);
+    metrics_event_in(&h->srv->metrics, slot, handled, uv_hrtime() - t0);
     lua_settop(L, top);
     return SCRIPT_OK;
 }

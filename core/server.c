@@ -1,5 +1,11 @@
 #include "server.h"
 
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "ban.h"
+
 #include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -176,6 +182,23 @@ static void close_walk(uv_handle_t *h, void *arg) {
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+/* The directories given as relative paths (the defaults are) depend on the
+ * working directory the server was started in: say where they resolved. */
+static void log_relative_paths(const struct config *cfg) {
+    const char *names[3] = {"scripts", "plugins", "files"};
+    const char *dirs[3] = {cfg->scripts_dir, cfg->plugins_dir, cfg->files_dir};
+    char line[3 * (PATH_MAX + 16)] = "";
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!dirs[i] || dirs[i][0] == '/') continue;
+        char abs[PATH_MAX], cwd[PATH_MAX / 2], q[LOG_QUOTED_MAX];
+        if (!realpath(dirs[i], abs)) snprintf(abs, sizeof abs, "%s/%s", getcwd(cwd, sizeof cwd) ? cwd : ".", dirs[i]);
+        int w = snprintf(line + n, sizeof line - n, " %s=\"%s\"", names[i], log_quoted(q, sizeof q, abs));
+        if (w > 0 && (size_t)w < sizeof line - n) n += (size_t)w;
+    }
+    if (n) log_info("server", "relative paths resolved against the working directory%s", line);
+}
+
 int server_run(const struct config *cfg) {
     struct server *srv = calloc(1, sizeof *srv);
     if (!srv) return 1;
@@ -207,6 +230,7 @@ int server_run(const struct config *cfg) {
         return 1;
     }
     srv->record_separator = buf_from("\x1e", 1);
+    metrics_init(&srv->metrics, srv->loop);
     uv_prepare_init(srv->loop, &srv->flush_hook);
     uv_prepare_start(&srv->flush_hook, on_flush_hook);
     uv_timer_init(srv->loop, &srv->hold_timer);
@@ -230,6 +254,7 @@ int server_run(const struct config *cfg) {
                          "set --jwt-secret-file or --jwt-public-key in production");
     if (!srv->auth.admin_token)
         log_info("admin", "no admin token configured: the admin API answers loopback clients only");
+    log_relative_paths(cfg);
     log_info("server", "listening address=%s scripts=%s files=%u max_connections=%llu fd_limit=%llu version=%s",
              addr, cfg->scripts_dir, script_files_loaded(srv->script), (unsigned long long)srv->admit.max_conns,
              (unsigned long long)srv->admit.fd_limit, SPACE_VERSION);
@@ -257,6 +282,7 @@ int server_run(const struct config *cfg) {
     hmap_free(&srv->namespaces);
     hmap_free(&srv->sessions);
     hmap_free(&srv->users);
+    ban_free_all(&srv->bans);
     sbuf_free(&srv->scratch);
     for (int i = 0; i < 3; i++) buf_unref(srv->ping_wire[i]);
     buf_unref(srv->record_separator);

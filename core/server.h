@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "config.h"
 #include "hmap.h"
+#include "metrics.h"
 #include "sbuf.h"
 #include "wheel.h"
 
@@ -64,6 +65,7 @@ struct server {
     /* Socket.IO namespaces (by name) and users (by id) */
     struct hmap namespaces;
     struct hmap users;
+    struct hmap bans;                 /* user id -> struct ban (ban.c), set by the admin API */
 
     /* scripts */
     struct script_host *script;
@@ -84,6 +86,7 @@ struct server {
     /* counters */
     uint64_t protocol_errors;
     uint64_t slow_closes;
+    struct metrics metrics;           /* what /metrics reports (metrics.c) */
 };
 
 /* Runs the server until SIGINT/SIGTERM; returns the process exit code. */

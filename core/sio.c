@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "ban.h"
 #include "eio.h"
 #include "json_scan.h"
 #include "json_str.h"
@@ -187,6 +188,8 @@ int sio_send(struct sio_socket *s, const struct sio_out *o) {
     }
     int rc = send_packet(s->client->eio, &p);
     free(id_text);
+    if (rc == 0 && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT))
+        metrics_event_out(&s->client->srv->metrics, o->json, o->len, 1, 0);
     return rc;
 }
 
@@ -221,7 +224,6 @@ static void answer_invalid_payload(struct sio_socket *s, struct slice event, int
 
 size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct sio_socket *except,
                      const struct sio_out *o) {
-    (void)srv;
     struct wire_packet p = to_wire(nsp, o);
     buf *wire[WIRE_FORMS] = {0}; /* each wire form encoded once, by the first member that needs it */
     unsigned n_packets[WIRE_FORMS] = {0};
@@ -240,6 +242,7 @@ size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct
         if (wire[f] && eio_send_encoded(e, wire[f], n_packets[f]) == 0) sent++;
     }
     for (int f = 0; f < WIRE_FORMS; f++) buf_unref(wire[f]);
+    if (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT) metrics_event_out(&srv->metrics, o->json, o->len, sent, 1);
     return sent;
 }
 
@@ -300,6 +303,18 @@ static void send_connect_error(struct sio_client *c, struct slice nsp, const cha
     send_packet(c->eio, &p);
 }
 
+/* Auth refusals name the peer (an operator blocks it at the firewall) and the code. */
+static void log_refusal(struct sio_client *c, const struct sio_socket *s, const struct sbuf *refusal) {
+    struct json_member data, code;
+    char text[64] = "-";
+    if (refusal->p && json_object_get(refusal->p, refusal->len, "data", &data) && data.type == 'o' &&
+        json_object_get(data.value.p, data.value.len, "code", &code) && code.type == 's')
+        json_string_value(code.value, text, sizeof text);
+    char q[LOG_QUOTED_MAX];
+    log_info("auth", "refused socket=%s peer=%s user=\"%s\" code=%s", s->sid, c->eio->peer,
+             log_quoted(q, sizeof q, s->rooms.user ? s->rooms.user->id : "-"), text);
+}
+
 /* Opens a socket in namespace nsp for the client and runs the namespace's
  * authenticate with the auth JSON. Returns the socket (linked into the
  * client) on SCRIPT_OK; NULL otherwise, with *result saying why and the
@@ -321,6 +336,18 @@ static struct sio_socket *socket_open(struct sio_client *c, struct slice nsp_nam
     s->rooms.key = s->sid;
     s->rooms.key_len = 20;
     *result = script_authenticate(srv->script, s, auth, auth_len, refusal);
+    const struct ban *ban = *result == SCRIPT_OK && s->rooms.user
+                                ? ban_find(&srv->bans, s->rooms.user->id, strlen(s->rooms.user->id), server_wall_ms())
+                                : NULL;
+    if (ban) {
+        /* Refused as a bad token is: the message says unauthorized, the code why. */
+        sbuf_reset(refusal);
+        sbuf_printf(refusal, "{\"message\":\"unauthorized\",\"data\":{\"code\":\"banned\",\"message\":");
+        json_append_string(refusal, ban->reason[0] ? ban->reason : "banned", strlen(ban->reason[0] ? ban->reason : "banned"));
+        sbuf_printf(refusal, ",\"until\":%llu}}", (unsigned long long)ban->until_ms);
+        *result = SCRIPT_REFUSE;
+    }
+    if (*result == SCRIPT_REFUSE) log_refusal(c, s, refusal);
     if (*result != SCRIPT_OK) {
         script_release_socket(srv->script, s);
         user_release(srv, s->rooms.user);

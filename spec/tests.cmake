@@ -35,6 +35,11 @@ if(EXISTS ${SPEC}/protocol-suite/protocol_suite.test.js)
   set_tests_properties(protocol_suite PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 120)
 endif()
 
+# cmake --install into a fresh prefix: the files are there and the installed
+# binary starts on the installed scripts and plugins.
+add_test(NAME install COMMAND bash ${SPEC}/install/install_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(install PROPERTIES TIMEOUT 120)
+
 if(SPACE_FUZZ)
   include(${SPEC}/fuzz/fuzz.cmake OPTIONAL)
 endif()

@@ -27,7 +27,8 @@ const SCRIPTS_DIR = process.env.SPACE_SCRIPTS || path.join(REPO, 'scripts');
 const SLOW = Math.max(1, Number(process.env.SPACE_TEST_SLOW || 1));
 const T = (ms) => Math.round(ms * SLOW);
 const DEFAULT_WAIT = T(3000);
-const LISTEN_RE = /listening address=[^ :]+:(\d+)/;
+// the text line, or the JSON one of --log-format json
+const LISTEN_RE = /listening address=[^ :]+:(\d+)|"msg":"listening","address":"[^"]*:(\d+)"/;
 
 function show(v) {
   return util.inspect(v, { depth: 6, breakLength: Infinity, maxStringLength: 300, maxArrayLength: 30 });
@@ -136,7 +137,7 @@ async function startServer(opts = {}) {
       srv.stderr = (srv.stderr + d).slice(-500000);
       if (srv.port === null) {
         const m = LISTEN_RE.exec(srv.stderr);
-        if (m) { srv.port = Number(m[1]); resolve(srv.port); }
+        if (m) { srv.port = Number(m[1] || m[2]); resolve(srv.port); }
       }
     });
   });

@@ -8,8 +8,11 @@
  *   - round trip: a decoded value encodes (no Lua error), the text is valid JSON, and decoding it
  *     again gives the same value (strings byte for byte, numbers equal and an integer stays an
  *     integer, arrays stay arrays, null stays null, objects with the same keys);
- *   - numbers: a top-level integer of up to 18 characters decodes to that Lua integer (strtoll),
- *     any other number to strtod's double; a top-level string without escapes decodes to its bytes;
+ *   - values: a top-level integer of up to 18 characters decodes to that Lua integer (strtoll),
+ *     any other number to strtod's double; a top-level string, and each member of a top-level
+ *     object (keys without escapes, not repeated), decode as json_scan reads them (strings as
+ *     json_string_value decodes them where its documented differences do not come in: \u0000 and
+ *     surrogate escapes; integers as json_int_value; the value's type);
  *   - attachments: with two attachments offered, placeholders {"_placeholder":true,"num":N} become
  *     binary values; encoding them collects them again and the round trip gives the same value.
  * The input is copied to an exact-size heap block so that any read past its end is caught. */
@@ -171,6 +174,59 @@ static void round_trip(lua_State *L, int with_binaries) {
     sbuf_free(&out);
 }
 
+/* The string value v (with quotes) against json_string_value, where that one's documented
+ * differences (no \u0000, each surrogate escape alone -> U+FFFD) do not come in. */
+static void check_string(lua_State *L, int idx, struct slice v) {
+    for (size_t i = 0; i + 5 < v.len; i++) {
+        if (v.p[i] != '\\') continue;
+        if (v.p[i + 1] == 'u') {
+            unsigned cp = (unsigned)strtoul((char[]){v.p[i + 2], v.p[i + 3], v.p[i + 4], v.p[i + 5], 0}, NULL, 16);
+            if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF)) return;
+        }
+        i++; /* the escaped character */
+    }
+    size_t cap = v.len + 1;
+    char *want = malloc(cap);
+    long wl = json_string_value(v, want, cap);
+    size_t l;
+    const char *got = lua_tolstring(L, idx, &l);
+    if (wl >= 0 && (!got || l != (size_t)wl || memcmp(got, want, l) != 0))
+        FAIL("a string decoded otherwise than json_string_value: %.*s", (int)(v.len > 200 ? 200 : v.len), v.p);
+    free(want);
+}
+
+/* The members of a top-level object against json_scan's walk: each key without escapes that is
+ * not repeated later holds the value the walk saw (strings decoded alike, integers alike). */
+static void check_members(lua_State *L, const char *p, size_t n) {
+    size_t pos = 0;
+    struct json_member m;
+    while (json_object_next(p, n, &pos, &m) == 1) {
+        if (memchr(m.key.p, '\\', m.key.len)) continue;
+        size_t later = pos;
+        struct json_member m2;
+        int repeated = 0;
+        while (!repeated && json_object_next(p, n, &later, &m2) == 1)
+            repeated = m2.key.len == m.key.len && memcmp(m2.key.p, m.key.p, m.key.len) == 0;
+        if (repeated) continue;
+        lua_pushlstring(L, m.key.p, m.key.len);
+        lua_rawget(L, 1);
+        if (lua_isnil(L, -1)) FAIL("member %.*s missing", (int)m.key.len, m.key.p);
+        if (m.type == 's') check_string(L, -1, m.value);
+        int64_t iv;
+        if (m.type == 'n' && m.value.len <= 18 && json_int_value(m.value, &iv, 0) == 0 &&
+            (!lua_isinteger(L, -1) || lua_tointeger(L, -1) != iv))
+            FAIL("member %.*s: the integer %.*s decoded wrong", (int)m.key.len, m.key.p, (int)m.value.len, m.value.p);
+        char t = m.type;
+        int lt = lua_type(L, -1);
+        if ((t == 's' && lt != LUA_TSTRING) || (t == 'n' && lt != LUA_TNUMBER) || ((t == 'o' || t == 'a') && lt != LUA_TTABLE) ||
+            ((t == 't' || t == 'f') && lt != LUA_TBOOLEAN) || (t == 'z' && lt != LUA_TLIGHTUSERDATA) ||
+            (t == 'a') != (lt == LUA_TTABLE && json_lua_is_array(L, -1)) || (t == 't' && !lua_toboolean(L, -1)) ||
+            (t == 'f' && lua_toboolean(L, -1)))
+            FAIL("member %.*s: a '%c' value decoded as a %s", (int)m.key.len, m.key.p, t, lua_typename(L, lt));
+        lua_pop(L, 1);
+    }
+}
+
 static int one(lua_State *L) {
     const struct input *in = lua_touserdata(L, 1);
     const char *p = in->p;
@@ -207,11 +263,8 @@ static int one(lua_State *L) {
         }
         free(tok);
     }
-    if (s < e && p[s] == '"' && !memchr(p + s, '\\', e - s)) {
-        size_t l;
-        const char *v = lua_tolstring(L, 1, &l);
-        if (!v || l != e - s - 2 || memcmp(v, p + s + 1, l) != 0) FAIL("a string without escapes decoded to other bytes");
-    }
+    if (s < e && p[s] == '"') check_string(L, 1, (struct slice){p + s, e - s});
+    if (s < e && p[s] == '{') check_members(L, p, n);
 
     round_trip(L, 0);
     lua_settop(L, 0);

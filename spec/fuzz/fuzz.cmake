@@ -10,7 +10,8 @@
 # library is built without the fuzzer instrumentation). ctest runs each one
 # for SPACE_FUZZ_SECONDS (default 20) on a scratch corpus in the build tree
 # seeded from spec/fuzz/corpus/<name>/ (the source tree is never written);
-# crashes land in <build>/fuzz/artifacts/.
+# crashes land in <build>/fuzz/artifacts/. fuzz_<name>_regressions replays
+# the crash inputs saved in spec/fuzz/regressions/<name>/ (spec/fuzz/campaign).
 include_guard(GLOBAL)
 
 if(NOT SPACE_FUZZ)
@@ -57,6 +58,15 @@ function(space_fuzz name)
     WORKING_DIRECTORY ${SPACE_FUZZ_OUT})
   math(EXPR timeout "${SPACE_FUZZ_SECONDS} + 120")
   set_tests_properties(${target} PROPERTIES LABELS fuzz TIMEOUT ${timeout})
+
+  # Every crash input a campaign saved (spec/fuzz/campaign): run once each, so a fixed crash stays
+  # fixed. libFuzzer given only files runs each of them and exits non-zero on the first failure.
+  file(GLOB regressions CONFIGURE_DEPENDS ${SPACE_FUZZ_DIR}/regressions/${name}/*)
+  if(regressions)
+    add_test(NAME ${target}_regressions COMMAND ${target} -rss_limit_mb=2048 -timeout=10 ${regressions}
+      WORKING_DIRECTORY ${SPACE_FUZZ_OUT})
+    set_tests_properties(${target}_regressions PROPERTIES LABELS fuzz TIMEOUT 120)
+  endif()
 endfunction()
 
 space_fuzz(http http.c)
@@ -76,3 +86,5 @@ space_fuzz(jwt jwt.c json_scan.c wire.c utf8.c http.c sbuf.c buf.c sio_packet.c 
 space_fuzz(json_scan json_scan.c utf8.c http.c)
 # Plain /ws frames and the JSON limits of client messages (json_check) against json_valid.
 space_fuzz(wsjson wsjson.c json_scan.c utf8.c http.c sio_packet.c sbuf.c)
+# Every client payload's JSON -> Lua values: against json_scan's validator, and encode/decode round trips.
+space_fuzz(json_lua json_lua.c json_scan.c utf8.c http.c sbuf.c LIBS PkgConfig::LUA m)

@@ -516,7 +516,10 @@ async function primer(o, port, adminToken) {
   if (rl.status !== 200) throw new Error(`primer reload: ${rl.status}`);
 }
 
-const NOT_IDLE_GAUGES = new Set(['space_uptime_seconds', 'space_scripts_generation', 'space_lua_memory_bytes']);
+// Gauges with no idle value to come back to: time, the generation (checked against the reloads),
+// Lua memory (it follows the collector) and resident memory (judged by the RSS check instead).
+const NOT_IDLE_GAUGES = new Set(['space_uptime_seconds', 'space_scripts_generation', 'space_lua_memory_bytes',
+  'process_resident_memory_bytes']);
 
 function gaugeDiff(idle, after) {
   const diff = [];

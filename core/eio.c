@@ -508,7 +508,7 @@ void eio_handle_request(struct conn *c, const struct http_request *req, const ch
     }
     if (http_query_get(req->query, "sid", &sid)) {
         struct eio_session *s = sid.len == 20 ? hmap_get(&srv->sessions, sid.p, sid.len) : NULL;
-        /* A session whose pong is overdue is gone, even if the sweep has not come round yet. */
+        /* A session whose pong is overdue is gone, even if its timer has not run yet this turn. */
         if (s && s->awaiting_pong && server_now(srv) >= s->ping_at_ms) {
             eio_close(s, WS_CLOSE_NORMAL, "ping timeout");
             s = NULL;

@@ -47,7 +47,7 @@ void wheel_schedule_by(struct wheel *w, struct wheel_entry *e, uint64_t due_ms);
 void wheel_cancel(struct wheel *w, struct wheel_entry *e);
 static inline int wheel_is_scheduled(const struct wheel_entry *e) { return e->next != 0; }
 
-/* Fires, in order of due time, every entry due at or before now_ms. An
+/* Fires every entry due at or before now_ms, millisecond by millisecond. An
  * entry is unscheduled before fire runs; fire may schedule or cancel any
  * entry, this one included. Never fires an entry before its due time. */
 void wheel_advance(struct wheel *w, uint64_t now_ms, void (*fire)(struct wheel_entry *e, void *ud),

@@ -50,6 +50,7 @@ static const struct ws_owner_ops ws_ops = {on_ws_message, on_ws_close, on_ws_pon
 static void on_probe_message(void *owner, int binary, const uint8_t *p, size_t n);
 static void on_probe_close(void *owner);
 static const struct ws_owner_ops probe_ops = {on_probe_message, on_probe_close, NULL};
+static void on_pong(struct eio_session *s);
 
 static struct eio_session *session_new(struct server *srv, enum eio_kind kind, enum eio_transport tr) {
     struct eio_session *s = calloc(1, sizeof *s);
@@ -201,10 +202,7 @@ void eio_on_packet(struct eio_session *s, int binary, const uint8_t *p, size_t n
         break;
     }
     case EIO_PONG:
-        if (s->awaiting_pong) {
-            s->awaiting_pong = 0;
-            s->ping_at_ms = server_now(s->srv) + (uint64_t)s->srv->cfg->ping_interval_ms;
-        }
+        if (s->awaiting_pong) on_pong(s);
         break;
     case EIO_CLOSE:
         if (s->poll_get) poll_answer(s, "6"); /* as the reference: the parked GET gets a noop */
@@ -249,10 +247,7 @@ static void on_ws_close(void *owner) {
 
 static void on_ws_pong(void *owner) {
     struct eio_session *s = owner;
-    if (s->kind == EIO_KIND_PLAIN && s->awaiting_pong) {
-        s->awaiting_pong = 0;
-        s->ping_at_ms = server_now(s->srv) + (uint64_t)s->srv->cfg->ping_interval_ms;
-    }
+    if (s->kind == EIO_KIND_PLAIN && s->awaiting_pong) on_pong(s);
 }
 
 /* {==================================================================
@@ -332,6 +327,7 @@ static uint64_t earliest(uint64_t a, uint64_t b) { return !a ? b : !b ? a : a < 
 /* The next time anything of this session is due (loop time). */
 static uint64_t next_deadline(const struct eio_session *s) {
     struct server *srv = s->srv;
+    if (s->close_slow) return server_now(srv); /* poll_queue asked for the close at once */
     uint64_t due = earliest(s->upgrade_deadline_ms, s->close_after_drain_ms);
     due = earliest(due, s->connect_deadline_ms);
     due = earliest(due, s->ping_at_ms);
@@ -378,6 +374,15 @@ static int run_deadlines(struct eio_session *s, uint64_t now) {
     /* From when the ping was due, not from when the timer came round. */
     s->ping_at_ms += (uint64_t)srv->cfg->ping_timeout_ms;
     return 0;
+}
+
+/* The pong came: the next ping is pingInterval from now (as Node's
+ * refresh of its ping timer), and the timer moves there from the pong
+ * deadline, which would otherwise wake the server for nothing. */
+static void on_pong(struct eio_session *s) {
+    s->awaiting_pong = 0;
+    s->ping_at_ms = server_now(s->srv) + (uint64_t)s->srv->cfg->ping_interval_ms;
+    if (!s->closed) wheel_schedule(&s->srv->session_timers, &s->timer, next_deadline(s));
 }
 
 void eio_on_timer(struct wheel_entry *e, void *ud) {
@@ -509,7 +514,7 @@ void eio_handle_request(struct conn *c, const struct http_request *req, const ch
     }
     if (http_query_get(req->query, "sid", &sid)) {
         struct eio_session *s = sid.len == 20 ? hmap_get(&srv->sessions, sid.p, sid.len) : NULL;
-        /* A session whose pong is overdue is gone, even if the sweep has not come round yet. */
+        /* A session whose pong is overdue is gone, even if its timer has not run yet this turn. */
         if (s && s->awaiting_pong && server_now(srv) >= s->ping_at_ms) {
             eio_close(s, WS_CLOSE_NORMAL, "ping timeout");
             s = NULL;

@@ -57,7 +57,7 @@ struct eio_session {
     int in_poll_flush;                /* linked into server.poll_flush */
     uint64_t post_conn_id;            /* conn on which a POST's body is arriving, 0 = none */
     uint64_t close_after_drain_ms;    /* closing: waits for a GET to take what is queued, until then */
-    int close_slow;                   /* the queue passed --max-output: closed at the next sweep */
+    int close_slow;                   /* the queue passed --max-output: closed by the timer, next turn */
     /* heartbeat and timeouts */
     uint64_t ping_at_ms;              /* loop time of the next ping, or of the pong deadline */
     uint64_t connect_deadline_ms;     /* close if no namespace was joined by then; 0 = joined */

@@ -69,8 +69,37 @@ void server_mark_flush(struct server *srv, struct conn *c) {
     srv->pending_flush = c;
 }
 
+/* The one deadline timer fires at the earliest deadline of either wheel. */
+static void on_deadline_timer(uv_timer_t *t) {
+    struct server *srv = t->loop->data;
+    uint64_t now = server_now(srv);
+    srv->deadline_timer_due = WHEEL_NEVER; /* one-shot: spent */
+    wheel_advance(&srv->conn_timers, now, conn_on_timer, NULL);
+    wheel_advance(&srv->session_timers, now, eio_on_timer, NULL);
+}
+
+/* Arms the deadline timer for the wheels' next due time, to the
+ * millisecond: deadlines fire when due (as Node's setTimeout would), not at
+ * the next tick of a periodic sweep, and an idle server does not wake. */
+static void arm_deadline_timer(struct server *srv) {
+    uint64_t a = wheel_next_due(&srv->conn_timers), b = wheel_next_due(&srv->session_timers);
+    uint64_t due = a < b ? a : b;
+    if (due == srv->deadline_timer_due) return;
+    srv->deadline_timer_due = due;
+    if (due == WHEEL_NEVER) {
+        uv_timer_stop(&srv->deadline_timer);
+        return;
+    }
+    /* The loop time is cached from the start of the turn; refreshed, the
+     * wait the loop computes next counts from now, not from then. */
+    uv_update_time(srv->loop);
+    uint64_t now = server_now(srv);
+    uv_timer_start(&srv->deadline_timer, on_deadline_timer, due > now ? due - now : 0, 0);
+}
+
 /* Once per loop turn, before the loop blocks: write what this turn queued
- * (one writev per conn), then free what was closed during the turn. */
+ * (one writev per conn), free what was closed during the turn, and arm the
+ * deadline timer for what this turn scheduled. */
 static void on_hold_timer(uv_timer_t *t) { (void)t; /* the flush hook runs next */ }
 
 static void on_flush_hook(uv_prepare_t *h) {
@@ -95,14 +124,8 @@ static void on_flush_hook(uv_prepare_t *h) {
     }
     sio_free_dead(srv);
     eio_free_dead(srv);
-}
-
-static void on_sweep(uv_timer_t *t) {
-    struct server *srv = t->loop->data;
-    uint64_t now = server_now(srv);
-    wheel_advance(&srv->conn_timers, now, conn_on_timer, NULL);
-    wheel_advance(&srv->session_timers, now, eio_on_timer, NULL);
     if (srv->shutting_down && !srv->conns) uv_stop(srv->loop);
+    else arm_deadline_timer(srv);
 }
 
 static void begin_shutdown(struct server *srv, const char *why) {
@@ -234,10 +257,10 @@ int server_run(const struct config *cfg) {
     uv_prepare_init(srv->loop, &srv->flush_hook);
     uv_prepare_start(&srv->flush_hook, on_flush_hook);
     uv_timer_init(srv->loop, &srv->hold_timer);
-    uv_timer_init(srv->loop, &srv->sweep_timer);
-    wheel_init(&srv->conn_timers, SWEEP_INTERVAL_MS, server_now(srv));
-    wheel_init(&srv->session_timers, SWEEP_INTERVAL_MS, server_now(srv));
-    uv_timer_start(&srv->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    uv_timer_init(srv->loop, &srv->deadline_timer);
+    srv->deadline_timer_due = WHEEL_NEVER;
+    wheel_init(&srv->conn_timers, WHEEL_TICK_MS, server_now(srv));
+    wheel_init(&srv->session_timers, WHEEL_TICK_MS, server_now(srv));
     uv_signal_init(srv->loop, &srv->sigint);
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
     uv_signal_init(srv->loop, &srv->sigterm);

@@ -1,6 +1,6 @@
 /* server: the one struct server that holds all mutable state, the listener
- * and accept, the flush hook that runs once per loop turn, the one sweep
- * timer, signals and shutdown. Callbacks reach it through loop->data. */
+ * and accept, the flush hook that runs once per loop turn, the one
+ * deadline timer, signals and shutdown. Callbacks reach it through loop->data. */
 #ifndef SPACE_SERVER_H
 #define SPACE_SERVER_H
 
@@ -17,7 +17,7 @@
 
 #define RECV_BUF_BYTES (64 * 1024)
 #define WS_CTX_POOL_MAX 64 /* idle wslay contexts kept for reuse: 8.6 KB each */
-#define SWEEP_INTERVAL_MS 25 /* granularity of every deadline: one tick of the timer wheels */
+#define WHEEL_TICK_MS 25 /* a coarse tick of the timer wheels (deadlines themselves are exact to the ms) */
 
 struct conn;
 struct ws_ctx;
@@ -35,7 +35,8 @@ struct server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_prepare_t flush_hook;      /* flushes pending_flush before the loop blocks */
-    uv_timer_t sweep_timer;       /* the one timer: advances the wheels below */
+    uv_timer_t deadline_timer;    /* the one timer: armed at the wheels' earliest deadline */
+    uint64_t deadline_timer_due;  /* when it is armed for (loop time); WHEEL_NEVER: stopped */
     struct wheel conn_timers;     /* conn deadlines (conn.timer) */
     struct wheel session_timers;  /* Engine.IO session deadlines (eio_session.timer) */
     uv_timer_t hold_timer;        /* wakes the loop for conns whose output is held (conn_hold) */

@@ -15,6 +15,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
+const http = require('node:http');
 const path = require('node:path');
 const fs = require('node:fs');
 const WebSocket = require('ws');
@@ -290,6 +291,145 @@ test('an Engine.IO close packet closes the connection', async () => {
     p.send('1');
     await p.closedWithin(WAIT, 'close after the client sent "1"');
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Engine.IO: heartbeat and timeouts fire when Node's would
+//
+// The official suite's heartbeat tests answer three pings on a session that never joins a
+// namespace: the third ping (at ~900 ms plus the pongs' round trips) must come before the
+// connect timeout (1000 ms). Node schedules each ping pingInterval after the pong and the close
+// pingTimeout after the ping, on time. A server that rounded its deadlines up to a 25 ms tick
+// drifted up to a tick per cycle and sent the close ("1") first, in some phases of that tick
+// only: so each check runs on several sessions opened a few milliseconds apart, which spreads
+// them over every phase.
+
+const PHASES = 8;      // sessions per check
+const PHASE_STEP = 3;  // ms between their starts: together they span a 25 ms tick
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Runs fn(i) for each phase, the i-th started i * PHASE_STEP ms after the first.
+function inEveryPhase(fn) {
+  return Promise.all(Array.from({ length: PHASES }, (_, i) => pause(i * PHASE_STEP).then(() => fn(i))));
+}
+
+// The suite's check: the third ping came. A session that got the close instead reports when
+// Node would have sent that ping, from what this client saw (its second pong + pingInterval,
+// in ms from the open packet). When the client itself answered so late that Node too would have
+// been left less than LATE_CLIENT_MS before the connect timeout, the machine ate the margin (a
+// busy machine delays the client and the server alike): that batch is run again, at most three
+// times in all. A server that drifts fails while the client is on time, at the first attempt.
+const LATE_CLIENT_MS = T(40);
+async function threePingsInEveryPhase(session) {
+  const seen = [];
+  for (let attempt = 1; ; attempt++) {
+    const results = await inEveryPhase(() => session());
+    const missed = results.filter((r) => !r.ok);
+    if (!missed.length) return;
+    seen.push(missed.map((r) => r.story).join('; '));
+    const clientLate = missed.every((r) => r.nodeThirdPing > CONNECT_TIMEOUT - LATE_CLIENT_MS);
+    if (!clientLate || attempt === 3) {
+      assert.fail(`the connect timeout (${CONNECT_TIMEOUT} ms) came before the third ping, although ` +
+        `Node would have sent it in time; attempt ${attempt}; ms from the open packet: ${seen.join(' | ')}`);
+    }
+  }
+}
+
+// One polling request on a keep-alive connection (as the official suite's node-fetch makes).
+const pollAgent = new http.Agent({ keepAlive: true });
+after(() => pollAgent.destroy());
+
+function pollRequest(sid, method = 'GET', body = undefined) {
+  const q = sid ? `&sid=${sid}` : '';
+  const req = new Promise((resolve, reject) => {
+    const r = http.request({ host: '127.0.0.1', port: server.port, method, agent: pollAgent,
+      path: `/socket.io/?EIO=4&transport=polling${q}` }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: text }));
+      res.on('error', reject);
+    });
+    r.on('error', reject);
+    r.end(body);
+  });
+  return withTimeout(req, T(3000), `polling ${method}${serverTail()}`);
+}
+
+// The official test "heartbeat / HTTP long-polling / should send ping/pong packets", as it runs.
+async function pollingHeartbeat() {
+  const open = await pollRequest();
+  const t0 = Date.now();
+  assert.equal(open.status, 200);
+  assert.match(open.body, /^0\{/);
+  const sid = JSON.parse(open.body.slice(1)).sid;
+  const story = [];
+  let pongAt = 0;
+  for (let i = 0; i < 3; i++) {
+    const poll = await pollRequest(sid);
+    story.push(`${JSON.stringify(poll.body)}@${Date.now() - t0}`);
+    assert.equal(poll.status, 200);
+    if (poll.body === '1') return { ok: false, nodeThirdPing: pongAt + PING_INTERVAL, story: story.join(' ') };
+    assert.equal(poll.body, '2', `poll ${i + 1} got ${JSON.stringify(poll.body)}: ${story.join(' ')}`);
+    const push = await pollRequest(sid, 'POST', '3');
+    assert.equal(push.status, 200);
+    pongAt = Date.now() - t0;
+    story.push(`pong@${pongAt}`);
+  }
+  await pollRequest(sid, 'POST', '1'); // done: close it
+  return { ok: true };
+}
+
+// The official test "heartbeat / WebSocket / should send ping/pong packets" (each ping answered
+// at once; no CONNECT).
+async function websocketHeartbeat() {
+  return withPeer(await open(), async (p) => {
+    const t0 = p.frames[0].at;
+    await p.waitFor(() => (p.pings.length >= 3 || p.closeInfo ? true : undefined), T(CONNECT_TIMEOUT * 3),
+      'three pings or the close');
+    if (p.pings.length >= 3) return { ok: true };
+    const story = `${p.pings.map((at) => `"2"@${at - t0}`).join(' ')} close@${p.closeInfo.at - t0}`;
+    return { ok: false, nodeThirdPing: p.pings.length === 2 ? p.pings[1] - t0 + PING_INTERVAL : 0, story };
+  });
+}
+
+test('long-polling: three pings each answered in turn all come before the connect timeout', async () => {
+  await threePingsInEveryPhase(pollingHeartbeat);
+});
+
+test('WebSocket: three pings each answered in turn all come before the connect timeout', async () => {
+  await threePingsInEveryPhase(websocketHeartbeat);
+});
+
+test('pings and the ping timeout keep Node\'s schedule to the millisecond', async () => {
+  // Each session joins "/", answers three pings and then none. Beside it run the timers Node would set:
+  // a ping pingInterval after the open and after each pong, the close pingTimeout after the
+  // fourth ping was due. Each ping and the close should come with its Node timer; a busy machine
+  // delays a few of them (a burst, often a whole batch at once), so the median of all 40 is
+  // what is checked. A server that rounded its deadlines up to a 25 ms tick was late by 0-50 ms
+  // depending on the phase: 12 ms or more in the median.
+  const late = (await inEveryPhase(async () => withPeer(await joined({ pong: false }), async (p) => {
+    const node = (from, ms) => new Promise((resolve) => setTimeout(() => resolve(Date.now()), ms - (Date.now() - from)));
+    const samples = [];
+    let due = node(p.frames[0].at, PING_INTERVAL);
+    for (let n = 1; n <= 4; n++) {
+      const at = await p.ping(n, T(PING_INTERVAL * 4));
+      samples.push(at - await due);
+      if (n < 4) {
+        p.send('3');
+        due = node(Date.now(), PING_INTERVAL);
+      } else {
+        due = node(at - samples[samples.length - 1], PING_TIMEOUT); // from when the ping was due
+      }
+    }
+    const c = await p.closedWithin(T(PING_TIMEOUT * 4), 'close after the unanswered fourth ping');
+    samples.push(c.at - await due);
+    assert.equal(p.pings.length, 4, 'four pings, then the close');
+    return samples;
+  }))).flat().sort((x, y) => x - y);
+  const median = late[late.length >> 1];
+  assert.ok(median <= T(5), `pings and closes came ${JSON.stringify(late)} ms after Node's timers (median ${median})`);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-/* poll: the Engine.IO long-polling transport of a session (socketio-wire.md
- * §1.7). Output waits in the session's queue; a GET is answered at once
+/* poll: the Engine.IO long-polling transport of a session (docs/protocol.md
+ * §1). Output waits in the session's queue; a GET is answered at once
  * when something is queued, else parked until something is (a ping comes
  * every pingInterval, so a parked GET never waits longer). A POST carries
  * packets joined by 0x1E. One GET at a time: a second one closes the

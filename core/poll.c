@@ -79,7 +79,7 @@ int poll_queue(struct eio_session *s, buf *b, unsigned n_packets) {
     if (s->pq_bytes + b->len > (size_t)s->srv->cfg->max_output) {
         log_warn("poll", "closing slow consumer sid=%s queued=%zu", s->sid, s->pq_bytes);
         s->srv->slow_closes++;
-        s->close_slow = 1; /* closed when the session's timer fires (due now): we may be inside a broadcast over a room */
+        s->close_slow = 1; /* closed by the session's timer, due now: we may be inside a broadcast */
         eio_wake_by(s, server_now(s->srv));
         return -1;
     }

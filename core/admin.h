@@ -1,4 +1,4 @@
-/* admin: the admin API under /api/ (PROTOCOL.md §7), JSON in and out.
+/* admin: the admin API under /api/ (docs/protocol.md §8), JSON in and out.
  * With --admin-token-file every call needs Authorization: Bearer <token>
  * (constant-time compare; 401 without); with none configured, the API
  * answers loopback peers only. */

@@ -3,7 +3,7 @@
  * HTTP long-polling (poll.c) or a WebSocket, and it can upgrade from the
  * first to the second while it runs; so the session is kept apart from any
  * socket. Above it sits the Socket.IO client (sio.c), handed whole messages.
- * A plain /ws session (PROTOCOL.md §1) is a session of kind EIO_KIND_PLAIN:
+ * A plain /ws session (docs/protocol.md §6) is a session of kind EIO_KIND_PLAIN:
  * a WebSocket without Engine.IO framing, heartbeat by WebSocket pings. */
 #ifndef SPACE_EIO_H
 #define SPACE_EIO_H

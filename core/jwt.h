@@ -53,7 +53,7 @@ const char *jwt_key_algs(const struct jwt_key *k);
 enum jwt_result jwt_verify(const struct jwt_key *k, const struct jwt_policy *p, const char *token, size_t len,
                            int64_t now_s, struct jwt_claims *out, char *buf, size_t cap);
 
-/* The error code clients see (PROTOCOL.md §2): "invalid_token", ... */
+/* The error code clients see (docs/protocol.md §2): "invalid_token", ... */
 const char *jwt_result_code(enum jwt_result r);
 
 #endif

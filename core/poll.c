@@ -1,5 +1,5 @@
-/* poll: the Engine.IO long-polling transport of a session (socketio-wire.md
- * §1.7). Output waits in the session's queue; a GET is answered at once
+/* poll: the Engine.IO long-polling transport of a session (docs/protocol.md
+ * §1). Output waits in the session's queue; a GET is answered at once
  * when something is queued, else parked until something is (a ping comes
  * every pingInterval, so a parked GET never waits longer). A POST carries
  * packets joined by 0x1E. One GET at a time: a second one closes the
@@ -79,7 +79,7 @@ int poll_queue(struct eio_session *s, buf *b, unsigned n_packets) {
     if (s->pq_bytes + b->len > (size_t)s->srv->cfg->max_output) {
         log_warn("poll", "closing slow consumer sid=%s queued=%zu", s->sid, s->pq_bytes);
         s->srv->slow_closes++;
-        s->close_slow = 1; /* at the next tick: we may be inside a broadcast over a room */
+        s->close_slow = 1; /* closed by the session's timer, due now: we may be inside a broadcast */
         eio_wake_by(s, server_now(s->srv));
         return -1;
     }

@@ -81,7 +81,8 @@ void sio_socket_close_session(struct sio_socket *s, uint16_t ws_code, const char
 /* The token the client's handshake carried (Bearer header or query), or NULL. */
 const char *sio_socket_handshake_token(const struct sio_socket *s);
 /* Token expiry: tells sockets whose token expired, closes those whose grace
- * passed. Called by the sweep for each session. */
+ * passed. Called when the session's timer fires (eio.c), at the deadline
+ * sio_client_next_deadline gave. */
 void sio_client_sweep(struct sio_client *c, uint64_t now_wall_ms);
 /* When sio_client_sweep next has something to do (wall clock ms; 0 = never). */
 uint64_t sio_client_next_deadline(const struct sio_client *c);

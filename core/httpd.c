@@ -93,16 +93,17 @@ static void route(struct conn *c, const struct http_request *req, const char *bo
         eio_handle_plain(c, req);
         return;
     }
-    if (slice_eq(req->path, "/metrics")) {
+    int health = slice_eq(req->path, "/healthz"), metrics = slice_eq(req->path, "/metrics");
+    if ((health || metrics) && !slice_eq(req->method, "GET") && !slice_eq(req->method, "HEAD")) {
+        httpd_respond(c, 405, "text/plain; charset=utf-8", "Method Not Allowed", 18, "Allow: GET, HEAD\r\n",
+                      !keep_alive);
+        return;
+    }
+    if (metrics) {
         metrics_handle_request(c, keep_alive);
         return;
     }
-    if (slice_eq(req->path, "/healthz")) {
-        if (!slice_eq(req->method, "GET") && !slice_eq(req->method, "HEAD")) {
-            httpd_respond(c, 405, "text/plain; charset=utf-8", "Method Not Allowed", 18,
-                          "Allow: GET, HEAD\r\n", !keep_alive);
-            return;
-        }
+    if (health) {
         httpd_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, "Cache-Control: no-store\r\n",
                       !keep_alive);
         return;

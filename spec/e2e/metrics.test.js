@@ -167,6 +167,16 @@ describe('/metrics', () => {
     assert.ok(after.samples.get('space_handler_duration_seconds_sum{event="spin"}') > 0);
   });
 
+  test('/metrics and /healthz refuse other methods than GET and HEAD: 405 with Allow', async () => {
+    for (const p of ['/metrics', '/healthz']) {
+      for (const method of ['DELETE', 'POST', 'PUT']) {
+        const r = await h.httpRaw(srv.port, `${method} ${p} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+        assert.equal(r.status, 405, `${method} ${p}`);
+        assert.equal(r.headers.allow, 'GET, HEAD', `${method} ${p}`);
+      }
+    }
+  });
+
   test('every metric name the README, docs/ and the Grafana dashboard mention exists in /metrics', async () => {
     const { families } = await scrape(srv);
     const mentioned = new Map();

@@ -76,7 +76,7 @@ static void print_help(void) {
         const struct option_spec *o = &options[i];
         char flag[64];
         snprintf(flag, sizeof flag, "--%s %s", o->name, o->type == OPT_INT ? "N" : "S");
-        if (o->type == OPT_LIST) {
+        if (o->type == OPT_LIST || !o->def[0]) { /* no default to show: the help says what none means */
             printf("  %-22s %s\n", flag, o->help);
             continue;
         }

@@ -548,10 +548,10 @@ static int space_base64_decode(lua_State *L) {
     const char *s = luaL_checklstring(L, 1, &len);
     void *out = lua_newuserdatauv(L, len / 4 * 3 + 1, 0); /* scratch, collected */
     struct script_host *host = api_server(L)->script;
-    uint64_t mark = script_cpu_exempt_begin(host); /* an upload's size is bounded by --max-payload */
+    script_cpu_exempt_begin(host); /* an upload's size is bounded by --max-payload */
     long n = wire_base64_decode(out, s, len);
     if (n >= 0) json_lua_push_binary(L, out, (size_t)n);
-    script_cpu_exempt_end(host, mark);
+    script_cpu_exempt_end(host);
     if (n < 0) {
         lua_pushnil(L);
         lua_pushliteral(L, "invalid base64");
@@ -651,9 +651,9 @@ static int space_store_file(lua_State *L) {
     ctx->srv = api_server(L);
     lua_pushvalue(L, 3);
     ctx->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    uint64_t mark = script_cpu_exempt_begin(ctx->srv->script); /* the copy of an upload's bytes */
+    script_cpu_exempt_begin(ctx->srv->script); /* the copy of an upload's bytes */
     int stored = files_store(ctx->srv, p, len, type, name, on_stored, ctx);
-    script_cpu_exempt_end(ctx->srv->script, mark);
+    script_cpu_exempt_end(ctx->srv->script);
     if (stored != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, ctx->fn_ref);
         free(ctx);

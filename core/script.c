@@ -37,6 +37,7 @@
 #define POOL_KEEP 512                     /* free blocks it keeps per class */
 #define POOL_CLASSES (POOL_MAX / POOL_STEP)
 #define HANDLER_TIME_BUDGET_NS (2000ull * 1000 * 1000) /* a backstop; the instruction budget comes first */
+#define EXEMPT_FREE_BYTES (1024 * 1024) /* frees this large are timed apart from the call */
 #define SCRIPT_MAX_FILE_BYTES (1024 * 1024)
 
 struct script_host {
@@ -74,7 +75,8 @@ struct script_host {
     uint64_t cpu_limit_ns;          /* CPU time the running call may take; 0: the backstop only (loads) */
     uint64_t cpu_since_ns;          /* this thread's CPU clock when the watchdog first saw the call */
     volatile sig_atomic_t over_cpu; /* the running call used up its CPU time */
-    volatile sig_atomic_t exempt;   /* inside the server's own work for the call (script_cpu_exempt_*) */
+    volatile sig_atomic_t exempt;   /* depth of the server's own work for the call (script_cpu_exempt_*) */
+    uint64_t exempt_since_ns;       /* this thread's CPU clock when the outermost such work began */
     volatile sig_atomic_t exempt_us; /* CPU time of that work so far in this call, not counted */
     char oom_where[160];   /* file:line of the allocation the caps refused in this call */
 };
@@ -175,7 +177,13 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     struct script_host *h = ud;
     size_t old = ptr ? osize : 0; /* with ptr NULL, osize is a type tag */
     if (nsize == 0) {
+        /* Freeing a client's big payload (an upload's string, when the
+         * collector gets to it in whatever call runs then) is the server's
+         * work, not that call's: not counted against --lua-cpu-ms. */
+        int exempt = old >= EXEMPT_FREE_BYTES && h->running;
+        if (exempt) script_cpu_exempt_begin(h);
         if (ptr) pool_put(h, ptr, old);
+        if (exempt) script_cpu_exempt_end(h);
         h->mem_used -= old;
         return NULL;
     }
@@ -327,15 +335,16 @@ static uint64_t thread_cpu_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t script_cpu_exempt_begin(struct script_host *h) {
-    h->exempt = 1;
-    return thread_cpu_ns();
+/* Nested sections (a big free inside an upload's decoding) count once:
+ * the outermost one measures and credits. */
+void script_cpu_exempt_begin(struct script_host *h) {
+    if (h->exempt++ == 0) h->exempt_since_ns = thread_cpu_ns();
 }
 
-void script_cpu_exempt_end(struct script_host *h, uint64_t mark) {
-    uint64_t us = (thread_cpu_ns() - mark) / 1000u;
-    h->exempt_us = (sig_atomic_t)((uint64_t)h->exempt_us + us > INT32_MAX ? INT32_MAX : h->exempt_us + (int64_t)us);
-    h->exempt = 0;
+void script_cpu_exempt_end(struct script_host *h) {
+    if (h->exempt <= 0 || --h->exempt > 0) return;
+    uint64_t us = (uint64_t)h->exempt_us + (thread_cpu_ns() - h->exempt_since_ns) / 1000u;
+    h->exempt_us = (sig_atomic_t)(us > INT32_MAX ? INT32_MAX : us);
 }
 
 /* The timer carries its host in the signal's value: no global needed. */

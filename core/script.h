@@ -64,8 +64,8 @@ int script_call(struct script_host *h, int nargs, int nres, const char *what);
 /* Work the server does for a script inside a call, bounded by the input's
  * size (decoding an upload), is the server's, not the script's: its CPU
  * time between begin and end is not counted against --lua-cpu-ms. */
-uint64_t script_cpu_exempt_begin(struct script_host *h);
-void script_cpu_exempt_end(struct script_host *h, uint64_t mark);
+void script_cpu_exempt_begin(struct script_host *h);
+void script_cpu_exempt_end(struct script_host *h);
 /* Sends `error` {code, message, event} to s from the server itself. */
 void script_send_error(struct script_host *h, struct sio_socket *s, const char *event, const char *code,
                        const char *message);

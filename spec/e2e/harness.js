@@ -117,6 +117,9 @@ async function startServer(opts = {}) {
   const argv = ['--scripts', opts.scripts || SCRIPTS_DIR, '--host', '127.0.0.1', '--port', '0'];
   if (process.env.SPACE_TEST_LOG_LEVEL) argv.push('--log-level', process.env.SPACE_TEST_LOG_LEVEL);
   argv.push(...(opts.args || []));
+  // A sanitizer build runs the scripts (and the collector under them) several times slower: the
+  // CPU-time limit of a call scales like every other bound, unless a test sets it.
+  if (SLOW > 1 && !argv.includes('--lua-cpu-ms')) argv.push('--lua-cpu-ms', String(10 * SLOW));
   // opts.nofile: run under that open-file limit (soft and hard, so the server cannot raise it).
   const [cmd, cmdArgs] = opts.nofile
     ? ['bash', ['-c', `ulimit -n ${Number(opts.nofile)} && exec "$0" "$@"`, SERVER_BIN, ...argv]]

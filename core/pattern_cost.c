@@ -107,7 +107,10 @@ struct shape {
     struct class runs[MAX_CLASSES];
 };
 
-static void parse(const char *p, size_t len, int anchor_ok, struct shape *sh) {
+/* measure: build the class tables of the quantified items (256 entries
+ * each), needed only when the subject is scanned; without, every such
+ * item counts as unmeasured (as long as the subject: the coarse bound). */
+static void parse(const char *p, size_t len, int anchor_ok, int measure, struct shape *sh) {
     size_t i = 0;
     if (anchor_ok && len > 0 && p[0] == '^') {
         sh->anchored = 1;
@@ -135,7 +138,7 @@ static void parse(const char *p, size_t len, int anchor_ok, struct shape *sh) {
             }
             continue;
         }
-        struct class *cl = sh->n_runs < MAX_CLASSES ? &sh->runs[sh->n_runs] : NULL;
+        struct class *cl = measure && sh->n_runs < MAX_CLASSES ? &sh->runs[sh->n_runs] : NULL;
         size_t end = parse_class(p, len, i, cl);
         if (!end) return; /* the matcher raises when it gets here */
         char q = end < len ? p[end] : 0;
@@ -182,16 +185,18 @@ double pattern_cost(enum pattern_call call, const char *s, size_t n, const char 
     if (plain) /* one comparison of up to the pattern's length per position */
         return p_len > n - from ? 1 : (rest - (double)p_len + 1) * (p_len ? (double)p_len : 1);
 
+    /* First with every run as long as the subject, without class tables:
+     * most calls end here, at the cost of one pass over the pattern. */
     struct shape sh;
     memset(&sh, 0, sizeof sh);
-    parse(p, p_len, call != PATTERN_GMATCH, &sh);
+    parse(p, p_len, call != PATTERN_GMATCH, 0, &sh);
     double starts = sh.anchored ? 1 : rest + 1;
-
-    /* First with every run as long as the subject: most calls end here. */
     double factors[MAX_CLASSES] = {0};
-    for (unsigned k = 0; k < sh.n_runs; k++) factors[k] = rest + 1;
     double c = bound(&sh, factors, rest, starts);
-    if (c <= limit || sh.n_runs == 0 || rest * sh.n_runs > MAX_SCAN_BYTES) return c;
+    if (c <= limit || sh.unmeasured == 0) return c;
+    memset(&sh, 0, sizeof sh);
+    parse(p, p_len, call != PATTERN_GMATCH, 1, &sh);
+    if (sh.n_runs == 0 || rest * sh.n_runs > MAX_SCAN_BYTES) return c;
 
     /* Then with the longest run each class really has in the subject. */
     size_t run[MAX_CLASSES] = {0}, longest[MAX_CLASSES] = {0};

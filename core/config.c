@@ -46,7 +46,7 @@ static const struct option_spec options[] = {
     {"lua-memory", OPT_INT, F(lua_memory_mb), "256", 8, 65536, "memory cap of the Lua state, MiB"},
     {"lua-budget", OPT_INT, F(lua_budget), "10000000", 10000, 10000000000,
      "VM instructions one handler call may run"},
-    {"lua-cpu-ms", OPT_INT, F(lua_cpu_ms), "10", 1, 60000,
+    {"lua-cpu-ms", OPT_INT, F(lua_cpu_ms), "50", 1, 60000,
      "CPU time one handler call may take, ms (the event loop waits for it; loading scripts is exempt)"},
     {"log-level", OPT_STRING, F(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"log-format", OPT_STRING, F(log_format), "text", 0, 0, "text (one line per event) or json (one object per line)"},

@@ -119,7 +119,7 @@ async function startServer(opts = {}) {
   argv.push(...(opts.args || []));
   // A sanitizer build runs the scripts (and the collector under them) several times slower: the
   // CPU-time limit of a call scales like every other bound, unless a test sets it.
-  if (SLOW > 1 && !argv.includes('--lua-cpu-ms')) argv.push('--lua-cpu-ms', String(10 * SLOW));
+  if (SLOW > 1 && !argv.includes('--lua-cpu-ms')) argv.push('--lua-cpu-ms', String(50 * SLOW));
   // opts.nofile: run under that open-file limit (soft and hard, so the server cannot raise it).
   const [cmd, cmdArgs] = opts.nofile
     ? ['bash', ['-c', `ulimit -n ${Number(opts.nofile)} && exec "$0" "$@"`, SERVER_BIN, ...argv]]

@@ -97,13 +97,10 @@ void metrics_event_out(struct metrics *m, const char *json, size_t len, size_t n
     if (fanout) m->fanout_deliveries += n;
 }
 
-void metrics_handler_failed(struct metrics *m, const char *handler, const char *error) {
-    const char *kind = "error";
-    if (!error) error = "";
-    if (strstr(error, "instruction budget exceeded")) kind = "budget";
-    else if (strstr(error, "CPU time limit exceeded")) kind = "cpu";
-    else if (strstr(error, "time budget exceeded")) kind = "time";
-    else if (strstr(error, "not enough memory")) kind = "memory";
+void metrics_handler_failed(struct metrics *m, const char *handler, enum metrics_failure why) {
+    /* One pointer per kind: rows compare kinds by address. */
+    static const char *const kinds[] = {"error", "budget", "cpu", "time", "memory"};
+    const char *kind = kinds[why];
     unsigned i;
     for (i = 0; i < m->n_errors; i++)
         if (m->errors[i].kind == kind && strcmp(m->errors[i].handler, handler) == 0) break;

@@ -58,8 +58,10 @@ void metrics_event_in(struct metrics *m, unsigned slot, int handled, uint64_t ns
 /* A packet sent to n sockets (json: Socket.IO's [name, ...] array); fanout
  * when it went to a room. Non-event packets (acks) are not counted. */
 void metrics_event_out(struct metrics *m, const char *json, size_t len, size_t n, int fanout);
-/* A call into Lua failed; kind from its error: budget, cpu, time, memory or error. */
-void metrics_handler_failed(struct metrics *m, const char *handler, const char *error);
+/* Why a call into Lua failed: the limit that ended it, or its own error. */
+enum metrics_failure { METRICS_FAIL_ERROR, METRICS_FAIL_BUDGET, METRICS_FAIL_CPU, METRICS_FAIL_TIME, METRICS_FAIL_MEMORY };
+
+void metrics_handler_failed(struct metrics *m, const char *handler, enum metrics_failure why);
 
 void metrics_handle_request(struct conn *c, int keep_alive);
 

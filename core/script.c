@@ -75,6 +75,7 @@ struct script_host {
     uint64_t cpu_limit_ns;          /* CPU time the running call may take; 0: the backstop only (loads) */
     uint64_t cpu_since_ns;          /* this thread's CPU clock when the watchdog first saw the call */
     volatile sig_atomic_t over_cpu; /* the running call used up its CPU time */
+    enum metrics_failure limit_hit; /* the limit that ended the running call, for /metrics */
     volatile sig_atomic_t exempt;   /* depth of the server's own work for the call (script_cpu_exempt_*) */
     uint64_t exempt_since_ns;       /* this thread's CPU clock when the outermost such work began */
     volatile sig_atomic_t exempt_us; /* CPU time of that work so far in this call, not counted */
@@ -212,6 +213,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     lua_getinfo(L, "Sl", ar);
     if (ar->currentline > 0) lua_pushfstring(L, "%s:%d: ", ar->short_src, ar->currentline);
     else lua_pushliteral(L, "");
+    h->limit_hit = over_cpu ? METRICS_FAIL_CPU : over_time ? METRICS_FAIL_TIME : METRICS_FAIL_BUDGET;
     if (over_cpu)
         lua_pushfstring(L, "CPU time limit exceeded (%d ms)", (int)(h->cpu_limit_ns / 1000000));
     else if (over_time)
@@ -228,6 +230,7 @@ static void budget_start(struct script_host *h) {
     h->deadline_ns = uv_hrtime() + HANDLER_TIME_BUDGET_NS;
     h->cpu_limit_ns = (uint64_t)h->srv->cfg->lua_cpu_ms * 1000000u;
     h->over_cpu = 0;
+    h->limit_hit = METRICS_FAIL_ERROR;
     h->exempt = 0; /* also after a memory error raised inside exempt work */
     h->exempt_us = 0;
     h->call_allocated = 0;
@@ -846,7 +849,7 @@ static int call(struct script_host *h, int nargs, int nres, const struct label *
                   what->d, what->e, log_quoted(q, sizeof q, err ? err : "?"));
         char handler[METRICS_HANDLER_MAX];
         snprintf(handler, sizeof handler, "%.*s%s%.40s%s%s", what->a_len, what->a, what->b, c, what->d, what->e);
-        metrics_handler_failed(&h->srv->metrics, handler, err);
+        metrics_handler_failed(&h->srv->metrics, handler, rc == LUA_ERRMEM ? METRICS_FAIL_MEMORY : h->limit_hit);
         lua_settop(L, base - 1);
         /* Still watched: finalizers run here, with hooks off. Not on the
          * call's allowance: the collection shrinks the stack, which takes

@@ -18,7 +18,6 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { io } = require('socket.io-client');
 const WebSocket = require('ws');
 const h = require('./harness');
 
@@ -64,20 +63,11 @@ let seq = 0;
 // A socket.io-client socket; auth: {token} (JWT server) or {name} (dev server). Resolves with the
 // first of connected / connect_error; socket.refused holds the error when refused.
 async function open(srv, auth, label) {
-  const socket = io(srv.url, {
-    transports: ['websocket'], reconnection: false, forceNew: true, autoConnect: false, timeout: T(5000), auth,
-  });
-  socket.label = `${label}#${++seq}`;
-  socket.inbox = new h.Inbox(socket.label);
-  socket.onAny((event, ...args) => socket.inbox.push(event, args[0], { args }));
-  socket.on('connect_error', (err) => socket.inbox.push('$connect_error', { message: err.message, data: err.data }));
-  socket.on('disconnect', (reason) => socket.inbox.push('$disconnect', reason));
+  const { socket, connected, error, closed } = await h.tryConnect(srv, { auth, label: `${label}#${++seq}` });
   sockets.add(socket);
-  socket.connect();
-  const it = await socket.inbox.take(['connected', '$connect_error', '$disconnect'], null, T(5000));
-  if (it.name === '$connect_error') socket.refused = it.data;
-  else if (it.name !== 'connected') throw new Error(`${socket.label}: ${it.name} ${show(it.data)}`);
-  else socket.user = it.data.user;
+  if (error) socket.refused = error;
+  else if (!connected) throw new Error(`${socket.label}: $disconnect ${show(closed)}`);
+  else socket.user = connected.user;
   return socket;
 }
 const jwtUser = (srv, sub, name) => open(srv, { token: sign({ sub, name: name || sub, exp: Math.floor(Date.now() / 1000) + 3600 }) }, name || sub);

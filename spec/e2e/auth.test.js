@@ -19,7 +19,6 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { io } = require('socket.io-client');
 const h = require('./harness');
 
 const { show, T } = h;
@@ -90,23 +89,9 @@ let seq = 0;
 // Connects to `/`; resolves {socket, connected} once the server's `connected` event arrives, or
 // {socket, error: {message, data}} on CONNECT_ERROR, or {socket, closed: reason}.
 async function tryConnect(srv, opts = {}) {
-  const label = opts.label || `auth#${++seq}`;
-  const options = {
-    transports: ['websocket'], reconnection: false, forceNew: true, autoConnect: false, timeout: T(5000), ...opts,
-  };
-  delete options.label;
-  const socket = io(srv.url, options);
-  socket.label = label;
-  socket.inbox = new h.Inbox(label);
-  socket.onAny((event, ...args) => socket.inbox.push(event, args[0], { args }));
-  socket.on('connect_error', (err) => socket.inbox.push('$connect_error', { message: err.message, data: err.data }));
-  socket.on('disconnect', (reason) => socket.inbox.push('$disconnect', reason));
-  sockets.add(socket);
-  socket.connect();
-  const it = await socket.inbox.take(['connected', '$connect_error', '$disconnect'], null, T(5000));
-  if (it.name === 'connected') return { socket, connected: it.data };
-  if (it.name === '$connect_error') return { socket, error: it.data };
-  return { socket, closed: it.data };
+  const r = await h.tryConnect(srv, { ...opts, label: opts.label || `auth#${++seq}` });
+  sockets.add(r.socket);
+  return r;
 }
 
 async function connectOk(srv, opts, what) {

@@ -323,22 +323,18 @@ class Inbox {
 const openSockets = new Set();
 let clientSeq = 0;
 
-// Connects to `/` and waits for the server's `connected` event. Returns the socket, with
-// socket.inbox (every event received), socket.connectedData, socket.label.
-// Transports: WebSocket only unless opts.transports says otherwise; `transports: null` leaves the
-// client's default (polling first, then the upgrade to WebSocket).
-async function connectClient(srvOrPort, name, opts = {}) {
+// Connects to `/`; resolves {socket, connected} once the server's `connected` event arrives, or
+// {socket, error: {message, data}} on CONNECT_ERROR, or {socket, closed: reason}. The socket records
+// every received event in socket.inbox. Transports: WebSocket only unless opts.transports says
+// otherwise; `transports: null` leaves the client's default (polling first, then the upgrade).
+// opts.label names the socket in failure messages; the rest are socket.io-client options.
+async function tryConnect(srvOrPort, opts = {}) {
   const port = typeof srvOrPort === 'number' ? srvOrPort : srvOrPort.port;
-  const label = `${name === undefined ? 'guest' : name}#${++clientSeq}`;
+  const label = opts.label || `client#${++clientSeq}`;
   const options = {
-    transports: ['websocket'],
-    reconnection: false,
-    forceNew: true,
-    autoConnect: false,
-    timeout: T(5000),
-    ...(name === undefined ? {} : { auth: { name } }),
-    ...opts,
+    transports: ['websocket'], reconnection: false, forceNew: true, autoConnect: false, timeout: T(5000), ...opts,
   };
+  delete options.label;
   if (options.transports === null || options.transports === undefined) delete options.transports;
   const socket = io(`http://127.0.0.1:${port}`, options);
   socket.label = label;
@@ -349,11 +345,23 @@ async function connectClient(srvOrPort, name, opts = {}) {
   openSockets.add(socket);
   socket.connect();
   const it = await socket.inbox.take(['connected', '$connect_error', '$disconnect'], null, T(5000));
-  if (it.name !== 'connected') {
-    throw new Error(`${label}: expected the "connected" event after connecting, got ${it.name} ${show(it.data)}`);
+  if (it.name === 'connected') return { socket, connected: it.data };
+  if (it.name === '$connect_error') return { socket, error: it.data };
+  return { socket, closed: it.data };
+}
+
+// Connects to `/` as `name` (dev mode; undefined: a guest) and waits for the server's `connected`
+// event; fails on anything else. Returns the socket, with socket.inbox, socket.connectedData and
+// socket.label. opts as for tryConnect.
+async function connectClient(srvOrPort, name, opts = {}) {
+  const label = `${name === undefined ? 'guest' : name}#${++clientSeq}`;
+  const r = await tryConnect(srvOrPort, { ...(name === undefined ? {} : { auth: { name } }), ...opts, label });
+  if (!r.connected) {
+    const got = r.error ? `$connect_error ${show(r.error)}` : `$disconnect ${show(r.closed)}`;
+    throw new Error(`${label}: expected the "connected" event after connecting, got ${got}`);
   }
-  socket.connectedData = it.data;
-  return socket;
+  r.socket.connectedData = r.connected;
+  return r.socket;
 }
 
 function closeAllClients() {
@@ -715,7 +723,7 @@ function isUser(u) {
 module.exports = {
   REPO, SERVER_BIN, SCRIPTS_DIR, T, DEFAULT_WAIT, show,
   startServer, assertAlive, ManagedServer, runServerToExit, copyScripts, withTimeout, waitFor, Inbox,
-  connectClient, closeAllClients, nextEvent, request, expectAnswer, expectError, ackRequest, disconnectClient,
+  tryConnect, connectClient, closeAllClients, nextEvent, request, expectAnswer, expectError, ackRequest, disconnectClient,
   RawClient, NetWs, encodeFrame, httpRaw, httpStart, parseResponse,
   uniqueRoom, uniqueName, isUser,
 };

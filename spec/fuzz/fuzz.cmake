@@ -37,7 +37,7 @@ function(space_fuzz name)
   set(target fuzz_${name})
   list(TRANSFORM F_UNPARSED_ARGUMENTS PREPEND ${SPACE_FUZZ_CORE}/)
   add_executable(${target} ${SPACE_FUZZ_DIR}/${target}.c ${F_UNPARSED_ARGUMENTS})
-  target_include_directories(${target} PRIVATE ${SPACE_FUZZ_CORE})
+  target_include_directories(${target} PRIVATE ${SPACE_CORE_INCLUDES})
   target_compile_options(${target} PRIVATE ${SPACE_FUZZ_FLAGS})
   target_link_options(${target} PRIVATE ${SPACE_FUZZ_FLAGS})
   if(F_LIBS)
@@ -69,22 +69,22 @@ function(space_fuzz name)
   endif()
 endfunction()
 
-space_fuzz(http http.c)
-space_fuzz(sio_packet sio_packet.c sbuf.c)
-space_fuzz(eio_packet eio_packet.c sbuf.c)
-space_fuzz(utf8 utf8.c)
-space_fuzz(ws_accept ws_codec.c LIBS OpenSSL::Crypto)
+space_fuzz(http proto/http.c)
+space_fuzz(sio_packet proto/sio_packet.c base/sbuf.c)
+space_fuzz(eio_packet proto/eio_packet.c base/sbuf.c)
+space_fuzz(utf8 base/utf8.c)
+space_fuzz(ws_accept proto/ws_codec.c LIBS OpenSSL::Crypto)
 # Client frame headers the WebSocket transport parses itself (small whole frames), and unmasking.
-space_fuzz(ws_frame ws_codec.c LIBS OpenSSL::Crypto)
+space_fuzz(ws_frame proto/ws_codec.c LIBS OpenSSL::Crypto)
 # Not a codec the brief listed, but a parser of client bytes ("b<base64>" packets).
-space_fuzz(wire_base64 wire.c buf.c sbuf.c sio_packet.c ws_codec.c LIBS OpenSSL::Crypto)
+space_fuzz(wire_base64 proto/wire.c base/buf.c base/sbuf.c proto/sio_packet.c proto/ws_codec.c LIBS OpenSSL::Crypto)
 # File names and contents from clients (send_file), judged before anything is stored.
-space_fuzz(filecheck filecheck.c utf8.c)
+space_fuzz(filecheck proto/filecheck.c base/utf8.c)
 # Tokens from clients: jwt_verify with HMAC, RSA and P-256 keys (signature-first invariants).
-space_fuzz(jwt jwt.c json_scan.c wire.c utf8.c http.c sbuf.c buf.c sio_packet.c ws_codec.c LIBS OpenSSL::Crypto)
+space_fuzz(jwt proto/jwt.c proto/json_scan.c proto/wire.c base/utf8.c proto/http.c base/sbuf.c base/buf.c proto/sio_packet.c proto/ws_codec.c LIBS OpenSSL::Crypto)
 # The C side's JSON reads (JWT header and claims, admin API bodies) against a reference validator.
-space_fuzz(json_scan json_scan.c utf8.c http.c)
+space_fuzz(json_scan proto/json_scan.c base/utf8.c proto/http.c)
 # Plain /ws frames and the JSON limits of client messages (json_check) against json_valid.
-space_fuzz(wsjson wsjson.c json_scan.c utf8.c http.c sio_packet.c sbuf.c)
+space_fuzz(wsjson proto/wsjson.c proto/json_scan.c base/utf8.c proto/http.c proto/sio_packet.c base/sbuf.c)
 # Every client payload's JSON -> Lua values: against json_scan's validator, and encode/decode round trips.
-space_fuzz(json_lua json_lua.c json_scan.c utf8.c http.c sbuf.c LIBS PkgConfig::LUA m)
+space_fuzz(json_lua lua/json_lua.c proto/json_scan.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)

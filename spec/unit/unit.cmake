@@ -15,7 +15,7 @@ set(SPACE_UNIT_CORE_TESTS room user)
 
 foreach(name IN LISTS SPACE_UNIT_CODEC_TESTS SPACE_UNIT_CORE_TESTS)
   add_executable(test_${name} ${SPACE_UNIT_DIR}/test_${name}.c)
-  target_include_directories(test_${name} PRIVATE ${SPACE_UNIT_DIR} ${CMAKE_SOURCE_DIR}/core)
+  target_include_directories(test_${name} PRIVATE ${SPACE_UNIT_DIR} ${SPACE_CORE_INCLUDES})
   if(name IN_LIST SPACE_UNIT_CORE_TESTS)
     target_link_libraries(test_${name} PRIVATE space_core)
   else()

@@ -8,8 +8,10 @@
 #include "eio_packet.h"
 #include "httpd.h"
 #include "log.h"
-#include "server.h"
-#include "sio.h"
+#include "clock.h"
+#include "ids.h"
+#include "net.h"
+#include "session_internal.h"
 #include "ws.h"
 
 /* {==================================================================
@@ -30,14 +32,16 @@ static const char *const eio_error_messages[] = {
     "Bad request", "Forbidden", "Unsupported protocol version",
 };
 
-static void respond_eio_error(struct conn *c, const struct http_request *req, enum eio_error code,
-                              int keep_alive) {
+static void respond_eio_error(struct eio_hub *hub, struct conn *c, const struct http_request *req,
+                              enum eio_error code, int keep_alive) {
     char body[96], headers[512];
     int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, eio_error_messages[code]);
-    poll_cors_headers(c->srv, req, headers, sizeof headers);
+    poll_cors_headers(hub, req, headers, sizeof headers);
     httpd_respond(c, code == EIO_ERR_FORBIDDEN ? 403 : 400, "application/json", body, (size_t)n, headers,
                   !keep_alive);
 }
+
+static const struct eio_upper_ops *hub_up(const struct eio_session *s) { return s->hub->up; }
 
 /* {==================================================================
  * Sessions
@@ -46,29 +50,29 @@ static void respond_eio_error(struct conn *c, const struct http_request *req, en
 static void on_ws_message(void *owner, int binary, const uint8_t *p, size_t n);
 static void on_ws_close(void *owner);
 static void on_ws_pong(void *owner);
-static const struct ws_owner_ops ws_ops = {on_ws_message, on_ws_close, on_ws_pong};
+const struct ws_owner_ops eio_ws_ops = {on_ws_message, on_ws_close, on_ws_pong};
 static void on_probe_message(void *owner, int binary, const uint8_t *p, size_t n);
 static void on_probe_close(void *owner);
 static const struct ws_owner_ops probe_ops = {on_probe_message, on_probe_close, NULL};
 static void on_pong(struct eio_session *s);
 
-static struct eio_session *session_new(struct server *srv, enum eio_kind kind, enum eio_transport tr) {
+struct eio_session *eio_session_new(struct eio_hub *hub, enum eio_kind kind, enum eio_transport tr) {
     struct eio_session *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->srv = srv;
+    s->hub = hub;
     s->kind = kind;
     s->transport = tr;
-    server_new_sid(srv, s->sid);
-    if (hmap_put(&srv->sessions, s->sid, 20, s) != 0) {
+    ids_new_sid(hub->ids, s->sid);
+    if (hmap_put(&hub->sessions, s->sid, 20, s) != 0) {
         free(s);
         return NULL;
     }
-    s->next = srv->session_list;
-    if (srv->session_list) srv->session_list->prev = s;
-    srv->session_list = s;
-    uint64_t now = server_now(srv);
-    s->ping_at_ms = now + (uint64_t)srv->cfg->ping_interval_ms;
-    s->connect_deadline_ms = kind == EIO_KIND_PLAIN ? 0 : now + (uint64_t)srv->cfg->connect_timeout_ms;
+    s->next = hub->session_list;
+    if (hub->session_list) hub->session_list->prev = s;
+    hub->session_list = s;
+    uint64_t now = net_now(hub->net);
+    s->ping_at_ms = now + (uint64_t)hub->cfg->ping_interval_ms;
+    s->connect_deadline_ms = kind == EIO_KIND_PLAIN ? 0 : now + (uint64_t)hub->cfg->connect_timeout_ms;
     eio_wake_by(s, s->ping_at_ms);
     if (s->connect_deadline_ms) eio_wake_by(s, s->connect_deadline_ms);
     return s;
@@ -91,11 +95,11 @@ static void close_probe(struct eio_session *s) {
 void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
     if (s->closed) return;
     s->closed = 1;
-    struct server *srv = s->srv;
-    wheel_cancel(&srv->session_timers, &s->timer);
-    hmap_del(&srv->sessions, s->sid, 20);
+    struct eio_hub *hub = s->hub;
+    wheel_cancel(&hub->timers, &s->timer);
+    hmap_del(&hub->sessions, s->sid, 20);
     if (s->prev) s->prev->next = s->next;
-    else srv->session_list = s->next;
+    else hub->session_list = s->next;
     if (s->next) s->next->prev = s->prev;
     close_probe(s);
     if (s->ws) {
@@ -109,9 +113,9 @@ void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
     poll_release(s);
     char q[LOG_QUOTED_MAX];
     log_debug("eio", "session closed sid=%s reason=\"%s\"", s->sid, log_quoted(q, sizeof q, reason));
-    if (s->sio) sio_client_on_close(s->sio, reason);
-    s->next_dead = srv->dead_sessions;
-    srv->dead_sessions = s;
+    if (s->upper) hub_up(s)->on_close(s->upper, reason);
+    s->next_dead = hub->dead_sessions;
+    hub->dead_sessions = s;
 }
 
 void eio_close_after_drain(struct eio_session *s, uint16_t ws_code, const char *reason) {
@@ -120,7 +124,7 @@ void eio_close_after_drain(struct eio_session *s, uint16_t ws_code, const char *
         eio_close(s, ws_code, reason);
         return;
     }
-    s->close_after_drain_ms = server_now(s->srv) + EIO_POLL_CLOSE_WAIT_MS;
+    s->close_after_drain_ms = net_now(s->hub->net) + EIO_POLL_CLOSE_WAIT_MS;
     eio_wake_by(s, s->close_after_drain_ms);
 }
 
@@ -128,18 +132,18 @@ void eio_drained(struct eio_session *s) {
     if (!s->closed && s->close_after_drain_ms && s->pq_head == s->pq_len) eio_close(s, WS_CLOSE_NORMAL, "closed");
 }
 
-void eio_free_dead(struct server *srv) {
-    while (srv->dead_sessions) {
-        struct eio_session *s = srv->dead_sessions;
-        srv->dead_sessions = s->next_dead;
-        if (s->sio) sio_client_free(s->sio);
+void eio_free_dead(struct eio_hub *hub) {
+    while (hub->dead_sessions) {
+        struct eio_session *s = hub->dead_sessions;
+        hub->dead_sessions = s->next_dead;
+        if (s->upper) hub->up->free(s->upper);
         free(s);
     }
 }
 
 void eio_protocol_error(struct eio_session *s, const char *what) {
     if (s->closed) return;
-    s->srv->protocol_errors++;
+    s->hub->net->protocol_errors++;
     char peer[64] = "-";
     if (s->ws) conn_peer_name(s->ws, peer, sizeof peer);
     char q[LOG_QUOTED_MAX];
@@ -163,7 +167,7 @@ void eio_flush_now(struct eio_session *s) {
 static void send_eio_packet(struct eio_session *s, const char *packet) {
     enum wire_form f = eio_form_of(s);
     buf **shared = NULL;
-    if (strcmp(packet, "2") == 0) shared = &s->srv->ping_wire[f]; /* built once, sent to everyone */
+    if (strcmp(packet, "2") == 0) shared = &s->hub->ping_wire[f]; /* built once, sent to everyone */
     buf *b = shared && *shared ? buf_ref(*shared) : wire_encode_eio(f, packet);
     if (!b) return;
     if (shared && !*shared) *shared = buf_ref(b);
@@ -180,7 +184,7 @@ void eio_on_packet(struct eio_session *s, int binary, const uint8_t *p, size_t n
 void eio_on_packet(struct eio_session *s, int binary, const uint8_t *p, size_t n) {
     if (s->closed) return;
     if (binary) {
-        sio_client_on_binary(s->sio, p, n);
+        hub_up(s)->on_binary(s->upper, p, n);
         return;
     }
     struct eio_packet pkt;
@@ -190,13 +194,13 @@ void eio_on_packet(struct eio_session *s, int binary, const uint8_t *p, size_t n
     }
     switch (pkt.type) {
     case EIO_MESSAGE:
-        sio_client_on_text(s->sio, pkt.data.p, pkt.data.len);
+        hub_up(s)->on_text(s->upper, pkt.data.p, pkt.data.len);
         break;
     case EIO_BASE64: {
         /* A binary message sent as text (polling, or clients that cannot send binary). */
         unsigned char *raw = malloc(pkt.data.len / 4 * 3 + 1);
         long len = raw ? wire_base64_decode(raw, pkt.data.p, pkt.data.len) : -1;
-        if (len >= 0) sio_client_on_binary(s->sio, raw, (size_t)len);
+        if (len >= 0) hub_up(s)->on_binary(s->upper, raw, (size_t)len);
         else eio_protocol_error(s, "bad base64 in a binary packet");
         free(raw);
         break;
@@ -224,16 +228,7 @@ static void on_ws_message(void *owner, int binary, const uint8_t *p, size_t n) {
     struct eio_session *s = owner;
     if (s->closed) return;
     if (s->kind == EIO_KIND_PLAIN) {
-        if (binary) {
-            s->srv->protocol_errors++;
-            struct conn *c = s->ws;
-            s->ws = NULL;
-            ws_detach(c);
-            ws_close(c, WS_CLOSE_UNSUPPORTED, "binary frames are not part of this protocol");
-            eio_close(s, WS_CLOSE_UNSUPPORTED, "binary frame");
-            return;
-        }
-        sio_client_on_plain(s->sio, (const char *)p, n);
+        plain_on_message(s, binary, p, n);
         return;
     }
     eio_on_packet(s, binary, p, n);
@@ -298,7 +293,7 @@ static void on_probe_message(void *owner, int binary, const uint8_t *p, size_t n
         s->ws = s->probe;
         s->probe = NULL;
         s->upgrade_deadline_ms = 0;
-        ws_set_owner(s->ws, &ws_ops, s);
+        ws_set_owner(s->ws, &eio_ws_ops, s);
         requeue_on_websocket(s);
         poll_release(s);
         log_debug("eio", "upgraded sid=%s", s->sid);
@@ -319,28 +314,28 @@ static void on_probe_close(void *owner) {
  * =================================================================== */
 
 void eio_wake_by(struct eio_session *s, uint64_t due_ms) {
-    if (!s->closed) wheel_schedule_by(&s->srv->session_timers, &s->timer, due_ms);
+    if (!s->closed) wheel_schedule_by(&s->hub->timers, &s->timer, due_ms);
 }
 
 static uint64_t earliest(uint64_t a, uint64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
 
 /* The next time anything of this session is due (loop time). */
 static uint64_t next_deadline(const struct eio_session *s) {
-    struct server *srv = s->srv;
-    if (s->close_slow) return server_now(srv); /* poll_queue asked for the close at once */
+    struct eio_hub *hub = s->hub;
+    if (s->close_slow) return net_now(hub->net); /* poll_queue asked for the close at once */
     uint64_t due = earliest(s->upgrade_deadline_ms, s->close_after_drain_ms);
     due = earliest(due, s->connect_deadline_ms);
     due = earliest(due, s->ping_at_ms);
-    if (s->sio && srv->auth.key) {
-        uint64_t wall_due = sio_client_next_deadline(s->sio);
-        if (wall_due) due = earliest(due, server_loop_time_of(srv, wall_due));
+    if (s->upper && hub->upper_deadlines) {
+        uint64_t wall_due = hub->up->next_deadline(s->upper);
+        if (wall_due) due = earliest(due, net_loop_time_of(hub->net, wall_due));
     }
     return due;
 }
 
 /* Runs what is due; returns 0, or -1 when the session closed. */
 static int run_deadlines(struct eio_session *s, uint64_t now) {
-    struct server *srv = s->srv;
+    struct eio_hub *hub = s->hub;
     if (s->upgrade_deadline_ms && now >= s->upgrade_deadline_ms) {
         s->upgrade_deadline_ms = 0;
         close_probe(s);
@@ -353,7 +348,7 @@ static int run_deadlines(struct eio_session *s, uint64_t now) {
         eio_close(s, WS_CLOSE_POLICY, "slow consumer");
         return -1;
     }
-    if (s->sio && srv->auth.key) sio_client_sweep(s->sio, server_wall_ms());
+    if (s->upper && hub->upper_deadlines) hub->up->sweep(s->upper, clock_wall_ms());
     if (s->closed) return -1;
     if (s->connect_deadline_ms && now >= s->connect_deadline_ms) {
         eio_close(s, WS_CLOSE_NORMAL, "connect timeout");
@@ -372,7 +367,7 @@ static int run_deadlines(struct eio_session *s, uint64_t now) {
     }
     s->awaiting_pong = 1;
     /* From when the ping was due, not from when the timer came round. */
-    s->ping_at_ms += (uint64_t)srv->cfg->ping_timeout_ms;
+    s->ping_at_ms += (uint64_t)hub->cfg->ping_timeout_ms;
     return 0;
 }
 
@@ -381,16 +376,16 @@ static int run_deadlines(struct eio_session *s, uint64_t now) {
  * deadline, which would otherwise wake the server for nothing. */
 static void on_pong(struct eio_session *s) {
     s->awaiting_pong = 0;
-    s->ping_at_ms = server_now(s->srv) + (uint64_t)s->srv->cfg->ping_interval_ms;
-    if (!s->closed) wheel_schedule(&s->srv->session_timers, &s->timer, next_deadline(s));
+    s->ping_at_ms = net_now(s->hub->net) + (uint64_t)s->hub->cfg->ping_interval_ms;
+    if (!s->closed) wheel_schedule(&s->hub->timers, &s->timer, next_deadline(s));
 }
 
 void eio_on_timer(struct wheel_entry *e, void *ud) {
     struct eio_session *s = WHEEL_OWNER(e, struct eio_session, timer);
     (void)ud;
-    if (s->closed || run_deadlines(s, server_now(s->srv)) != 0 || s->closed) return;
+    if (s->closed || run_deadlines(s, net_now(s->hub->net)) != 0 || s->closed) return;
     uint64_t due = next_deadline(s);
-    if (due) wheel_schedule_by(&s->srv->session_timers, &s->timer, due);
+    if (due) wheel_schedule_by(&s->hub->timers, &s->timer, due);
 }
 
 /* {==================================================================
@@ -399,11 +394,11 @@ void eio_on_timer(struct wheel_entry *e, void *ud) {
 
 static void send_open_packet(struct eio_session *s, struct conn *c, const struct http_request *req,
                              int keep_alive) {
-    struct server *srv = s->srv;
-    struct sbuf *open = &srv->scratch;
+    struct eio_hub *hub = s->hub;
+    struct sbuf *open = &hub->scratch;
     sbuf_reset(open);
-    if (eio_open_encode(open, s->sid, s->transport == EIO_POLLING, srv->cfg->ping_interval_ms,
-                        srv->cfg->ping_timeout_ms, srv->cfg->max_payload) != 0) {
+    if (eio_open_encode(open, s->sid, s->transport == EIO_POLLING, hub->cfg->ping_interval_ms,
+                        hub->cfg->ping_timeout_ms, hub->cfg->max_payload) != 0) {
         eio_close(s, WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
@@ -416,22 +411,22 @@ static void send_open_packet(struct eio_session *s, struct conn *c, const struct
         return;
     }
     char headers[512];
-    poll_cors_headers(srv, req, headers, sizeof headers);
+    poll_cors_headers(hub, req, headers, sizeof headers);
     strncat(headers, "Cache-Control: no-store\r\n", sizeof headers - strlen(headers) - 1);
     httpd_respond(c, 200, "text/plain; charset=UTF-8", open->p, open->len, headers, !keep_alive);
 }
 
-static void open_session(struct conn *c, const struct http_request *req, int websocket, int keep_alive) {
-    struct server *srv = c->srv;
-    struct eio_session *s = session_new(srv, EIO_KIND_SOCKETIO, websocket ? EIO_WEBSOCKET : EIO_POLLING);
+static void open_session(struct eio_hub *hub, struct conn *c, const struct http_request *req, int websocket,
+                         int keep_alive) {
+    struct eio_session *s = eio_session_new(hub, EIO_KIND_SOCKETIO, websocket ? EIO_WEBSOCKET : EIO_POLLING);
     if (s) conn_peer_name(c, s->peer, sizeof s->peer);
-    if (!s || !(s->sio = sio_client_new(s, req))) {
+    if (!s || !(s->upper = hub->up->open(hub->up_ud, s, req))) {
         if (s) eio_close(s, WS_CLOSE_INTERNAL, "out of memory");
         httpd_respond(c, 503, "text/plain; charset=utf-8", "Out of memory", 13, NULL, 1);
         return;
     }
     if (websocket) {
-        if (ws_accept(c, req, &ws_ops, s) != 0) {
+        if (ws_accept(c, req, &eio_ws_ops, s) != 0) {
             eio_close(s, WS_CLOSE_INTERNAL, "accept failed");
             return;
         }
@@ -454,7 +449,7 @@ static void start_probe(struct eio_session *s, struct conn *c, const struct http
     if (ws_accept(c, req, &probe_ops, s) != 0) return;
     s->probe = c;
     s->probe_answered = 0;
-    s->upgrade_deadline_ms = server_now(s->srv) + EIO_UPGRADE_TIMEOUT_MS;
+    s->upgrade_deadline_ms = net_now(s->hub->net) + EIO_UPGRADE_TIMEOUT_MS;
     eio_wake_by(s, s->upgrade_deadline_ms);
 }
 
@@ -465,7 +460,7 @@ static int is_upgrade(const struct http_request *req) {
 
 /* Refuses what cannot open a WebSocket session here: a bad upgrade
  * (400/426) or a server shutting down (503). Returns 1 when it answered. */
-static int refuse_upgrade(struct conn *c, const struct http_request *req) {
+int eio_refuse_upgrade(struct conn *c, const struct http_request *req) {
     const char *reason;
     int status = ws_check_upgrade(req, &reason);
     if (status) {
@@ -473,20 +468,20 @@ static int refuse_upgrade(struct conn *c, const struct http_request *req) {
                       status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, 1);
         return 1;
     }
-    if (c->srv->shutting_down) {
+    if (c->net->shutting_down) {
         httpd_respond(c, 503, "text/plain; charset=utf-8", "Shutting down", 13, NULL, 1);
         return 1;
     }
     return 0;
 }
 
-void eio_handle_request(struct conn *c, const struct http_request *req, const char *body,
-                        size_t body_len, int keep_alive) {
-    struct server *srv = c->srv;
-    const struct config *cfg = srv->cfg;
+static void handle_request(void *ud, struct conn *c, const struct http_request *req, const char *body,
+                           size_t body_len, int keep_alive) {
+    struct eio_hub *hub = ud;
+    const struct config *cfg = hub->cfg;
     if (slice_eq(req->method, "OPTIONS") && cfg->n_cors_origins) {
         char headers[1024];
-        poll_cors_headers(srv, req, headers, sizeof headers);
+        poll_cors_headers(hub, req, headers, sizeof headers);
         const struct slice *rh = http_header_get(req, "Access-Control-Request-Headers");
         size_t n = strlen(headers);
         snprintf(headers + n, sizeof headers - n,
@@ -502,36 +497,36 @@ void eio_handle_request(struct conn *c, const struct http_request *req, const ch
      * --cors-origin allows it. */
     if (!cors_origin_allowed(http_header_get(req, "Origin"), http_header_get(req, "Host"),
                              cfg->cors_origins, cfg->n_cors_origins)) {
-        respond_eio_error(c, req, EIO_ERR_FORBIDDEN, 0);
+        respond_eio_error(hub, c, req, EIO_ERR_FORBIDDEN, 0);
         return;
     }
     struct slice transport = {0}, eio = {0}, sid = {0};
     int has_transport = http_query_get(req->query, "transport", &transport);
     int websocket = has_transport && slice_eq(transport, "websocket");
     if (!has_transport || (!websocket && !slice_eq(transport, "polling"))) {
-        respond_eio_error(c, req, EIO_ERR_TRANSPORT_UNKNOWN, keep_alive);
+        respond_eio_error(hub, c, req, EIO_ERR_TRANSPORT_UNKNOWN, keep_alive);
         return;
     }
     if (http_query_get(req->query, "sid", &sid)) {
-        struct eio_session *s = sid.len == 20 ? hmap_get(&srv->sessions, sid.p, sid.len) : NULL;
+        struct eio_session *s = sid.len == 20 ? hmap_get(&hub->sessions, sid.p, sid.len) : NULL;
         /* A session whose pong is overdue is gone, even if its timer has not run yet this turn. */
-        if (s && s->awaiting_pong && server_now(srv) >= s->ping_at_ms) {
+        if (s && s->awaiting_pong && net_now(hub->net) >= s->ping_at_ms) {
             eio_close(s, WS_CLOSE_NORMAL, "ping timeout");
             s = NULL;
         }
         if (!s || s->kind != EIO_KIND_SOCKETIO) {
-            respond_eio_error(c, req, EIO_ERR_SESSION_UNKNOWN, keep_alive);
+            respond_eio_error(hub, c, req, EIO_ERR_SESSION_UNKNOWN, keep_alive);
             return;
         }
         if (websocket) {
             const char *reason;
             int status = is_upgrade(req) ? ws_check_upgrade(req, &reason) : 400;
-            if (status) respond_eio_error(c, req, EIO_ERR_BAD_REQUEST, 0);
+            if (status) respond_eio_error(hub, c, req, EIO_ERR_BAD_REQUEST, 0);
             else start_probe(s, c, req);
             return;
         }
         if (s->transport != EIO_POLLING) {
-            respond_eio_error(c, req, EIO_ERR_BAD_REQUEST, keep_alive);
+            respond_eio_error(hub, c, req, EIO_ERR_BAD_REQUEST, keep_alive);
             return;
         }
         if (slice_eq(req->method, "GET")) poll_handle_get(s, c, req, keep_alive);
@@ -544,67 +539,85 @@ void eio_handle_request(struct conn *c, const struct http_request *req, const ch
         return;
     }
     if (!slice_eq(req->method, "GET")) {
-        respond_eio_error(c, req, EIO_ERR_BAD_HANDSHAKE_METHOD, keep_alive);
+        respond_eio_error(hub, c, req, EIO_ERR_BAD_HANDSHAKE_METHOD, keep_alive);
         return;
     }
     if (websocket && !is_upgrade(req)) {
-        respond_eio_error(c, req, EIO_ERR_BAD_REQUEST, keep_alive);
+        respond_eio_error(hub, c, req, EIO_ERR_BAD_REQUEST, keep_alive);
         return;
     }
     if (!http_query_get(req->query, "EIO", &eio) || !slice_eq(eio, "4")) {
-        respond_eio_error(c, req, EIO_ERR_UNSUPPORTED_PROTOCOL, keep_alive && !websocket);
+        respond_eio_error(hub, c, req, EIO_ERR_UNSUPPORTED_PROTOCOL, keep_alive && !websocket);
         return;
     }
-    if (websocket && refuse_upgrade(c, req)) return;
-    if (!websocket && srv->shutting_down) {
+    if (websocket && eio_refuse_upgrade(c, req)) return;
+    if (!websocket && hub->net->shutting_down) {
         httpd_respond(c, 503, "text/plain; charset=utf-8", "Shutting down", 13, NULL, 1);
         return;
     }
-    open_session(c, req, websocket, keep_alive);
+    open_session(hub, c, req, websocket, keep_alive);
 }
 
-static struct eio_session *polling_session_of(struct conn *c, const struct http_request *req) {
+static struct eio_session *polling_session_of(struct eio_hub *hub, const struct http_request *req) {
     struct slice sid, transport;
     if (req->path.len < 11 || memcmp(req->path.p, "/socket.io/", 11) != 0) return NULL;
     if (!http_query_get(req->query, "transport", &transport) || !slice_eq(transport, "polling")) return NULL;
     if (!http_query_get(req->query, "sid", &sid) || sid.len != 20) return NULL;
-    return hmap_get(&c->srv->sessions, sid.p, sid.len);
+    return hmap_get(&hub->sessions, sid.p, sid.len);
 }
 
-void eio_note_partial_post(struct conn *c, const struct http_request *req) {
-    struct eio_session *s = polling_session_of(c, req);
-    if (!s || s->post_conn_id) return;
+/* A polling POST's head arrived and its body is still coming: a second
+ * POST meanwhile is refused, as the reference does. */
+static int note_partial_post(void *ud, struct conn *c, const struct http_request *req) {
+    struct eio_session *s = polling_session_of(ud, req);
+    if (!s || s->post_conn_id) return 0;
     s->post_conn_id = c->id;
-    c->flags |= CONN_PARTIAL_POST;
-    memcpy(c->partial_post_sid, s->sid, 21);
+    memcpy(c->partial_key, s->sid, IDS_SID_LEN + 1);
+    return 1;
 }
 
-void eio_end_partial_post(struct conn *c) {
-    c->flags &= ~(uint32_t)CONN_PARTIAL_POST;
-    struct eio_session *s = hmap_get(&c->srv->sessions, c->partial_post_sid, 20);
+static void end_partial_post(void *ud, struct conn *c) {
+    struct eio_hub *hub = ud;
+    struct eio_session *s = hmap_get(&hub->sessions, c->partial_key, IDS_SID_LEN);
     if (s && s->post_conn_id == c->id) s->post_conn_id = 0;
 }
 
-void eio_handle_plain(struct conn *c, const struct http_request *req) {
-    struct server *srv = c->srv;
-    const struct config *cfg = srv->cfg;
-    if (!cors_origin_allowed(http_header_get(req, "Origin"), http_header_get(req, "Host"),
-                             cfg->cors_origins, cfg->n_cors_origins)) {
-        httpd_respond(c, 403, "text/plain; charset=utf-8", "Forbidden origin", 16, NULL, 1);
-        return;
+/* {==================================================================
+ * The hub
+ * =================================================================== */
+
+static void flush_polls_hook(void *hub) { eio_flush_polls(hub); }
+static void free_dead_hook(void *hub) { eio_free_dead(hub); }
+
+void eio_hub_init(struct eio_hub *hub, struct net *net, struct ids *ids, const struct eio_upper_ops *up,
+                  void *up_ud) {
+    hub->net = net;
+    hub->cfg = net->cfg;
+    hub->ids = ids;
+    hub->up = up;
+    hub->up_ud = up_ud;
+    hub->record_separator = buf_from("\x1e", 1);
+    net_add_wheel(net, &hub->timers, eio_on_timer);
+    net_add_turn_hook(net, NET_BEFORE_FLUSH, flush_polls_hook, hub);
+    net_add_turn_hook(net, NET_AFTER_FLUSH, free_dead_hook, hub);
+    hub->route = (struct http_route){.path = "/socket.io/", .flags = HTTP_ROUTE_PREFIX, .handle = handle_request,
+                                     .body_pending = note_partial_post, .body_ended = end_partial_post, .ud = hub};
+    httpd_add_route(net, &hub->route);
+    plain_init(hub);
+}
+
+void eio_hub_close_all(struct eio_hub *hub, uint16_t ws_code, const char *reason) {
+    struct eio_session *next;
+    for (struct eio_session *s = hub->session_list; s; s = next) {
+        next = s->next;
+        eio_close(s, ws_code, reason);
     }
-    if (refuse_upgrade(c, req)) return;
-    struct eio_session *s = session_new(srv, EIO_KIND_PLAIN, EIO_WEBSOCKET);
-    if (s) conn_peer_name(c, s->peer, sizeof s->peer);
-    if (!s || !(s->sio = sio_client_new(s, req))) {
-        if (s) eio_close(s, WS_CLOSE_INTERNAL, "out of memory");
-        httpd_respond(c, 503, "text/plain; charset=utf-8", "Out of memory", 13, NULL, 1);
-        return;
-    }
-    if (ws_accept(c, req, &ws_ops, s) != 0) {
-        eio_close(s, WS_CLOSE_INTERNAL, "accept failed");
-        return;
-    }
-    s->ws = c;
-    sio_client_start_plain(s->sio, req);
+}
+
+void eio_hub_free(struct eio_hub *hub) {
+    eio_free_dead(hub);
+    hmap_free(&hub->sessions);
+    sbuf_free(&hub->scratch);
+    for (int i = 0; i < WIRE_FORMS; i++) buf_unref(hub->ping_wire[i]);
+    buf_unref(hub->record_separator);
 }

@@ -1,10 +1,14 @@
-/* eio: the Engine.IO v4 session. A session has an id (sid), a heartbeat
+/* eio: the Engine.IO v4 session, and the hub that holds every session. A session has an id (sid), a heartbeat
  * (server pings, the client pongs) and a transport that carries its packets:
  * HTTP long-polling (poll.c) or a WebSocket, and it can upgrade from the
  * first to the second while it runs; so the session is kept apart from any
- * socket. Above it sits the Socket.IO client (sio.c), handed whole messages.
+ * socket. Above it sits an upper layer (the Socket.IO client, sio.c), reached
+ * only through struct eio_upper_ops, which the composition root fills in.
  * A plain /ws session (docs/protocol.md §6) is a session of kind EIO_KIND_PLAIN:
- * a WebSocket without Engine.IO framing, heartbeat by WebSocket pings. */
+ * a WebSocket without Engine.IO framing, heartbeat by WebSocket pings (plain.c).
+ *
+ * Owns: struct eio_hub, sessions, polling (poll.c), /ws (plain.c).
+ * May call: net, proto, base. */
 #ifndef SPACE_EIO_H
 #define SPACE_EIO_H
 
@@ -13,11 +17,50 @@
 
 #include "buf.h"
 #include "conn.h"
+#include "hmap.h"
 #include "http.h"
+#include "httpd.h"
+#include "sbuf.h"
+#include "wheel.h"
 #include "wire.h"
 
-struct sio_client;
-struct server;
+struct eio_session;
+struct ids;
+struct net;
+
+/* What the layer above a session hears. `client` is what open returned. */
+struct eio_upper_ops {
+    /* A session opened (the handshake request): its client, or NULL (out of memory). */
+    void *(*open)(void *ud, struct eio_session *s, const struct http_request *req);
+    void (*on_text)(void *client, const char *p, size_t n);    /* an Engine.IO message */
+    void (*on_binary)(void *client, const uint8_t *p, size_t n);
+    void (*start_plain)(void *client, const struct http_request *req); /* a /ws session began */
+    void (*on_plain)(void *client, const char *p, size_t n);   /* a /ws text frame */
+    void (*on_close)(void *client, const char *reason);        /* the session closed */
+    void (*free)(void *client);                                /* after the turn it closed in */
+    /* When the client next has something due (wall clock ms, 0: never), and
+     * running it; asked only when the hub's upper_deadlines is set. */
+    uint64_t (*next_deadline)(void *client);
+    void (*sweep)(void *client, uint64_t now_wall_ms);
+};
+
+struct eio_hub {
+    struct net *net;
+    const struct config *cfg;
+    struct ids *ids;
+    const struct eio_upper_ops *up;
+    void *up_ud;
+    int upper_deadlines;              /* the upper layer has deadlines (token expiry) */
+    struct hmap sessions;             /* sid -> struct eio_session */
+    struct eio_session *session_list; /* the same sessions, for shutdown */
+    struct eio_session *dead_sessions; /* closed this turn; freed after the flush */
+    struct eio_session *poll_flush;   /* sessions whose parked GET may be answered this turn */
+    struct wheel timers;              /* session deadlines (eio_session.timer) */
+    buf *ping_wire[WIRE_FORMS];       /* "2" in each wire form: built once, shared */
+    buf *record_separator;            /* 0x1E between polling payload entries */
+    struct sbuf scratch;              /* reused for open packets, never held */
+    struct http_route route, plain_route; /* /socket.io/ and /ws */
+};
 
 #define EIO_UPGRADE_TIMEOUT_MS 10000
 #define POLL_MAX_PACKETS 16 /* per GET response: python clients refuse more */
@@ -34,14 +77,14 @@ struct poll_entry {
 struct eio_session {
     char sid[21];
     char peer[64];                    /* "ip:port" of the handshake (for logs) */
-    struct server *srv;
-    struct eio_session *prev, *next;  /* server.session_list */
-    struct wheel_entry timer;         /* in server.session_timers: its next deadline */
-    struct eio_session *next_dead;    /* server's list of sessions freed after this turn */
-    struct eio_session *next_poll;    /* server.poll_flush: a parked GET may be answered */
+    struct eio_hub *hub;
+    struct eio_session *prev, *next;  /* hub.session_list */
+    struct wheel_entry timer;         /* in hub.timers: its next deadline */
+    struct eio_session *next_dead;    /* hub.dead_sessions: freed after this turn */
+    struct eio_session *next_poll;    /* hub.poll_flush: a parked GET may be answered */
     enum eio_kind kind;
     enum eio_transport transport;
-    struct sio_client *sio;           /* the Socket.IO client above; owned */
+    void *upper;                      /* the upper layer's client (eio_upper_ops.open); owned */
     /* websocket */
     struct conn *ws;                  /* the WebSocket carrying the session */
     struct conn *probe;               /* a WebSocket probing an upgrade, or NULL */
@@ -54,7 +97,7 @@ struct eio_session {
     struct poll_entry *pq;            /* output queue [pq_head, pq_len) */
     uint32_t pq_head, pq_len, pq_cap;
     size_t pq_bytes;
-    int in_poll_flush;                /* linked into server.poll_flush */
+    int in_poll_flush;                /* linked into hub.poll_flush */
     uint64_t post_conn_id;            /* conn on which a POST's body is arriving, 0 = none */
     uint64_t close_after_drain_ms;    /* closing: waits for a GET to take what is queued, until then */
     int close_slow;                   /* the queue passed --max-output: closed by the timer, next turn */
@@ -65,15 +108,13 @@ struct eio_session {
     int closed;
 };
 
-/* Handles a request under /socket.io/. */
-void eio_handle_request(struct conn *c, const struct http_request *req, const char *body,
-                        size_t body_len, int keep_alive);
-/* A polling POST's head arrived and its body is still coming (httpd): a
- * second POST meanwhile is refused, as the reference does. */
-void eio_note_partial_post(struct conn *c, const struct http_request *req);
-void eio_end_partial_post(struct conn *c);
-/* Handles GET /ws (the plain protocol). */
-void eio_handle_plain(struct conn *c, const struct http_request *req);
+/* Sets the hub up on net: its routes (/socket.io/, /ws), wheel and turn hooks. */
+void eio_hub_init(struct eio_hub *hub, struct net *net, struct ids *ids, const struct eio_upper_ops *up,
+                  void *up_ud);
+/* Closes every session (shutdown). */
+void eio_hub_close_all(struct eio_hub *hub, uint16_t ws_code, const char *reason);
+/* Frees what is left, once the loop stopped. */
+void eio_hub_free(struct eio_hub *hub);
 
 /* The wire form this session's output takes now. */
 enum wire_form eio_form_of(const struct eio_session *s);
@@ -108,10 +149,10 @@ void eio_protocol_error(struct eio_session *s, const char *what);
 void eio_wake_by(struct eio_session *s, uint64_t due_ms);
 /* Runs a session's due heartbeats and timeouts (the server's wheel fires this). */
 void eio_on_timer(struct wheel_entry *e, void *ud);
-/* Answers parked GETs that have output; called once per loop turn. */
-void eio_flush_polls(struct server *srv);
+/* Answers parked GETs that have output; once per loop turn. */
+void eio_flush_polls(struct eio_hub *hub);
 /* Frees the sessions closed during this turn. */
-void eio_free_dead(struct server *srv);
+void eio_free_dead(struct eio_hub *hub);
 
 /* poll.c: the long-polling transport of a session. */
 void poll_handle_get(struct eio_session *s, struct conn *c, const struct http_request *req, int keep_alive);
@@ -123,6 +164,10 @@ int poll_queue(struct eio_session *s, buf *b, unsigned n_packets);
 void poll_answer(struct eio_session *s, const char *packet);
 void poll_release(struct eio_session *s); /* drops the queue and the parked GET */
 /* Writes the CORS headers a response to this request gets into out. */
-void poll_cors_headers(struct server *srv, const struct http_request *req, char *out, size_t cap);
+void poll_cors_headers(struct eio_hub *hub, const struct http_request *req, char *out, size_t cap);
+
+/* plain.c: the /ws kind of session. */
+void plain_init(struct eio_hub *hub);
+void plain_on_message(struct eio_session *s, int binary, const uint8_t *p, size_t n);
 
 #endif

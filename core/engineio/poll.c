@@ -13,7 +13,9 @@
 #include "eio_packet.h"
 #include "httpd.h"
 #include "log.h"
-#include "server.h"
+#include "clock.h"
+#include "ids.h"
+#include "net.h"
 #include "ws.h"
 
 void eio_on_packet(struct eio_session *s, int binary, const uint8_t *p, size_t n);
@@ -21,7 +23,7 @@ void eio_on_packet(struct eio_session *s, int binary, const uint8_t *p, size_t n
 /* The transport of a conn whose GET is parked: it holds the request open. */
 static void parked_on_data(struct conn *c, const char *p, size_t n) {
     /* A pipelined request waits until the parked GET is answered. */
-    if (conn_in_append(c, p, n) != 0 || c->in_len > HTTP_MAX_HEAD_BYTES + (size_t)c->srv->cfg->max_payload)
+    if (conn_in_append(c, p, n) != 0 || c->in_len > HTTP_MAX_HEAD_BYTES + (size_t)c->net->cfg->max_payload)
         conn_close(c);
 }
 
@@ -43,8 +45,8 @@ static const struct transport parked_transport = {
     .on_close = parked_on_close,
 };
 
-void poll_cors_headers(struct server *srv, const struct http_request *req, char *out, size_t cap) {
-    const struct config *cfg = srv->cfg;
+void poll_cors_headers(struct eio_hub *hub, const struct http_request *req, char *out, size_t cap) {
+    const struct config *cfg = hub->cfg;
     out[0] = 0;
     const struct slice *origin = http_header_get(req, "Origin");
     if (!cfg->n_cors_origins) return;
@@ -70,17 +72,17 @@ void poll_cors_headers(struct server *srv, const struct http_request *req, char 
 static void mark_for_flush(struct eio_session *s) {
     if (s->in_poll_flush || !s->poll_get) return;
     s->in_poll_flush = 1;
-    s->next_poll = s->srv->poll_flush;
-    s->srv->poll_flush = s;
+    s->next_poll = s->hub->poll_flush;
+    s->hub->poll_flush = s;
 }
 
 int poll_queue(struct eio_session *s, buf *b, unsigned n_packets) {
     if (s->close_slow) return -1;
-    if (s->pq_bytes + b->len > (size_t)s->srv->cfg->max_output) {
+    if (s->pq_bytes + b->len > (size_t)s->hub->cfg->max_output) {
         log_warn("poll", "closing slow consumer sid=%s queued=%zu", s->sid, s->pq_bytes);
-        s->srv->slow_closes++;
+        s->hub->net->slow_closes++;
         s->close_slow = 1; /* closed by the session's timer, due now: we may be inside a broadcast */
-        eio_wake_by(s, server_now(s->srv));
+        eio_wake_by(s, net_now(s->hub->net));
         return -1;
     }
     if (s->pq_head == s->pq_len) s->pq_head = s->pq_len = 0;
@@ -118,7 +120,7 @@ void poll_release(struct eio_session *s) {
  * `packet` when nothing is queued. The conn returns to HTTP keep-alive. */
 static void answer(struct eio_session *s, struct conn *c, const char *packet, const char *headers,
                    int keep_alive) {
-    struct server *srv = s->srv;
+    struct eio_hub *hub = s->hub;
     uint32_t end = s->pq_head;
     unsigned packets = 0;
     size_t body = 0;
@@ -137,7 +139,7 @@ static void answer(struct eio_session *s, struct conn *c, const char *packet, co
         if (packet) conn_send_copy(c, packet, strlen(packet));
     } else {
         for (uint32_t i = s->pq_head; i < end; i++) {
-            if (i > s->pq_head) conn_send(c, srv->record_separator);
+            if (i > s->pq_head) conn_send(c, hub->record_separator);
             conn_send(c, s->pq[i].b);
             s->pq_bytes -= s->pq[i].b->len;
             buf_unref(s->pq[i].b);
@@ -160,10 +162,10 @@ void poll_answer(struct eio_session *s, const char *packet) {
     free(headers);
 }
 
-void eio_flush_polls(struct server *srv) {
-    while (srv->poll_flush) {
-        struct eio_session *s = srv->poll_flush;
-        srv->poll_flush = s->next_poll;
+void eio_flush_polls(struct eio_hub *hub) {
+    while (hub->poll_flush) {
+        struct eio_session *s = hub->poll_flush;
+        hub->poll_flush = s->next_poll;
         s->in_poll_flush = 0;
         if (!s->closed && s->poll_get && (s->pq_head < s->pq_len || s->probe_answered)) {
             poll_answer(s, s->probe_answered ? "6" : NULL);
@@ -174,7 +176,7 @@ void eio_flush_polls(struct server *srv) {
 
 void poll_handle_get(struct eio_session *s, struct conn *c, const struct http_request *req, int keep_alive) {
     char headers[512];
-    poll_cors_headers(s->srv, req, headers, sizeof headers);
+    poll_cors_headers(s->hub, req, headers, sizeof headers);
     if (s->poll_get) {
         /* A second GET: the reference answers it 400 and closes the session. */
         httpd_respond(c, 400, NULL, NULL, 0, headers, !keep_alive);
@@ -201,7 +203,7 @@ void poll_handle_get(struct eio_session *s, struct conn *c, const struct http_re
 void poll_handle_post(struct eio_session *s, struct conn *c, const struct http_request *req,
                       const char *body, size_t len, int keep_alive) {
     char headers[512];
-    poll_cors_headers(s->srv, req, headers, sizeof headers);
+    poll_cors_headers(s->hub, req, headers, sizeof headers);
     const struct slice *ctype = http_header_get(req, "Content-Type");
     if (ctype && ctype->len >= 24 && memcmp(ctype->p, "application/octet-stream", 24) == 0) {
         httpd_respond(c, 400, NULL, NULL, 0, headers, !keep_alive);

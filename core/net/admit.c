@@ -11,7 +11,7 @@
 #include "conn.h"
 #include "httpd.h"
 #include "log.h"
-#include "server.h"
+#include "net.h"
 
 /* Descriptors open now (Linux: /proc/self/fd); a generous guess elsewhere. */
 static uint64_t fds_in_use(void) {
@@ -26,8 +26,8 @@ static uint64_t fds_in_use(void) {
 
 static int open_spare(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
 
-void admit_init(struct server *srv, int64_t requested) {
-    struct admit *a = &srv->admit;
+void admit_init(struct net *net, int64_t requested) {
+    struct admit *a = &net->admit;
     a->spare_fd = open_spare();
     struct rlimit rl;
     uint64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : 1048576;
@@ -47,37 +47,37 @@ void admit_init(struct server *srv, int64_t requested) {
                  (unsigned long long)nofile);
 }
 
-void admit_free(struct server *srv) {
-    if (srv->admit.spare_fd >= 0) close(srv->admit.spare_fd);
-    srv->admit.spare_fd = -1;
+void admit_free(struct net *net) {
+    if (net->admit.spare_fd >= 0) close(net->admit.spare_fd);
+    net->admit.spare_fd = -1;
 }
 
-void admit_refused(struct server *srv, const char *why) {
-    struct admit *a = &srv->admit;
+void admit_refused(struct net *net, const char *why) {
+    struct admit *a = &net->admit;
     a->refused_total++;
     if (a->burst++ == 0)
         log_warn("server", "refusing connections reason=\"%s\" max_connections=%llu open=%llu", why,
-                 (unsigned long long)a->max_conns, (unsigned long long)srv->n_conns);
+                 (unsigned long long)a->max_conns, (unsigned long long)net->n_conns);
 }
 
-void admit_slot_closed(struct server *srv) { srv->admit.in_slots--; }
+void admit_slot_closed(struct net *net) { net->admit.in_slots--; }
 
 /* Accepts the waiting connection and closes it at once. */
-static void refuse_now(struct server *srv, uv_stream_t *listener) {
+static void refuse_now(struct net *net, uv_stream_t *listener) {
     uv_tcp_t *t = malloc(sizeof *t);
     if (!t) return; /* it waits in the backlog; the next callback tries again */
-    uv_tcp_init(srv->loop, t);
-    if (uv_accept(listener, (uv_stream_t *)t) == 0) admit_refused(srv, "connection limit");
+    uv_tcp_init(net->loop, t);
+    if (uv_accept(listener, (uv_stream_t *)t) == 0) admit_refused(net, "connection limit");
     uv_close((uv_handle_t *)t, (uv_close_cb)free);
 }
 
 /* accept failed for want of descriptors and libuv's own spare was gone:
  * free ours, accept and close everything waiting, take it back. */
-static void drain_backlog(struct server *srv, uv_stream_t *listener) {
-    struct admit *a = &srv->admit;
+static void drain_backlog(struct net *net, uv_stream_t *listener) {
+    struct admit *a = &net->admit;
     uv_os_fd_t lfd;
     if (a->spare_fd < 0 || uv_fileno((uv_handle_t *)listener, &lfd) != 0) {
-        admit_refused(srv, "out of file descriptors, no spare");
+        admit_refused(net, "out of file descriptors, no spare");
         return;
     }
     close(a->spare_fd);
@@ -88,16 +88,16 @@ static void drain_backlog(struct server *srv, uv_stream_t *listener) {
             break; /* EAGAIN: drained */
         }
         close(fd);
-        admit_refused(srv, "out of file descriptors");
+        admit_refused(net, "out of file descriptors");
     }
     a->spare_fd = open_spare();
 }
 
 void admit_on_connection(uv_stream_t *listener, int status) {
-    struct server *srv = listener->loop->data;
-    struct admit *a = &srv->admit;
+    struct net *net = listener->data;
+    struct admit *a = &net->admit;
     if (status == UV_EMFILE || status == UV_ENFILE) {
-        drain_backlog(srv, listener);
+        drain_backlog(net, listener);
         return;
     }
     if (status < 0) {
@@ -105,20 +105,20 @@ void admit_on_connection(uv_stream_t *listener, int status) {
         return;
     }
     int slot = 0;
-    if (srv->n_conns - a->in_slots >= a->max_conns) {
+    if (net->n_conns - a->in_slots >= a->max_conns) {
         if (a->in_slots >= ADMIT_SERVICE_SLOTS) {
-            refuse_now(srv, listener);
+            refuse_now(net, listener);
             return;
         }
         slot = 1;
     }
-    struct conn *c = conn_accept(srv, listener, &httpd_transport);
+    struct conn *c = conn_accept(net, listener, &httpd_transport);
     if (!c) return;
     httpd_start(c);
     if (slot) {
         c->flags |= CONN_SERVICE_SLOT;
         a->in_slots++;
-        conn_set_deadline(c, server_now(srv) + ADMIT_SLOT_TIMEOUT_MS);
+        conn_set_deadline(c, net_now(net) + ADMIT_SLOT_TIMEOUT_MS);
     } else if (a->burst) {
         log_info("server", "accepting connections again refused=%llu", (unsigned long long)a->burst);
         a->burst = 0;

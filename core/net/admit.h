@@ -20,7 +20,7 @@
 #define ADMIT_SLOT_TIMEOUT_MS 1000 /* time such a connection has to send its request */
 
 struct conn;
-struct server;
+struct net;
 
 struct admit {
     uint64_t max_conns;     /* the limit on connections outside the service slots */
@@ -34,15 +34,15 @@ struct admit {
 /* Works out the limit (requested: --max-connections, 0 = derived from the
  * open-file limit) and takes the spare descriptor. Call once listening, when
  * the process holds the descriptors it keeps for good. */
-void admit_init(struct server *srv, int64_t requested);
-void admit_free(struct server *srv);
+void admit_init(struct net *net, int64_t requested);
+void admit_free(struct net *net);
 
 /* The listener's connection callback. */
 void admit_on_connection(uv_stream_t *listener, int status);
 
 /* Counts one refusal; the first of a burst is logged, with why. */
-void admit_refused(struct server *srv, const char *why);
+void admit_refused(struct net *net, const char *why);
 /* A connection in a service slot closed. */
-void admit_slot_closed(struct server *srv);
+void admit_slot_closed(struct net *net);
 
 #endif

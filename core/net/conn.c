@@ -7,9 +7,14 @@
 #include <sys/uio.h>
 
 #include "log.h"
-#include "server.h"
+#include "net.h"
 
 #define FLUSH_MAX_IOV 64
+/* After our FIN, the peer's EOF is awaited this long (unread bytes would
+ * turn the close into a reset that can destroy a close frame). */
+#define CONN_DRAIN_AFTER_FIN_MS 1000
+/* A conn closing after its queue is written: a reader that never drains is closed anyway. */
+#define CONN_CLOSE_AFTER_FLUSH_MS 2000
 
 /* A uv_write in flight owns the entries it carries, until its callback. */
 struct write_req {
@@ -22,8 +27,8 @@ struct write_req {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
     (void)suggested;
     struct conn *c = (struct conn *)h;
-    b->base = c->srv->recv_buf;
-    b->len = RECV_BUF_BYTES;
+    b->base = c->net->recv_buf;
+    b->len = NET_RECV_BUF_BYTES;
 }
 
 static void on_closed(uv_handle_t *h) {
@@ -37,7 +42,7 @@ static void on_closed(uv_handle_t *h) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     struct conn *c = (struct conn *)s;
     if (nread > 0) {
-        c->srv->metrics.bytes_in += (uint64_t)nread;
+        c->net->bytes_in += (uint64_t)nread;
         if (c->flags & CONN_SHUTDOWN) return; /* draining after our FIN */
         c->tr->on_data(c, b->base, (size_t)nread);
         return;
@@ -53,35 +58,35 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     }
 }
 
-struct conn *conn_accept(struct server *srv, uv_stream_t *listener, const struct transport *tr) {
+struct conn *conn_accept(struct net *net, uv_stream_t *listener, const struct transport *tr) {
     struct conn *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    uv_tcp_init(srv->loop, &c->tcp);
+    uv_tcp_init(net->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return NULL;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    c->srv = srv;
+    c->net = net;
     c->tr = tr;
-    c->id = ++srv->next_conn_id;
-    c->next = srv->conns;
-    if (srv->conns) srv->conns->prev = c;
-    srv->conns = c;
-    srv->n_conns++;
+    c->id = ++net->next_conn_id;
+    c->next = net->conns;
+    if (net->conns) net->conns->prev = c;
+    net->conns = c;
+    net->n_conns++;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     return c;
 }
 
 static void unlink_conn(struct conn *c) {
-    struct server *srv = c->srv;
+    struct net *net = c->net;
     if (c->prev) c->prev->next = c->next;
-    else srv->conns = c->next;
+    else net->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    srv->n_conns--;
+    net->n_conns--;
     if (c->flags & CONN_PENDING_FLUSH) {
-        for (struct conn **p = &srv->pending_flush; *p; p = &(*p)->next_flush) {
+        for (struct conn **p = &net->pending_flush; *p; p = &(*p)->next_flush) {
             if (*p == c) {
                 *p = c->next_flush;
                 break;
@@ -93,15 +98,15 @@ static void unlink_conn(struct conn *c) {
 
 void conn_set_deadline(struct conn *c, uint64_t ms) {
     c->deadline_ms = ms;
-    if (ms) wheel_schedule_by(&c->srv->conn_timers, &c->timer, ms);
+    if (ms) wheel_schedule_by(&c->net->conn_timers, &c->timer, ms);
 }
 
 void conn_on_timer(struct wheel_entry *e, void *ud) {
     struct conn *c = WHEEL_OWNER(e, struct conn, timer);
     (void)ud;
     if ((c->flags & CONN_CLOSING) || !c->deadline_ms) return;
-    if (server_now(c->srv) < c->deadline_ms) { /* moved later since it was scheduled */
-        wheel_schedule(&c->srv->conn_timers, &c->timer, c->deadline_ms);
+    if (net_now(c->net) < c->deadline_ms) { /* moved later since it was scheduled */
+        wheel_schedule(&c->net->conn_timers, &c->timer, c->deadline_ms);
         return;
     }
     c->deadline_ms = 0;
@@ -112,7 +117,7 @@ void conn_on_timer(struct wheel_entry *e, void *ud) {
 void conn_close(struct conn *c) {
     if (c->flags & CONN_CLOSING) return;
     c->flags |= CONN_CLOSING;
-    wheel_cancel(&c->srv->conn_timers, &c->timer);
+    wheel_cancel(&c->net->conn_timers, &c->timer);
     if (c->tr && c->tr->on_close) c->tr->on_close(c);
     c->tr_state = NULL;
     unlink_conn(c);
@@ -130,7 +135,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
     }
     /* Keep reading until the peer's EOF so that unread bytes don't turn our
      * close into a reset that could destroy the close frame; bounded. */
-    conn_set_deadline(c, server_now(c->srv) + 1000);
+    conn_set_deadline(c, net_now(c->net) + CONN_DRAIN_AFTER_FIN_MS);
 }
 
 static void start_shutdown(struct conn *c) {
@@ -148,23 +153,23 @@ static void start_shutdown(struct conn *c) {
 void conn_close_after_flush(struct conn *c) {
     if (c->flags & CONN_CLOSING) return;
     c->flags |= CONN_CLOSE_AFTER_FLUSH;
-    conn_set_deadline(c, server_now(c->srv) + 2000); /* a reader that never drains is closed anyway */
-    server_mark_flush(c->srv, c);
+    conn_set_deadline(c, net_now(c->net) + CONN_CLOSE_AFTER_FLUSH_MS);
+    net_mark_flush(c->net, c);
 }
 
 static void close_asap(struct conn *c) {
     c->flags |= CONN_CLOSE_ASAP;
-    server_mark_flush(c->srv, c);
+    net_mark_flush(c->net, c);
 }
 
 static int queue_entry(struct conn *c, buf *b) {
     if (c->flags & (CONN_CLOSING | CONN_SHUTDOWN | CONN_CLOSE_ASAP)) return -1;
-    if (c->out_bytes + b->len > (size_t)c->srv->cfg->max_output) {
+    if (c->out_bytes + b->len > (size_t)c->net->cfg->max_output) {
         char peer[64];
         conn_peer_name(c, peer, sizeof peer);
         log_warn("conn", "closing slow consumer conn=%llu peer=%s queued=%zu",
                  (unsigned long long)c->id, peer, c->out_bytes);
-        c->srv->slow_closes++;
+        c->net->slow_closes++;
         close_asap(c);
         return -1;
     }
@@ -187,7 +192,7 @@ static int queue_entry(struct conn *c, buf *b) {
     }
     c->q[c->q_len++] = (struct out_entry){buf_ref(b), 0};
     c->out_bytes += b->len;
-    server_mark_flush(c->srv, c);
+    net_mark_flush(c->net, c);
     return 0;
 }
 
@@ -208,7 +213,7 @@ static void on_write(uv_write_t *req, int status) {
     struct write_req *w = (struct write_req *)req;
     struct conn *c = w->c;
     for (uint32_t i = 0; i < w->n; i++) {
-        if (status == 0) c->srv->metrics.bytes_out += w->e[i].b->len - w->e[i].off;
+        if (status == 0) c->net->bytes_out += w->e[i].b->len - w->e[i].off;
         c->out_bytes -= w->e[i].b->len;
         buf_unref(w->e[i].b);
     }
@@ -256,7 +261,7 @@ static void write_rest(struct conn *c) {
     }
 }
 
-void conn_hold(struct conn *c, uint64_t ms) { c->hold_until_ms = server_now(c->srv) + ms; }
+void conn_hold(struct conn *c, uint64_t ms) { c->hold_until_ms = net_now(c->net) + ms; }
 
 void conn_flush(struct conn *c) {
     if (c->flags & CONN_CLOSING) return;
@@ -277,7 +282,7 @@ void conn_flush(struct conn *c) {
             return;
         }
         size_t left = (size_t)written;
-        c->srv->metrics.bytes_out += left;
+        c->net->bytes_out += left;
         while (c->q_head < c->q_len) {
             struct out_entry *e = &c->q[c->q_head];
             size_t avail = e->b->len - e->off;

@@ -20,7 +20,8 @@
 #include "wheel.h"
 
 struct conn;
-struct server;
+struct net;
+struct http_route;
 
 /* A transport is a shared table of functions, not per-conn callbacks; an
  * upgrade (HTTP -> WebSocket) swaps conn->tr and keeps the conn. */
@@ -47,13 +48,13 @@ struct out_entry {
 
 enum conn_flags {
     CONN_CLOSING = 1 << 0,        /* conn_close ran; waiting for libuv's close callback */
-    CONN_PENDING_FLUSH = 1 << 1,  /* linked into server.pending_flush */
+    CONN_PENDING_FLUSH = 1 << 1,  /* linked into net.pending_flush */
     CONN_CLOSE_AFTER_FLUSH = 1 << 2, /* close (FIN, then drain) once the queue is written */
     CONN_SHUTDOWN = 1 << 3,       /* FIN sent; reading only to drain until EOF */
     /* Close at the next flush, not now: set where closing at once could run
      * handlers under a caller that is iterating (a broadcast over a room). */
     CONN_CLOSE_ASAP = 1 << 4,
-    /* A polling POST's body is arriving on this conn; its session knows (eio.c). */
+    /* A POST's body is arriving on this conn; its route was told (httpd.c). */
     CONN_PARTIAL_POST = 1 << 5,
     CONN_HEAD_REQUEST = 1 << 6, /* the request being answered is a HEAD: no body goes out */
     CONN_SERVICE_SLOT = 1 << 7, /* past the connection limit: one request, /healthz and the like (admit.c) */
@@ -61,13 +62,13 @@ enum conn_flags {
 
 struct conn {
     uv_tcp_t tcp;                 /* first: (struct conn *)handle */
-    struct server *srv;
+    struct net *net;
     const struct transport *tr;   /* current transport */
     void *tr_state;               /* the transport's state, owned by it */
-    struct conn *prev, *next;     /* server.conns: every live conn, for shutdown */
-    struct conn *next_flush;      /* server.pending_flush list */
+    struct conn *prev, *next;     /* net.conns: every live conn, for shutdown */
+    struct conn *next_flush;      /* net.pending_flush list */
     uint64_t deadline_ms;         /* loop time when tr->on_timeout runs; 0 = none (conn_set_deadline) */
-    struct wheel_entry timer;     /* in server.conn_timers, due at or before deadline_ms */
+    struct wheel_entry timer;     /* in net.conn_timers, due at or before deadline_ms */
     uint64_t hold_until_ms;       /* output waits until this loop time (conn_hold) */
     uint32_t flags;               /* enum conn_flags */
     uint32_t writes_in_flight;    /* uv_write requests not yet called back */
@@ -79,11 +80,14 @@ struct conn {
     uint32_t q_head, q_len, q_cap;
     size_t out_bytes;             /* queued + in flight, for the cap */
     uint64_t id;                  /* for logs */
-    char partial_post_sid[21];    /* with CONN_PARTIAL_POST: the session of the POST */
+    /* with CONN_PARTIAL_POST: the route whose POST body is arriving, and a
+     * key its body_pending kept to find its state again (a session id) */
+    const struct http_route *partial_route;
+    char partial_key[21];
 };
 
 /* Accepts a pending connection on the listener; NULL when it failed. */
-struct conn *conn_accept(struct server *srv, uv_stream_t *listener, const struct transport *tr);
+struct conn *conn_accept(struct net *net, uv_stream_t *listener, const struct transport *tr);
 
 /* Queues a reference to b (the caller keeps its own). Returns 0, or -1 when
  * the conn is closing, or passed its output cap (or memory ran out): it is

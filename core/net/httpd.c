@@ -4,22 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
-#include "admit.h"
-#include "eio.h"
-#include "files.h"
-#include "log.h"
-#include "metrics.h"
-#include "server.h"
-#include "static.h"
+#include <stdlib.h>
 
-/* Per-request state while the body is still arriving. */
-struct httpd_state {
-    int keep_alive; /* the last request allows another one */
-};
+#include "admit.h"
+#include "log.h"
+#include "net.h"
 
 static void reset_deadline(struct conn *c) {
-    conn_set_deadline(c, server_now(c->srv) + (uint64_t)c->srv->cfg->http_timeout_ms);
+    conn_set_deadline(c, net_now(c->net) + (uint64_t)c->net->cfg->http_timeout_ms);
 }
 
 void httpd_start(struct conn *c) {
@@ -56,63 +48,55 @@ static int wants_keep_alive(const struct http_request *req) {
     return 1;
 }
 
-static int is_admin_path(const struct http_request *req) {
-    return req->path.len >= 5 && memcmp(req->path.p, "/api/", 5) == 0;
+void httpd_add_route(struct net *n, const struct http_route *r) {
+    if (n->n_routes == NET_MAX_ROUTES) abort(); /* a composition error, found at start */
+    n->routes[n->n_routes++] = r;
 }
 
-/* What a connection past the limit may still ask: health, metrics, the
- * admin API (an operator must be able to look and reload when full). */
-static int is_service_request(const struct http_request *req) {
-    return slice_eq(req->path, "/healthz") || slice_eq(req->path, "/metrics") || is_admin_path(req);
+void httpd_set_fallback(struct net *n, const struct http_route *r) { n->fallback = r; }
+
+static int route_matches(const struct http_route *r, const struct http_request *req) {
+    size_t len = strlen(r->path);
+    if (r->flags & HTTP_ROUTE_PREFIX) return req->path.len >= len && memcmp(req->path.p, r->path, len) == 0;
+    return req->path.len == len && memcmp(req->path.p, r->path, len) == 0;
 }
 
-static void route(struct conn *c, const struct http_request *req, const char *body, size_t body_len,
-                  int keep_alive) {
+static const struct http_route *find_route(const struct net *n, const struct http_request *req) {
+    for (unsigned i = 0; i < n->n_routes; i++)
+        if (route_matches(n->routes[i], req)) return n->routes[i];
+    return n->fallback;
+}
+
+static void route(struct conn *c, const struct http_route *r, const struct http_request *req, const char *body,
+                  size_t body_len, int keep_alive) {
     if (c->flags & CONN_SERVICE_SLOT) {
-        if (!is_service_request(req)) {
-            admit_refused(c->srv, "connection limit");
+        /* Past the limit, only health, metrics and the admin API: an
+         * operator must be able to look and reload when full. */
+        if (!r || !(r->flags & HTTP_ROUTE_SERVICE)) {
+            admit_refused(c->net, "connection limit");
             httpd_respond(c, 503, "text/plain; charset=utf-8", "Service Unavailable", 19,
                           "Retry-After: 1\r\n", 1);
             return;
         }
         keep_alive = 0; /* one request: the slot is for the next one */
     }
-    if (req->path.len >= 11 && memcmp(req->path.p, "/socket.io/", 11) == 0) {
-        eio_handle_request(c, req, body, body_len, keep_alive);
+    if (!r) {
+        httpd_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9, NULL, !keep_alive);
         return;
     }
-    if (is_admin_path(req)) {
-        admin_handle_request(c, req, body, body_len, keep_alive);
-        return;
-    }
-    if (req->path.len > 7 && memcmp(req->path.p, "/files/", 7) == 0) {
-        files_handle_request(c, req, keep_alive);
-        return;
-    }
-    if (slice_eq(req->path, "/ws")) {
-        eio_handle_plain(c, req);
-        return;
-    }
-    int health = slice_eq(req->path, "/healthz"), metrics = slice_eq(req->path, "/metrics");
-    if ((health || metrics) && !slice_eq(req->method, "GET") && !slice_eq(req->method, "HEAD")) {
+    if ((r->flags & HTTP_ROUTE_GET_HEAD) && !slice_eq(req->method, "GET") && !slice_eq(req->method, "HEAD")) {
         httpd_respond(c, 405, "text/plain; charset=utf-8", "Method Not Allowed", 18, "Allow: GET, HEAD\r\n",
                       !keep_alive);
         return;
     }
-    if (metrics) {
-        metrics_handle_request(c, keep_alive);
-        return;
-    }
-    if (health) {
-        httpd_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, "Cache-Control: no-store\r\n",
-                      !keep_alive);
-        return;
-    }
-    if (c->srv->cfg->static_dir[0]) { /* last: every route above wins over a file */
-        static_handle_request(c, req, keep_alive);
-        return;
-    }
-    httpd_respond(c, 404, "text/plain; charset=utf-8", "Not Found", 9, NULL, !keep_alive);
+    r->handle(r->ud, c, req, body, body_len, keep_alive);
+}
+
+static void end_partial_body(struct conn *c) {
+    const struct http_route *r = c->partial_route;
+    c->flags &= ~(uint32_t)CONN_PARTIAL_POST;
+    c->partial_route = NULL;
+    if (r && r->body_ended) r->body_ended(r->ud, c);
 }
 
 static void on_data(struct conn *c, const char *p, size_t n) {
@@ -139,7 +123,7 @@ static void on_data(struct conn *c, const char *p, size_t n) {
             used = len;
             break;
         }
-        long long blen = http_body_length(&req, c->srv->cfg->max_payload);
+        long long blen = http_body_length(&req, c->net->cfg->max_payload);
         if (blen < 0) {
             /* Close after answering: the bytes that follow cannot be told
              * apart from the body, so none of them is read as a request. */
@@ -154,21 +138,26 @@ static void on_data(struct conn *c, const char *p, size_t n) {
             used = len;
             break;
         }
-        if (blen > ADMIN_MAX_BODY_BYTES && is_admin_path(&req)) {
+        const struct http_route *r = find_route(c->net, &req);
+        if (r && r->max_body && (size_t)blen > r->max_body) {
             /* Refused by its head: no need to hold up to --max-payload first. */
-            admin_handle_request(c, &req, NULL, (size_t)blen, 0);
+            r->handle(r->ud, c, &req, NULL, (size_t)blen, 0);
             used = len;
             break;
         }
         if ((size_t)head + (size_t)blen > len - used) { /* body still arriving */
-            if (!(c->flags & CONN_PARTIAL_POST) && slice_eq(req.method, "POST")) eio_note_partial_post(c, &req);
+            if (!(c->flags & CONN_PARTIAL_POST) && r && r->body_pending && slice_eq(req.method, "POST") &&
+                r->body_pending(r->ud, c, &req)) {
+                c->flags |= CONN_PARTIAL_POST;
+                c->partial_route = r;
+            }
             break;
         }
         const char *body = data + used + head;
         used += (size_t)head + (size_t)blen;
-        if (c->flags & CONN_PARTIAL_POST) eio_end_partial_post(c);
+        if (c->flags & CONN_PARTIAL_POST) end_partial_body(c);
         if (slice_eq(req.method, "HEAD")) c->flags |= CONN_HEAD_REQUEST;
-        route(c, &req, body, (size_t)blen, wants_keep_alive(&req));
+        route(c, r, &req, body, (size_t)blen, wants_keep_alive(&req));
         c->flags &= ~(uint32_t)CONN_HEAD_REQUEST;
         if (c->tr == &httpd_transport) reset_deadline(c);
     }
@@ -186,7 +175,7 @@ static void on_data(struct conn *c, const char *p, size_t n) {
 }
 
 static void on_timeout(struct conn *c) {
-    if (c->flags & CONN_SERVICE_SLOT) admit_refused(c->srv, "connection limit");
+    if (c->flags & CONN_SERVICE_SLOT) admit_refused(c->net, "connection limit");
     char peer[64];
     conn_peer_name(c, peer, sizeof peer);
     if (c->in_len) {
@@ -203,8 +192,8 @@ void httpd_resume(struct conn *c) {
 }
 
 static void on_close(struct conn *c) {
-    if (c->flags & CONN_PARTIAL_POST) eio_end_partial_post(c);
-    if (c->flags & CONN_SERVICE_SLOT) admit_slot_closed(c->srv);
+    if (c->flags & CONN_PARTIAL_POST) end_partial_body(c);
+    if (c->flags & CONN_SERVICE_SLOT) admit_slot_closed(c->net);
 }
 
 const struct transport httpd_transport = {

@@ -6,7 +6,7 @@
 
 #include "httpd.h"
 #include "log.h"
-#include "server.h"
+#include "net.h"
 #include "utf8.h"
 
 /* An idle WebSocket holds no wslay context: its two 4 KiB buffers would be
@@ -21,7 +21,7 @@
 struct ws_ctx {
     wslay_event_context_ptr wslay;
     struct conn *conn;    /* the conn it serves; NULL while pooled */
-    struct ws_ctx *next;  /* in server.ws_ctx_pool */
+    struct ws_ctx *next;  /* in net.ws_ctx_pool */
 };
 
 struct ws_state {
@@ -36,12 +36,12 @@ struct ws_state {
     int in_recv;             /* inside wslay_event_recv: wslay_event_send waits until it returns */
     int bad_close;           /* the peer's close frame was malformed: answer 1002 */
     int over_partial_cap;    /* the server holds too much partly received data: answer 1013 */
-    uint64_t partial;        /* bytes of the message being received, counted in server.partial_bytes */
+    uint64_t partial;        /* bytes of the message being received, counted in net.partial_bytes */
     int close_head_held;     /* send_cb holds wslay's bare close header (see send_cb) */
 };
 
 static void release_partial(struct conn *c, struct ws_state *ws) {
-    c->srv->partial_bytes -= ws->partial;
+    c->net->partial_bytes -= ws->partial;
     ws->partial = 0;
 }
 
@@ -170,8 +170,8 @@ static void on_frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_ev
     if (arg->opcode >= 8) return; /* control frames: 125 bytes at most, never fragment a message */
     ws->fragmented = !arg->fin;
     ws->partial += arg->payload_length;
-    c->srv->partial_bytes += arg->payload_length;
-    if (c->srv->partial_bytes > (uint64_t)c->srv->cfg->max_partial_bytes) ws->over_partial_cap = 1;
+    c->net->partial_bytes += arg->payload_length;
+    if (c->net->partial_bytes > (uint64_t)c->net->cfg->max_partial_bytes) ws->over_partial_cap = 1;
 }
 
 static void on_msg_recv_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -228,11 +228,11 @@ static void close_raw(struct conn *c, struct ws_state *ws, uint16_t code) {
 
 static int attach_ctx(struct conn *c, struct ws_state *ws) {
     if (ws->ctx) return 0;
-    struct server *srv = c->srv;
-    struct ws_ctx *x = srv->ws_ctx_pool;
+    struct net *net = c->net;
+    struct ws_ctx *x = net->ws_ctx_pool;
     if (x) {
-        srv->ws_ctx_pool = x->next;
-        srv->ws_ctx_pool_n--;
+        net->ws_ctx_pool = x->next;
+        net->ws_ctx_pool_n--;
     } else {
         x = malloc(sizeof *x);
         if (!x) return -1;
@@ -241,7 +241,7 @@ static int attach_ctx(struct conn *c, struct ws_state *ws) {
             return -1;
         }
         /* wslay allocates a frame's declared length up front: keep it bounded. */
-        wslay_event_config_set_max_recv_msg_length(x->wslay, (uint64_t)srv->cfg->max_payload);
+        wslay_event_config_set_max_recv_msg_length(x->wslay, (uint64_t)net->cfg->max_payload);
     }
     x->conn = c;
     x->next = NULL;
@@ -258,24 +258,24 @@ static void free_ctx(struct ws_ctx *x) {
 
 /* Pools a context that stands between frames with nothing queued: it is
  * then in the state of a new one (busy conns skip two 4 KiB callocs a read). */
-static void release_ctx(struct server *srv, struct ws_ctx *x) {
-    if (srv->ws_ctx_pool_n >= WS_CTX_POOL_MAX) {
+static void release_ctx(struct net *net, struct ws_ctx *x) {
+    if (net->ws_ctx_pool_n >= NET_WS_CTX_POOL_MAX) {
         free_ctx(x);
         return;
     }
     x->conn = NULL;
-    x->next = srv->ws_ctx_pool;
-    srv->ws_ctx_pool = x;
-    srv->ws_ctx_pool_n++;
+    x->next = net->ws_ctx_pool;
+    net->ws_ctx_pool = x;
+    net->ws_ctx_pool_n++;
 }
 
-void ws_pool_free(struct server *srv) {
-    while (srv->ws_ctx_pool) {
-        struct ws_ctx *x = srv->ws_ctx_pool;
-        srv->ws_ctx_pool = x->next;
+void ws_pool_free(struct net *net) {
+    while (net->ws_ctx_pool) {
+        struct ws_ctx *x = net->ws_ctx_pool;
+        net->ws_ctx_pool = x->next;
         free_ctx(x);
     }
-    srv->ws_ctx_pool_n = 0;
+    net->ws_ctx_pool_n = 0;
 }
 
 /* Frees the context when nothing would be lost: no partial frame or
@@ -286,7 +286,7 @@ static void detach_ctx_if_idle(struct conn *c, struct ws_state *ws) {
     if (wslay_event_want_write(w) || wslay_event_get_queued_msg_count(w) || wslay_event_get_close_received(w) ||
         wslay_event_get_close_sent(w) || !wslay_event_want_read(w))
         return;
-    release_ctx(c->srv, ws->ctx);
+    release_ctx(c->net, ws->ctx);
     ws->ctx = NULL;
 }
 
@@ -299,24 +299,24 @@ static void detach_ctx_if_idle(struct conn *c, struct ws_state *ws) {
  * inbound event. Anything else goes to wslay from the first such frame on.
  * Returns the bytes consumed; the conn may be closing afterwards. */
 static size_t deliver_simple_frames(struct conn *c, struct ws_state *ws, const uint8_t *p, size_t n) {
-    struct server *srv = c->srv;
+    struct net *net = c->net;
     size_t used = 0;
     while (used < n && !ws->ctx && ws->owner && !conn_is_closing(c)) {
         struct ws_frame_head h;
         long hl = ws_frame_head_parse(p + used, n - used, &h);
         if (hl <= 0 || !h.fin || h.rsv || !h.masked || (h.opcode != WS_OP_TEXT && h.opcode != WS_OP_BINARY) ||
-            h.payload_len > sizeof srv->ws_payload_buf || h.payload_len > (uint64_t)srv->cfg->max_payload ||
+            h.payload_len > sizeof net->ws_payload_buf || h.payload_len > (uint64_t)net->cfg->max_payload ||
             h.payload_len > n - used - (size_t)hl)
             break;
         size_t len = (size_t)h.payload_len;
-        ws_unmask(srv->ws_payload_buf, p + used + hl, len, h.mask);
+        ws_unmask(net->ws_payload_buf, p + used + hl, len, h.mask);
         used += (size_t)hl + len;
-        if (h.opcode == WS_OP_TEXT && !utf8_valid(srv->ws_payload_buf, len)) {
-            srv->protocol_errors++;
+        if (h.opcode == WS_OP_TEXT && !utf8_valid(net->ws_payload_buf, len)) {
+            net->protocol_errors++;
             close_raw(c, ws, WS_CLOSE_INVALID_DATA);
             return n;
         }
-        ws->ops->on_message(ws->owner, h.opcode == WS_OP_BINARY, srv->ws_payload_buf, len);
+        ws->ops->on_message(ws->owner, h.opcode == WS_OP_BINARY, net->ws_payload_buf, len);
         if (c->flags & CONN_CLOSING) return n; /* ws is gone */
     }
     return used;
@@ -345,7 +345,7 @@ static void on_data(struct conn *c, const char *p, size_t n) {
     /* Our recv callback never fails, so an error here is the peer's: a
      * malformed frame (wslay would queue a close without a code). */
     if ((rc != 0 || ws->bad_close) && !conn_is_closing(c)) {
-        c->srv->protocol_errors++;
+        c->net->protocol_errors++;
         close_raw(c, ws, rc == WSLAY_ERR_NOMEM ? WS_CLOSE_INTERNAL : WS_CLOSE_PROTOCOL_ERROR);
         return;
     }

@@ -64,7 +64,7 @@ void ws_detach(struct conn *c);
 void ws_set_owner(struct conn *c, const struct ws_owner_ops *ops, void *owner);
 
 /* Frees the server's pool of idle wslay contexts (at exit). */
-void ws_pool_free(struct server *srv);
+void ws_pool_free(struct net *net);
 
 extern const struct transport ws_transport;
 

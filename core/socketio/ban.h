@@ -1,6 +1,6 @@
 /* ban: users the admin API banned for a time (POST /api/users/{id}/ban).
  * A banned user's connects are refused until the ban expires; the table
- * lives in struct server and expired entries are dropped as they are met. */
+ * lives in the Socket.IO hub and expired entries are dropped as they are met. */
 #ifndef SPACE_BAN_H
 #define SPACE_BAN_H
 

@@ -3,14 +3,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter.h"
 #include "auth.h"
 #include "ban.h"
+#include "clock.h"
 #include "eio.h"
 #include "json_scan.h"
 #include "json_str.h"
 #include "log.h"
-#include "script.h"
-#include "server.h"
+#include "metrics.h"
+#include "net.h"
 #include "user.h"
 #include "utf8.h"
 #include "wire.h"
@@ -46,17 +48,17 @@ struct sio_client {
     char *handshake_token;         /* Bearer header or token query of the handshake; owned */
     struct plain_ids *plain_ids;   /* /ws only, made at the first such id */
     struct eio_session *eio;
-    struct server *srv;
+    struct sio_hub *hub;
     struct sio_socket *sockets;    /* joined namespaces */
     struct pending_binary pending; /* pending.expected == 0 when none */
 };
 
-struct sio_client *sio_client_new(struct eio_session *eio, const struct http_request *req) {
+static void *client_open(void *hub, struct eio_session *eio, const struct http_request *req) {
     struct sio_client *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->handshake_token = auth_token_from_request(req);
     c->eio = eio;
-    c->srv = eio->srv;
+    c->hub = hub;
     return c;
 }
 
@@ -66,7 +68,8 @@ static void pending_clear(struct pending_binary *p) {
     memset(p, 0, sizeof *p);
 }
 
-void sio_client_free(struct sio_client *c) {
+static void client_free(void *client) {
+    struct sio_client *c = client;
     pending_clear(&c->pending);
     if (c->plain_ids)
         for (int i = 0; i < PLAIN_IDS_MAX; i++) free(c->plain_ids->text[i]);
@@ -110,14 +113,21 @@ static struct sio_socket *find_socket(struct sio_client *c, struct slice nsp) {
     return NULL;
 }
 
-static struct nsp *get_nsp(struct server *srv, struct slice name) {
-    struct nsp *n = hmap_get(&srv->namespaces, name.p, name.len);
+struct nsp *sio_find_nsp(struct sio_hub *hub, const char *name, size_t len) {
+    return hmap_get(&hub->namespaces, name, len);
+}
+
+static struct nsp *get_nsp(struct sio_hub *hub, struct slice name) {
+    struct nsp *n = hmap_get(&hub->namespaces, name.p, name.len);
     if (n) return n;
     n = calloc(1, sizeof *n + name.len + 1);
     if (!n) return NULL;
     memcpy(n->name, name.p, name.len);
     n->name_len = name.len;
-    if (hmap_put(&srv->namespaces, n->name, name.len, n) != 0) {
+    n->hub = hub;
+    n->adapter = hub->new_adapter(n, hub->adapter_ud);
+    if (!n->adapter || hmap_put(&hub->namespaces, n->name, name.len, n) != 0) {
+        if (n->adapter) n->adapter->ops->free(n->adapter);
         free(n);
         return NULL;
     }
@@ -188,8 +198,8 @@ int sio_send(struct sio_socket *s, const struct sio_out *o) {
     }
     int rc = send_packet(s->client->eio, &p);
     free(id_text);
-    if (rc == 0 && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT))
-        metrics_event_out(&s->client->srv->metrics, o->json, o->len, 1, 0);
+    if (rc == 0 && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT) && s->client->hub->metrics)
+        metrics_event_out(s->client->hub->metrics, o->json, o->len, 1, 0);
     return rc;
 }
 
@@ -222,28 +232,39 @@ static void answer_invalid_payload(struct sio_socket *s, struct slice event, int
     sbuf_free(&msg);
 }
 
-size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct sio_socket *except,
-                     const struct sio_out *o) {
-    struct wire_packet p = to_wire(nsp, o);
-    buf *wire[WIRE_FORMS] = {0}; /* each wire form encoded once, by the first member that needs it */
-    unsigned n_packets[WIRE_FORMS] = {0};
-    int tried[WIRE_FORMS] = {0};
-    size_t sent = 0;
-    for (uint32_t i = 0; i < r->n_members; i++) {
-        struct sio_socket *s = r->members[i].m->owner;
-        if (s == except || s->closed) continue;
-        struct eio_session *e = s->client->eio;
-        enum wire_form f = eio_form_of(e);
-        if (!tried[f]) {
-            tried[f] = 1;
-            wire[f] = wire_encode(f, &p, &n_packets[f]);
-        }
-        /* A slow member is closed later, never inside this loop. */
-        if (wire[f] && eio_send_encoded(e, wire[f], n_packets[f]) == 0) sent++;
+void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_out *o) {
+    memset(f, 0, sizeof *f);
+    f->nsp = nsp;
+    f->o = o;
+}
+
+void sio_fanout_send(struct sio_fanout *f, struct sio_socket *s) {
+    if (s->closed) return;
+    struct eio_session *e = s->client->eio;
+    enum wire_form form = eio_form_of(e);
+    if (!f->tried[form]) {
+        f->tried[form] = 1;
+        struct wire_packet p = to_wire(f->nsp, f->o);
+        f->wire[form] = wire_encode(form, &p, &f->n_packets[form]);
     }
-    for (int f = 0; f < WIRE_FORMS; f++) buf_unref(wire[f]);
-    if (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT) metrics_event_out(&srv->metrics, o->json, o->len, sent, 1);
-    return sent;
+    /* A slow member is closed later, never inside the fan-out. */
+    if (f->wire[form] && eio_send_encoded(e, f->wire[form], f->n_packets[form]) == 0) f->sent++;
+}
+
+size_t sio_fanout_end(struct sio_fanout *f) {
+    for (int i = 0; i < WIRE_FORMS; i++) buf_unref(f->wire[i]);
+    const struct sio_out *o = f->o;
+    struct metrics *m = f->nsp->hub->metrics;
+    if (m && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT)) metrics_event_out(m, o->json, o->len, f->sent, 1);
+    return f->sent;
+}
+
+size_t sio_broadcast(struct nsp *nsp, const char *room, size_t len, struct sio_socket *except,
+                     const struct sio_out *o) {
+    const char *rooms[1] = {room};
+    size_t lens[1] = {len};
+    struct adapter_target to = {rooms, lens, 1, except, 0};
+    return adapter_broadcast(nsp, &to, o);
 }
 
 const char *sio_socket_handshake_token(const struct sio_socket *s) { return s->client->handshake_token; }
@@ -257,16 +278,20 @@ void sio_socket_link_user(struct sio_socket *s) {
     u->sockets = s;
 }
 
-void sio_client_sweep(struct sio_client *c, uint64_t now) {
-    struct server *srv = c->srv;
+/* Token expiry: tells sockets whose token expired, closes those whose grace
+ * passed. Called when the session's timer fires (eio.c), at the deadline
+ * client_next_deadline gave. */
+static void client_sweep(void *client, uint64_t now) {
+    struct sio_client *c = client;
+    struct sio_hub *hub = c->hub;
     for (struct sio_socket *s = c->sockets, *next; s; s = next) {
         next = s->next;
         if (!s->token_exp_ms || now < s->token_exp_ms) continue;
         if (!s->token_expired_ms) {
             s->token_expired_ms = now;
-            script_send_error(srv->script, s, "refresh_token", "token_expired",
-                              "the token expired: send refresh_token with a fresh one");
-        } else if (now >= s->token_expired_ms + (uint64_t)srv->cfg->token_grace_ms) {
+            hub->app->send_error(hub->app_ud, s, "refresh_token", "token_expired",
+                                 "the token expired: send refresh_token with a fresh one");
+        } else if (now >= s->token_expired_ms + (uint64_t)hub->cfg->token_grace_ms) {
             log_info("auth", "closing socket=%s reason=\"token expired\"", s->sid);
             if (c->eio->kind == EIO_KIND_PLAIN) eio_close(c->eio, WS_CLOSE_UNAUTHORIZED, "token expired");
             else sio_socket_close(s, "token expired", 1);
@@ -275,11 +300,13 @@ void sio_client_sweep(struct sio_client *c, uint64_t now) {
     }
 }
 
-uint64_t sio_client_next_deadline(const struct sio_client *c) {
+/* When client_sweep next has something to do (wall clock ms; 0 = never). */
+static uint64_t client_next_deadline(void *client) {
+    const struct sio_client *c = client;
     uint64_t due = 0;
     for (const struct sio_socket *s = c->sockets; s; s = s->next) {
         if (!s->token_exp_ms) continue;
-        uint64_t at = s->token_expired_ms ? s->token_expired_ms + (uint64_t)c->srv->cfg->token_grace_ms
+        uint64_t at = s->token_expired_ms ? s->token_expired_ms + (uint64_t)c->hub->cfg->token_grace_ms
                                           : s->token_exp_ms;
         if (!due || at < due) due = at;
     }
@@ -289,7 +316,7 @@ uint64_t sio_client_next_deadline(const struct sio_client *c) {
 void sio_socket_set_token_exp(struct sio_socket *s, uint64_t exp_wall_ms) {
     s->token_exp_ms = exp_wall_ms;
     s->token_expired_ms = 0;
-    if (exp_wall_ms && s->client->eio) eio_wake_by(s->client->eio, server_loop_time_of(s->client->srv, exp_wall_ms));
+    if (exp_wall_ms && s->client->eio) eio_wake_by(s->client->eio, net_loop_time_of(s->client->hub->eio->net, exp_wall_ms));
 }
 
 int sio_socket_is_plain(const struct sio_socket *s) { return s->client->eio->kind == EIO_KIND_PLAIN; }
@@ -317,27 +344,27 @@ static void log_refusal(struct sio_client *c, const struct sio_socket *s, const 
 
 /* Opens a socket in namespace nsp for the client and runs the namespace's
  * authenticate with the auth JSON. Returns the socket (linked into the
- * client) on SCRIPT_OK; NULL otherwise, with *result saying why and the
+ * client) on SIO_OK; NULL otherwise, with *result saying why and the
  * refusal JSON in refusal. */
 static struct sio_socket *socket_open(struct sio_client *c, struct slice nsp_name, const char *auth,
-                                      size_t auth_len, enum script_result *result, struct sbuf *refusal) {
-    struct server *srv = c->srv;
-    struct nsp *nsp = get_nsp(srv, nsp_name);
+                                      size_t auth_len, enum sio_verdict *result, struct sbuf *refusal) {
+    struct sio_hub *hub = c->hub;
+    struct nsp *nsp = get_nsp(hub, nsp_name);
     struct sio_socket *s = nsp ? calloc(1, sizeof *s) : NULL;
     if (!s) {
-        *result = SCRIPT_REFUSE;
+        *result = SIO_REFUSE;
         return NULL;
     }
     s->client = c;
     s->nsp = nsp;
     s->rooms.owner = s;
-    s->connected_ms = server_wall_ms();
-    server_new_sid(srv, s->sid);
+    s->connected_ms = clock_wall_ms();
+    ids_new_sid(hub->ids, s->sid);
     s->rooms.key = s->sid;
-    s->rooms.key_len = 20;
-    *result = script_authenticate(srv->script, s, auth, auth_len, refusal);
-    const struct ban *ban = *result == SCRIPT_OK && s->rooms.user
-                                ? ban_find(&srv->bans, s->rooms.user->id, strlen(s->rooms.user->id), server_wall_ms())
+    s->rooms.key_len = IDS_SID_LEN;
+    *result = hub->app->authenticate(hub->app_ud, s, auth, auth_len, refusal);
+    const struct ban *ban = *result == SIO_OK && s->rooms.user
+                                ? ban_find(&hub->bans, s->rooms.user->id, strlen(s->rooms.user->id), clock_wall_ms())
                                 : NULL;
     if (ban) {
         /* Refused as a bad token is: the message says unauthorized, the code why. */
@@ -345,12 +372,12 @@ static struct sio_socket *socket_open(struct sio_client *c, struct slice nsp_nam
         sbuf_printf(refusal, "{\"message\":\"unauthorized\",\"data\":{\"code\":\"banned\",\"message\":");
         json_append_string(refusal, ban->reason[0] ? ban->reason : "banned", strlen(ban->reason[0] ? ban->reason : "banned"));
         sbuf_printf(refusal, ",\"until\":%llu}}", (unsigned long long)ban->until_ms);
-        *result = SCRIPT_REFUSE;
+        *result = SIO_REFUSE;
     }
-    if (*result == SCRIPT_REFUSE) log_refusal(c, s, refusal);
-    if (*result != SCRIPT_OK) {
-        script_release_socket(srv->script, s);
-        user_release(srv, s->rooms.user);
+    if (*result == SIO_REFUSE) log_refusal(c, s, refusal);
+    if (*result != SIO_OK) {
+        hub->app->release_socket(hub->app_ud, s);
+        user_release(&hub->users, s->rooms.user);
         free(s);
         return NULL;
     }
@@ -363,23 +390,23 @@ static struct sio_socket *socket_open(struct sio_client *c, struct slice nsp_nam
 }
 
 static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
-    struct server *srv = c->srv;
+    struct sio_hub *hub = c->hub;
     if (find_socket(c, pkt->nsp)) {
         protocol_error(c, "second CONNECT for a joined namespace");
         return;
     }
-    if (!script_has_namespace(srv->script, pkt->nsp.p, pkt->nsp.len)) {
+    if (!hub->app->has_namespace(hub->app_ud, pkt->nsp.p, pkt->nsp.len)) {
         static const char invalid[] = "{\"message\":\"Invalid namespace\"}";
         send_connect_error(c, pkt->nsp, invalid, sizeof invalid - 1);
         return;
     }
     struct sbuf refusal = {0}; /* not the scratch buffer: the script may emit meanwhile */
-    enum script_result r;
+    enum sio_verdict r;
     struct sio_socket *s = socket_open(c, pkt->nsp, pkt->json.p, pkt->json.len, &r, &refusal);
     if (!s) {
-        if (r == SCRIPT_REFUSE) send_connect_error(c, pkt->nsp, refusal.p, refusal.len);
+        if (r == SIO_REFUSE) send_connect_error(c, pkt->nsp, refusal.p, refusal.len);
         sbuf_free(&refusal);
-        const char *why = r == SCRIPT_PROTOCOL_ERROR ? refused_json(pkt->json) : NULL;
+        const char *why = r == SIO_PROTOCOL_ERROR ? refused_json(pkt->json) : NULL;
         if (why) {
             /* Valid JSON over a limit: refused like a login, the session stays. */
             struct sbuf e = {0};
@@ -388,7 +415,7 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
             sbuf_append(&e, "}}", 2);
             if (e.p) send_connect_error(c, pkt->nsp, e.p, e.len);
             sbuf_free(&e);
-        } else if (r == SCRIPT_PROTOCOL_ERROR) {
+        } else if (r == SIO_PROTOCOL_ERROR) {
             protocol_error(c, "CONNECT data is not a JSON object");
         }
         return;
@@ -401,7 +428,7 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
     eio_flush_now(c->eio);
     log_debug("sio", "connected sid=%s socket=%s nsp=%s user=%s", c->eio->sid, s->sid, s->nsp->name,
               s->rooms.user ? s->rooms.user->id : "-");
-    script_on_connected(srv->script, s);
+    hub->app->on_connected(hub->app_ud, s);
 }
 
 /* {==================================================================
@@ -421,15 +448,18 @@ static void append_query_field(struct sbuf *out, struct slice query, const char 
     json_append_string(out, value, (size_t)n);
 }
 
-void sio_client_start_plain(struct sio_client *c, const struct http_request *req) {
-    struct server *srv = c->srv;
+/* The plain /ws protocol: authenticate from the query (name, token) and
+ * open the one socket; then each text frame is one JSON message. */
+static void client_start_plain(void *client, const struct http_request *req) {
+    struct sio_client *c = client;
+    struct sio_hub *hub = c->hub;
     struct sbuf auth = {0}, refusal = {0};
     /* The token comes from the handshake (Authorization header first, then
      * the query), as for Socket.IO; only the development name goes here. */
     sbuf_putc(&auth, '{');
     append_query_field(&auth, req->query, "name");
     sbuf_putc(&auth, '}');
-    enum script_result r;
+    enum sio_verdict r;
     struct sio_socket *s = auth.p ? socket_open(c, (struct slice){"/", 1}, auth.p, auth.len, &r, &refusal) : NULL;
     sbuf_free(&auth);
     if (!s) {
@@ -453,10 +483,11 @@ void sio_client_start_plain(struct sio_client *c, const struct http_request *req
         return;
     }
     sbuf_free(&refusal);
-    script_on_connected(srv->script, s);
+    hub->app->on_connected(hub->app_ud, s);
 }
 
-void sio_client_on_plain(struct sio_client *c, const char *p, size_t n) {
+static void client_on_plain(void *client, const char *p, size_t n) {
+    struct sio_client *c = client;
     struct sio_socket *s = c->sockets;
     if (!s) return;
     struct wsjson_msg m;
@@ -481,19 +512,19 @@ void sio_client_on_plain(struct sio_client *c, const char *p, size_t n) {
         eio_close(c->eio, WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
-    enum script_result r = script_on_event(c->srv->script, s, ack_id, args.p, args.len, 0, NULL, NULL);
+    enum sio_verdict r = c->hub->app->on_event(c->hub->app_ud, s, ack_id, args.p, args.len, 0, NULL, NULL);
     sbuf_free(&args);
     /* Checked above, so only the Lua state running out of memory gets here. */
-    if (r == SCRIPT_PROTOCOL_ERROR && !s->closed)
+    if (r == SIO_PROTOCOL_ERROR && !s->closed)
         answer_invalid_payload(s, m.event, ack_id, "the message does not fit in the scripts' memory (--lua-memory)");
 }
 
 void sio_socket_close(struct sio_socket *s, const char *reason, int notify_client) {
     if (s->closed) return;
     struct sio_client *c = s->client;
-    struct server *srv = c->srv;
+    struct sio_hub *hub = c->hub;
     /* The disconnect handler runs first, while the rooms can still be read. */
-    script_on_disconnect(srv->script, s, reason);
+    hub->app->on_disconnect(hub->app_ud, s, reason);
     s->closed = 1;
     if (notify_client && !c->eio->closed) {
         struct sio_out o = {SIO_DISCONNECT, -1, NULL, 0, 0, NULL, NULL};
@@ -501,9 +532,9 @@ void sio_socket_close(struct sio_socket *s, const char *reason, int notify_clien
         sio_send(s, &o);
         s->closed = 1;
     }
-    room_leave_all(&s->nsp->rooms, &s->rooms);
+    s->nsp->adapter->ops->leave_all(s->nsp->adapter, s);
     s->nsp->n_sockets--;
-    script_release_socket(srv->script, s);
+    hub->app->release_socket(hub->app_ud, s);
     for (struct sio_socket **p = &c->sockets; *p; p = &(*p)->next) {
         if (*p == s) {
             *p = s->next;
@@ -516,10 +547,10 @@ void sio_socket_close(struct sio_socket *s, const char *reason, int notify_clien
         else if (u->sockets == s) u->sockets = s->user_next;
         if (s->user_next) s->user_next->user_prev = s->user_prev;
     }
-    user_release(srv, u);
+    user_release(&hub->users, u);
     s->rooms.user = NULL;
-    s->next_dead = srv->dead_sockets;
-    srv->dead_sockets = s;
+    s->next_dead = hub->dead_sockets;
+    hub->dead_sockets = s;
 }
 
 void sio_socket_close_session(struct sio_socket *s, uint16_t ws_code, const char *reason) {
@@ -532,15 +563,19 @@ void sio_socket_close_session(struct sio_socket *s, uint16_t ws_code, const char
     eio_close_after_drain(c->eio, ws_code, reason);
 }
 
-void sio_free_dead(struct server *srv) {
-    while (srv->dead_sockets) {
-        struct sio_socket *s = srv->dead_sockets;
-        srv->dead_sockets = s->next_dead;
+/* Frees the sockets closed during this turn (after the flush). */
+static void free_dead(void *ud) {
+    struct sio_hub *hub = ud;
+    while (hub->dead_sockets) {
+        struct sio_socket *s = hub->dead_sockets;
+        hub->dead_sockets = s->next_dead;
         free(s);
     }
 }
 
-void sio_client_on_close(struct sio_client *c, const char *reason) {
+/* The session closed: every socket disconnects with reason. */
+static void client_on_close(void *client, const char *reason) {
+    struct sio_client *c = client;
     while (c->sockets) sio_socket_close(c->sockets, reason, 0);
 }
 
@@ -557,12 +592,12 @@ static void dispatch(struct sio_client *c, const struct sio_packet *pkt, unsigne
     }
     int rc;
     if (pkt->type == SIO_EVENT || pkt->type == SIO_BINARY_EVENT)
-        rc = script_on_event(c->srv->script, s, pkt->ack_id, pkt->json.p, pkt->json.len, n_att,
+        rc = c->hub->app->on_event(c->hub->app_ud, s, pkt->ack_id, pkt->json.p, pkt->json.len, n_att,
                              (const void *const *)att, att_len);
     else
-        rc = script_on_ack(c->srv->script, s, pkt->ack_id, pkt->json.p, pkt->json.len, n_att,
+        rc = c->hub->app->on_ack(c->hub->app_ud, s, pkt->ack_id, pkt->json.p, pkt->json.len, n_att,
                            (const void *const *)att, att_len);
-    if (rc != SCRIPT_PROTOCOL_ERROR || s->closed) return;
+    if (rc != SIO_PROTOCOL_ERROR || s->closed) return;
     const char *why = refused_json(pkt->json);
     if (!why) {
         protocol_error(c, "malformed event or ack data");
@@ -577,7 +612,8 @@ static void dispatch(struct sio_client *c, const struct sio_packet *pkt, unsigne
     answer_invalid_payload(s, name, is_event ? pkt->ack_id : -1, why);
 }
 
-void sio_client_on_text(struct sio_client *c, const char *p, size_t n) {
+static void client_on_text(void *client, const char *p, size_t n) {
+    struct sio_client *c = client;
     if (c->pending.expected) {
         protocol_error(c, "text packet while attachments were expected");
         return;
@@ -625,7 +661,8 @@ void sio_client_on_text(struct sio_client *c, const char *p, size_t n) {
     }
 }
 
-void sio_client_on_binary(struct sio_client *c, const uint8_t *p, size_t n) {
+static void client_on_binary(void *client, const uint8_t *p, size_t n) {
+    struct sio_client *c = client;
     struct pending_binary *pb = &c->pending;
     if (!pb->expected) {
         protocol_error(c, "binary message while no attachment was expected");
@@ -648,4 +685,48 @@ void sio_client_on_binary(struct sio_client *c, const uint8_t *p, size_t n) {
     sio_packet_decode(done.text, done.len, &pkt);
     dispatch(c, &pkt, done.got, done.att, done.att_len);
     pending_clear(&done);
+}
+
+/* {==================================================================
+ * The hub
+ * =================================================================== */
+
+static const struct eio_upper_ops client_ops = {
+    .open = client_open,
+    .on_text = client_on_text,
+    .on_binary = client_on_binary,
+    .start_plain = client_start_plain,
+    .on_plain = client_on_plain,
+    .on_close = client_on_close,
+    .free = client_free,
+    .next_deadline = client_next_deadline,
+    .sweep = client_sweep,
+};
+
+void sio_hub_init(struct sio_hub *hub, struct eio_hub *eio, struct metrics *metrics, const struct sio_app_ops *app,
+                  void *app_ud, sio_adapter_factory new_adapter, void *adapter_ud) {
+    hub->eio = eio;
+    hub->cfg = eio->cfg;
+    hub->ids = eio->ids;
+    hub->metrics = metrics;
+    hub->app = app;
+    hub->app_ud = app_ud;
+    hub->new_adapter = new_adapter ? new_adapter : adapter_memory_new;
+    hub->adapter_ud = adapter_ud;
+    eio->up = &client_ops;
+    eio->up_ud = hub;
+    net_add_turn_hook(eio->net, NET_AFTER_FLUSH, free_dead, hub);
+}
+
+void sio_hub_free(struct sio_hub *hub) {
+    free_dead(hub);
+    struct hmap_entry *e;
+    for (size_t i = 0; hmap_next(&hub->namespaces, &i, &e);) {
+        struct nsp *n = e->value;
+        n->adapter->ops->free(n->adapter);
+        free(n);
+    }
+    hmap_free(&hub->namespaces);
+    hmap_free(&hub->users);
+    ban_free_all(&hub->bans);
 }

@@ -1,38 +1,102 @@
 /* sio: Socket.IO v5 over an Engine.IO session. A client (one per session)
  * joins namespaces; each joined namespace is a socket, the thing scripts
  * call a connection: it has a user, rooms and acks. Packets are decoded
- * here (header) and in the script host (JSON); every violation closes the
- * session and nothing else. */
+ * here (header) and by the app (JSON); every violation closes the session
+ * and nothing else. The app (authentication, event handlers) is reached
+ * only through struct sio_app_ops; rooms only through the namespace's
+ * adapter (adapter.h).
+ *
+ * Owns: struct sio_hub (namespaces, users, bans), clients, sockets.
+ * May call: engineio, net, proto, base. */
 #ifndef SPACE_SIO_H
 #define SPACE_SIO_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eio.h"
 #include "hmap.h"
 #include "http.h"
+#include "ids.h"
 #include "room.h"
+#include "sbuf.h"
 #include "sio_packet.h"
 
+struct adapter;
 struct eio_session;
-struct server;
+struct metrics;
 struct sio_client;
+struct sio_socket;
 
-/* A namespace: its name and its rooms. Created on first connect, kept. */
+/* What the app says of a client's packet. */
+enum sio_verdict {
+    SIO_OK = 0,
+    SIO_REFUSE = 1,          /* refused (connect): the refusal JSON was written */
+    SIO_PROTOCOL_ERROR = -1, /* the client's data broke the protocol (or a JSON limit) */
+};
+
+/* The app above the sockets (the script host), filled in by the composition root. */
+struct sio_app_ops {
+    int (*has_namespace)(void *ud, const char *nsp, size_t len);
+    /* On SIO_OK the socket has its user (s->rooms.user); on SIO_REFUSE,
+     * refusal holds the CONNECT_ERROR data. */
+    enum sio_verdict (*authenticate)(void *ud, struct sio_socket *s, const char *json, size_t len,
+                                     struct sbuf *refusal);
+    void (*on_connected)(void *ud, struct sio_socket *s);
+    enum sio_verdict (*on_event)(void *ud, struct sio_socket *s, int64_t ack_id, const char *json, size_t len,
+                                 unsigned n_att, const void *const *att, const size_t *att_len);
+    enum sio_verdict (*on_ack)(void *ud, struct sio_socket *s, int64_t ack_id, const char *json, size_t len,
+                               unsigned n_att, const void *const *att, const size_t *att_len);
+    /* Runs while the socket's rooms can still be read. */
+    void (*on_disconnect)(void *ud, struct sio_socket *s, const char *reason);
+    /* The socket is going away: the app drops what it holds of it. */
+    void (*release_socket)(void *ud, struct sio_socket *s);
+    /* Sends `error` {code, message, event} from the server itself. */
+    void (*send_error)(void *ud, struct sio_socket *s, const char *event, const char *code, const char *message);
+};
+
+/* Makes a namespace's adapter (adapter.h); NULL on OOM. */
+typedef struct adapter *(*sio_adapter_factory)(struct nsp *nsp, void *ud);
+
+struct sio_hub {
+    struct eio_hub *eio;
+    const struct config *cfg;
+    struct ids *ids;
+    struct metrics *metrics;          /* counted into; NULL: not counted */
+    const struct sio_app_ops *app;
+    void *app_ud;
+    sio_adapter_factory new_adapter;
+    void *adapter_ud;
+    struct hmap namespaces;           /* name -> struct nsp */
+    struct hmap users;                /* user id -> struct user (user.h) */
+    struct hmap bans;                 /* user id -> struct ban (ban.h), set by the admin API */
+    struct sio_socket *dead_sockets;  /* closed this turn; freed after the flush */
+};
+
+/* A namespace: its name and its rooms' adapter. Created on first connect, kept. */
 struct nsp {
-    struct hmap rooms;    /* name -> struct room */
+    struct sio_hub *hub;
+    struct adapter *adapter;
     uint32_t n_sockets;
     size_t name_len;
     char name[];
 };
 
+/* Sets the hub up over an Engine.IO hub (it becomes eio's upper layer).
+ * new_adapter: NULL for the in-memory adapter. */
+void sio_hub_init(struct sio_hub *hub, struct eio_hub *eio, struct metrics *metrics, const struct sio_app_ops *app,
+                  void *app_ud, sio_adapter_factory new_adapter, void *adapter_ud);
+void sio_hub_free(struct sio_hub *hub);
+/* The namespace called name, or NULL when none was ever connected to. */
+struct nsp *sio_find_nsp(struct sio_hub *hub, const char *name, size_t len);
+
 struct sio_socket {
     struct room_membership rooms;  /* rooms.user is the socket's user */
     struct sio_client *client;
     struct sio_socket *next;       /* the client's sockets */
-    struct sio_socket *next_dead;  /* server's list of sockets freed after this turn */
+    struct sio_socket *next_dead;  /* hub.dead_sockets: freed after this turn */
     struct nsp *nsp;
-    char sid[21];
+    char sid[IDS_SID_LEN + 1];
     int closed;
     int script_ref;                /* the script host's handle for it (0 = none) */
     int64_t next_ack_id;           /* ids of acks the server asks for */
@@ -44,18 +108,8 @@ struct sio_socket {
     char token_sub[257];           /* the token's sub: a refresh must keep it */
 };
 
-struct sio_client *sio_client_new(struct eio_session *eio, const struct http_request *req);
-void sio_client_on_text(struct sio_client *c, const char *p, size_t n);
-void sio_client_on_binary(struct sio_client *c, const uint8_t *p, size_t n);
-/* The plain /ws protocol: authenticate from the query (name, token) and
- * open the one socket; then each text frame is one JSON message. */
-void sio_client_start_plain(struct sio_client *c, const struct http_request *req);
-void sio_client_on_plain(struct sio_client *c, const char *p, size_t n);
 /* 1 when the socket speaks the plain /ws protocol. */
 int sio_socket_is_plain(const struct sio_socket *s);
-/* The session closed: every socket disconnects with reason. */
-void sio_client_on_close(struct sio_client *c, const char *reason);
-void sio_client_free(struct sio_client *c);
 
 /* One outbound packet: type, ack id (-1: none), JSON text, binary attachments. */
 struct sio_out {
@@ -70,28 +124,35 @@ struct sio_out {
 
 /* Sends a packet to one socket. Returns 0, or -1 when it is gone. */
 int sio_send(struct sio_socket *s, const struct sio_out *o);
-/* Sends a packet to every socket in room r of nsp except `except`; encoded
- * once per wire form. Returns the number of recipients. */
-size_t sio_broadcast(struct server *srv, struct nsp *nsp, struct room *r, struct sio_socket *except,
+/* Sends a packet to every socket in the room of nsp except `except`,
+ * through the namespace's adapter. Returns the number of local recipients. */
+size_t sio_broadcast(struct nsp *nsp, const char *room, size_t len, struct sio_socket *except,
                      const struct sio_out *o);
+
+/* One packet to many sockets, encoded once per wire form (adapters use it). */
+struct sio_fanout {
+    struct nsp *nsp;
+    const struct sio_out *o;
+    buf *wire[WIRE_FORMS];    /* encoded by the first recipient that needs the form */
+    unsigned n_packets[WIRE_FORMS];
+    int tried[WIRE_FORMS];
+    size_t sent;
+};
+void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_out *o);
+/* Queues the packet to s (a slow member is closed later, never inside a fan-out). */
+void sio_fanout_send(struct sio_fanout *f, struct sio_socket *s);
+/* Releases the encodings and counts the deliveries; returns them. */
+size_t sio_fanout_end(struct sio_fanout *f);
 /* Disconnects one socket (sends DISCONNECT when notify_client). */
 void sio_socket_close(struct sio_socket *s, const char *reason, int notify_client);
 /* Closes the whole session the socket belongs to. */
 void sio_socket_close_session(struct sio_socket *s, uint16_t ws_code, const char *reason);
 /* The token the client's handshake carried (Bearer header or query), or NULL. */
 const char *sio_socket_handshake_token(const struct sio_socket *s);
-/* Token expiry: tells sockets whose token expired, closes those whose grace
- * passed. Called when the session's timer fires (eio.c), at the deadline
- * sio_client_next_deadline gave. */
-void sio_client_sweep(struct sio_client *c, uint64_t now_wall_ms);
-/* When sio_client_sweep next has something to do (wall clock ms; 0 = never). */
-uint64_t sio_client_next_deadline(const struct sio_client *c);
 /* A socket's token (re)verified: it expires at exp_wall_ms (0 = never); the
  * session's timer is told. */
 void sio_socket_set_token_exp(struct sio_socket *s, uint64_t exp_wall_ms);
 /* Links s into its user's list of sockets (after authentication). */
 void sio_socket_link_user(struct sio_socket *s);
-/* Frees the sockets closed during this turn. */
-void sio_free_dead(struct server *srv);
 
 #endif

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct server;
+struct hmap;
 struct sio_socket;
 
 struct user {
@@ -17,11 +17,11 @@ struct user {
     struct sio_socket *sockets; /* this user's sockets (sio.c links them) */
 };
 
-/* The user with this id, created when absent (name updated when given);
+/* The user with this id in users (id -> struct user), created when absent (name updated when given);
  * takes a reference. NULL on OOM. */
-struct user *user_acquire(struct server *srv, const char *id, size_t id_len, const char *name,
+struct user *user_acquire(struct hmap *users, const char *id, size_t id_len, const char *name,
                           size_t name_len);
 /* Drops a reference; the last one removes the user. */
-void user_release(struct server *srv, struct user *u);
+void user_release(struct hmap *users, struct user *u);
 
 #endif

@@ -231,6 +231,7 @@ int server_run(const struct config *cfg) {
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     srv->admit.spare_fd = -1;
+    file_store_init(&srv->files, srv->loop, cfg->files_dir);
 
     char err[1024];
     if (auth_init(&srv->auth, cfg, err, sizeof err) != 0) {

@@ -10,6 +10,7 @@
 #include "admit.h"
 #include "auth.h"
 #include "config.h"
+#include "files.h"
 #include "hmap.h"
 #include "metrics.h"
 #include "sbuf.h"
@@ -72,6 +73,7 @@ struct server {
     struct script_host *script;
     struct reloader *reloader;        /* watches the scripts; owned (reload.c) */
     uint64_t started_ms;              /* wall clock at start, for uptime */
+    struct file_store files;          /* sent files (core/files) */
 
     /* bytes many sessions are sent alike: built once, shared */
     struct buf *ping_wire[3];         /* "2" in each wire form (enum wire_form) */

@@ -7,7 +7,7 @@
 #include "admin.h"
 #include "admit.h"
 #include "eio.h"
-#include "files.h"
+#include "files_http.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"

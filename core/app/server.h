@@ -12,6 +12,7 @@
 #include "config.h"
 #include "files.h"
 #include "hmap.h"
+#include "loop_lag.h"
 #include "metrics.h"
 #include "sbuf.h"
 #include "wheel.h"
@@ -90,6 +91,7 @@ struct server {
     uint64_t protocol_errors;
     uint64_t slow_closes;
     struct metrics metrics;           /* what /metrics reports (metrics.c) */
+    struct loop_lag loop_lag;         /* fills metrics.loop_busy (loop_lag.c) */
 };
 
 /* Runs the server until SIGINT/SIGTERM; returns the process exit code. */

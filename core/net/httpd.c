@@ -9,7 +9,7 @@
 #include "eio.h"
 #include "files_http.h"
 #include "log.h"
-#include "metrics.h"
+#include "metrics_http.h"
 #include "server.h"
 #include "static.h"
 

@@ -8,9 +8,9 @@
 
 #include "httpd.h"
 #include "metrics.h"
+#include "nsp_stats.h"
 #include "script.h"
 #include "server.h"
-#include "sio.h"
 
 static void head(struct sbuf *b, const char *name, const char *type, const char *help) {
     sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -74,9 +74,7 @@ void metrics_handle_request(struct conn *c, int keep_alive) {
     const struct metrics *m = &srv->metrics;
     struct script_stats st;
     script_stats(srv->script, &st);
-    size_t rooms = 0;
-    struct hmap_entry *e;
-    for (size_t i = 0; hmap_next(&srv->namespaces, &i, &e);) rooms += ((struct nsp *)e->value)->rooms.count;
+    size_t rooms = nsp_stats_rooms(srv);
     struct sbuf b = {0};
     metric(&b, "space_connections", "gauge", "open TCP connections", (double)srv->n_conns);
     metric(&b, "space_connections_max", "gauge", "the connection limit (--max-connections)",

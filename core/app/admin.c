@@ -8,6 +8,7 @@
 
 #include "ban.h"
 #include "log.h"
+#include "nsp_stats.h"
 #include "utf8.h"
 
 #include "httpd.h"
@@ -74,13 +75,6 @@ static void handle_reload(struct conn *c, int keep_alive) {
     respond_json(c, rc == 0 ? 200 : 422, &b, keep_alive);
 }
 
-static size_t count_rooms(struct server *srv) {
-    size_t n = 0;
-    struct hmap_entry *e;
-    for (size_t i = 0; hmap_next(&srv->namespaces, &i, &e);) n += ((struct nsp *)e->value)->rooms.count;
-    return n;
-}
-
 static void handle_status(struct conn *c, int keep_alive) {
     struct server *srv = c->srv;
     struct script_stats st;
@@ -90,7 +84,7 @@ static void handle_status(struct conn *c, int keep_alive) {
                 "{\"version\":\"%s\",\"uptime_ms\":%llu,\"connections\":%llu,\"sessions\":%zu,\"users\":%zu,\"rooms\":%zu,"
                 "\"protocol_errors\":%llu,\"slow_consumers_closed\":%llu,\"scripts\":",
                 SPACE_VERSION, (unsigned long long)(server_wall_ms() - srv->started_ms),
-                (unsigned long long)srv->n_conns, srv->sessions.count, srv->users.count, count_rooms(srv),
+                (unsigned long long)srv->n_conns, srv->sessions.count, srv->users.count, nsp_stats_rooms(srv),
                 (unsigned long long)srv->protocol_errors, (unsigned long long)srv->slow_closes);
     append_scripts(&b, &st);
     sbuf_putc(&b, '}');

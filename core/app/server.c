@@ -231,6 +231,7 @@ int server_run(const struct config *cfg) {
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     srv->admit.spare_fd = -1;
+    file_store_init(&srv->files, srv->loop, cfg->files_dir);
 
     char err[1024];
     if (auth_init(&srv->auth, cfg, err, sizeof err) != 0) {
@@ -253,7 +254,8 @@ int server_run(const struct config *cfg) {
         return 1;
     }
     srv->record_separator = buf_from("\x1e", 1);
-    metrics_init(&srv->metrics, srv->loop);
+    metrics_init(&srv->metrics);
+    loop_lag_start(&srv->loop_lag, srv->loop, &srv->metrics.loop_busy);
     uv_prepare_init(srv->loop, &srv->flush_hook);
     uv_prepare_start(&srv->flush_hook, on_flush_hook);
     uv_timer_init(srv->loop, &srv->hold_timer);

@@ -10,7 +10,9 @@
 #include "admit.h"
 #include "auth.h"
 #include "config.h"
+#include "files.h"
 #include "hmap.h"
+#include "loop_lag.h"
 #include "metrics.h"
 #include "sbuf.h"
 #include "wheel.h"
@@ -72,6 +74,7 @@ struct server {
     struct script_host *script;
     struct reloader *reloader;        /* watches the scripts; owned (reload.c) */
     uint64_t started_ms;              /* wall clock at start, for uptime */
+    struct file_store files;          /* sent files (core/files) */
 
     /* bytes many sessions are sent alike: built once, shared */
     struct buf *ping_wire[3];         /* "2" in each wire form (enum wire_form) */
@@ -88,6 +91,7 @@ struct server {
     uint64_t protocol_errors;
     uint64_t slow_closes;
     struct metrics metrics;           /* what /metrics reports (metrics.c) */
+    struct loop_lag loop_lag;         /* fills metrics.loop_busy (loop_lag.c) */
 };
 
 /* Runs the server until SIGINT/SIGTERM; returns the process exit code. */

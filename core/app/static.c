@@ -9,9 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "files.h"
+#include "etag.h"
 #include "httpd.h"
 #include "server.h"
+#include "stream_file.h"
 
 static const struct {
     const char *ext, *type;
@@ -133,7 +134,7 @@ void static_handle_request(struct conn *c, const struct http_request *req, int k
     snprintf(headers, sizeof headers, "ETag: %s\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n",
              etag);
     const struct slice *inm = http_header_get(req, "If-None-Match");
-    if (inm && files_etag_matches(*inm, etag)) {
+    if (inm && etag_matches(*inm, etag)) {
         close(fd);
         httpd_respond(c, 304, NULL, NULL, 0, headers, !keep_alive);
         return;
@@ -142,7 +143,7 @@ void static_handle_request(struct conn *c, const struct http_request *req, int k
     size_t n = http_format_head(head_buf, sizeof head_buf, 200, type_of(real), (size_t)st.st_size, headers,
                                 keep_alive);
     conn_send_copy(c, head_buf, n);
-    files_stream_body(c, fd, 0, head ? 0 : (uint64_t)st.st_size, keep_alive);
+    stream_file_body(c, fd, 0, head ? 0 : (uint64_t)st.st_size, keep_alive);
     return;
 not_found:
     if (fd >= 0) close(fd);

@@ -1,12 +1,12 @@
-/* files: sent files. Storage is content-addressed (SHA-256: the same bytes
- * are stored once) under --files-dir:
+/* files: the store of sent files. Storage is content-addressed (SHA-256: the
+ * same bytes are stored once) under one directory:
  *   blobs/<2 hex>/<64 hex>   the bytes, written to tmp/, fsynced, renamed
  *   meta/<file id>           "sha256 type size name" for one sent file
  *   tmp/                     partial writes (a crash leaves nothing behind a URL)
  * The file id is server-made, unique, sorts in acceptance order and ends in
  * 64 random bits, so it cannot be guessed from the room or the time.
- * Writing runs on libuv's thread pool; downloads (GET/HEAD /files/<id>/<name>,
- * Range, If-None-Match) stream in chunks as the client takes them. */
+ * Writing runs on libuv's thread pool. The store knows nothing of HTTP:
+ * downloads are served by the app (files_http.c). */
 #ifndef SPACE_FILES_H
 #define SPACE_FILES_H
 
@@ -14,12 +14,14 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "conn.h"
-#include "http.h"
-
 #define FILES_MAX_ID 40
 
-struct server;
+/* Where files are stored and the loop whose thread pool writes them; set
+ * once by file_store_init, read-only afterwards. */
+struct file_store {
+    uv_loop_t *loop;
+    const char *dir; /* not owned: outlives the store (the configuration's) */
+};
 
 struct file_info {
     char id[FILES_MAX_ID];
@@ -29,25 +31,32 @@ struct file_info {
     size_t size;
 };
 
+void file_store_init(struct file_store *st, uv_loop_t *loop, const char *dir);
+
 /* Called on the loop when a store finished: info on success, or NULL with
  * err saying why (logged already). */
 typedef void (*files_stored_cb)(void *ud, const struct file_info *info, const char *err);
 
 /* Stores a copy of len bytes as a new file (type and name already checked).
+ * seq_id is a fresh server-made id (server_new_id: 16 hex digits, unique and
+ * increasing); the file id is it followed by 64 random bits.
  * Returns 0 (cb will run), or -1 (out of memory; cb will not run). */
+int file_store_put(struct file_store *st, const char seq_id[17], const void *data, size_t len, const char *type,
+                   const char *name, files_stored_cb cb, void *ud);
+
+/* Reads the record of file id (id already checked to be 32 hex digits).
+ * 0, or -1 when there is no such file. Synchronous: a small read. */
+int file_store_lookup(const struct file_store *st, const char *id, struct file_info *info);
+
+/* Opens the bytes of a looked-up file for reading: an fd the caller owns,
+ * or a negative libuv error. */
+uv_file file_store_open_blob(const struct file_store *st, const struct file_info *info);
+
+/* TRANSITIONAL: the old entry point, server_new_id then file_store_put on the
+ * server's store; defined in core/app/files_http.c. Delete it once
+ * core/lua/api.c calls file_store_put itself. */
+struct server;
 int files_store(struct server *srv, const void *data, size_t len, const char *type, const char *name,
                 files_stored_cb cb, void *ud);
-
-/* Streams length bytes of fd from offset from as a response body whose head
- * was sent already; reads run on libuv's thread pool, as far ahead as the
- * client takes them. Owns fd (closes it). The connection serves its next
- * request afterwards when keep_alive, else closes. */
-void files_stream_body(struct conn *c, uv_file fd, uint64_t from, uint64_t length, int keep_alive);
-
-/* If-None-Match (list): whether it names etag ("*" or a list, W/ ignored). */
-int files_etag_matches(struct slice list, const char *etag);
-
-/* Serves GET and HEAD /files/<id>/<name>. */
-void files_handle_request(struct conn *c, const struct http_request *req, int keep_alive);
 
 #endif

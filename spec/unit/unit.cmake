@@ -9,9 +9,9 @@ set(SPACE_UNIT_DIR ${CMAKE_SOURCE_DIR}/spec/unit)
 
 # Pure codecs: link space_codec only.
 set(SPACE_UNIT_CODEC_TESTS http ws_codec eio_packet sio_packet utf8 hmap sbuf buf filecheck wire_base64 json_scan jwt wheel wsjson
-  pattern_cost)
+  pattern_cost etag)
 # Modules that live in space_core (libuv, Lua and wslay come along).
-set(SPACE_UNIT_CORE_TESTS room user)
+set(SPACE_UNIT_CORE_TESTS room user file_store)
 
 foreach(name IN LISTS SPACE_UNIT_CODEC_TESTS SPACE_UNIT_CORE_TESTS)
   add_executable(test_${name} ${SPACE_UNIT_DIR}/test_${name}.c)

@@ -1,7 +1,6 @@
-/* metrics: the counters and histograms an operator scrapes, and GET /metrics
- * in the Prometheus text format (base units, _total counters, HELP/TYPE).
- * Counting is a plain increment on the hot path: event names map to a slot
- * in a small table (the stock app's events, plus every event the app has a
+/* metrics: the counters and histograms an operator scrapes (rendered for
+ * GET /metrics by core/app/metrics_http.c). Counting is a plain increment
+ * on the hot path: event names map to a slot in a small table (the stock app's events, plus every event the app has a
  * handler for, up to METRICS_MAX_NAMES; anything else counts as "other"),
  * so label cardinality stays bounded whatever clients send. */
 #ifndef SPACE_METRICS_H
@@ -9,9 +8,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
-
-#include "conn.h"
 
 #define METRICS_MAX_NAMES 64     /* event names with a label of their own; slot 0 = "other" */
 #define METRICS_NAME_MAX 48      /* longer names count as "other" */
@@ -40,15 +36,17 @@ struct metrics {
         const char *kind;
         uint64_t n;
     } errors[METRICS_MAX_ERROR_KEYS + 1];
-    /* the loop's busy time per turn: wall time between two prepares less
-     * the time the loop slept in poll (uv_metrics_idle_time) */
-    uv_prepare_t turn_hook;
-    uint64_t last_turn_ns, last_idle_ns;
-    struct histogram loop_busy;
+    struct histogram loop_busy; /* the loop's busy time per turn (filled by loop_lag.c) */
 };
 
-/* Registers the fixed names; call before the loop runs (configures it too). */
-void metrics_init(struct metrics *m, uv_loop_t *loop);
+/* The upper bounds of the histogram buckets (seconds), METRICS_BUCKETS of them. */
+extern const double metrics_buckets[METRICS_BUCKETS];
+
+/* Counts one observation of v (seconds) into h. */
+void histogram_observe(struct histogram *h, double v);
+
+/* Registers the fixed names. */
+void metrics_init(struct metrics *m);
 /* The slot of an event name: > 0 when it has a label, 0 for "other". */
 unsigned metrics_event_slot(const struct metrics *m, const char *name, size_t len);
 /* Gives the name a slot of its own (the app has a handler for it). */
@@ -62,7 +60,5 @@ void metrics_event_out(struct metrics *m, const char *json, size_t len, size_t n
 enum metrics_failure { METRICS_FAIL_ERROR, METRICS_FAIL_BUDGET, METRICS_FAIL_CPU, METRICS_FAIL_TIME, METRICS_FAIL_MEMORY };
 
 void metrics_handler_failed(struct metrics *m, const char *handler, enum metrics_failure why);
-
-void metrics_handle_request(struct conn *c, int keep_alive);
 
 #endif

@@ -8,18 +8,19 @@
 
 #include "ban.h"
 #include "log.h"
-#include "nsp_stats.h"
+#include "adapter.h"
 #include "utf8.h"
 
 #include "httpd.h"
 #include "json_scan.h"
-#include "room.h"
 #include "sio.h"
 #include "user.h"
 #include "json_str.h"
 #include "script.h"
+#include "clock.h"
 #include "server.h"
 #include "version.h"
+#include "ws.h"
 
 
 static int peer_is_loopback(const struct conn *c) {
@@ -61,9 +62,9 @@ static void append_scripts(struct sbuf *b, const struct script_stats *st) {
 
 static void handle_reload(struct conn *c, int keep_alive) {
     char err[1024];
-    int rc = script_reload(c->srv->script, "POST /api/reload", err, sizeof err);
+    int rc = script_reload(server_of(c)->script, "POST /api/reload", err, sizeof err);
     struct script_stats st;
-    script_stats(c->srv->script, &st);
+    script_stats(server_of(c)->script, &st);
     struct sbuf b = {0};
     sbuf_printf(&b, "{\"ok\":%s,\"scripts\":", rc == 0 ? "true" : "false");
     append_scripts(&b, &st);
@@ -76,16 +77,16 @@ static void handle_reload(struct conn *c, int keep_alive) {
 }
 
 static void handle_status(struct conn *c, int keep_alive) {
-    struct server *srv = c->srv;
+    struct server *srv = server_of(c);
     struct script_stats st;
     script_stats(srv->script, &st);
     struct sbuf b = {0};
     sbuf_printf(&b,
                 "{\"version\":\"%s\",\"uptime_ms\":%llu,\"connections\":%llu,\"sessions\":%zu,\"users\":%zu,\"rooms\":%zu,"
                 "\"protocol_errors\":%llu,\"slow_consumers_closed\":%llu,\"scripts\":",
-                SPACE_VERSION, (unsigned long long)(server_wall_ms() - srv->started_ms),
-                (unsigned long long)srv->n_conns, srv->sessions.count, srv->users.count, nsp_stats_rooms(srv),
-                (unsigned long long)srv->protocol_errors, (unsigned long long)srv->slow_closes);
+                SPACE_VERSION, (unsigned long long)(clock_wall_ms() - srv->started_ms),
+                (unsigned long long)srv->net.n_conns, srv->eio.sessions.count, srv->sio.users.count, adapter_total_rooms(&srv->sio),
+                (unsigned long long)srv->net.protocol_errors, (unsigned long long)srv->net.slow_closes);
     append_scripts(&b, &st);
     sbuf_putc(&b, '}');
     respond_json(c, 200, &b, keep_alive);
@@ -94,6 +95,23 @@ static void handle_status(struct conn *c, int keep_alive) {
 /* {==================================================================
  * Users and rooms
  * =================================================================== */
+
+struct user_rooms {
+    struct sbuf *b;
+    const struct user *u;
+    const struct sio_socket *s; /* the socket whose rooms are listed now */
+    int first;
+};
+
+static int append_user_room(void *ud, const struct adapter_room *r) {
+    struct user_rooms *ur = ud;
+    for (const struct sio_socket *t = ur->u->sockets; t != ur->s; t = t->user_next)
+        if (adapter_has(t, r->name, r->name_len)) return 0; /* listed with an earlier connection */
+    if (!ur->first) sbuf_putc(ur->b, ',');
+    ur->first = 0;
+    json_append_string(ur->b, r->name, r->name_len);
+    return 0;
+}
 
 static void append_user(struct sbuf *b, const struct user *u) {
     unsigned conns = 0;
@@ -104,18 +122,10 @@ static void append_user(struct sbuf *b, const struct user *u) {
     json_append_string(b, u->name, strlen(u->name));
     sbuf_printf(b, ",\"connections\":%u,\"since\":%llu,\"rooms\":[", conns, (unsigned long long)u->since_ms);
     /* Each room once, whatever the number of the user's connections in it. */
-    int first = 1;
+    struct user_rooms ur = {b, u, NULL, 1};
     for (const struct sio_socket *s = u->sockets; s; s = s->user_next) {
-        for (uint32_t i = 0; i < s->rooms.n; i++) {
-            const struct room *r = s->rooms.slots[i].room;
-            int seen = 0;
-            for (const struct sio_socket *t = u->sockets; t != s && !seen; t = t->user_next)
-                seen = room_has(&t->rooms, r);
-            if (seen) continue;
-            if (!first) sbuf_putc(b, ',');
-            first = 0;
-            json_append_string(b, r->name, r->name_len);
-        }
+        ur.s = s;
+        adapter_socket_rooms(s, append_user_room, &ur);
     }
     sbuf_printf(b, "]}");
 }
@@ -164,17 +174,17 @@ static void handle_users(struct conn *c, const struct page *pg, int keep_alive) 
     sbuf_printf(&b, "{\"users\":[");
     struct hmap_entry *e;
     size_t seen = 0, listed = 0;
-    for (size_t i = 0; hmap_next(&c->srv->users, &i, &e) && listed < pg->limit;) {
+    for (size_t i = 0; hmap_next(&server_of(c)->sio.users, &i, &e) && listed < pg->limit;) {
         if (seen++ < pg->offset) continue;
         if (listed++) sbuf_putc(&b, ',');
         append_user(&b, e->value);
     }
-    close_page(&b, pg, listed, c->srv->users.count);
+    close_page(&b, pg, listed, server_of(c)->sio.users.count);
     respond_json(c, 200, &b, keep_alive);
 }
 
 static void handle_user(struct conn *c, const char *id, size_t id_len, int disconnect, int keep_alive) {
-    struct user *u = hmap_get(&c->srv->users, id, id_len);
+    struct user *u = hmap_get(&server_of(c)->sio.users, id, id_len);
     if (!u) {
         respond_error(c, 404, "no such user", keep_alive);
         return;
@@ -189,63 +199,77 @@ static void handle_user(struct conn *c, const char *id, size_t id_len, int disco
     unsigned n = 0;
     struct sio_socket *list[1024];
     for (struct sio_socket *s = u->sockets; s && n < 1024; s = s->user_next) list[n++] = s;
-    for (unsigned i = 0; i < n; i++) sio_socket_close_session(list[i], 4000, "disconnected by the admin API");
+    for (unsigned i = 0; i < n; i++) sio_socket_close_session(list[i], WS_CLOSE_KICKED, "disconnected by the admin API");
     sbuf_printf(&b, "{\"disconnected\":%u}", n);
     respond_json(c, 200, &b, keep_alive);
 }
 
-static struct nsp *root_nsp(struct server *srv) { return hmap_get(&srv->namespaces, "/", 1); }
+static struct nsp *root_nsp(struct server *srv) { return hmap_get(&srv->sio.namespaces, "/", 1); }
 
-static void append_room_users(struct sbuf *b, const struct room *r) {
+struct room_users {
+    struct sbuf *b;
+    int first;
+};
+
+static void append_room_user(void *ud, const struct user *u) {
+    struct room_users *ru = ud;
+    if (!ru->first) sbuf_putc(ru->b, ',');
+    ru->first = 0;
+    sbuf_printf(ru->b, "{\"id\":");
+    json_append_string(ru->b, u->id, strlen(u->id));
+    sbuf_printf(ru->b, ",\"name\":");
+    json_append_string(ru->b, u->name, strlen(u->name));
+    sbuf_putc(ru->b, '}');
+}
+
+static void append_room_users(struct sbuf *b, struct nsp *nsp, const char *room, size_t len) {
+    struct room_users ru = {b, 1};
     sbuf_printf(b, "[");
-    struct hmap_entry *e;
-    int first = 1;
-    for (size_t i = 0; hmap_next(&r->users, &i, &e);) {
-        const struct user *u = ((const struct room_user *)e->value)->user;
-        if (!first) sbuf_putc(b, ',');
-        first = 0;
-        sbuf_printf(b, "{\"id\":");
-        json_append_string(b, u->id, strlen(u->id));
-        sbuf_printf(b, ",\"name\":");
-        json_append_string(b, u->name, strlen(u->name));
-        sbuf_putc(b, '}');
-    }
+    adapter_room_users(nsp, room, len, append_room_user, &ru);
     sbuf_putc(b, ']');
 }
 
+struct room_page {
+    struct sbuf *b;
+    const struct page *pg;
+    size_t seen, listed;
+};
+
+static int append_room(void *ud, const struct adapter_room *r) {
+    struct room_page *rp = ud;
+    if (rp->listed >= rp->pg->limit) return 1;
+    if (rp->seen++ < rp->pg->offset) return 0;
+    if (rp->listed++) sbuf_putc(rp->b, ',');
+    sbuf_printf(rp->b, "{\"name\":");
+    json_append_string(rp->b, r->name, r->name_len);
+    sbuf_printf(rp->b, ",\"users\":%zu,\"connections\":%zu}", r->users, r->conns);
+    return 0;
+}
+
 static void handle_rooms(struct conn *c, const struct page *pg, int keep_alive) {
-    struct nsp *nsp = root_nsp(c->srv);
+    struct nsp *nsp = root_nsp(server_of(c));
     struct sbuf b = {0};
     sbuf_printf(&b, "{\"rooms\":[");
-    size_t seen = 0, listed = 0;
-    if (nsp) {
-        struct hmap_entry *e;
-        for (size_t i = 0; hmap_next(&nsp->rooms, &i, &e) && listed < pg->limit;) {
-            const struct room *r = e->value;
-            if (seen++ < pg->offset) continue;
-            if (listed++) sbuf_putc(&b, ',');
-            sbuf_printf(&b, "{\"name\":");
-            json_append_string(&b, r->name, r->name_len);
-            sbuf_printf(&b, ",\"users\":%zu,\"connections\":%u}", r->users.count, r->n_members);
-        }
-    }
-    close_page(&b, pg, listed, nsp ? nsp->rooms.count : 0);
+    struct room_page rp = {&b, pg, 0, 0};
+    if (nsp) adapter_rooms(nsp, append_room, &rp);
+    close_page(&b, pg, rp.listed, nsp ? adapter_room_count(nsp) : 0);
     respond_json(c, 200, &b, keep_alive);
 }
 
 static void handle_room(struct conn *c, const char *name, size_t len, int keep_alive) {
-    struct nsp *nsp = root_nsp(c->srv);
-    struct room *r = nsp ? room_find(&nsp->rooms, name, len) : NULL;
-    if (!r) {
+    struct nsp *nsp = root_nsp(server_of(c));
+    size_t users = 0, conns = 0;
+    if (nsp) adapter_room_size(nsp, name, len, &users, &conns);
+    if (!conns) {
         respond_error(c, 404, "no such room (rooms exist while someone is in them)", keep_alive);
         return;
     }
     struct sbuf b = {0};
     sbuf_printf(&b, "{\"room\":");
-    json_append_string(&b, r->name, r->name_len);
+    json_append_string(&b, name, len);
     sbuf_printf(&b, ",\"users\":");
-    append_room_users(&b, r);
-    sbuf_printf(&b, ",\"count\":%zu,\"connections\":%u}", r->users.count, r->n_members);
+    append_room_users(&b, nsp, name, len);
+    sbuf_printf(&b, ",\"count\":%zu,\"connections\":%zu}", users, conns);
     respond_json(c, 200, &b, keep_alive);
 }
 
@@ -300,15 +324,14 @@ static void handle_emit(struct conn *c, enum emit_target target, const char *nam
         respond_error(c, 400, why, keep_alive);
         return;
     }
-    struct server *srv = c->srv;
+    struct server *srv = server_of(c);
     struct nsp *nsp = root_nsp(srv);
     struct sio_out o = {SIO_EVENT, -1, arr.p, arr.len, 0, NULL, NULL};
     size_t n = 0;
     if (target == EMIT_ROOM) {
-        struct room *r = nsp ? room_find(&nsp->rooms, name, name_len) : NULL;
-        if (r) n = sio_broadcast(srv, nsp, r, NULL, &o);
+        if (nsp) n = sio_broadcast(nsp, name, name_len, NULL, &o);
     } else if (target == EMIT_USER) {
-        struct user *u = hmap_get(&srv->users, name, name_len);
+        struct user *u = hmap_get(&srv->sio.users, name, name_len);
         if (!u) {
             sbuf_free(&arr);
             respond_error(c, 404, "no such user (users exist while connected)", keep_alive);
@@ -316,11 +339,9 @@ static void handle_emit(struct conn *c, enum emit_target target, const char *nam
         }
         for (struct sio_socket *s = u->sockets; s; s = s->user_next)
             if (s->nsp == nsp && !s->closed && sio_send(s, &o) == 0) n++;
-    } else {
-        struct hmap_entry *e;
-        for (size_t i = 0; hmap_next(&srv->users, &i, &e);)
-            for (struct sio_socket *s = ((struct user *)e->value)->sockets; s; s = s->user_next)
-                if (s->nsp == nsp && !s->closed && sio_send(s, &o) == 0) n++;
+    } else if (nsp) {
+        struct adapter_target everyone = {NULL, NULL, 0, NULL, 0};
+        n = adapter_broadcast(nsp, &everyone, &o);
     }
     sbuf_free(&arr);
     respond_recipients(c, n, keep_alive);
@@ -352,8 +373,8 @@ static int room_name_ok(const char *room, size_t len) {
  * joined_room {room, users, count} / left_room {room}. */
 static void handle_membership(struct conn *c, const char *id, size_t id_len, const char *room, size_t room_len,
                               int join, int keep_alive) {
-    struct server *srv = c->srv;
-    struct user *u = hmap_get(&srv->users, id, id_len);
+    struct server *srv = server_of(c);
+    struct user *u = hmap_get(&srv->sio.users, id, id_len);
     struct nsp *nsp = root_nsp(srv);
     if (!u || !nsp) {
         respond_error(c, 404, "no such user (users exist while connected)", keep_alive);
@@ -369,40 +390,40 @@ static void handle_membership(struct conn *c, const char *id, size_t id_len, con
     struct sbuf ev = {0};
     for (struct sio_socket *s = u->sockets; s && n < ADMIN_MAX_USER_SOCKETS; s = s->user_next) {
         if (s->nsp != nsp || s->closed) continue;
-        struct room *r = room_find(&nsp->rooms, room, room_len); /* a leave may free it */
         if (join) {
             int user_is_new = 0;
-            int rc = room_join(&nsp->rooms, &s->rooms, room, room_len, &r, &user_is_new);
+            int rc = adapter_join(s, room, room_len, &user_is_new);
             if (rc < 0) break;
             if (rc == 1) changed[n++] = s;
             if (user_is_new) {
                 /* Told before the user's other connections join: as conn:to, it skips the joiner. */
                 append_room_user_event(&ev, "user_joined_room", room, room_len, u);
                 struct sio_out o = {SIO_EVENT, -1, ev.p, ev.len, 0, NULL, NULL};
-                sio_broadcast(srv, nsp, r, s, &o);
+                sio_broadcast(nsp, room, room_len, s, &o);
                 told = 1;
             }
-        } else if (r) {
+        } else {
             int user_left = 0;
-            if (room_leave(&nsp->rooms, &s->rooms, r, &user_left)) changed[n++] = s;
+            if (adapter_leave(s, room, room_len, &user_left)) changed[n++] = s;
             told |= user_left;
         }
     }
     sbuf_reset(&ev);
-    struct room *r = room_find(&nsp->rooms, room, room_len);
-    if (!join && told && r) {
+    size_t room_users = 0, room_conns = 0;
+    adapter_room_size(nsp, room, room_len, &room_users, &room_conns);
+    if (!join && told && room_conns) {
         append_room_user_event(&ev, "user_left_room", room, room_len, u);
         struct sio_out o = {SIO_EVENT, -1, ev.p, ev.len, 0, NULL, NULL};
-        sio_broadcast(srv, nsp, r, NULL, &o);
+        sio_broadcast(nsp, room, room_len, NULL, &o);
     }
     /* The user's own connections learn it as from their handler's answer. */
     sbuf_reset(&ev);
     sbuf_printf(&ev, "[\"%s\",{\"room\":", join ? "joined_room" : "left_room");
     json_append_string(&ev, room, room_len);
-    if (join && r) {
+    if (join && room_conns) {
         sbuf_printf(&ev, ",\"users\":");
-        append_room_users(&ev, r);
-        sbuf_printf(&ev, ",\"count\":%zu", r->users.count);
+        append_room_users(&ev, nsp, room, room_len);
+        sbuf_printf(&ev, ",\"count\":%zu", room_users);
     }
     sbuf_printf(&ev, "}]");
     struct sio_out o = {SIO_EVENT, -1, ev.p, ev.len, 0, NULL, NULL};
@@ -426,7 +447,7 @@ static unsigned close_user(struct user *u, const char *reason) {
     unsigned n = 0;
     struct sio_socket *list[ADMIN_MAX_USER_SOCKETS];
     for (struct sio_socket *s = u->sockets; s && n < ADMIN_MAX_USER_SOCKETS; s = s->user_next) list[n++] = s;
-    for (unsigned i = 0; i < n; i++) sio_socket_close_session(list[i], 4000, reason);
+    for (unsigned i = 0; i < n; i++) sio_socket_close_session(list[i], WS_CLOSE_KICKED, reason);
     return n;
 }
 
@@ -434,7 +455,7 @@ static unsigned close_user(struct user *u, const char *reason) {
  * until then (CONNECT_ERROR unauthorized, code banned) and disconnects it now. */
 static void handle_ban(struct conn *c, const char *id, size_t id_len, const char *body, size_t len,
                        int keep_alive) {
-    struct server *srv = c->srv;
+    struct server *srv = server_of(c);
     struct json_member sec, rs;
     int64_t seconds = 0;
     char reason[BAN_REASON_MAX] = "";
@@ -448,12 +469,12 @@ static void handle_ban(struct conn *c, const char *id, size_t id_len, const char
         respond_error(c, 400, "\"reason\" must be a string of at most 255 bytes", keep_alive);
         return;
     }
-    uint64_t now = server_wall_ms(), until = now + (uint64_t)seconds * 1000;
-    if (ban_set(&srv->bans, id, id_len, now, until, reason) != 0) {
+    uint64_t now = clock_wall_ms(), until = now + (uint64_t)seconds * 1000;
+    if (ban_set(&srv->sio.bans, id, id_len, now, until, reason) != 0) {
         respond_error(c, 500, "out of memory", keep_alive);
         return;
     }
-    struct user *u = hmap_get(&srv->users, id, id_len);
+    struct user *u = hmap_get(&srv->sio.users, id, id_len);
     unsigned n = u ? close_user(u, "banned by the admin API") : 0;
     char q[LOG_QUOTED_MAX], qr[LOG_QUOTED_MAX];
     log_info("admin", "banned user=\"%s\" seconds=%lld disconnected=%u reason=\"%s\"", log_quoted(q, sizeof q, id),
@@ -466,7 +487,7 @@ static void handle_ban(struct conn *c, const char *id, size_t id_len, const char
 }
 
 static void handle_unban(struct conn *c, const char *id, size_t id_len, int keep_alive) {
-    if (!ban_lift(&c->srv->bans, id, id_len, server_wall_ms())) {
+    if (!ban_lift(&server_of(c)->sio.bans, id, id_len, clock_wall_ms())) {
         respond_error(c, 404, "that user is not banned", keep_alive);
         return;
     }
@@ -476,8 +497,8 @@ static void handle_unban(struct conn *c, const char *id, size_t id_len, int keep
 }
 
 static void handle_bans(struct conn *c, int keep_alive) {
-    struct hmap *bans = &c->srv->bans;
-    ban_prune(bans, server_wall_ms());
+    struct hmap *bans = &server_of(c)->sio.bans;
+    ban_prune(bans, clock_wall_ms());
     struct sbuf b = {0};
     sbuf_printf(&b, "{\"bans\":[");
     struct hmap_entry *e;
@@ -521,7 +542,7 @@ static int split_path(struct slice path, char seg[4][512], size_t len[4]) {
 static void who_called(struct conn *c, char *out, size_t cap) {
     char peer[64];
     conn_peer_name(c, peer, sizeof peer);
-    const struct auth *a = &c->srv->auth;
+    const struct auth *a = &server_of(c)->auth;
     if (!a->admin_token) {
         snprintf(out, cap, "peer=%s token=-", peer);
         return;
@@ -548,7 +569,7 @@ static void log_call(struct conn *c, const struct http_request *req, const char 
 
 void admin_handle_request(struct conn *c, const struct http_request *req, const char *body, size_t len,
                           int keep_alive) {
-    struct server *srv = c->srv;
+    struct server *srv = server_of(c);
     if (srv->auth.admin_token) {
         if (!auth_admin_ok(&srv->auth, req)) {
             char peer[64], q[LOG_QUOTED_MAX], path[256];

@@ -8,6 +8,7 @@
 #include "files.h"
 #include "httpd.h"
 #include "log.h"
+#include "clock.h"
 #include "server.h"
 #include "stream_file.h"
 
@@ -69,7 +70,7 @@ static void disposition(char *out, size_t cap, const struct file_info *info) {
 }
 
 void files_handle_request(struct conn *c, const struct http_request *req, int keep_alive) {
-    struct server *srv = c->srv;
+    struct server *srv = server_of(c);
     int head = slice_eq(req->method, "HEAD");
     if (!head && !slice_eq(req->method, "GET")) {
         respond_text(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", keep_alive);
@@ -137,6 +138,6 @@ void files_handle_request(struct conn *c, const struct http_request *req, int ke
 int files_store(struct server *srv, const void *data, size_t len, const char *type, const char *name,
                 files_stored_cb cb, void *ud) {
     char seq_id[17];
-    server_new_id(srv, seq_id);
+    ids_new_id(&srv->ids, seq_id);
     return file_store_put(&srv->files, seq_id, data, len, type, name, cb, ud);
 }

@@ -8,8 +8,9 @@
 
 #include "httpd.h"
 #include "metrics.h"
-#include "nsp_stats.h"
+#include "adapter.h"
 #include "script.h"
+#include "clock.h"
 #include "server.h"
 
 static void head(struct sbuf *b, const char *name, const char *type, const char *help) {
@@ -70,32 +71,32 @@ static void process_metrics(struct sbuf *b, const struct server *srv) {
 }
 
 void metrics_handle_request(struct conn *c, int keep_alive) {
-    struct server *srv = c->srv;
+    struct server *srv = server_of(c);
     const struct metrics *m = &srv->metrics;
     struct script_stats st;
     script_stats(srv->script, &st);
-    size_t rooms = nsp_stats_rooms(srv);
+    size_t rooms = adapter_total_rooms(&srv->sio);
     struct sbuf b = {0};
-    metric(&b, "space_connections", "gauge", "open TCP connections", (double)srv->n_conns);
+    metric(&b, "space_connections", "gauge", "open TCP connections", (double)srv->net.n_conns);
     metric(&b, "space_connections_max", "gauge", "the connection limit (--max-connections)",
-           (double)srv->admit.max_conns);
+           (double)srv->net.admit.max_conns);
     metric(&b, "space_connections_refused_total", "counter", "connections refused past the limit",
-           (double)srv->admit.refused_total);
-    metric(&b, "space_sessions", "gauge", "Engine.IO and /ws sessions", (double)srv->sessions.count);
-    metric(&b, "space_users", "gauge", "distinct connected users", (double)srv->users.count);
+           (double)srv->net.admit.refused_total);
+    metric(&b, "space_sessions", "gauge", "Engine.IO and /ws sessions", (double)srv->eio.sessions.count);
+    metric(&b, "space_users", "gauge", "distinct connected users", (double)srv->sio.users.count);
     metric(&b, "space_rooms", "gauge", "rooms with at least one member", (double)rooms);
     metric(&b, "space_partial_message_bytes", "gauge", "bytes of partly received WebSocket messages",
-           (double)srv->partial_bytes);
+           (double)srv->net.partial_bytes);
     metric(&b, "space_protocol_errors_total", "counter", "connections closed for a protocol violation",
-           (double)srv->protocol_errors);
+           (double)srv->net.protocol_errors);
     metric(&b, "space_slow_consumers_closed_total", "counter", "connections closed for falling behind",
-           (double)srv->slow_closes);
+           (double)srv->net.slow_closes);
     metric(&b, "space_scripts_generation", "gauge", "the running script generation", (double)st.generation);
     metric(&b, "space_script_reloads_total", "counter", "successful reloads", (double)st.reloads_ok);
     metric(&b, "space_script_reload_failures_total", "counter", "refused reloads", (double)st.reloads_failed);
     metric(&b, "space_lua_memory_bytes", "gauge", "memory held by the Lua state", (double)st.lua_bytes);
     metric(&b, "space_uptime_seconds", "gauge", "seconds since start",
-           (double)(server_wall_ms() - srv->started_ms) / 1000.0);
+           (double)(clock_wall_ms() - srv->started_ms) / 1000.0);
 
     head(&b, "space_events_received_total", "counter",
          "events received from clients, by name (events without a handler: other)");
@@ -106,8 +107,8 @@ void metrics_handle_request(struct conn *c, int keep_alive) {
         sbuf_printf(&b, "space_events_sent_total{event=\"%s\"} %llu\n", m->names[i], (unsigned long long)m->events_out[i]);
     metric(&b, "space_fanout_deliveries_total", "counter", "events delivered to room members by broadcasts",
            (double)m->fanout_deliveries);
-    metric(&b, "space_received_bytes_total", "counter", "bytes read from client sockets", (double)m->bytes_in);
-    metric(&b, "space_sent_bytes_total", "counter", "bytes written to client sockets", (double)m->bytes_out);
+    metric(&b, "space_received_bytes_total", "counter", "bytes read from client sockets", (double)srv->net.bytes_in);
+    metric(&b, "space_sent_bytes_total", "counter", "bytes written to client sockets", (double)srv->net.bytes_out);
     head(&b, "space_handler_errors_total", "counter",
          "calls into Lua that failed, by handler and kind (error, budget, cpu, time, memory)");
     for (unsigned i = 0; i <= METRICS_MAX_ERROR_KEYS; i++)

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "script.h"
+#include "clock.h"
 #include "server.h"
 
 struct watched_dir {

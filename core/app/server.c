@@ -1,160 +1,131 @@
 #include "server.h"
 
 #include <limits.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-#include "ban.h"
-
-#include <arpa/inet.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
+#include <unistd.h>
 
-#include "buf.h"
+#include "admin.h"
+#include "clock.h"
 #include "conn.h"
-#include "eio.h"
-#include "httpd.h"
+#include "files_http.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "reload.h"
 #include "script.h"
-#include "sio.h"
+#include "static.h"
 #include "version.h"
 #include "ws.h"
 
 #define SHUTDOWN_GRACE_MS 800
 
-uint64_t server_wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+/* {==================================================================
+ * The Socket.IO layer's app: the script host
+ * =================================================================== */
+
+static int app_has_namespace(void *h, const char *nsp, size_t len) { return script_has_namespace(h, nsp, len); }
+static enum sio_verdict app_authenticate(void *h, struct sio_socket *s, const char *json, size_t len,
+                                         struct sbuf *refusal) {
+    return (enum sio_verdict)script_authenticate(h, s, json, len, refusal);
+}
+static void app_on_connected(void *h, struct sio_socket *s) { script_on_connected(h, s); }
+static enum sio_verdict app_on_event(void *h, struct sio_socket *s, int64_t ack_id, const char *json, size_t len,
+                                     unsigned n_att, const void *const *att, const size_t *att_len) {
+    return (enum sio_verdict)script_on_event(h, s, ack_id, json, len, n_att, att, att_len);
+}
+static enum sio_verdict app_on_ack(void *h, struct sio_socket *s, int64_t ack_id, const char *json, size_t len,
+                                   unsigned n_att, const void *const *att, const size_t *att_len) {
+    return (enum sio_verdict)script_on_ack(h, s, ack_id, json, len, n_att, att, att_len);
+}
+static void app_on_disconnect(void *h, struct sio_socket *s, const char *reason) { script_on_disconnect(h, s, reason); }
+static void app_release_socket(void *h, struct sio_socket *s) { script_release_socket(h, s); }
+static void app_send_error(void *h, struct sio_socket *s, const char *event, const char *code, const char *message) {
+    script_send_error(h, s, event, code, message);
 }
 
-void server_new_sid(struct server *srv, char out[21]) {
-    unsigned char raw[15];
-    if (RAND_bytes(raw, 12) != 1) {
-        /* Unpredictability matters (a sid authorizes polling requests). */
-        log_error("server", "RAND_bytes failed");
-        abort();
+static const struct sio_app_ops script_app_ops = {
+    .has_namespace = app_has_namespace,
+    .authenticate = app_authenticate,
+    .on_connected = app_on_connected,
+    .on_event = app_on_event,
+    .on_ack = app_on_ack,
+    .on_disconnect = app_on_disconnect,
+    .release_socket = app_release_socket,
+    .send_error = app_send_error,
+};
+
+/* {==================================================================
+ * The app's HTTP routes
+ * =================================================================== */
+
+static void route_admin(void *ud, struct conn *c, const struct http_request *req, const char *body, size_t len,
+                        int keep_alive) {
+    (void)ud;
+    admin_handle_request(c, req, body, len, keep_alive);
+}
+
+static void route_files(void *ud, struct conn *c, const struct http_request *req, const char *body, size_t len,
+                        int keep_alive) {
+    (void)ud, (void)body, (void)len;
+    files_handle_request(c, req, keep_alive);
+}
+
+static void route_health(void *ud, struct conn *c, const struct http_request *req, const char *body, size_t len,
+                         int keep_alive) {
+    (void)ud, (void)req, (void)body, (void)len;
+    httpd_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, "Cache-Control: no-store\r\n", !keep_alive);
+}
+
+static void route_metrics(void *ud, struct conn *c, const struct http_request *req, const char *body, size_t len,
+                          int keep_alive) {
+    (void)ud, (void)req, (void)body, (void)len;
+    metrics_handle_request(c, keep_alive);
+}
+
+static void route_static(void *ud, struct conn *c, const struct http_request *req, const char *body, size_t len,
+                         int keep_alive) {
+    (void)ud, (void)body, (void)len;
+    static_handle_request(c, req, keep_alive);
+}
+
+static void add_routes(struct server *srv) {
+    srv->admin_route = (struct http_route){.path = "/api/", .flags = HTTP_ROUTE_PREFIX | HTTP_ROUTE_SERVICE,
+                                           .max_body = ADMIN_MAX_BODY_BYTES, .handle = route_admin, .ud = srv};
+    srv->files_route = (struct http_route){.path = "/files/", .flags = HTTP_ROUTE_PREFIX, .handle = route_files,
+                                           .ud = srv};
+    srv->health_route = (struct http_route){.path = "/healthz", .flags = HTTP_ROUTE_SERVICE | HTTP_ROUTE_GET_HEAD,
+                                            .handle = route_health, .ud = srv};
+    srv->metrics_route = (struct http_route){.path = "/metrics", .flags = HTTP_ROUTE_SERVICE | HTTP_ROUTE_GET_HEAD,
+                                             .handle = route_metrics, .ud = srv};
+    httpd_add_route(&srv->net, &srv->admin_route);
+    httpd_add_route(&srv->net, &srv->files_route);
+    httpd_add_route(&srv->net, &srv->health_route);
+    httpd_add_route(&srv->net, &srv->metrics_route);
+    if (srv->cfg->static_dir[0]) { /* last: every route wins over a file */
+        srv->static_route = (struct http_route){.path = "/", .flags = HTTP_ROUTE_PREFIX, .handle = route_static,
+                                                .ud = srv};
+        httpd_set_fallback(&srv->net, &srv->static_route);
     }
-    uint32_t seq = srv->sid_seq++;
-    raw[12] = (unsigned char)(seq >> 16);
-    raw[13] = (unsigned char)(seq >> 8);
-    raw[14] = (unsigned char)seq;
-    char b64[21];
-    EVP_EncodeBlock((unsigned char *)b64, raw, 15);
-    for (int i = 0; i < 20; i++) out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
-    out[20] = 0;
 }
 
-void server_new_id(struct server *srv, char out[17]) {
-    uint64_t id = server_wall_ms() << 12; /* 4096 ids per millisecond before borrowing ahead */
-    if (id <= srv->last_id) id = srv->last_id + 1;
-    srv->last_id = id;
-    /* Once per message: a hex loop, not snprintf (4 % of an event's instructions). */
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--, id >>= 4) out[i] = hex[id & 15];
-    out[16] = 0;
-}
-
-void server_mark_flush(struct server *srv, struct conn *c) {
-    if (c->flags & (CONN_PENDING_FLUSH | CONN_CLOSING)) return;
-    c->flags |= CONN_PENDING_FLUSH;
-    c->next_flush = srv->pending_flush;
-    srv->pending_flush = c;
-}
-
-/* The one deadline timer fires at the earliest deadline of either wheel. */
-static void on_deadline_timer(uv_timer_t *t) {
-    struct server *srv = t->loop->data;
-    uint64_t now = server_now(srv);
-    srv->deadline_timer_due = WHEEL_NEVER; /* one-shot: spent */
-    wheel_advance(&srv->conn_timers, now, conn_on_timer, NULL);
-    wheel_advance(&srv->session_timers, now, eio_on_timer, NULL);
-}
-
-/* Arms the deadline timer for the wheels' next due time, to the
- * millisecond: deadlines fire when due (as Node's setTimeout would), not at
- * the next tick of a periodic sweep, and an idle server does not wake. */
-static void arm_deadline_timer(struct server *srv) {
-    uint64_t a = wheel_next_due(&srv->conn_timers), b = wheel_next_due(&srv->session_timers);
-    uint64_t due = a < b ? a : b;
-    if (due == srv->deadline_timer_due) return;
-    srv->deadline_timer_due = due;
-    if (due == WHEEL_NEVER) {
-        uv_timer_stop(&srv->deadline_timer);
-        return;
-    }
-    /* The loop time is cached from the start of the turn; refreshed, the
-     * wait the loop computes next counts from now, not from then. */
-    uv_update_time(srv->loop);
-    uint64_t now = server_now(srv);
-    uv_timer_start(&srv->deadline_timer, on_deadline_timer, due > now ? due - now : 0, 0);
-}
-
-/* Once per loop turn, before the loop blocks: write what this turn queued
- * (one writev per conn), free what was closed during the turn, and arm the
- * deadline timer for what this turn scheduled. */
-static void on_hold_timer(uv_timer_t *t) { (void)t; /* the flush hook runs next */ }
-
-static void on_flush_hook(uv_prepare_t *h) {
-    struct server *srv = h->loop->data;
-    uint64_t now = server_now(srv);
-    struct conn *held = NULL;
-    eio_flush_polls(srv);
-    while (srv->pending_flush) {
-        struct conn *c = srv->pending_flush;
-        srv->pending_flush = c->next_flush;
-        if (c->hold_until_ms > now && !(c->flags & CONN_CLOSE_ASAP)) {
-            c->next_flush = held; /* stays marked, flushed on a later turn */
-            held = c;
-            continue;
-        }
-        c->flags &= ~(uint32_t)CONN_PENDING_FLUSH;
-        conn_flush(c);
-    }
-    if (held) {
-        srv->pending_flush = held;
-        uv_timer_start(&srv->hold_timer, on_hold_timer, 1, 0);
-    }
-    sio_free_dead(srv);
-    eio_free_dead(srv);
-    if (srv->shutting_down && !srv->conns) uv_stop(srv->loop);
-    else arm_deadline_timer(srv);
-}
+/* {==================================================================
+ * Start, signals, shutdown
+ * =================================================================== */
 
 static void begin_shutdown(struct server *srv, const char *why) {
-    if (srv->shutting_down) return;
-    srv->shutting_down = 1;
-    log_info("server", "shutting down signal=%s connections=%llu", why, (unsigned long long)srv->n_conns);
-    uv_close((uv_handle_t *)&srv->listener, NULL);
+    if (srv->net.shutting_down) return;
+    log_info("server", "shutting down signal=%s connections=%llu", why, (unsigned long long)srv->net.n_conns);
     reload_stop(srv);
     /* Tell every client we are going away (1001), then close what is left. */
-    struct eio_session *next;
-    for (struct eio_session *s = srv->session_list; s; s = next) {
-        next = s->next;
-        eio_close(s, WS_CLOSE_GOING_AWAY, "server shutting down");
-    }
-    uint64_t deadline = server_now(srv) + SHUTDOWN_GRACE_MS;
-    struct conn *next_conn;
-    for (struct conn *c = srv->conns; c; c = next_conn) {
-        next_conn = c->next; /* conn_close unlinks c */
-        if (c->tr == &httpd_transport && !conn_is_closing(c)) {
-            /* An answer may be queued (a parked GET just got "1"): let it go out. */
-            if (c->q_head < c->q_len || c->writes_in_flight) conn_close_after_flush(c);
-            else conn_close(c);
-        }
-        if (!(c->flags & CONN_CLOSING) && (!c->deadline_ms || c->deadline_ms > deadline)) conn_set_deadline(c, deadline);
-    }
+    eio_hub_close_all(&srv->eio, WS_CLOSE_GOING_AWAY, "server shutting down");
+    net_shutdown(&srv->net, SHUTDOWN_GRACE_MS);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
-    begin_shutdown(h->loop->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+    begin_shutdown(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 /* Raises the open-file soft limit to the hard one (admit.c reads it). */
@@ -165,39 +136,6 @@ static void raise_fd_limit(void) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-}
-
-static int listen_on(struct server *srv, char *addr_out, size_t cap) {
-    const struct config *cfg = srv->cfg;
-    struct sockaddr_storage ss;
-    int rc = strchr(cfg->host, ':') ? uv_ip6_addr(cfg->host, (int)cfg->port, (struct sockaddr_in6 *)&ss)
-                                     : uv_ip4_addr(cfg->host, (int)cfg->port, (struct sockaddr_in *)&ss);
-    if (rc != 0) {
-        fprintf(stderr, "space-server: cannot start: --host '%s' is not an IP address\n", cfg->host);
-        return -1;
-    }
-    uv_tcp_init(srv->loop, &srv->listener);
-    if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&srv->listener, 1024, admit_on_connection)) != 0) {
-        fprintf(stderr, "space-server: cannot start: listen on %s port %lld: %s\n", cfg->host,
-                (long long)cfg->port, uv_strerror(rc));
-        return -1;
-    }
-    struct sockaddr_storage bound;
-    int len = sizeof bound;
-    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len);
-    char ip[64] = "?";
-    int port = 0;
-    if (bound.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof ip);
-        port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-        snprintf(addr_out, cap, "[%s]:%d", ip, port);
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof ip);
-        port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-        snprintf(addr_out, cap, "%s:%d", ip, port);
-    }
-    return 0;
 }
 
 static void close_walk(uv_handle_t *h, void *arg) {
@@ -227,50 +165,51 @@ int server_run(const struct config *cfg) {
     if (!srv) return 1;
     srv->cfg = cfg;
     srv->loop = uv_default_loop();
-    srv->loop->data = srv;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    srv->admit.spare_fd = -1;
     file_store_init(&srv->files, srv->loop, cfg->files_dir);
-
-    char err[1024];
-    if (auth_init(&srv->auth, cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "space-server: cannot start: %s\n", err);
-        free(srv);
-        return 1;
-    }
-    if (!script_host_new(srv, cfg->scripts_dir, cfg->plugins_dir, err, sizeof err)) {
-        fprintf(stderr, "space-server: cannot start: scripts did not load: %s\n", err);
-        auth_free(&srv->auth);
-        free(srv);
-        return 1;
-    }
-    char addr[96];
-    if (listen_on(srv, addr, sizeof addr) != 0) {
-        script_host_free(srv->script);
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-        uv_run(srv->loop, UV_RUN_NOWAIT);
-        free(srv);
-        return 1;
-    }
-    srv->record_separator = buf_from("\x1e", 1);
     metrics_init(&srv->metrics);
     loop_lag_start(&srv->loop_lag, srv->loop, &srv->metrics.loop_busy);
-    uv_prepare_init(srv->loop, &srv->flush_hook);
-    uv_prepare_start(&srv->flush_hook, on_flush_hook);
-    uv_timer_init(srv->loop, &srv->hold_timer);
-    uv_timer_init(srv->loop, &srv->deadline_timer);
-    srv->deadline_timer_due = WHEEL_NEVER;
-    wheel_init(&srv->conn_timers, WHEEL_TICK_MS, server_now(srv));
-    wheel_init(&srv->session_timers, WHEEL_TICK_MS, server_now(srv));
+    /* Bottom up: each layer registers its routes, wheels and hooks with net. */
+    net_init(&srv->net, srv->loop, cfg);
+    eio_hub_init(&srv->eio, &srv->net, &srv->ids, NULL, NULL);
+    sio_hub_init(&srv->sio, &srv->eio, &srv->metrics, &script_app_ops, NULL, NULL, NULL);
+    add_routes(srv);
+
+    char err[1024];
+    int ok = auth_init(&srv->auth, cfg, err, sizeof err) == 0;
+    if (!ok) fprintf(stderr, "space-server: cannot start: %s\n", err);
+    if (ok && !script_host_new(srv, cfg->scripts_dir, cfg->plugins_dir, err, sizeof err)) {
+        fprintf(stderr, "space-server: cannot start: scripts did not load: %s\n", err);
+        ok = 0;
+    }
+    char addr[96];
+    if (ok && net_listen(&srv->net, addr, sizeof addr) != 0) ok = 0;
+    if (!ok) {
+        srv->net.shutting_down = 1;
+        uv_walk(srv->loop, close_walk, NULL);
+        uv_run(srv->loop, UV_RUN_DEFAULT);
+        if (srv->script) script_host_free(srv->script);
+        sio_hub_free(&srv->sio);
+        eio_hub_free(&srv->eio);
+        net_free(&srv->net);
+        auth_free(&srv->auth);
+        uv_loop_close(srv->loop);
+        free(srv);
+        return 1;
+    }
+    srv->sio.app_ud = srv->script;
+    srv->eio.upper_deadlines = srv->auth.key != NULL; /* tokens expire only with a key */
     uv_signal_init(srv->loop, &srv->sigint);
+    srv->sigint.data = srv;
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
     uv_signal_init(srv->loop, &srv->sigterm);
+    srv->sigterm.data = srv;
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
 
     reload_start(srv);
-    admit_init(srv, cfg->max_connections); /* after everything the process holds for good */
-    srv->started_ms = server_wall_ms();
+    net_admit_init(&srv->net); /* after everything the process holds for good */
+    srv->started_ms = clock_wall_ms();
     if (srv->auth.key)
         log_info("auth", "JWT authentication on algorithms=%s issuer=%s audience=%s", jwt_key_algs(srv->auth.key),
                  cfg->jwt_issuer[0] ? cfg->jwt_issuer : "-", cfg->jwt_audience[0] ? cfg->jwt_audience : "-");
@@ -281,36 +220,21 @@ int server_run(const struct config *cfg) {
         log_info("admin", "no admin token configured: the admin API answers loopback clients only");
     log_relative_paths(cfg);
     log_info("server", "listening address=%s scripts=%s files=%u max_connections=%llu fd_limit=%llu version=%s",
-             addr, cfg->scripts_dir, script_files_loaded(srv->script), (unsigned long long)srv->admit.max_conns,
-             (unsigned long long)srv->admit.fd_limit, SPACE_VERSION);
+             addr, cfg->scripts_dir, script_files_loaded(srv->script), (unsigned long long)srv->net.admit.max_conns,
+             (unsigned long long)srv->net.admit.fd_limit, SPACE_VERSION);
 
     uv_run(srv->loop, UV_RUN_DEFAULT);
 
-    /* Stopped after shutdown: free what is left, in order. */
-    while (srv->conns) conn_close(srv->conns);
-    on_flush_hook(&srv->flush_hook);
+    /* Stopped after shutdown: free what is left, top down. */
+    net_close_all(&srv->net);
     uv_walk(srv->loop, close_walk, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
-    sio_free_dead(srv);
-    eio_free_dead(srv);
     reload_free(srv);
-    admit_free(srv);
-    ws_pool_free(srv);
     script_host_free(srv->script);
+    sio_hub_free(&srv->sio);
+    eio_hub_free(&srv->eio);
+    net_free(&srv->net);
     auth_free(&srv->auth);
-    struct hmap_entry *e;
-    for (size_t i = 0; hmap_next(&srv->namespaces, &i, &e);) {
-        struct nsp *n = e->value;
-        hmap_free(&n->rooms);
-        free(n);
-    }
-    hmap_free(&srv->namespaces);
-    hmap_free(&srv->sessions);
-    hmap_free(&srv->users);
-    ban_free_all(&srv->bans);
-    sbuf_free(&srv->scratch);
-    for (int i = 0; i < 3; i++) buf_unref(srv->ping_wire[i]);
-    buf_unref(srv->record_separator);
     uv_loop_close(srv->loop);
     int code = srv->exit_code;
     free(srv);

@@ -11,6 +11,7 @@
 
 #include "etag.h"
 #include "httpd.h"
+#include "clock.h"
 #include "server.h"
 #include "stream_file.h"
 
@@ -98,7 +99,7 @@ static void respond_text(struct conn *c, int status, const char *text, const cha
 }
 
 void static_handle_request(struct conn *c, const struct http_request *req, int keep_alive) {
-    const char *root = c->srv->cfg->static_root;
+    const char *root = server_of(c)->cfg->static_root;
     int head = slice_eq(req->method, "HEAD");
     if (!head && !slice_eq(req->method, "GET")) {
         respond_text(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", keep_alive);

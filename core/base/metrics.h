@@ -29,7 +29,6 @@ struct metrics {
     uint64_t events_in[METRICS_MAX_NAMES], events_out[METRICS_MAX_NAMES];
     struct histogram handler_seconds[METRICS_MAX_NAMES]; /* by event handler */
     uint64_t fanout_deliveries;
-    uint64_t bytes_in, bytes_out;
     unsigned n_errors;
     struct {
         char handler[METRICS_HANDLER_MAX];

@@ -63,7 +63,7 @@ struct eio_session *eio_session_new(struct eio_hub *hub, enum eio_kind kind, enu
     s->kind = kind;
     s->transport = tr;
     ids_new_sid(hub->ids, s->sid);
-    if (hmap_put(&hub->sessions, s->sid, 20, s) != 0) {
+    if (hmap_put(&hub->sessions, s->sid, IDS_SID_LEN, s) != 0) {
         free(s);
         return NULL;
     }
@@ -97,7 +97,7 @@ void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
     s->closed = 1;
     struct eio_hub *hub = s->hub;
     wheel_cancel(&hub->timers, &s->timer);
-    hmap_del(&hub->sessions, s->sid, 20);
+    hmap_del(&hub->sessions, s->sid, IDS_SID_LEN);
     if (s->prev) s->prev->next = s->next;
     else hub->session_list = s->next;
     if (s->next) s->next->prev = s->prev;
@@ -508,7 +508,7 @@ static void handle_request(void *ud, struct conn *c, const struct http_request *
         return;
     }
     if (http_query_get(req->query, "sid", &sid)) {
-        struct eio_session *s = sid.len == 20 ? hmap_get(&hub->sessions, sid.p, sid.len) : NULL;
+        struct eio_session *s = sid.len == IDS_SID_LEN ? hmap_get(&hub->sessions, sid.p, sid.len) : NULL;
         /* A session whose pong is overdue is gone, even if its timer has not run yet this turn. */
         if (s && s->awaiting_pong && net_now(hub->net) >= s->ping_at_ms) {
             eio_close(s, WS_CLOSE_NORMAL, "ping timeout");
@@ -562,7 +562,7 @@ static struct eio_session *polling_session_of(struct eio_hub *hub, const struct 
     struct slice sid, transport;
     if (req->path.len < 11 || memcmp(req->path.p, "/socket.io/", 11) != 0) return NULL;
     if (!http_query_get(req->query, "transport", &transport) || !slice_eq(transport, "polling")) return NULL;
-    if (!http_query_get(req->query, "sid", &sid) || sid.len != 20) return NULL;
+    if (!http_query_get(req->query, "sid", &sid) || sid.len != IDS_SID_LEN) return NULL;
     return hmap_get(&hub->sessions, sid.p, sid.len);
 }
 

@@ -20,6 +20,7 @@
 #include "hmap.h"
 #include "http.h"
 #include "httpd.h"
+#include "ids.h"
 #include "sbuf.h"
 #include "wheel.h"
 #include "wire.h"
@@ -75,7 +76,7 @@ struct poll_entry {
 };
 
 struct eio_session {
-    char sid[21];
+    char sid[IDS_SID_LEN + 1];
     char peer[64];                    /* "ip:port" of the handshake (for logs) */
     struct eio_hub *hub;
     struct eio_session *prev, *next;  /* hub.session_list */

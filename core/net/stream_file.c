@@ -4,7 +4,7 @@
 
 #include "httpd.h"
 #include "log.h"
-#include "server.h"
+#include "net.h"
 
 #define FILE_CHUNK_BYTES (64 * 1024)
 #define FILE_QUEUE_HIGH_BYTES (512 * 1024) /* read ahead no further than this */
@@ -83,7 +83,7 @@ static void stream_pump(struct file_stream *fs) {
     uv_buf_t b = uv_buf_init((char *)fs->chunk->data, (unsigned)n);
     fs->req.data = fs;
     fs->reading = 1;
-    if (uv_fs_read(c->srv->loop, &fs->req, fs->fd, &b, 1, (int64_t)fs->offset, on_chunk_read) != 0) {
+    if (uv_fs_read(c->net->loop, &fs->req, fs->fd, &b, 1, (int64_t)fs->offset, on_chunk_read) != 0) {
         fs->reading = 0;
         conn_close(c);
     }

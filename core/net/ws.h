@@ -26,6 +26,7 @@ enum {
     WS_CLOSE_TOO_BIG = 1009,
     WS_CLOSE_INTERNAL = 1011,
     WS_CLOSE_TRY_AGAIN_LATER = 1013,
+    WS_CLOSE_KICKED = 4000,       /* the admin API disconnected or banned the user */
     WS_CLOSE_UNAUTHORIZED = 4401, /* the plain /ws protocol: login refused */
 };
 

@@ -25,6 +25,7 @@
 struct adapter;
 struct eio_session;
 struct metrics;
+struct nsp;
 struct sio_client;
 struct sio_socket;
 

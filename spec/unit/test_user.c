@@ -1,29 +1,34 @@
 /* Unit tests for core/user.h: the registry of connected users, refcounted
- * by sockets. Only srv->users of a zeroed struct server is used. */
+ * by sockets, over a map of its own: no server, no hub. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
-#include "server.h"
+#include "clock.h"
+#include "hmap.h"
 #include "user.h"
 
-static struct server *new_server(void) { return calloc(1, sizeof(struct server)); }
+struct registry {
+    struct hmap users;
+};
 
-static void free_server(struct server *srv) {
+static struct registry *new_server(void) { return calloc(1, sizeof(struct registry)); }
+
+static void free_server(struct registry *srv) {
     hmap_free(&srv->users);
     free(srv);
 }
 
-static struct user *acquire(struct server *srv, const char *id, const char *name) {
-    return user_acquire(srv, id, strlen(id), name, name ? strlen(name) : 0);
+static struct user *acquire(struct registry *srv, const char *id, const char *name) {
+    return user_acquire(&srv->users, id, strlen(id), name, name ? strlen(name) : 0);
 }
 
 TEST(acquire_creates_a_user_with_one_reference) {
-    struct server *srv = new_server();
-    uint64_t before = server_wall_ms();
+    struct registry *srv = new_server();
+    uint64_t before = clock_wall_ms();
     struct user *u = acquire(srv, "sub-1", "Alice");
-    uint64_t after = server_wall_ms();
+    uint64_t after = clock_wall_ms();
     CHECK(u != NULL);
     if (!u) return;
     CHECK_STR("sub-1", u->id);
@@ -33,14 +38,14 @@ TEST(acquire_creates_a_user_with_one_reference) {
     CHECK(before > UINT64_C(1600000000000)); /* wall clock, in ms */
     CHECK_PTR(u, hmap_get(&srv->users, "sub-1", 5));
     CHECK_UINT(1, srv->users.count);
-    user_release(srv, u);
+    user_release(&srv->users, u);
     free_server(srv);
 }
 
 TEST(acquire_copies_id_and_name_bytes) {
-    struct server *srv = new_server();
+    struct registry *srv = new_server();
     char id[] = "abcdef", name[] = "Bobby";
-    struct user *u = user_acquire(srv, id, 3, name, 3); /* not NUL-terminated at len */
+    struct user *u = user_acquire(&srv->users, id, 3, name, 3); /* not NUL-terminated at len */
     CHECK_STR("abc", u->id);
     CHECK_STR("Bob", u->name);
     id[0] = 'X';
@@ -48,20 +53,20 @@ TEST(acquire_copies_id_and_name_bytes) {
     CHECK_STR("abc", u->id);
     CHECK_STR("Bob", u->name);
     CHECK_PTR(u, hmap_get(&srv->users, "abc", 3));
-    user_release(srv, u);
+    user_release(&srv->users, u);
     free_server(srv);
 }
 
 TEST(name_defaults_to_the_id) {
-    struct server *srv = new_server();
+    struct registry *srv = new_server();
     struct user *u = acquire(srv, "guest-42", NULL);
     CHECK_STR("guest-42", u->name);
-    user_release(srv, u);
+    user_release(&srv->users, u);
     free_server(srv);
 }
 
 TEST(acquire_of_a_known_id_shares_the_user) {
-    struct server *srv = new_server();
+    struct registry *srv = new_server();
     struct user *a = acquire(srv, "u", "Ann");
     uint64_t since = a->since_ms;
     struct user *b = acquire(srv, "u", "Ann");
@@ -69,17 +74,17 @@ TEST(acquire_of_a_known_id_shares_the_user) {
     CHECK_UINT(2, a->refs);
     CHECK_UINT(1, srv->users.count);
     CHECK_UINT(since, b->since_ms);
-    user_release(srv, a);
+    user_release(&srv->users, a);
     CHECK_UINT(1, b->refs);
     CHECK_PTR(b, hmap_get(&srv->users, "u", 1));
-    user_release(srv, b);
+    user_release(&srv->users, b);
     CHECK(hmap_get(&srv->users, "u", 1) == NULL);
     CHECK_UINT(0, srv->users.count);
     free_server(srv);
 }
 
 TEST(acquire_with_a_new_name_renames_and_null_keeps_it) {
-    struct server *srv = new_server();
+    struct registry *srv = new_server();
     struct user *u = acquire(srv, "u", "Old");
     acquire(srv, "u", "New name");
     CHECK_STR("New name", u->name);
@@ -88,21 +93,21 @@ TEST(acquire_with_a_new_name_renames_and_null_keeps_it) {
     acquire(srv, "u", "New");                 /* a prefix is a different name */
     CHECK_STR("New", u->name);
     CHECK_UINT(4, u->refs);
-    for (int i = 0; i < 4; i++) user_release(srv, u);
+    for (int i = 0; i < 4; i++) user_release(&srv->users, u);
     CHECK_UINT(0, srv->users.count);
     free_server(srv);
 }
 
 TEST(release_of_null_is_a_no_op) {
-    struct server *srv = new_server();
-    user_release(srv, NULL);
+    struct registry *srv = new_server();
+    user_release(&srv->users, NULL);
     CHECK_UINT(0, srv->users.count);
     free_server(srv);
 }
 
 TEST(many_users_come_and_go) {
     enum { N = 500 };
-    struct server *srv = new_server();
+    struct registry *srv = new_server();
     static struct user *held[N][3];
     static int nheld[N];
     char id[16];
@@ -118,7 +123,7 @@ TEST(many_users_come_and_go) {
             held[k][nheld[k]++] = u;
             if (u && u->refs != (uint32_t)nheld[k]) bad++;
         } else if (nheld[k] > 0) {
-            user_release(srv, held[k][--nheld[k]]);
+            user_release(&srv->users, held[k][--nheld[k]]);
         }
         if (op % 1000 == 0) {
             size_t live = 0;
@@ -133,7 +138,7 @@ TEST(many_users_come_and_go) {
     }
     CHECK_UINT(0, bad);
     for (int i = 0; i < N; i++)
-        while (nheld[i] > 0) user_release(srv, held[i][--nheld[i]]);
+        while (nheld[i] > 0) user_release(&srv->users, held[i][--nheld[i]]);
     CHECK_UINT(0, srv->users.count);
     free_server(srv);
 }

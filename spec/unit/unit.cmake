@@ -1,27 +1,27 @@
 # C unit tests: one executable per spec/unit/test_<name>.c, registered with
 # ctest as unit_<name>. Included from the top-level CMakeLists (after the
-# space_codec and space_core targets exist), e.g. from spec/tests.cmake:
+# space_<layer> targets exist), e.g. from spec/tests.cmake:
 #   include(${CMAKE_SOURCE_DIR}/spec/unit/unit.cmake)
 # Run: ctest --test-dir <build> -L unit --output-on-failure
 include_guard(GLOBAL)
 
 set(SPACE_UNIT_DIR ${CMAKE_SOURCE_DIR}/spec/unit)
 
-# Pure codecs: link space_codec only.
-set(SPACE_UNIT_CODEC_TESTS http ws_codec eio_packet sio_packet utf8 hmap sbuf buf filecheck wire_base64 json_scan jwt wheel wsjson
+# Each test links only the layer of the module it tests (and so the layers
+# below it): a test of user.c needs no server.
+set(SPACE_UNIT_TESTS_base utf8 hmap sbuf buf wheel)
+set(SPACE_UNIT_TESTS_proto http ws_codec eio_packet sio_packet filecheck wire_base64 json_scan jwt wsjson
   pattern_cost etag)
-# Modules that live in space_core (libuv, Lua and wslay come along).
-set(SPACE_UNIT_CORE_TESTS room user file_store)
+set(SPACE_UNIT_TESTS_socketio room user)
+set(SPACE_UNIT_TESTS_files file_store)
 
-foreach(name IN LISTS SPACE_UNIT_CODEC_TESTS SPACE_UNIT_CORE_TESTS)
-  add_executable(test_${name} ${SPACE_UNIT_DIR}/test_${name}.c)
-  target_include_directories(test_${name} PRIVATE ${SPACE_UNIT_DIR})
-  if(name IN_LIST SPACE_UNIT_CORE_TESTS)
-    target_link_libraries(test_${name} PRIVATE space_core)
-  else()
-    target_link_libraries(test_${name} PRIVATE space_proto)
-  endif()
-  set_target_properties(test_${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/spec/unit)
-  add_test(NAME unit_${name} COMMAND test_${name})
-  set_tests_properties(unit_${name} PROPERTIES LABELS unit TIMEOUT 300)
+foreach(layer base proto socketio files lua)
+  foreach(name IN LISTS SPACE_UNIT_TESTS_${layer})
+    add_executable(test_${name} ${SPACE_UNIT_DIR}/test_${name}.c)
+    target_include_directories(test_${name} PRIVATE ${SPACE_UNIT_DIR})
+    target_link_libraries(test_${name} PRIVATE space_${layer})
+    set_target_properties(test_${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/spec/unit)
+    add_test(NAME unit_${name} COMMAND test_${name})
+    set_tests_properties(unit_${name} PROPERTIES LABELS unit TIMEOUT 300)
+  endforeach()
 endforeach()

@@ -1,4 +1,5 @@
 #include "sio.h"
+#include "sio_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,40 +19,6 @@
 #include "wire.h"
 #include "ws.h"
 #include "wsjson.h"
-
-/* A binary packet waits for its attachments here. */
-struct pending_binary {
-    char *text;            /* the packet's text (header and JSON), copied */
-    size_t len;
-    unsigned expected;     /* attachments announced */
-    unsigned got;
-    void *att[SIO_MAX_ATTACHMENTS];
-    size_t att_len[SIO_MAX_ATTACHMENTS];
-};
-
-/* /ws request ids that no number can stand for (strings, negative,
- * fractional or long numbers): each waits here for its answer under a key
- * that goes through the handlers as the ack id. At most PLAIN_IDS_MAX
- * wait per connection (answers come later only after asynchronous work);
- * a newer id takes the oldest one's slot, whose answer then goes without
- * an id. */
-#define PLAIN_ID_KEY_BASE ((int64_t)1 << 60) /* above any id a number stands for, or the server's own ack ids */
-#define PLAIN_IDS_MAX 64
-struct plain_ids {
-    int64_t next_seq;           /* key = PLAIN_ID_KEY_BASE + seq; slot = seq % PLAIN_IDS_MAX */
-    int64_t key[PLAIN_IDS_MAX]; /* 0: the slot is free */
-    char *text[PLAIN_IDS_MAX];  /* the id's JSON text, owned */
-    size_t len[PLAIN_IDS_MAX];
-};
-
-struct sio_client {
-    char *handshake_token;         /* Bearer header or token query of the handshake; owned */
-    struct plain_ids *plain_ids;   /* /ws only, made at the first such id */
-    struct eio_session *eio;
-    struct sio_hub *hub;
-    struct sio_socket *sockets;    /* joined namespaces */
-    struct pending_binary pending; /* pending.expected == 0 when none */
-};
 
 static void *client_open(void *hub, struct eio_session *eio, const struct http_request *req) {
     struct sio_client *c = calloc(1, sizeof *c);
@@ -155,36 +122,6 @@ static int send_packet(struct eio_session *e, const struct wire_packet *p) {
     return rc;
 }
 
-/* Keeps a /ws request id's text; returns its key, or -1 when out of memory
- * (the answer then goes without the id). */
-static int64_t plain_id_keep(struct sio_client *c, struct slice id) {
-    if (!c->plain_ids && !(c->plain_ids = calloc(1, sizeof *c->plain_ids))) return -1;
-    struct plain_ids *ids = c->plain_ids;
-    char *text = malloc(id.len);
-    if (!text) return -1;
-    memcpy(text, id.p, id.len);
-    int64_t seq = ids->next_seq++;
-    int slot = (int)(seq % PLAIN_IDS_MAX);
-    free(ids->text[slot]); /* the oldest waiting id, if any: forgotten */
-    ids->key[slot] = PLAIN_ID_KEY_BASE + seq;
-    ids->text[slot] = text;
-    ids->len[slot] = id.len;
-    return ids->key[slot];
-}
-
-/* Takes the text kept under key out (the caller frees it); NULL when it
- * was answered already or forgotten. */
-static char *plain_id_take(struct sio_client *c, int64_t key, size_t *len) {
-    struct plain_ids *ids = c->plain_ids;
-    int slot = (int)((key - PLAIN_ID_KEY_BASE) % PLAIN_IDS_MAX);
-    if (!ids || ids->key[slot] != key) return NULL;
-    char *text = ids->text[slot];
-    *len = ids->len[slot];
-    ids->key[slot] = 0;
-    ids->text[slot] = NULL;
-    return text;
-}
-
 int sio_send(struct sio_socket *s, const struct sio_out *o) {
     if (s->closed) return -1;
     struct wire_packet p = to_wire(s->nsp, o);
@@ -192,7 +129,7 @@ int sio_send(struct sio_socket *s, const struct sio_out *o) {
     if (o->ack_id >= PLAIN_ID_KEY_BASE && s->client->eio->kind == EIO_KIND_PLAIN) {
         /* A /ws answer: the request's id goes back as the client wrote it, once. */
         size_t n = 0;
-        id_text = plain_id_take(s->client, o->ack_id, &n);
+        id_text = sio__plain_id_take(s->client, o->ack_id, &n);
         p.ack_id = -1;
         p.plain_id = (struct slice){id_text, id_text ? n : 0};
     }
@@ -207,7 +144,7 @@ int sio_send(struct sio_socket *s, const struct sio_out *o) {
  * `error` {code: invalid_payload, message: why, event} (event: the JSON
  * string token as the client wrote it, when it could be read), and the
  * ack with the same object when one was asked, as handlers' errors go. */
-static void answer_invalid_payload(struct sio_socket *s, struct slice event, int64_t ack_id, const char *why) {
+void sio__answer_invalid_payload(struct sio_socket *s, struct slice event, int64_t ack_id, const char *why) {
     char obj_storage[256], msg_storage[320];
     struct sbuf obj = sbuf_on_stack(obj_storage, sizeof obj_storage);
     struct sbuf msg = sbuf_on_stack(msg_storage, sizeof msg_storage);
@@ -346,7 +283,7 @@ static void log_refusal(struct sio_client *c, const struct sio_socket *s, const 
  * authenticate with the auth JSON. Returns the socket (linked into the
  * client) on SIO_OK; NULL otherwise, with *result saying why and the
  * refusal JSON in refusal. */
-static struct sio_socket *socket_open(struct sio_client *c, struct slice nsp_name, const char *auth,
+struct sio_socket *sio__socket_open(struct sio_client *c, struct slice nsp_name, const char *auth,
                                       size_t auth_len, enum sio_verdict *result, struct sbuf *refusal) {
     struct sio_hub *hub = c->hub;
     struct nsp *nsp = get_nsp(hub, nsp_name);
@@ -402,7 +339,7 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
     }
     struct sbuf refusal = {0}; /* not the scratch buffer: the script may emit meanwhile */
     enum sio_verdict r;
-    struct sio_socket *s = socket_open(c, pkt->nsp, pkt->json.p, pkt->json.len, &r, &refusal);
+    struct sio_socket *s = sio__socket_open(c, pkt->nsp, pkt->json.p, pkt->json.len, &r, &refusal);
     if (!s) {
         if (r == SIO_REFUSE) send_connect_error(c, pkt->nsp, refusal.p, refusal.len);
         sbuf_free(&refusal);
@@ -429,94 +366,6 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
     log_debug("sio", "connected sid=%s socket=%s nsp=%s user=%s", c->eio->sid, s->sid, s->nsp->name,
               s->rooms.user ? s->rooms.user->id : "-");
     hub->app->on_connected(hub->app_ud, s);
-}
-
-/* {==================================================================
- * The plain /ws protocol: one socket in "/", JSON objects per frame
- * =================================================================== */
-
-/* Appends "key":"value" (value percent-decoded from the query) when the
- * query has key with a valid UTF-8 value. */
-static void append_query_field(struct sbuf *out, struct slice query, const char *key) {
-    struct slice raw;
-    char value[1024];
-    if (!http_query_get(query, key, &raw)) return;
-    long n = http_percent_decode(raw, value, sizeof value);
-    if (n < 0 || !utf8_valid(value, (size_t)n)) return;
-    if (out->len > 1) sbuf_putc(out, ',');
-    sbuf_printf(out, "\"%s\":", key);
-    json_append_string(out, value, (size_t)n);
-}
-
-/* The plain /ws protocol: authenticate from the query (name, token) and
- * open the one socket; then each text frame is one JSON message. */
-static void client_start_plain(void *client, const struct http_request *req) {
-    struct sio_client *c = client;
-    struct sio_hub *hub = c->hub;
-    struct sbuf auth = {0}, refusal = {0};
-    /* The token comes from the handshake (Authorization header first, then
-     * the query), as for Socket.IO; only the development name goes here. */
-    sbuf_putc(&auth, '{');
-    append_query_field(&auth, req->query, "name");
-    sbuf_putc(&auth, '}');
-    enum sio_verdict r;
-    struct sio_socket *s = auth.p ? socket_open(c, (struct slice){"/", 1}, auth.p, auth.len, &r, &refusal) : NULL;
-    sbuf_free(&auth);
-    if (!s) {
-        /* {"event":"error","data":{"code":"unauthorized","message":...,"event":"connect"}}, then 4401 */
-        /* The refusal's own code becomes the message: token_expired, ... */
-        struct sbuf frame = {0};
-        char msg[128] = "connection refused";
-        struct json_member data, code;
-        if (refusal.p && json_object_get(refusal.p, refusal.len, "data", &data) && data.type == 'o' &&
-            json_object_get(data.value.p, data.value.len, "code", &code) && code.type == 's')
-            json_string_value(code.value, msg, sizeof msg);
-        sbuf_printf(&frame, "{\"event\":\"error\",\"data\":{\"code\":\"unauthorized\",\"message\":");
-        json_append_string(&frame, msg, strlen(msg));
-        sbuf_printf(&frame, ",\"event\":\"connect\"}}");
-        buf *b = frame.p ? ws_frame_new(WS_OP_TEXT, frame.p, frame.len, NULL, 0) : NULL;
-        if (b && c->eio->ws) ws_send(c->eio->ws, b);
-        buf_unref(b);
-        sbuf_free(&frame);
-        sbuf_free(&refusal);
-        eio_close(c->eio, WS_CLOSE_UNAUTHORIZED, "refused");
-        return;
-    }
-    sbuf_free(&refusal);
-    hub->app->on_connected(hub->app_ud, s);
-}
-
-static void client_on_plain(void *client, const char *p, size_t n) {
-    struct sio_client *c = client;
-    struct sio_socket *s = c->sockets;
-    if (!s) return;
-    struct wsjson_msg m;
-    const char *why = wsjson_parse(p, n, &m);
-    int64_t ack_id = -1;
-    long long small;
-    if (m.id.len) ack_id = wsjson_id_is_small_int(m.id, &small) ? (int64_t)small : plain_id_keep(c, m.id);
-    if (why) {
-        /* Not a protocol violation: the frame arrived whole and valid UTF-8;
-         * its sender is told, as for any refused data, and stays. */
-        char q[LOG_QUOTED_MAX];
-        log_debug("sio", "refused a /ws message sid=%s: %s", c->eio->sid, log_quoted(q, sizeof q, why));
-        answer_invalid_payload(s, m.event, ack_id, why);
-        return;
-    }
-    /* The handlers take an event as Socket.IO carries it: [NAME, data]. */
-    char storage[512];
-    struct sbuf args = sbuf_on_stack(storage, sizeof storage);
-    if (sbuf_putc(&args, '[') || sbuf_append(&args, m.event.p, m.event.len) ||
-        (m.data.len && (sbuf_putc(&args, ',') || sbuf_append(&args, m.data.p, m.data.len))) || sbuf_putc(&args, ']')) {
-        sbuf_free(&args);
-        eio_close(c->eio, WS_CLOSE_INTERNAL, "out of memory");
-        return;
-    }
-    enum sio_verdict r = c->hub->app->on_event(c->hub->app_ud, s, ack_id, args.p, args.len, 0, NULL, NULL);
-    sbuf_free(&args);
-    /* Checked above, so only the Lua state running out of memory gets here. */
-    if (r == SIO_PROTOCOL_ERROR && !s->closed)
-        answer_invalid_payload(s, m.event, ack_id, "the message does not fit in the scripts' memory (--lua-memory)");
 }
 
 void sio_socket_close(struct sio_socket *s, const char *reason, int notify_client) {
@@ -609,7 +458,7 @@ static void dispatch(struct sio_client *c, const struct sio_packet *pkt, unsigne
     struct slice name = is_event ? first_string(pkt->json) : (struct slice){NULL, 0};
     char q[LOG_QUOTED_MAX];
     log_debug("sio", "refused an event sid=%s socket=%s: %s", c->eio->sid, s->sid, log_quoted(q, sizeof q, why));
-    answer_invalid_payload(s, name, is_event ? pkt->ack_id : -1, why);
+    sio__answer_invalid_payload(s, name, is_event ? pkt->ack_id : -1, why);
 }
 
 static void client_on_text(void *client, const char *p, size_t n) {
@@ -695,8 +544,8 @@ static const struct eio_upper_ops client_ops = {
     .open = client_open,
     .on_text = client_on_text,
     .on_binary = client_on_binary,
-    .start_plain = client_start_plain,
-    .on_plain = client_on_plain,
+    .start_plain = sio__plain_start,
+    .on_plain = sio__plain_on_message,
     .on_close = client_on_close,
     .free = client_free,
     .next_deadline = client_next_deadline,

@@ -8,7 +8,7 @@
 
 #include "api_internal.h"
 #include "json_lua.h"
-#include "jwt.h"
+#include "auth.h"
 #include "room.h"
 #include "script.h"
 #include "server.h"
@@ -272,13 +272,10 @@ static int conn_refresh_token(lua_State *L) {
         lua_pushliteral(L, "no JWT key is configured (development mode)");
         return 3;
     }
-    char *buf = malloc(JWT_MAX_TOKEN_BYTES);
-    if (!buf) return luaL_error(L, "out of memory");
-    struct jwt_claims claims;
-    enum jwt_result r = jwt_verify(srv->auth.key, &srv->auth.policy, token, len,
-                                   (int64_t)(server_wall_ms() / 1000), &claims, buf, JWT_MAX_TOKEN_BYTES);
-    if (r != JWT_OK || strcmp(claims.sub, s->token_sub) != 0) {
-        free(buf);
+    struct auth_token tok;
+    enum jwt_result r = auth_verify_token(&srv->auth, token, len, (int64_t)(server_wall_ms() / 1000), &tok);
+    if (r != JWT_OK || strcmp(tok.claims.sub, s->token_sub) != 0) {
+        auth_token_free(&tok);
         lua_pushnil(L);
         lua_pushstring(L, r != JWT_OK ? jwt_result_code(r) : "invalid_token");
         lua_pushstring(L, r != JWT_OK ? "the token does not verify" : "the token names another user");
@@ -287,8 +284,8 @@ static int conn_refresh_token(lua_State *L) {
     /* The plugins' policy (a required role, banned users) holds for a fresh
      * token as it did at connect: their on_authenticate runs again. */
     int base = lua_gettop(L);
-    int rc = json_lua_decode(L, claims.json, claims.json_len, NULL);
-    free(buf);
+    int rc = json_lua_decode(L, tok.claims.json, tok.claims.json_len, NULL);
+    auth_token_free(&tok);
     if (rc != 0 || !lua_istable(L, -1)) {
         lua_settop(L, base);
         lua_pushnil(L);
@@ -310,8 +307,8 @@ static int conn_refresh_token(lua_State *L) {
     }
     lua_settop(L, base);
     /* The notice waits out the leeway; the client is told the token's own exp. */
-    sio_socket_set_token_exp(s, claims.exp ? (uint64_t)(claims.exp + srv->auth.policy.leeway_s) * 1000 : 0);
-    lua_pushinteger(L, (lua_Integer)claims.exp * 1000);
+    sio_socket_set_token_exp(s, tok.notice_ms);
+    lua_pushinteger(L, (lua_Integer)tok.claims.exp * 1000);
     return 1;
 }
 

@@ -10,7 +10,7 @@
 
 #include "json_lua.h"
 #include "json_str.h"
-#include "jwt.h"
+#include "auth.h"
 #include "sio.h"
 #include "user.h"
 
@@ -88,27 +88,22 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
     const char *token = NULL;
     if (lua_getfield(L, auth, "token") == LUA_TSTRING) token = lua_tolstring(L, -1, &token_len);
     else if ((token = sio_socket_handshake_token(s))) token_len = strlen(token);
-    char *claims_buf = malloc(JWT_MAX_TOKEN_BYTES);
-    struct jwt_claims claims;
-    enum jwt_result r = claims_buf ? jwt_verify(srv->auth.key, &srv->auth.policy, token, token_len,
-                                                (int64_t)(server_wall_ms() / 1000), &claims, claims_buf,
-                                                JWT_MAX_TOKEN_BYTES)
-                                   : JWT_MALFORMED;
+    struct auth_token tok;
+    enum jwt_result r = auth_verify_token(&srv->auth, token, token_len, (int64_t)(server_wall_ms() / 1000), &tok);
     if (r != JWT_OK) {
-        free(claims_buf);
         write_refusal(refusal, "unauthorized", jwt_result_code(r));
         return SCRIPT_REFUSE;
     }
-    int rc = json_lua_decode(L, claims.json, claims.json_len, NULL);
-    free(claims_buf);
+    const struct jwt_claims *claims = &tok.claims; /* sub and exp stay after the free */
+    int rc = json_lua_decode(L, claims->json, claims->json_len, NULL);
+    auth_token_free(&tok);
     if (rc != 0 || !lua_istable(L, -1)) {
         write_refusal(refusal, "unauthorized", "invalid_token");
         return SCRIPT_REFUSE;
     }
     int claims_idx = lua_gettop(L);
-    /* The leeway that let the token in also delays its expiry notice. */
-    sio_socket_set_token_exp(s, claims.exp ? (uint64_t)(claims.exp + srv->auth.policy.leeway_s) * 1000 : 0);
-    snprintf(s->token_sub, sizeof s->token_sub, "%s", claims.sub);
+    sio_socket_set_token_exp(s, tok.notice_ms);
+    snprintf(s->token_sub, sizeof s->token_sub, "%s", claims->sub);
 
     /* Plugins, by priority: the first refusal wins; the first user too. */
     lua_pushnil(L); /* the user slot */
@@ -129,13 +124,13 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
     lua_pop(L, 3);
     if (lua_isnil(L, user_idx)) {
         lua_createtable(L, 0, 2);
-        lua_pushstring(L, claims.sub);
+        lua_pushstring(L, claims->sub);
         lua_setfield(L, -2, "id");
         const char *name = NULL;
         if (lua_getfield(L, claims_idx, "name") == LUA_TSTRING) name = lua_tostring(L, -1);
         else if (lua_pop(L, 1), lua_getfield(L, claims_idx, "preferred_username") == LUA_TSTRING)
             name = lua_tostring(L, -1);
-        lua_pushstring(L, name && *name ? name : claims.sub);
+        lua_pushstring(L, name && *name ? name : claims->sub);
         lua_setfield(L, -3, "name");
         lua_pop(L, 1);
         lua_replace(L, user_idx);

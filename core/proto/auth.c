@@ -96,6 +96,26 @@ void auth_free(struct auth *a) {
     memset(a, 0, sizeof *a);
 }
 
+enum jwt_result auth_verify_token(const struct auth *a, const char *token, size_t len, int64_t now_s,
+                                  struct auth_token *out) {
+    memset(out, 0, sizeof *out);
+    out->buf = malloc(JWT_MAX_TOKEN_BYTES);
+    enum jwt_result r = out->buf ? jwt_verify(a->key, &a->policy, token, len, now_s, &out->claims, out->buf,
+                                              JWT_MAX_TOKEN_BYTES)
+                                 : JWT_MALFORMED;
+    if (r != JWT_OK) {
+        auth_token_free(out);
+        return r;
+    }
+    if (out->claims.exp) out->notice_ms = (uint64_t)(out->claims.exp + a->policy.leeway_s) * 1000;
+    return JWT_OK;
+}
+
+void auth_token_free(struct auth_token *t) {
+    free(t->buf);
+    t->buf = NULL;
+}
+
 static int bearer(const struct http_request *req, struct slice *token) {
     const struct slice *h = http_header_get(req, "Authorization");
     if (!h || h->len < 7 || !slice_eq_nocase((struct slice){h->p, 7}, "Bearer ")) return 0;

@@ -3,7 +3,6 @@
 #include "api.h"
 
 #include <lauxlib.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "api_internal.h"
@@ -14,6 +13,10 @@
 #include "server.h"
 #include "sio.h"
 #include "user.h"
+#include "ws.h"
+
+#define MS_PER_S 1000
+#define USER_FIELD_MAX_BYTES 256 /* of a user's id and name set by a script */
 
 /* A handle can outlive its socket: it starts closed, is filled in, and
  * every method checks it (sock == NULL once the socket is gone). User
@@ -23,10 +26,6 @@ struct conn_handle {
 };
 
 enum { UV_DATA = 1, UV_ACKS = 2 };
-
-/* {==================================================================
- * Connection handles
- * =================================================================== */
 
 /* Registry key (an address) of the connection metatable, beside its name:
  * found without hashing a C string. */
@@ -127,9 +126,9 @@ static int conn_set_user(lua_State *L) {
     size_t id_len, name_len;
     const char *id = lua_tolstring(L, -2, &id_len);
     const char *name = lua_tolstring(L, -1, &name_len);
-    if (!id || id_len == 0 || id_len > 256 || memchr(id, 0, id_len))
+    if (!id || id_len == 0 || id_len > USER_FIELD_MAX_BYTES || memchr(id, 0, id_len))
         return luaL_argerror(L, 2, "user.id must be a string of 1 to 256 bytes without NUL");
-    if (!name || name_len == 0 || name_len > 256 || memchr(name, 0, name_len))
+    if (!name || name_len == 0 || name_len > USER_FIELD_MAX_BYTES || memchr(name, 0, name_len))
         return luaL_argerror(L, 2, "user.name must be a string of 1 to 256 bytes without NUL");
     struct user *u = user_acquire(api_server(L), id, id_len, name, name_len);
     if (!u) return luaL_error(L, "out of memory");
@@ -254,7 +253,7 @@ static int conn_to(lua_State *L) {
  * sent), or with whole = true the client's whole connection. */
 static int conn_disconnect(lua_State *L) {
     struct sio_socket *s = check_conn(L);
-    if (lua_toboolean(L, 2)) sio_socket_close_session(s, 1000, "server disconnect");
+    if (lua_toboolean(L, 2)) sio_socket_close_session(s, WS_CLOSE_NORMAL, "server disconnect");
     else sio_socket_close(s, "server namespace disconnect", 1);
     return 0;
 }
@@ -273,7 +272,7 @@ static int conn_refresh_token(lua_State *L) {
         return 3;
     }
     struct auth_token tok;
-    enum jwt_result r = auth_verify_token(&srv->auth, token, len, (int64_t)(server_wall_ms() / 1000), &tok);
+    enum jwt_result r = auth_verify_token(&srv->auth, token, len, (int64_t)(server_wall_ms() / MS_PER_S), &tok);
     if (r != JWT_OK || strcmp(tok.claims.sub, s->token_sub) != 0) {
         auth_token_free(&tok);
         lua_pushnil(L);
@@ -308,7 +307,7 @@ static int conn_refresh_token(lua_State *L) {
     lua_settop(L, base);
     /* The notice waits out the leeway; the client is told the token's own exp. */
     sio_socket_set_token_exp(s, tok.notice_ms);
-    lua_pushinteger(L, (lua_Integer)tok.claims.exp * 1000);
+    lua_pushinteger(L, (lua_Integer)tok.claims.exp * MS_PER_S);
     return 1;
 }
 
@@ -360,5 +359,3 @@ void api__conn_open(lua_State *L) {
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 }
-
-/* }================================================================== */

@@ -16,6 +16,10 @@
 #include "server.h"
 #include "wire.h"
 
+/* What the struct file_info fields that keep them hold. */
+#define FILE_TYPE_MAX_BYTES (sizeof((struct file_info *)0)->type - 1)
+#define FILE_NAME_MAX_BYTES (sizeof((struct file_info *)0)->name - 1)
+
 /* The bytes of a string or binary value at idx. */
 static const char *check_bytes(lua_State *L, int idx, size_t *len) {
     const char *p = json_lua_to_binary(L, idx, len);
@@ -125,7 +129,7 @@ static int space_store_file(lua_State *L) {
     lua_getfield(L, 2, "type");
     lua_getfield(L, 2, "name");
     const char *type = luaL_checkstring(L, -2), *name = luaL_checkstring(L, -1);
-    if (strlen(type) >= 128 || strlen(name) > 256 || strchr(name, '\n') || strchr(type, '\n'))
+    if (strlen(type) > FILE_TYPE_MAX_BYTES || strlen(name) > FILE_NAME_MAX_BYTES || strchr(name, '\n') || strchr(type, '\n'))
         return luaL_argerror(L, 2, "type or name out of bounds (check them first)");
     struct store_ctx *ctx = malloc(sizeof *ctx);
     if (!ctx) return luaL_error(L, "out of memory");

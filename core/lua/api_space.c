@@ -13,10 +13,6 @@
 #include "server.h"
 #include "sio.h"
 
-/* {==================================================================
- * The space module
- * =================================================================== */
-
 static struct nsp *opt_nsp(lua_State *L, int idx) {
     size_t len;
     const char *name = luaL_optlstring(L, idx, "/", &len);
@@ -179,5 +175,3 @@ int api__space_open(lua_State *L) {
     lua_setfield(L, -2, "null");
     return 1;
 }
-
-/* }================================================================== */

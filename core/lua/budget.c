@@ -18,10 +18,17 @@
 
 #include "log.h"
 
+#define NS_PER_US 1000u
+#define NS_PER_MS 1000000u
+#define NS_PER_S 1000000000u
 #define WATCH_TICK_NS (1000 * 1000)       /* the late hook's timer period: 1 ms */
 #define WATCH_IDLE_TICKS 100              /* ticks without a call before the timer stops */
 #define LATE_HOOK_MIN_BUDGET 5000000      /* smaller budgets are counted from the first instruction */
-#define HANDLER_TIME_BUDGET_NS (2000ull * 1000 * 1000) /* a backstop; the instruction budget comes first */
+#define HANDLER_TIME_BUDGET_NS (2000ull * NS_PER_MS) /* a backstop; the instruction budget comes first */
+
+/* {==================================================================
+ * The instruction budget
+ * =================================================================== */
 
 void script__budget_hook(lua_State *L, lua_Debug *ar) {
     struct script_host *h = host_of(L);
@@ -37,9 +44,9 @@ void script__budget_hook(lua_State *L, lua_Debug *ar) {
     else lua_pushliteral(L, "");
     h->limit_hit = over_cpu ? METRICS_FAIL_CPU : over_time ? METRICS_FAIL_TIME : METRICS_FAIL_BUDGET;
     if (over_cpu)
-        lua_pushfstring(L, "CPU time limit exceeded (%d ms)", (int)(h->cpu_limit_ns / 1000000));
+        lua_pushfstring(L, "CPU time limit exceeded (%d ms)", (int)(h->cpu_limit_ns / NS_PER_MS));
     else if (over_time)
-        lua_pushfstring(L, "time budget exceeded (%d ms)", (int)(HANDLER_TIME_BUDGET_NS / 1000000));
+        lua_pushfstring(L, "time budget exceeded (%d ms)", (int)(HANDLER_TIME_BUDGET_NS / NS_PER_MS));
     else
         lua_pushfstring(L, "instruction budget exceeded (%I instructions)", (lua_Integer)api_server(L)->cfg->lua_budget);
     lua_concat(L, 2);
@@ -50,7 +57,7 @@ void script__budget_hook(lua_State *L, lua_Debug *ar) {
 void script__budget_start(struct script_host *h) {
     h->budget_left = h->srv->cfg->lua_budget;
     h->deadline_ns = uv_hrtime() + HANDLER_TIME_BUDGET_NS;
-    h->cpu_limit_ns = (uint64_t)h->srv->cfg->lua_cpu_ms * 1000000u;
+    h->cpu_limit_ns = (uint64_t)h->srv->cfg->lua_cpu_ms * NS_PER_MS;
     h->over_cpu = 0;
     h->limit_hit = METRICS_FAIL_ERROR;
     h->exempt = 0; /* also after a memory error raised inside exempt work */
@@ -88,14 +95,14 @@ void script__budget_start(struct script_host *h) {
  * The watchdog. The same ticks count how long one outermost call runs.
  * The budget hook ends a call at the latest at HANDLER_TIME_BUDGET_NS;
  * one still running a second later is where no hook can reach it (a C
- * function, or a path where Lua keeps hooks off that the guards above
+ * function, or a path where Lua keeps hooks off that the guards (guards.c)
  * missed). It cannot be unwound from a signal handler, and the loop (and
  * with it SIGTERM) waits for it: the watchdog logs the handler and exits
  * with status 3, for a supervisor to restart the server. Everything here
  * is async-signal-safe: write(2) and hand-made formatting.
  * ------------------------------------------------------------------- */
 
-#define WATCHDOG_NS (HANDLER_TIME_BUDGET_NS + 1000ull * 1000 * 1000) /* the backstop, then a second */
+#define WATCHDOG_NS (HANDLER_TIME_BUDGET_NS + 1000ull * NS_PER_MS) /* the backstop, then a second */
 #define WATCHDOG_EXIT_STATUS 3
 
 struct line {
@@ -129,7 +136,7 @@ static void put_time(struct line *l) {
     put_num(l, (unsigned long)year, 4), put(l, "-", 1), put_num(l, (unsigned long)month, 2), put(l, "-", 1);
     put_num(l, (unsigned long)day, 2), put(l, "T", 1), put_num(l, (unsigned long)(secs / 3600), 2), put(l, ":", 1);
     put_num(l, (unsigned long)(secs / 60 % 60), 2), put(l, ":", 1), put_num(l, (unsigned long)(secs % 60), 2);
-    put(l, ".", 1), put_num(l, (unsigned long)(ts.tv_nsec / 1000000), 3), put(l, "Z", 1);
+    put(l, ".", 1), put_num(l, (unsigned long)(ts.tv_nsec / NS_PER_MS), 3), put(l, "Z", 1);
 }
 
 static void watchdog_exit(struct script_host *h, uint64_t ran_ns) {
@@ -144,7 +151,7 @@ static void watchdog_exit(struct script_host *h, uint64_t ran_ns) {
         put(&l, "?", 1);
     }
     put(&l, " ran ", SIZE_MAX);
-    put_num(&l, (unsigned long)(ran_ns / 1000000), 1);
+    put_num(&l, (unsigned long)(ran_ns / NS_PER_MS), 1);
     put(&l, " ms where no hook can stop it (a C function, or hooks off); exiting with status 3\n", SIZE_MAX);
     ssize_t r = write(STDERR_FILENO, l.p, l.n);
     (void)r;
@@ -157,7 +164,7 @@ static void watchdog_exit(struct script_host *h, uint64_t ran_ns) {
 static uint64_t thread_cpu_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
 /* Nested sections (a big free inside an upload's decoding) count once:
@@ -168,7 +175,7 @@ void script_cpu_exempt_begin(struct script_host *h) {
 
 void script_cpu_exempt_end(struct script_host *h) {
     if (h->exempt <= 0 || --h->exempt > 0) return;
-    uint64_t us = (uint64_t)h->exempt_us + (thread_cpu_ns() - h->exempt_since_ns) / 1000u;
+    uint64_t us = (uint64_t)h->exempt_us + (thread_cpu_ns() - h->exempt_since_ns) / NS_PER_US;
     h->exempt_us = (sig_atomic_t)(us > INT32_MAX ? INT32_MAX : us);
 }
 
@@ -188,7 +195,7 @@ static void watch_tick(int sig, siginfo_t *si, void *uc) {
             /* Time, not ticks: a busy machine merges timer signals. */
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+            uint64_t now = (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
             uint64_t ran = now - h->stuck_since_ns;
             /* Past the backstop: the budget hook on the very next
              * instruction, for a loop of slow C calls between two hooks. */
@@ -200,7 +207,7 @@ static void watch_tick(int sig, siginfo_t *si, void *uc) {
              * time, which a busy machine stretches), the hook ends it on
              * the next instruction. */
             if (h->cpu_limit_ns && !h->over_cpu && !h->exempt &&
-                thread_cpu_ns() - h->cpu_since_ns >= h->cpu_limit_ns + (uint64_t)h->exempt_us * 1000u) {
+                thread_cpu_ns() - h->cpu_since_ns >= h->cpu_limit_ns + (uint64_t)h->exempt_us * NS_PER_US) {
                 h->over_cpu = 1;
                 h->pressed = 1;
                 lua_sethook(h->L, script__budget_hook, LUA_MASKCOUNT, 1);
@@ -210,7 +217,7 @@ static void watch_tick(int sig, siginfo_t *si, void *uc) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             h->pressed = 0;
-            h->stuck_since_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+            h->stuck_since_ns = (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
             h->cpu_since_ns = thread_cpu_ns(); /* a tick late at most: no clock read per call */
         }
         h->seen = h->seq;

@@ -10,10 +10,6 @@
 #include "json_lua.h"
 #include "sio.h"
 
-/* {==================================================================
- * Dispatch
- * =================================================================== */
-
 /* Pushes app.namespaces[nsp] (a table) or nil. */
 static int push_namespace(struct script_host *h, const char *nsp, size_t len) {
     lua_State *L = h->L;
@@ -380,5 +376,3 @@ enum script_result script_on_ack(struct script_host *h, struct sio_socket *s, in
     lua_settop(L, top);
     return SCRIPT_OK;
 }
-
-/* }================================================================== */

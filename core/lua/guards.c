@@ -11,8 +11,7 @@
 #include "json_lua.h"
 #include "pattern_cost.h"
 
-/* {==================================================================
- * What the hook cannot reach
+/* What the hook cannot reach
  *
  * Lua turns hooks off while a hook or a finalizer runs, and a C function
  * runs to its end between two hooks. So: xpcall's message handler, which
@@ -21,8 +20,8 @@
  * __close are refused; a coroutine that died of an error (perhaps inside
  * the hook, where hooks stay off) has its to-be-closed values left alone;
  * the pattern functions first bound their work (pattern_cost.c) and count
- * it against the budget. The watchdog (watch_tick) ends what is left.
- * =================================================================== */
+ * it against the budget. The watchdog (budget.c) ends what is left.
+ */
 
 static int xpcall_finish(lua_State *L, int status, lua_KContext base) {
     if (status == LUA_OK || status == LUA_YIELD) {
@@ -325,5 +324,3 @@ void script__guard_state(lua_State *L) {
     bound_loops(L);
     guard_shared_metatables(L);
 }
-
-/* }================================================================== */

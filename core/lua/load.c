@@ -5,7 +5,6 @@
 #include "host_internal.h"
 
 #include <lauxlib.h>
-#include <lualib.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -14,10 +13,6 @@
 #include "log.h"
 #include "lua_schema.h"
 #include "sandbox.h"
-
-/* {==================================================================
- * Loading a generation: init.lua, its rules, its plugins
- * =================================================================== */
 
 static const char *const SHARED_MODULES[] = {"space", "space.schema", NULL};
 /* Each generation gets its own instances of these (see cjson_guard.h). */
@@ -304,4 +299,3 @@ int script_reload(struct script_host *h, const char *why, char *err, size_t errl
     script__run_plugin_hooks(h, "on_reload", 0, 0, 0);
     return 0;
 }
-

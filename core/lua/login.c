@@ -5,7 +5,6 @@
 
 #include <lauxlib.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "json_lua.h"
@@ -13,6 +12,8 @@
 #include "auth.h"
 #include "sio.h"
 #include "user.h"
+
+#define MS_PER_S 1000
 
 /* The CONNECT_ERROR data: {"message": message, "data": {"code": code}}. */
 static void write_refusal(struct sbuf *refusal, const char *message, const char *code) {
@@ -89,7 +90,7 @@ static enum script_result authenticate_jwt(struct script_host *h, struct sio_soc
     if (lua_getfield(L, auth, "token") == LUA_TSTRING) token = lua_tolstring(L, -1, &token_len);
     else if ((token = sio_socket_handshake_token(s))) token_len = strlen(token);
     struct auth_token tok;
-    enum jwt_result r = auth_verify_token(&srv->auth, token, token_len, (int64_t)(server_wall_ms() / 1000), &tok);
+    enum jwt_result r = auth_verify_token(&srv->auth, token, token_len, (int64_t)(server_wall_ms() / MS_PER_S), &tok);
     if (r != JWT_OK) {
         write_refusal(refusal, "unauthorized", jwt_result_code(r));
         return SCRIPT_REFUSE;

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <uv.h>
 
+#define BYTES_PER_MB (1024 * 1024)
+
 struct script_host *script_host_new(struct server *srv, const char *dir, const char *plugins_dir, char *err,
                                     size_t errlen) {
     struct script_host *h = calloc(1, sizeof *h);
@@ -19,7 +21,7 @@ struct script_host *script_host_new(struct server *srv, const char *dir, const c
     h->srv = srv;
     h->dir = strdup(dir);
     h->plugins_dir = strdup(plugins_dir);
-    h->mem_limit = (size_t)srv->cfg->lua_memory_mb * 1024 * 1024;
+    h->mem_limit = (size_t)srv->cfg->lua_memory_mb * BYTES_PER_MB;
     h->L = lua_newstate(script__alloc, h);
     if (!h->dir || !h->plugins_dir || !h->L) {
         snprintf(err, errlen, "cannot create the Lua state");

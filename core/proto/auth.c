@@ -8,6 +8,8 @@
 
 #include "config.h"
 
+#define MS_PER_S 1000u
+
 /* Reads a whole small file; trailing newlines are not part of a key. */
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
@@ -107,7 +109,11 @@ enum jwt_result auth_verify_token(const struct auth *a, const char *token, size_
         auth_token_free(out);
         return r;
     }
-    if (out->claims.exp) out->notice_ms = (uint64_t)(out->claims.exp + a->policy.leeway_s) * 1000;
+    /* An exp too far off to count in ms (jwt takes any int64) is as good as
+     * none: multiplied, it would wrap to a time long past. */
+    int64_t notice_s = out->claims.exp + a->policy.leeway_s;
+    if (out->claims.exp && notice_s <= (int64_t)(UINT64_MAX / MS_PER_S))
+        out->notice_ms = (uint64_t)notice_s * MS_PER_S;
     return JWT_OK;
 }
 

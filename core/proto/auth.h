@@ -30,7 +30,8 @@ void auth_free(struct auth *a);
 struct auth_token {
     struct jwt_claims claims; /* sub, exp and the claims JSON (its text in buf) */
     uint64_t notice_ms;       /* when the client is told it expired, ms since the epoch: the
-                                 leeway that let it in also delays the notice; 0 without exp */
+                                 leeway that let it in also delays the notice; 0 without exp
+                                 (or one too far off to count in ms) */
     char *buf;                /* owned: holds the claims JSON until auth_token_free */
 };
 

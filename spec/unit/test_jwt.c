@@ -804,6 +804,20 @@ TEST(auth_verify_token_gives_the_claims_and_the_notice_time) {
     CHECK_UINT(0, tok.notice_ms);
     auth_token_free(&tok);
     free(t);
+    /* an exp too far off to count in ms: no notice, not one wrapped to 1970 */
+    snprintf(claims, sizeof claims, "{\"sub\":\"erin\",\"exp\":%s}", "18446744073709552");
+    t = hs(claims);
+    CHECK_INT(JWT_OK, auth_verify_token(&a, t, strlen(t), NOW, &tok));
+    CHECK_UINT(0, tok.notice_ms);
+    auth_token_free(&tok);
+    free(t);
+    /* the largest exp that still counts: its notice, exactly */
+    snprintf(claims, sizeof claims, "{\"sub\":\"erin\",\"exp\":%llu}", (unsigned long long)(UINT64_MAX / 1000 - 30));
+    t = hs(claims);
+    CHECK_INT(JWT_OK, auth_verify_token(&a, t, strlen(t), NOW, &tok));
+    CHECK_UINT(UINT64_MAX / 1000 * 1000, tok.notice_ms);
+    auth_token_free(&tok);
+    free(t);
     /* refused: the reason, and nothing to free */
     snprintf(claims, sizeof claims, "{\"sub\":\"dave\",\"exp\":%lld}", NOW - 31);
     t = hs(claims);

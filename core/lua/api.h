@@ -1,6 +1,7 @@
 /* api: the only place where Lua touches C state: the `space` module
- * (require "space") and the connection handle type. Documented for script
- * writers in README.md ("The Lua API"). */
+ * (require "space", api_space.c and api_files.c) and the connection handle
+ * type (api_conn.c); api.c sends. Documented for script writers in
+ * README.md ("The Lua API"). */
 #ifndef SPACE_API_H
 #define SPACE_API_H
 

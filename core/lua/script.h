@@ -3,7 +3,8 @@
  * every call is protected, runs under an instruction budget and reports
  * errors with file:line. Handlers are looked up per event in the current
  * script generation, never captured by the C side, so a reload takes
- * effect at the next event. The scripts reach C only through api.c. */
+ * effect at the next event. The scripts reach C only through api.h (api*.c).
+ * The host's parts are listed in host_internal.h. */
 #ifndef SPACE_SCRIPT_H
 #define SPACE_SCRIPT_H
 
@@ -42,20 +43,22 @@ struct script_stats {
 };
 void script_stats(const struct script_host *h, struct script_stats *out);
 void script_host_free(struct script_host *h);
-/* The Lua state (for api.c's asynchronous callbacks). */
+/* The Lua state (for the API's asynchronous callbacks). */
 struct lua_State *script_state(struct script_host *h);
 /* Files loaded by the current generation. */
 unsigned script_files_loaded(const struct script_host *h);
 
 int script_has_namespace(struct script_host *h, const char *nsp, size_t len);
-/* Runs the namespace's authenticate(conn, auth); on SCRIPT_OK the socket
- * has its user. On SCRIPT_REFUSE, refusal holds the CONNECT_ERROR data. */
 /* Runs the plugins' on_authenticate over claims (a table at claims_idx) and
  * auth (at auth) for a socket already connected (a refreshed token): 0 when
  * all let them through, 1 when one refused or failed (its code and message
  * are left on the stack top). The user a plugin names is not used. */
 int script_recheck_claims(struct script_host *h, struct sio_socket *s, int claims_idx, int auth);
 
+/* Authenticates a CONNECT (json: its auth object): the token with a JWT
+ * key, else the namespace's authenticate(conn, auth); on SCRIPT_OK the
+ * socket has its user. On SCRIPT_REFUSE, refusal holds the CONNECT_ERROR
+ * data. */
 enum script_result script_authenticate(struct script_host *h, struct sio_socket *s, const char *json,
                                        size_t len, struct sbuf *refusal);
 /* Calls the function below nargs arguments on the Lua stack, protected and

@@ -8,6 +8,8 @@
 
 #include "config.h"
 
+#define MS_PER_S 1000u
+
 /* Reads a whole small file; trailing newlines are not part of a key. */
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
@@ -94,6 +96,30 @@ void auth_free(struct auth *a) {
     if (a->admin_token) OPENSSL_cleanse(a->admin_token, a->admin_token_len);
     free(a->admin_token);
     memset(a, 0, sizeof *a);
+}
+
+enum jwt_result auth_verify_token(const struct auth *a, const char *token, size_t len, int64_t now_s,
+                                  struct auth_token *out) {
+    memset(out, 0, sizeof *out);
+    out->buf = malloc(JWT_MAX_TOKEN_BYTES);
+    enum jwt_result r = out->buf ? jwt_verify(a->key, &a->policy, token, len, now_s, &out->claims, out->buf,
+                                              JWT_MAX_TOKEN_BYTES)
+                                 : JWT_MALFORMED;
+    if (r != JWT_OK) {
+        auth_token_free(out);
+        return r;
+    }
+    /* An exp too far off to count in ms (jwt takes any int64) is as good as
+     * none: multiplied, it would wrap to a time long past. */
+    int64_t notice_s = out->claims.exp + a->policy.leeway_s;
+    if (out->claims.exp && notice_s <= (int64_t)(UINT64_MAX / MS_PER_S))
+        out->notice_ms = (uint64_t)notice_s * MS_PER_S;
+    return JWT_OK;
+}
+
+void auth_token_free(struct auth_token *t) {
+    free(t->buf);
+    t->buf = NULL;
 }
 
 static int bearer(const struct http_request *req, struct slice *token) {

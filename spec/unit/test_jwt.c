@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "auth.h"
 #include "jwt.h"
 
 /* ---- helpers: base64url, signing, verifying ---- */
@@ -769,6 +770,70 @@ TEST(hmac_keys_of_any_bytes) {
     jwt_key_free(NULL);
 }
 
+/* ---- auth_verify_token: the one path from a client's token to its claims and expiry notice ---- */
+
+TEST(auth_verify_token_gives_the_claims_and_the_notice_time) {
+    struct auth a = {.key = hs_key, .policy = {NULL, NULL, 30}};
+    struct auth_token tok;
+    char claims[128];
+    char *t;
+    /* valid: sub, exp and the claims JSON, which stays until auth_token_free */
+    snprintf(claims, sizeof claims, "{\"sub\":\"alice\",\"exp\":%lld,\"role\":\"mod\"}", NOW + 60);
+    t = hs(claims);
+    CHECK_INT(JWT_OK, auth_verify_token(&a, t, strlen(t), NOW, &tok));
+    CHECK_STR("alice", tok.claims.sub);
+    CHECK_INT(NOW + 60, tok.claims.exp);
+    CHECK(tok.buf != NULL);
+    CHECK_MEM(claims, tok.claims.json, tok.claims.json_len);
+    /* the notice waits out the leeway that would still let the token in */
+    CHECK_UINT((uint64_t)(NOW + 60 + 30) * 1000, tok.notice_ms);
+    auth_token_free(&tok);
+    CHECK(tok.buf == NULL);
+    auth_token_free(&tok); /* twice is harmless */
+    free(t);
+    /* expired, but within the leeway: accepted, the notice still ahead */
+    snprintf(claims, sizeof claims, "{\"sub\":\"bob\",\"exp\":%lld}", NOW - 10);
+    t = hs(claims);
+    CHECK_INT(JWT_OK, auth_verify_token(&a, t, strlen(t), NOW, &tok));
+    CHECK_UINT((uint64_t)(NOW + 20) * 1000, tok.notice_ms);
+    auth_token_free(&tok);
+    free(t);
+    /* without exp: no notice */
+    t = hs("{\"sub\":\"carol\"}");
+    CHECK_INT(JWT_OK, auth_verify_token(&a, t, strlen(t), NOW, &tok));
+    CHECK_UINT(0, tok.notice_ms);
+    auth_token_free(&tok);
+    free(t);
+    /* an exp too far off to count in ms: no notice, not one wrapped to 1970 */
+    snprintf(claims, sizeof claims, "{\"sub\":\"erin\",\"exp\":%s}", "18446744073709552");
+    t = hs(claims);
+    CHECK_INT(JWT_OK, auth_verify_token(&a, t, strlen(t), NOW, &tok));
+    CHECK_UINT(0, tok.notice_ms);
+    auth_token_free(&tok);
+    free(t);
+    /* the largest exp that still counts: its notice, exactly */
+    snprintf(claims, sizeof claims, "{\"sub\":\"erin\",\"exp\":%llu}", (unsigned long long)(UINT64_MAX / 1000 - 30));
+    t = hs(claims);
+    CHECK_INT(JWT_OK, auth_verify_token(&a, t, strlen(t), NOW, &tok));
+    CHECK_UINT(UINT64_MAX / 1000 * 1000, tok.notice_ms);
+    auth_token_free(&tok);
+    free(t);
+    /* refused: the reason, and nothing to free */
+    snprintf(claims, sizeof claims, "{\"sub\":\"dave\",\"exp\":%lld}", NOW - 31);
+    t = hs(claims);
+    CHECK_INT(JWT_EXPIRED, auth_verify_token(&a, t, strlen(t), NOW, &tok));
+    CHECK(tok.buf == NULL);
+    CHECK_UINT(0, tok.notice_ms);
+    t[strlen(t) - 2] ^= 1; /* the signature broken */
+    CHECK(auth_verify_token(&a, t, strlen(t), NOW, &tok) != JWT_OK);
+    CHECK(tok.buf == NULL);
+    free(t);
+    CHECK_INT(JWT_MISSING, auth_verify_token(&a, NULL, 0, NOW, &tok));
+    CHECK(tok.buf == NULL);
+    CHECK_INT(JWT_MALFORMED, auth_verify_token(&a, "a.b", 3, NOW, &tok));
+    CHECK(tok.buf == NULL);
+}
+
 int main(void) {
     hs_key = jwt_key_hmac(TEST_SECRET, strlen(TEST_SECRET));
     ec_pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -805,6 +870,7 @@ int main(void) {
     RUN(claims_are_checked_only_after_the_signature);
     RUN(result_codes);
     RUN(hmac_keys_of_any_bytes);
+    RUN(auth_verify_token_gives_the_claims_and_the_notice_time);
 
     jwt_key_free(hs_key);
     jwt_key_free(ec_key);

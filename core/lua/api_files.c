@@ -1,0 +1,155 @@
+/* api_files: the `space` module's functions for uploads: decoding,
+ * checking their type and name, and storing them (files.c) with a
+ * callback when stored. */
+#include "api.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "filecheck.h"
+#include "files.h"
+#include "json_lua.h"
+#include "script.h"
+#include "server.h"
+#include "wire.h"
+
+/* What the struct file_info fields that keep them hold. */
+#define FILE_TYPE_MAX_BYTES (sizeof((struct file_info *)0)->type - 1)
+#define FILE_NAME_MAX_BYTES (sizeof((struct file_info *)0)->name - 1)
+
+/* The bytes of a string or binary value at idx. */
+static const char *check_bytes(lua_State *L, int idx, size_t *len) {
+    const char *p = json_lua_to_binary(L, idx, len);
+    return p ? p : luaL_checklstring(L, idx, len);
+}
+
+/* space.base64_decode(s) -> binary | nil, "invalid base64" (standard
+ * alphabet, padding required, no whitespace) */
+static int space_base64_decode(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    void *out = lua_newuserdatauv(L, len / 4 * 3 + 1, 0); /* scratch, collected */
+    struct script_host *host = api_server(L)->script;
+    script_cpu_exempt_begin(host); /* an upload's size is bounded by --max-payload */
+    long n = wire_base64_decode(out, s, len);
+    if (n >= 0) json_lua_push_binary(L, out, (size_t)n);
+    script_cpu_exempt_end(host);
+    if (n < 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "invalid base64");
+        return 2;
+    }
+    return 1;
+}
+
+/* space.sniff_type(data) -> the MIME type its magic bytes say, or nil */
+static int space_sniff_type(lua_State *L) {
+    size_t len;
+    const char *p = check_bytes(L, 1, &len);
+    const char *type = filecheck_sniff(p, len);
+    if (type) lua_pushstring(L, type);
+    else lua_pushnil(L);
+    return 1;
+}
+
+/* space.check_file_name(name, max_bytes) -> true | nil, reason */
+static int space_check_file_name(lua_State *L) {
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    const char *why = filecheck_name(name, len, (size_t)luaL_checkinteger(L, 2));
+    if (!why) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+}
+
+struct store_ctx {
+    struct server *srv;
+    int fn_ref; /* the Lua callback */
+};
+
+static void on_stored(void *ud, const struct file_info *info, const char *err) {
+    struct store_ctx *ctx = ud;
+    struct server *srv = ctx->srv;
+    if (srv->script) {
+        lua_State *L = script_state(srv->script);
+        int top = lua_gettop(L);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->fn_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, ctx->fn_ref);
+        if (info) {
+            lua_createtable(L, 0, 6);
+            lua_pushstring(L, info->id);
+            lua_setfield(L, -2, "id");
+            lua_pushstring(L, info->name);
+            lua_setfield(L, -2, "name");
+            lua_pushstring(L, info->type);
+            lua_setfield(L, -2, "type");
+            lua_pushinteger(L, (lua_Integer)info->size);
+            lua_setfield(L, -2, "size");
+            lua_pushstring(L, info->sha256);
+            lua_setfield(L, -2, "sha256");
+            lua_pushfstring(L, "/files/%s/", info->id);
+            char pct[800];
+            size_t p = 0;
+            for (const unsigned char *s = (const unsigned char *)info->name; *s && p < sizeof pct - 4; s++) {
+                if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+                    strchr("-._~", *s))
+                    pct[p++] = (char)*s;
+                else
+                    p += (size_t)snprintf(pct + p, 4, "%%%02X", *s);
+            }
+            lua_pushlstring(L, pct, p);
+            lua_concat(L, 2);
+            lua_setfield(L, -2, "url");
+            lua_pushnil(L);
+        } else {
+            lua_pushnil(L);
+            lua_pushstring(L, err);
+        }
+        script_call(srv->script, 2, 0, "store_file callback");
+        lua_settop(L, top);
+    }
+    free(ctx);
+}
+
+/* space.store_file(data, {type = T, name = N}, callback) stores the bytes
+ * (type and name already checked) on a worker thread; callback(file) with
+ * file = {id, name, type, size, sha256, url}, or callback(nil, err). */
+static int space_store_file(lua_State *L) {
+    size_t len;
+    const char *p = check_bytes(L, 1, &len);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_getfield(L, 2, "type");
+    lua_getfield(L, 2, "name");
+    const char *type = luaL_checkstring(L, -2), *name = luaL_checkstring(L, -1);
+    if (strlen(type) > FILE_TYPE_MAX_BYTES || strlen(name) > FILE_NAME_MAX_BYTES || strchr(name, '\n') || strchr(type, '\n'))
+        return luaL_argerror(L, 2, "type or name out of bounds (check them first)");
+    struct store_ctx *ctx = malloc(sizeof *ctx);
+    if (!ctx) return luaL_error(L, "out of memory");
+    ctx->srv = api_server(L);
+    lua_pushvalue(L, 3);
+    ctx->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    script_cpu_exempt_begin(ctx->srv->script); /* the copy of an upload's bytes */
+    int stored = files_store(ctx->srv, p, len, type, name, on_stored, ctx);
+    script_cpu_exempt_end(ctx->srv->script);
+    if (stored != 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, ctx->fn_ref);
+        free(ctx);
+        return luaL_error(L, "out of memory");
+    }
+    return 0;
+}
+
+static const luaL_Reg files_funcs[] = {
+    {"base64_decode", space_base64_decode}, {"sniff_type", space_sniff_type},
+    {"check_file_name", space_check_file_name}, {"store_file", space_store_file}, {NULL, NULL},
+};
+
+void api__files_register(lua_State *L) { luaL_setfuncs(L, files_funcs, 0); }

@@ -134,10 +134,3 @@ void files_handle_request(struct conn *c, const struct http_request *req, int ke
     conn_send_copy(c, head_buf, n);
     stream_file_body(c, fd, from, head ? 0 : length, keep_alive);
 }
-
-int files_store(struct server *srv, const void *data, size_t len, const char *type, const char *name,
-                files_stored_cb cb, void *ud) {
-    char seq_id[17];
-    ids_new_id(&srv->ids, seq_id);
-    return file_store_put(&srv->files, seq_id, data, len, type, name, cb, ud);
-}

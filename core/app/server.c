@@ -179,7 +179,8 @@ int server_run(const struct config *cfg) {
     char err[1024];
     int ok = auth_init(&srv->auth, cfg, err, sizeof err) == 0;
     if (!ok) fprintf(stderr, "space-server: cannot start: %s\n", err);
-    if (ok && !script_host_new(srv, cfg->scripts_dir, cfg->plugins_dir, err, sizeof err)) {
+    struct script_env env = {cfg, &srv->auth, &srv->ids, &srv->sio, &srv->files, &srv->metrics};
+    if (ok && !(srv->script = script_host_new(&env, cfg->scripts_dir, cfg->plugins_dir, err, sizeof err))) {
         fprintf(stderr, "space-server: cannot start: scripts did not load: %s\n", err);
         ok = 0;
     }

@@ -52,11 +52,4 @@ int file_store_lookup(const struct file_store *st, const char *id, struct file_i
  * or a negative libuv error. */
 uv_file file_store_open_blob(const struct file_store *st, const struct file_info *info);
 
-/* TRANSITIONAL: the old entry point, server_new_id then file_store_put on the
- * server's store; defined in core/app/files_http.c. Delete it once
- * core/lua/api.c calls file_store_put itself. */
-struct server;
-int files_store(struct server *srv, const void *data, size_t len, const char *type, const char *name,
-                files_stored_cb cb, void *ud);
-
 #endif

@@ -9,12 +9,14 @@
 
 #include "api_internal.h"
 #include "json_lua.h"
-#include "room.h"
-#include "server.h"
+#include "adapter.h"
+#include "host_internal.h"
 #include "sio.h"
 #include "user.h"
 
-struct server *api_server(lua_State *L) { return *(struct server **)lua_getextraspace(L); }
+struct script_host *api_host(lua_State *L) { return *(struct script_host **)lua_getextraspace(L); }
+const struct script_env *api_env(lua_State *L) { return &api_host(L)->env; }
+struct sbuf *api_scratch(lua_State *L) { return &api_host(L)->scratch; }
 
 /* {==================================================================
  * Sending
@@ -32,7 +34,7 @@ struct encoded {
 
 static void encode_values(lua_State *L, int first, int last, enum sio_type type, int64_t ack_id,
                           struct encoded *e) {
-    struct sbuf *out = &api_server(L)->scratch;
+    struct sbuf *out = api_scratch(L);
     sbuf_reset(out);
     struct json_binary_list bins = {0, SIO_MAX_ATTACHMENTS, e->bin, e->bin_len};
     sbuf_putc(out, '[');
@@ -77,26 +79,22 @@ void api__check_event_name(lua_State *L, int idx) {
         luaL_argerror(L, idx, lua_pushfstring(L, "'%s' is not an event name a client accepts", name));
 }
 
-/* Whether a member of r other than except would get a broadcast (the
- * sender alone in its room is common: its message goes to nobody). */
-static int has_recipient(const struct room *r, const struct sio_socket *except) {
-    for (uint32_t i = 0; i < r->n_members; i++) {
-        const struct sio_socket *s = r->members[i].m->owner;
-        if (s != except && !s->closed) return 1;
-    }
-    return 0;
+/* Whether a socket of the room other than except would get a broadcast
+ * (the sender alone in its room is common: its message goes to nobody). */
+static int has_recipient(struct nsp *nsp, const char *room, size_t len, const struct sio_socket *except) {
+    size_t users, conns;
+    adapter_room_size(nsp, room, len, &users, &conns);
+    return conns > 1 || (conns == 1 && !(except && adapter_has(except, room, len)));
 }
 
 size_t api__broadcast_values(lua_State *L, struct nsp *nsp, const char *room, size_t room_len,
                              struct sio_socket *except, int first) {
-    struct server *srv = api_server(L);
     int last = lua_gettop(L);
     api__check_event_name(L, first);
-    struct room *r = nsp ? room_find(&nsp->rooms, room, room_len) : NULL;
-    if (!r || !has_recipient(r, except)) return 0; /* nothing to encode for nobody */
+    if (!nsp || !has_recipient(nsp, room, room_len, except)) return 0; /* nothing to encode for nobody */
     struct encoded e;
     encode_values(L, first, last, SIO_EVENT, -1, &e);
-    return sio_broadcast(srv, nsp, r, except, &e.o);
+    return sio_broadcast(nsp, room, room_len, except, &e.o);
 }
 
 /* }================================================================== */
@@ -115,8 +113,8 @@ void api__push_user(lua_State *L, const struct user *u) {
     lua_setfield(L, -2, "name");
 }
 
-void api_open(lua_State *L, struct server *srv) {
-    *(struct server **)lua_getextraspace(L) = srv;
+void api_open(lua_State *L, struct script_host *h) {
+    *(struct script_host **)lua_getextraspace(L) = h;
     json_lua_open(L);
     api__conn_open(L);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -8,15 +8,21 @@
 #include <lua.h>
 #include <stdint.h>
 
-struct server;
+struct script_env;
+struct script_host;
+struct sbuf;
 struct sio_socket;
 
 #define API_CONN_MT "space.conn"
 
-/* Stores srv for the API functions and registers the module in
+/* Stores the host for the API functions and registers the module in
  * package.preload. Call once per state. */
-void api_open(lua_State *L, struct server *srv);
-struct server *api_server(lua_State *L);
+void api_open(lua_State *L, struct script_host *h);
+struct script_host *api_host(lua_State *L);
+/* The server state the scripts may reach (script.h). */
+const struct script_env *api_env(lua_State *L);
+/* A buffer for building outbound messages: reused, never held across calls. */
+struct sbuf *api_scratch(lua_State *L);
 
 /* Pushes the socket's handle (created on first use; one per socket). */
 void api_push_conn(lua_State *L, struct sio_socket *s);

@@ -8,9 +8,9 @@
 #include "api_internal.h"
 #include "json_lua.h"
 #include "auth.h"
-#include "room.h"
+#include "adapter.h"
 #include "script.h"
-#include "server.h"
+#include "clock.h"
 #include "sio.h"
 #include "user.h"
 #include "ws.h"
@@ -130,7 +130,7 @@ static int conn_set_user(lua_State *L) {
         return luaL_argerror(L, 2, "user.id must be a string of 1 to 256 bytes without NUL");
     if (!name || name_len == 0 || name_len > USER_FIELD_MAX_BYTES || memchr(name, 0, name_len))
         return luaL_argerror(L, 2, "user.name must be a string of 1 to 256 bytes without NUL");
-    struct user *u = user_acquire(api_server(L), id, id_len, name, name_len);
+    struct user *u = user_acquire(&api_env(L)->sio->users, id, id_len, name, name_len);
     if (!u) return luaL_error(L, "out of memory");
     s->rooms.user = u;
     return 0;
@@ -195,9 +195,8 @@ static int conn_join(lua_State *L) {
     size_t len;
     const char *room = api__check_room(L, 2, &len);
     if (!s->rooms.user) return luaL_error(L, "the connection has no user yet");
-    struct room *r;
     int user_is_new;
-    int rc = room_join(&s->nsp->rooms, &s->rooms, room, len, &r, &user_is_new);
+    int rc = adapter_join(s, room, len, &user_is_new);
     if (rc < 0) return luaL_error(L, "out of memory");
     lua_pushboolean(L, rc == 1);
     lua_pushboolean(L, user_is_new);
@@ -209,9 +208,8 @@ static int conn_leave(lua_State *L) {
     struct sio_socket *s = check_conn(L);
     size_t len;
     const char *room = api__check_room(L, 2, &len);
-    struct room *r = room_find(&s->nsp->rooms, room, len);
     int user_left = 0;
-    int was = r ? room_leave(&s->nsp->rooms, &s->rooms, r, &user_left) : 0;
+    int was = adapter_leave(s, room, len, &user_left);
     lua_pushboolean(L, was);
     lua_pushboolean(L, user_left);
     return 2;
@@ -222,19 +220,28 @@ static int conn_in_room(lua_State *L) {
     struct sio_socket *s = check_conn(L);
     size_t len;
     const char *room = api__check_room(L, 2, &len);
-    struct room *r = room_find(&s->nsp->rooms, room, len);
-    lua_pushboolean(L, r && room_has(&s->rooms, r));
+    lua_pushboolean(L, adapter_has(s, room, len));
     return 1;
+}
+
+struct room_list {
+    lua_State *L;
+    lua_Integer n;
+};
+
+static int push_room_name(void *ud, const struct adapter_room *r) {
+    struct room_list *list = ud;
+    lua_pushlstring(list->L, r->name, r->name_len);
+    lua_rawseti(list->L, -2, ++list->n);
+    return 0;
 }
 
 /* conn:rooms() -> array of room names */
 static int conn_rooms(lua_State *L) {
     struct sio_socket *s = check_conn(L);
     lua_createtable(L, (int)s->rooms.n, 0);
-    for (uint32_t i = 0; i < s->rooms.n; i++) {
-        lua_pushlstring(L, s->rooms.slots[i].room->name, s->rooms.slots[i].room->name_len);
-        lua_rawseti(L, -2, i + 1);
-    }
+    struct room_list list = {L, 0};
+    adapter_socket_rooms(s, push_room_name, &list);
     json_lua_set_array(L, -1);
     return 1;
 }
@@ -264,15 +271,15 @@ static int conn_refresh_token(lua_State *L) {
     struct sio_socket *s = check_conn(L);
     size_t len;
     const char *token = luaL_checklstring(L, 2, &len);
-    struct server *srv = api_server(L);
-    if (!srv->auth.key) {
+    const struct script_env *env = api_env(L);
+    if (!env->auth->key) {
         lua_pushnil(L);
         lua_pushliteral(L, "unauthorized");
         lua_pushliteral(L, "no JWT key is configured (development mode)");
         return 3;
     }
     struct auth_token tok;
-    enum jwt_result r = auth_verify_token(&srv->auth, token, len, (int64_t)(server_wall_ms() / MS_PER_S), &tok);
+    enum jwt_result r = auth_verify_token(env->auth, token, len, (int64_t)(clock_wall_ms() / MS_PER_S), &tok);
     if (r != JWT_OK || strcmp(tok.claims.sub, s->token_sub) != 0) {
         auth_token_free(&tok);
         lua_pushnil(L);
@@ -295,7 +302,7 @@ static int conn_refresh_token(lua_State *L) {
     lua_createtable(L, 0, 1); /* auth, as a CONNECT would carry it */
     lua_pushvalue(L, 2);
     lua_setfield(L, -2, "token");
-    int pr = script_recheck_claims(srv->script, s, base + 1, base + 2);
+    int pr = script_recheck_claims(api_host(L), s, base + 1, base + 2);
     if (pr != 0) {
         const char *code = lua_tostring(L, -2);
         const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : "the token is refused";

@@ -13,7 +13,7 @@
 #include "files.h"
 #include "json_lua.h"
 #include "script.h"
-#include "server.h"
+#include "ids.h"
 #include "wire.h"
 
 /* What the struct file_info fields that keep them hold. */
@@ -32,7 +32,7 @@ static int space_base64_decode(lua_State *L) {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     void *out = lua_newuserdatauv(L, len / 4 * 3 + 1, 0); /* scratch, collected */
-    struct script_host *host = api_server(L)->script;
+    struct script_host *host = api_host(L);
     script_cpu_exempt_begin(host); /* an upload's size is bounded by --max-payload */
     long n = wire_base64_decode(out, s, len);
     if (n >= 0) json_lua_push_binary(L, out, (size_t)n);
@@ -70,15 +70,15 @@ static int space_check_file_name(lua_State *L) {
 }
 
 struct store_ctx {
-    struct server *srv;
+    struct script_host *host;
     int fn_ref; /* the Lua callback */
 };
 
 static void on_stored(void *ud, const struct file_info *info, const char *err) {
     struct store_ctx *ctx = ud;
-    struct server *srv = ctx->srv;
-    if (srv->script) {
-        lua_State *L = script_state(srv->script);
+    struct script_host *host = ctx->host;
+    {
+        lua_State *L = script_state(host);
         int top = lua_gettop(L);
         lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->fn_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, ctx->fn_ref);
@@ -112,7 +112,7 @@ static void on_stored(void *ud, const struct file_info *info, const char *err) {
             lua_pushnil(L);
             lua_pushstring(L, err);
         }
-        script_call(srv->script, 2, 0, "store_file callback");
+        script_call(host, 2, 0, "store_file callback");
         lua_settop(L, top);
     }
     free(ctx);
@@ -133,12 +133,14 @@ static int space_store_file(lua_State *L) {
         return luaL_argerror(L, 2, "type or name out of bounds (check them first)");
     struct store_ctx *ctx = malloc(sizeof *ctx);
     if (!ctx) return luaL_error(L, "out of memory");
-    ctx->srv = api_server(L);
+    ctx->host = api_host(L);
     lua_pushvalue(L, 3);
     ctx->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    script_cpu_exempt_begin(ctx->srv->script); /* the copy of an upload's bytes */
-    int stored = files_store(ctx->srv, p, len, type, name, on_stored, ctx);
-    script_cpu_exempt_end(ctx->srv->script);
+    char seq_id[IDS_ID_LEN + 1]; /* file ids share the sequence of message ids */
+    ids_new_id(api_env(L)->ids, seq_id);
+    script_cpu_exempt_begin(ctx->host); /* the copy of an upload's bytes */
+    int stored = file_store_put(api_env(L)->files, seq_id, p, len, type, name, on_stored, ctx);
+    script_cpu_exempt_end(ctx->host);
     if (stored != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, ctx->fn_ref);
         free(ctx);

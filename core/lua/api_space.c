@@ -9,14 +9,16 @@
 #include "api_internal.h"
 #include "json_lua.h"
 #include "log.h"
-#include "room.h"
-#include "server.h"
+#include "adapter.h"
+#include "clock.h"
+#include "ids.h"
+#include "script.h"
 #include "sio.h"
 
 static struct nsp *opt_nsp(lua_State *L, int idx) {
     size_t len;
     const char *name = luaL_optlstring(L, idx, "/", &len);
-    return hmap_get(&api_server(L)->namespaces, name, len);
+    return sio_find_nsp(api_env(L)->sio, name, len);
 }
 
 /* space.to(room, event, ...) -> recipients: every member of the room of
@@ -24,9 +26,20 @@ static struct nsp *opt_nsp(lua_State *L, int idx) {
 static int space_to(lua_State *L) {
     size_t len;
     const char *room = api__check_room(L, 1, &len);
-    struct nsp *nsp = hmap_get(&api_server(L)->namespaces, "/", 1);
+    struct nsp *nsp = sio_find_nsp(api_env(L)->sio, "/", 1);
     lua_pushinteger(L, (lua_Integer)api__broadcast_values(L, nsp, room, len, NULL, 2));
     return 1;
+}
+
+struct user_list {
+    lua_State *L;
+    lua_Integer n;
+};
+
+static void push_user(void *ud, const struct user *u) {
+    struct user_list *list = ud;
+    api__push_user(list->L, u);
+    lua_rawseti(list->L, -2, ++list->n);
 }
 
 /* space.room_users(room[, namespace]) -> array of {id, name} (each user
@@ -35,18 +48,13 @@ static int space_room_users(lua_State *L) {
     size_t len;
     const char *room = api__check_room(L, 1, &len);
     struct nsp *nsp = opt_nsp(L, 2);
-    struct room *r = nsp ? room_find(&nsp->rooms, room, len) : NULL;
-    lua_createtable(L, r ? (int)r->users.count : 0, 0);
+    size_t users = 0, conns = 0;
+    if (nsp) adapter_room_size(nsp, room, len, &users, &conns);
+    lua_createtable(L, (int)users, 0);
     json_lua_set_array(L, -1);
-    lua_Integer n = 0;
-    if (r) {
-        struct hmap_entry *e;
-        for (size_t i = 0; hmap_next(&r->users, &i, &e);) {
-            api__push_user(L, ((struct room_user *)e->value)->user);
-            lua_rawseti(L, -2, ++n);
-        }
-    }
-    lua_pushinteger(L, n);
+    struct user_list list = {L, 0};
+    if (nsp) adapter_room_users(nsp, room, len, push_user, &list);
+    lua_pushinteger(L, list.n);
     return 2;
 }
 
@@ -55,9 +63,10 @@ static int space_room_size(lua_State *L) {
     size_t len;
     const char *room = api__check_room(L, 1, &len);
     struct nsp *nsp = opt_nsp(L, 2);
-    struct room *r = nsp ? room_find(&nsp->rooms, room, len) : NULL;
-    lua_pushinteger(L, r ? (lua_Integer)r->users.count : 0);
-    lua_pushinteger(L, r ? (lua_Integer)r->n_members : 0);
+    size_t users = 0, conns = 0;
+    if (nsp) adapter_room_size(nsp, room, len, &users, &conns);
+    lua_pushinteger(L, (lua_Integer)users);
+    lua_pushinteger(L, (lua_Integer)conns);
     return 2;
 }
 
@@ -68,8 +77,7 @@ static int space_room_has_user(lua_State *L) {
     const char *room = api__check_room(L, 1, &len);
     const char *id = luaL_checklstring(L, 2, &id_len);
     struct nsp *nsp = opt_nsp(L, 3);
-    struct room *r = nsp ? room_find(&nsp->rooms, room, len) : NULL;
-    lua_pushboolean(L, r && hmap_get(&r->users, id, id_len) != NULL);
+    lua_pushboolean(L, nsp && adapter_room_has_user(nsp, room, len, id, id_len));
     return 1;
 }
 
@@ -91,14 +99,14 @@ static int space_store(lua_State *L) {
 
 /* space.now() -> milliseconds since the epoch (integer) */
 static int space_now(lua_State *L) {
-    lua_pushinteger(L, (lua_Integer)server_wall_ms());
+    lua_pushinteger(L, (lua_Integer)clock_wall_ms());
     return 1;
 }
 
 /* space.new_id() -> a unique id that sorts in creation order */
 static int space_new_id(lua_State *L) {
     char id[17];
-    server_new_id(api_server(L), id);
+    ids_new_id(api_env(L)->ids, id);
     lua_pushstring(L, id);
     return 1;
 }
@@ -142,7 +150,7 @@ static int space_is_binary(lua_State *L) {
 /* space.json_encode(v) -> string; space.json_decode(s) -> value | nil, err */
 static int space_json_encode(lua_State *L) {
     luaL_checkany(L, 1);
-    struct sbuf *out = &api_server(L)->scratch;
+    struct sbuf *out = api_scratch(L);
     sbuf_reset(out);
     if (json_lua_encode(L, 1, out, NULL) != 0) return lua_error(L);
     lua_pushlstring(L, out->p, out->len);

@@ -48,16 +48,16 @@ void script__budget_hook(lua_State *L, lua_Debug *ar) {
     else if (over_time)
         lua_pushfstring(L, "time budget exceeded (%d ms)", (int)(HANDLER_TIME_BUDGET_NS / NS_PER_MS));
     else
-        lua_pushfstring(L, "instruction budget exceeded (%I instructions)", (lua_Integer)api_server(L)->cfg->lua_budget);
+        lua_pushfstring(L, "instruction budget exceeded (%I instructions)", (lua_Integer)api_env(L)->cfg->lua_budget);
     lua_concat(L, 2);
     lua_error(L);
 }
 
 /* Starts the budgets of one call into Lua. */
 void script__budget_start(struct script_host *h) {
-    h->budget_left = h->srv->cfg->lua_budget;
+    h->budget_left = h->env.cfg->lua_budget;
     h->deadline_ns = uv_hrtime() + HANDLER_TIME_BUDGET_NS;
-    h->cpu_limit_ns = (uint64_t)h->srv->cfg->lua_cpu_ms * NS_PER_MS;
+    h->cpu_limit_ns = (uint64_t)h->env.cfg->lua_cpu_ms * NS_PER_MS;
     h->over_cpu = 0;
     h->limit_hit = METRICS_FAIL_ERROR;
     h->exempt = 0; /* also after a memory error raised inside exempt work */
@@ -250,7 +250,7 @@ void script__watch_init(struct script_host *h) {
         return;
     }
     h->timer_ok = 1;
-    h->late_hook = h->srv->cfg->lua_budget >= LATE_HOOK_MIN_BUDGET;
+    h->late_hook = h->env.cfg->lua_budget >= LATE_HOOK_MIN_BUDGET;
 #else
     (void)h;
 #endif

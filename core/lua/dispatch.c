@@ -317,7 +317,7 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
  * a handler for it (a client's made-up names all count as "other"). */
 static unsigned count_event_slot(struct script_host *h, struct sio_socket *s, int name_idx, const char *name,
                                  size_t len, int *handled) {
-    struct metrics *m = &h->srv->metrics;
+    struct metrics *m = h->env.metrics;
     unsigned slot = metrics_event_slot(m, name, len);
     if ((*handled = slot && m->has_handler[slot])) return slot; /* the usual case: no lookup */
     lua_State *L = h->L;
@@ -351,7 +351,7 @@ enum script_result script_on_event(struct script_host *h, struct sio_socket *s, 
     unsigned slot = count_event_slot(h, s, lua_gettop(L), name, name_len, &handled);
     uint64_t t0 = uv_hrtime();
     dispatch_event(h, s, lua_gettop(L), args, ack_id);
-    metrics_event_in(&h->srv->metrics, slot, handled, uv_hrtime() - t0);
+    metrics_event_in(h->env.metrics, slot, handled, uv_hrtime() - t0);
     lua_settop(L, top);
     return SCRIPT_OK;
 }

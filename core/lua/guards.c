@@ -193,7 +193,7 @@ static int pattern_bounded(lua_State *L) {
         lua_Integer init = call == PATTERN_GSUB ? 1 : lua_tointegerx(L, 3, &isnum);
         if (!isnum) init = 1;
         int plain = lua_toboolean(L, 4) && strcmp(lua_tostring(L, lua_upvalueindex(3)), "find") == 0;
-        double left = h->running ? (double)h->budget_left : (double)h->srv->cfg->lua_budget;
+        double left = h->running ? (double)h->budget_left : (double)h->env.cfg->lua_budget;
         double cost = pattern_cost(call, s, n, p, p_len, init, plain, left);
         if (cost > left) {
             /* Measuring the subject took time too: a refusal spends what
@@ -273,7 +273,7 @@ static int loop_bounded(lua_State *L) {
     }
     if (steps > 0) {
         struct script_host *h = host_of(L);
-        double left = h->running ? (double)h->budget_left : (double)h->srv->cfg->lua_budget;
+        double left = h->running ? (double)h->budget_left : (double)h->env.cfg->lua_budget;
         if (steps > left) {
             char why[160];
             snprintf(why, sizeof why, "%.3g steps, over the %.3g instructions left of the budget", steps,

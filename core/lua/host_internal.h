@@ -17,7 +17,9 @@
 
 #include "api.h"
 #include "script.h"
-#include "server.h"
+#include "config.h"
+#include "metrics.h"
+#include "sbuf.h"
 
 #define HOOK_EVERY_INSTRUCTIONS 1000 /* the budget hook's count */
 #define POOL_STEP 16                 /* the small-block pool's size classes: 16, 32, ... bytes */
@@ -27,7 +29,8 @@
 struct label;
 
 struct script_host {
-    struct server *srv;
+    struct script_env env;  /* the server state it reaches (script.h) */
+    struct sbuf scratch;    /* api_scratch */
     lua_State *L;
     char *dir;             /* the scripts directory */
     size_t mem_used;       /* bytes the Lua state holds */
@@ -81,7 +84,7 @@ struct label {
 };
 #define LABEL(s) (&(struct label){(s), INT_MAX, "", "", "", "", 0})
 
-static inline struct script_host *host_of(lua_State *L) { return api_server(L)->script; }
+static inline struct script_host *host_of(lua_State *L) { return api_host(L); }
 
 /* lua_alloc.c: the lua_Alloc of the state (ud: the host), under the
  * memory caps; and the pool's blocks freed, after lua_close. */

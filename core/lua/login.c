@@ -10,6 +10,7 @@
 #include "json_lua.h"
 #include "json_str.h"
 #include "auth.h"
+#include "clock.h"
 #include "sio.h"
 #include "user.h"
 
@@ -45,7 +46,7 @@ static enum script_result authenticate_dev(struct script_host *h, struct sio_soc
         /* No policy: every connection is its own guest. */
         char name[16];
         snprintf(name, sizeof name, "guest-%.6s", s->sid);
-        s->rooms.user = user_acquire(h->srv, s->sid, strlen(s->sid), name, strlen(name));
+        s->rooms.user = user_acquire(&h->env.sio->users, s->sid, strlen(s->sid), name, strlen(name));
         return s->rooms.user ? SCRIPT_OK : SCRIPT_REFUSE;
     }
     api_push_conn(L, s);
@@ -84,13 +85,12 @@ int script_recheck_claims(struct script_host *h, struct sio_socket *s, int claim
 static enum script_result authenticate_jwt(struct script_host *h, struct sio_socket *s, int auth,
                                            struct sbuf *refusal) {
     lua_State *L = h->L;
-    struct server *srv = h->srv;
     size_t token_len = 0;
     const char *token = NULL;
     if (lua_getfield(L, auth, "token") == LUA_TSTRING) token = lua_tolstring(L, -1, &token_len);
     else if ((token = sio_socket_handshake_token(s))) token_len = strlen(token);
     struct auth_token tok;
-    enum jwt_result r = auth_verify_token(&srv->auth, token, token_len, (int64_t)(server_wall_ms() / MS_PER_S), &tok);
+    enum jwt_result r = auth_verify_token(h->env.auth, token, token_len, (int64_t)(clock_wall_ms() / MS_PER_S), &tok);
     if (r != JWT_OK) {
         write_refusal(refusal, "unauthorized", jwt_result_code(r));
         return SCRIPT_REFUSE;
@@ -155,7 +155,7 @@ enum script_result script_authenticate(struct script_host *h, struct sio_socket 
         return SCRIPT_PROTOCOL_ERROR; /* CONNECT data must be a JSON object */
     }
     int auth = lua_gettop(L);
-    enum script_result r = h->srv->auth.key ? authenticate_jwt(h, s, auth, refusal)
+    enum script_result r = h->env.auth->key ? authenticate_jwt(h, s, auth, refusal)
                                             : authenticate_dev(h, s, auth, refusal);
     lua_settop(L, top);
     return r;

@@ -40,7 +40,7 @@ int script__call(struct script_host *h, int nargs, int nres, const struct label 
                   what->d, what->e, log_quoted(q, sizeof q, err ? err : "?"));
         char handler[METRICS_HANDLER_MAX];
         snprintf(handler, sizeof handler, "%.*s%s%.40s%s%s", what->a_len, what->a, what->b, c, what->d, what->e);
-        metrics_handler_failed(&h->srv->metrics, handler, rc == LUA_ERRMEM ? METRICS_FAIL_MEMORY : h->limit_hit);
+        metrics_handler_failed(h->env.metrics, handler, rc == LUA_ERRMEM ? METRICS_FAIL_MEMORY : h->limit_hit);
         lua_settop(L, base - 1);
         /* Still watched: finalizers run here, with hooks off. Not on the
          * call's allowance: the collection shrinks the stack, which takes

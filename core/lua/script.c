@@ -14,21 +14,20 @@
 
 #define BYTES_PER_MB (1024 * 1024)
 
-struct script_host *script_host_new(struct server *srv, const char *dir, const char *plugins_dir, char *err,
-                                    size_t errlen) {
+struct script_host *script_host_new(const struct script_env *env, const char *dir, const char *plugins_dir,
+                                    char *err, size_t errlen) {
     struct script_host *h = calloc(1, sizeof *h);
     if (!h) return NULL;
-    h->srv = srv;
+    h->env = *env;
     h->dir = strdup(dir);
     h->plugins_dir = strdup(plugins_dir);
-    h->mem_limit = (size_t)srv->cfg->lua_memory_mb * BYTES_PER_MB;
+    h->mem_limit = (size_t)env->cfg->lua_memory_mb * BYTES_PER_MB;
     h->L = lua_newstate(script__alloc, h);
     if (!h->dir || !h->plugins_dir || !h->L) {
         snprintf(err, errlen, "cannot create the Lua state");
         script_host_free(h);
         return NULL;
     }
-    srv->script = h;
     /* Generational: an event's garbage (decoded arguments, replies) dies
      * young, and a minor collection visits only the young objects, not
      * every connection's handle and table as an incremental cycle does. */
@@ -42,20 +41,18 @@ struct script_host *script_host_new(struct server *srv, const char *dir, const c
     lua_pushliteral(h->L, "locked");
     lua_setfield(h->L, -2, "__metatable");
     lua_pop(h->L, 2);
-    api_open(h->L, srv);
+    api_open(h->L, h);
     lua_getglobal(h->L, "require");
     lua_pushliteral(h->L, "space");
     lua_call(h->L, 1, 0);
     script__guard_state(h->L);
     if (script__open_builtins(h->L) != 0) {
         snprintf(err, errlen, "the built-in module space.schema does not load");
-        srv->script = NULL;
         script_host_free(h);
         return NULL;
     }
     uint64_t t0 = uv_hrtime();
     if (script__load(h, err, errlen) != 0) {
-        srv->script = NULL;
         script_host_free(h);
         return NULL;
     }
@@ -73,6 +70,7 @@ void script_host_free(struct script_host *h) {
     script__watch_free(h);
     if (h->L) lua_close(h->L);
     script__pool_free(h);
+    sbuf_free(&h->scratch);
     free(h->dir);
     free(h->plugins_dir);
     free(h);

@@ -13,7 +13,12 @@
 
 #include "sbuf.h"
 
-struct server;
+struct auth;
+struct config;
+struct file_store;
+struct ids;
+struct metrics;
+struct sio_hub;
 struct sio_socket;
 struct script_host;
 
@@ -26,7 +31,18 @@ enum script_result {
 /* Creates the state and loads the scripts in dir (plugins from
  * plugins_dir). NULL when they don't load; the reason (file:line: message)
  * is written to err. */
-struct script_host *script_host_new(struct server *srv, const char *dir, const char *plugins_dir, char *err,
+/* What the host reaches of the server's state, and nothing else: filled in
+ * by the app (the composition root), copied by the host. */
+struct script_env {
+    const struct config *cfg;
+    const struct auth *auth;       /* JWT keys: login and conn:refresh_token */
+    struct ids *ids;               /* space.new_id, file ids */
+    struct sio_hub *sio;           /* namespaces, users, rooms (through their adapters) */
+    struct file_store *files;      /* space.store_file */
+    struct metrics *metrics;       /* events and handler failures are counted here */
+};
+
+struct script_host *script_host_new(const struct script_env *env, const char *dir, const char *plugins_dir, char *err,
                                     size_t errlen);
 /* Loads the scripts again into a fresh generation and swaps it in only when
  * everything loaded and checked; else the running generation stays and err

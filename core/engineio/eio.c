@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cors.h"
+#include "base64.h"
 #include "eio_packet.h"
 #include "httpd.h"
 #include "log.h"
@@ -199,7 +200,7 @@ void eio_on_packet(struct eio_session *s, int binary, const uint8_t *p, size_t n
     case EIO_BASE64: {
         /* A binary message sent as text (polling, or clients that cannot send binary). */
         unsigned char *raw = malloc(pkt.data.len / 4 * 3 + 1);
-        long len = raw ? wire_base64_decode(raw, pkt.data.p, pkt.data.len) : -1;
+        long len = raw ? base64_decode(raw, pkt.data.p, pkt.data.len) : -1;
         if (len >= 0) hub_up(s)->on_binary(s->upper, raw, (size_t)len);
         else eio_protocol_error(s, "bad base64 in a binary packet");
         free(raw);
@@ -259,7 +260,7 @@ static void requeue_on_websocket(struct eio_session *s) {
             buf *frame = NULL;
             if (pkt.len && pkt.p[0] == 'b') {
                 unsigned char *raw = malloc(pkt.len / 4 * 3 + 1);
-                long n = raw ? wire_base64_decode(raw, pkt.p + 1, pkt.len - 1) : -1;
+                long n = raw ? base64_decode(raw, pkt.p + 1, pkt.len - 1) : -1;
                 if (n >= 0) frame = ws_frame_new(WS_OP_BINARY, raw, (size_t)n, NULL, 0);
                 free(raw);
             } else {

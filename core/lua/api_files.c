@@ -14,7 +14,7 @@
 #include "json_lua.h"
 #include "script.h"
 #include "ids.h"
-#include "wire.h"
+#include "base64.h"
 
 /* What the struct file_info fields that keep them hold. */
 #define FILE_TYPE_MAX_BYTES (sizeof((struct file_info *)0)->type - 1)
@@ -34,7 +34,7 @@ static int space_base64_decode(lua_State *L) {
     void *out = lua_newuserdatauv(L, len / 4 * 3 + 1, 0); /* scratch, collected */
     struct script_host *host = api_host(L);
     script_cpu_exempt_begin(host); /* an upload's size is bounded by --max-payload */
-    long n = wire_base64_decode(out, s, len);
+    long n = base64_decode(out, s, len);
     if (n >= 0) json_lua_push_binary(L, out, (size_t)n);
     script_cpu_exempt_end(host);
     if (n < 0) {

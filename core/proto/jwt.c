@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "json_scan.h"
-#include "wire.h"
+#include "base64.h"
 
 enum key_kind { KEY_HMAC, KEY_RSA, KEY_EC };
 
@@ -111,12 +111,12 @@ static long b64url_decode(const char *in, size_t len, unsigned char *out) {
         }
         tmp[n++] = c;
     }
-    if (n % 4 && (wire_base64_value(tmp[n - 1]) & (n % 4 == 2 ? 0x0f : 0x03)) != 0) {
+    if (n % 4 && (base64_value(tmp[n - 1]) & (n % 4 == 2 ? 0x0f : 0x03)) != 0) {
         free(tmp);
         return -1; /* unused bits set (or not base64 at all: -1 has every bit set) */
     }
     while (n % 4) tmp[n++] = '=';
-    long r = wire_base64_decode(out, tmp, n);
+    long r = base64_decode(out, tmp, n);
     free(tmp);
     return r;
 }

@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "base64.h"
 #include "sio_packet.h"
 
 enum wire_form { WIRE_WS = 0, WIRE_POLL = 1, WIRE_PLAIN = 2, WIRE_FORMS };
@@ -43,12 +44,5 @@ buf *wire_encode(enum wire_form form, const struct wire_packet *p, unsigned *n_p
  * WIRE_WS, as text for WIRE_POLL. */
 buf *wire_encode_eio(enum wire_form form, const char *packet);
 
-/* Base64 (standard alphabet, padded). out needs 4 * ((len + 2) / 3) bytes. */
-size_t wire_base64_encode(char *out, const void *in, size_t len);
-/* The value (0-63) of a standard base64 character; -1 for any other byte. */
-int wire_base64_value(char c);
-/* Decodes standard base64 (padding required); -1 when invalid. out needs
- * len / 4 * 3 bytes. */
-long wire_base64_decode(void *out, const char *in, size_t len);
 
 #endif

@@ -77,11 +77,11 @@ space_fuzz(ws_accept proto/ws_codec.c LIBS OpenSSL::Crypto)
 # Client frame headers the WebSocket transport parses itself (small whole frames), and unmasking.
 space_fuzz(ws_frame proto/ws_codec.c LIBS OpenSSL::Crypto)
 # Not a codec the brief listed, but a parser of client bytes ("b<base64>" packets).
-space_fuzz(wire_base64 proto/wire.c base/buf.c base/sbuf.c proto/sio_packet.c proto/ws_codec.c LIBS OpenSSL::Crypto)
+space_fuzz(base64 base/base64.c)
 # File names and contents from clients (send_file), judged before anything is stored.
 space_fuzz(filecheck proto/filecheck.c base/utf8.c)
 # Tokens from clients: jwt_verify with HMAC, RSA and P-256 keys (signature-first invariants).
-space_fuzz(jwt proto/jwt.c proto/json_scan.c proto/wire.c base/utf8.c proto/http.c base/sbuf.c base/buf.c proto/sio_packet.c proto/ws_codec.c LIBS OpenSSL::Crypto)
+space_fuzz(jwt proto/jwt.c proto/json_scan.c base/base64.c base/utf8.c proto/http.c base/sbuf.c LIBS OpenSSL::Crypto)
 # The C side's JSON reads (JWT header and claims, admin API bodies) against a reference validator.
 space_fuzz(json_scan proto/json_scan.c base/utf8.c proto/http.c)
 # Plain /ws frames and the JSON limits of client messages (json_check) against json_valid.

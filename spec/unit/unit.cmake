@@ -9,8 +9,8 @@ set(SPACE_UNIT_DIR ${CMAKE_SOURCE_DIR}/spec/unit)
 
 # Each test links only the layer of the module it tests (and so the layers
 # below it): a test of user.c needs no server.
-set(SPACE_UNIT_TESTS_base utf8 hmap sbuf buf wheel)
-set(SPACE_UNIT_TESTS_proto http ws_codec eio_packet sio_packet filecheck wire_base64 json_scan jwt wsjson
+set(SPACE_UNIT_TESTS_base utf8 hmap sbuf buf wheel base64)
+set(SPACE_UNIT_TESTS_proto http ws_codec eio_packet sio_packet filecheck json_scan jwt wsjson
   pattern_cost etag)
 set(SPACE_UNIT_TESTS_socketio room user)
 set(SPACE_UNIT_TESTS_files file_store)

@@ -1,5 +1,5 @@
-/* libFuzzer target: wire_base64_decode (the "b<base64>" binary packets of
- * Engine.IO polling, client-supplied) and wire_base64_encode.
+/* libFuzzer target: base64_decode (the "b<base64>" binary packets of
+ * Engine.IO polling, client-supplied) and base64_encode.
  *   - decode agrees with a slow reference (standard alphabet, padding
  *     required, '=' only as the last one or two characters; the unused low
  *     bits of the last character are not checked), and never writes more
@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire.h"
+#include "base64.h"
 
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
-        fprintf(stderr, "fuzz_wire_base64: " __VA_ARGS__);                                         \
+        fprintf(stderr, "fuzz_base64: " __VA_ARGS__);                                         \
         fputc('\n', stderr);                                                                       \
         abort();                                                                                   \
     } while (0)
@@ -52,16 +52,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t cap = size / 4 * 3;
     /* Exact-size buffers so ASan sees any write past what callers allocate. */
     uint8_t *got = malloc(cap ? cap : 1), *want = malloc(cap + 3);
-    long gl = wire_base64_decode(got, d, size);
+    long gl = base64_decode(got, d, size);
     long wl = ref_decode(want, data, size);
     if (gl != wl) FAIL("decode returned %ld, reference %ld (len %zu)", gl, wl, size);
     if (gl > 0 && memcmp(got, want, (size_t)gl) != 0) FAIL("decoded bytes differ");
     if (gl >= 0) {
         size_t elen = 4 * (((size_t)gl + 2) / 3);
         char *enc = malloc(elen + 1);
-        if (wire_base64_encode(enc, got, (size_t)gl) != elen) FAIL("encode length");
+        if (base64_encode(enc, got, (size_t)gl) != elen) FAIL("encode length");
         uint8_t *again = malloc(elen / 4 * 3 + 1);
-        long al = wire_base64_decode(again, enc, elen);
+        long al = base64_decode(again, enc, elen);
         if (al != gl || (gl && memcmp(again, got, (size_t)gl) != 0)) FAIL("re-encode round trip");
         free(again);
         free(enc);
@@ -69,9 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* The raw input encoded and decoded back. */
     size_t elen = 4 * ((size + 2) / 3);
     char *enc = malloc(elen ? elen : 1);
-    if (wire_base64_encode(enc, data, size) != elen) FAIL("encode length of raw input");
+    if (base64_encode(enc, data, size) != elen) FAIL("encode length of raw input");
     uint8_t *back = malloc(elen / 4 * 3 + 1);
-    long bl = wire_base64_decode(back, enc, elen);
+    long bl = base64_decode(back, enc, elen);
     if (bl != (long)size || (size && memcmp(back, data, size) != 0)) FAIL("raw round trip");
     free(back);
     free(enc);

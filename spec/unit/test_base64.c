@@ -1,4 +1,4 @@
-/* Unit tests for wire_base64_encode / wire_base64_decode (core/wire.h): the
+/* Unit tests for base64_encode / base64_decode (core/base/base64.h): the
  * standard alphabet with padding required. The decoder reads client bytes
  * (send_file's base64 data, Engine.IO polling's "b<base64>" packets), so
  * every malformed form must answer -1, and it must never write more than
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "wire.h"
+#include "base64.h"
 
 /* Decodes a copy of in (exact-size heap block) into an exact-size output
  * block of len / 4 * 3 bytes followed by guard bytes that must stay intact. */
@@ -18,7 +18,7 @@ static long decode(const char *in, size_t len, unsigned char *out_copy, size_t o
     size_t cap = len / 4 * 3;
     unsigned char *out = malloc(cap + 8);
     memset(out, 0xA5, cap + 8);
-    long n = wire_base64_decode(out, src, len);
+    long n = base64_decode(out, src, len);
     int guard_ok = 1;
     for (size_t i = 0; i < 8; i++) guard_ok &= out[cap + i] == 0xA5;
     CHECK(guard_ok); /* nothing written past len / 4 * 3 */
@@ -46,7 +46,7 @@ static long decode(const char *in, size_t len, unsigned char *out_copy, size_t o
     } while (0)
 #define INVALID_S(b64) INVALID((b64), strlen(b64))
 
-static size_t encode(const void *in, size_t len, char *out) { return wire_base64_encode(out, in, len); }
+static size_t encode(const void *in, size_t len, char *out) { return base64_encode(out, in, len); }
 
 TEST(rfc4648_vectors_encode) {
     static const char *raw[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
@@ -156,11 +156,11 @@ TEST(decodes_a_large_input) {
     }
     size_t n = encode(raw, len, enc);
     CHECK_UINT(4 * ((len + 2) / 3), n);
-    long m = wire_base64_decode(back, enc, n);
+    long m = base64_decode(back, enc, n);
     CHECK_INT((long)len, m);
     CHECK(m == (long)len && memcmp(raw, back, len) == 0);
     enc[n / 2] = '*'; /* one bad character in the middle */
-    CHECK_INT(-1, wire_base64_decode(back, enc, n));
+    CHECK_INT(-1, base64_decode(back, enc, n));
     free(raw);
     free(back);
     free(enc);
@@ -176,5 +176,5 @@ int main(void) {
     RUN(refuses_misplaced_padding);
     RUN(unused_low_bits_are_refused_or_ignored);
     RUN(decodes_a_large_input);
-    return check_finish("test_wire_base64");
+    return check_finish("test_base64");
 }

@@ -129,7 +129,8 @@ static int space_store_file(lua_State *L) {
     lua_getfield(L, 2, "type");
     lua_getfield(L, 2, "name");
     const char *type = luaL_checkstring(L, -2), *name = luaL_checkstring(L, -1);
-    if (strlen(type) > FILE_TYPE_MAX_BYTES || strlen(name) > FILE_NAME_MAX_BYTES || strchr(name, '\n') || strchr(type, '\n'))
+    if (strlen(type) > FILE_TYPE_MAX_BYTES || strlen(name) > FILE_NAME_MAX_BYTES || strchr(name, '\n') ||
+        strchr(type, '\n'))
         return luaL_argerror(L, 2, "type or name out of bounds (check them first)");
     struct store_ctx *ctx = malloc(sizeof *ctx);
     if (!ctx) return luaL_error(L, "out of memory");

@@ -22,7 +22,7 @@ const path = require('node:path');
 const { io } = require('socket.io-client');
 const h = require('./harness');
 
-const { show, T } = h;
+const { show, T, settle } = h;
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'space-admin-test-'));
 const SECRET = crypto.randomBytes(32).toString('hex');
@@ -33,11 +33,7 @@ const ADMIN_TOKEN_FILE = path.join(TMP, 'admin.token');
 fs.writeFileSync(ADMIN_TOKEN_FILE, ADMIN_TOKEN + '\n');
 const ENV_ADMIN_TOKEN = crypto.randomBytes(16).toString('hex');
 
-const b64u = (b) => Buffer.from(b).toString('base64url');
-function sign(payload) {
-  const input = `${b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64u(JSON.stringify(payload))}`;
-  return `${input}.${b64u(crypto.createHmac('sha256', SECRET).update(input).digest())}`;
-}
+const sign = (payload) => h.signHS256(SECRET, payload);
 let subSeq = 0;
 const uniqueSub = (p = 'adm') => `${p}-${process.pid}-${++subSeq}-${crypto.randomBytes(3).toString('hex')}`;
 
@@ -125,13 +121,6 @@ async function connectUser(srv, sub, name, opts = {}) {
 }
 
 const join = (s, room) => h.expectAnswer(s, 'join_room', { room }, 'joined_room');
-let settleSeq = 0;
-async function settle(s) {
-  const room = `settle-${++settleSeq}`;
-  s.emit('get_room_users', { room });
-  await s.inbox.take('room_users', (d) => d && d.room === room, h.DEFAULT_WAIT);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Servers
 

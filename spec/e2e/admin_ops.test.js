@@ -21,7 +21,7 @@ const path = require('node:path');
 const WebSocket = require('ws');
 const h = require('./harness');
 
-const { show, T } = h;
+const { show, T, settle } = h;
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'space-admin-ops-'));
 const SECRET = crypto.randomBytes(32).toString('hex');
@@ -32,11 +32,7 @@ const ADMIN_TOKEN_FILE = path.join(TMP, 'admin.token');
 fs.writeFileSync(ADMIN_TOKEN_FILE, ADMIN_TOKEN + '\n');
 const TOKEN_HASH = crypto.createHash('sha256').update(ADMIN_TOKEN).digest('hex').slice(0, 8);
 
-const b64u = (b) => Buffer.from(b).toString('base64url');
-function sign(payload) {
-  const input = `${b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64u(JSON.stringify(payload))}`;
-  return `${input}.${b64u(crypto.createHmac('sha256', SECRET).update(input).digest())}`;
-}
+const sign = (payload) => h.signHS256(SECRET, payload);
 let subSeq = 0;
 const uniqueSub = (p = 'ops') => `${p}-${process.pid}-${++subSeq}-${crypto.randomBytes(3).toString('hex')}`;
 
@@ -76,14 +72,6 @@ async function connected(srv, sub, name) {
   assert.ok(!s.refused, `${s.label} refused: ${show(s.refused)}`);
   return s;
 }
-// A round trip: everything the server sent the socket before it has arrived.
-let settleSeq = 0;
-async function settle(s) {
-  const room = `settle-${++settleSeq}`;
-  s.emit('get_room_users', { room });
-  await s.inbox.take('room_users', (d) => d && d.room === room, h.DEFAULT_WAIT);
-}
-
 const main = new h.ManagedServer({
   args: ['--jwt-secret-file', SECRET_FILE, '--admin-token-file', ADMIN_TOKEN_FILE, '--log-format', 'json'],
 });

@@ -21,7 +21,7 @@ const os = require('node:os');
 const path = require('node:path');
 const h = require('./harness');
 
-const { show, T } = h;
+const { show, T, settle } = h;
 
 // ---------------------------------------------------------------------------------------------
 // Keys and tokens
@@ -113,12 +113,6 @@ async function refused(srv, opts, code, what) {
 }
 
 const withToken = (token, extra = {}) => ({ auth: { token }, ...extra });
-
-async function settle(sock) {
-  const room = `settle-${crypto.randomBytes(4).toString('hex')}`;
-  sock.emit('get_room_users', { room });
-  await sock.inbox.take('room_users', (d) => d && d.room === room, h.DEFAULT_WAIT);
-}
 
 async function adminGet(srv, p) {
   const r = await h.httpRaw(srv.port, `GET ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nConnection: close\r\n\r\n`);

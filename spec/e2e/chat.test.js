@@ -10,13 +10,12 @@
 // SPACE_TEST_TRANSPORTS=websocket,default,polling picks configurations (default: all three).
 
 const { test: nodeTest, describe, before, after, beforeEach, afterEach } = require('node:test');
-const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const h = require('./harness');
 
-const { show, T } = h;
+const { T, eq, ok, settle } = h;
 
 const MODES = [
   { key: 'websocket', label: "transports ['websocket']", opts: { transports: ['websocket'] }, ends: 'websocket' },
@@ -46,13 +45,6 @@ class TrackingAgent extends http.Agent {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-function eq(actual, expected, what) {
-  assert.deepStrictEqual(actual, expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-
-function ok(cond, what, got) {
-  assert.ok(cond, `${what}; got ${show(got)}`);
-}
 
 async function join(sock, room) {
   return h.expectAnswer(sock, 'join_room', { room }, 'joined_room');
@@ -68,17 +60,6 @@ async function send(sock, room, text, extra = {}) {
 
 async function roomUsers(sock, room) {
   return h.expectAnswer(sock, 'get_room_users', { room }, 'room_users');
-}
-
-// A request/answer round trip on `sock` after everything sent to it so far: once it is answered, any
-// event the server meant for `sock` before has arrived (one ordered connection).
-let settleSeq = 0;
-async function settle(sock) {
-  const room = `settle-${++settleSeq}`;
-  sock.emit('get_room_users', { room });
-  await sock.inbox.take('room_users', (d) => d && d.room === room, h.DEFAULT_WAIT).catch((e) => {
-    throw new Error(`follow-up get_room_users on ${sock.label} was not answered: ${e.message}`);
-  });
 }
 
 // Asserts that `sock` got no (untaken) event `name` matching pred, after a settle round trip.

@@ -9,7 +9,6 @@
 // --cors-origin for the page's origin.
 
 const { test, describe, before, after } = require('node:test');
-const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
@@ -17,17 +16,11 @@ const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
 const h = require('./harness');
 
-const { show, T } = h;
+const { show, T, eq, ok } = h;
 const POLL = '/socket.io/?EIO=4&transport=polling';
 const ALLOWED = 'http://allowed.example';
 const OTHER = 'http://other.example:8080';
 
-function eq(actual, expected, what) {
-  assert.deepStrictEqual(actual, expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-function ok(cond, what, got) {
-  assert.ok(cond, `${what}; got ${show(got)}`);
-}
 
 // Every header of a response head, repeated ones joined with ", " (as HTTP allows), names lower-cased.
 function headersOf(r) {

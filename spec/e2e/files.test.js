@@ -28,7 +28,7 @@ const crypto = require('node:crypto');
 const WebSocket = require('ws');
 const h = require('./harness');
 
-const { show, T, waitFor } = h;
+const { show, T, waitFor, eq, ok, settle } = h;
 
 const MAX_BYTES = 10485760; // rules.file.max_bytes
 const MIB = 1048576;
@@ -44,13 +44,6 @@ const MODES = [
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-function eq(actual, expected, what) {
-  assert.deepStrictEqual(actual, expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-
-function ok(cond, what, got) {
-  assert.ok(cond, `${what}; got ${show(got)}`);
-}
 
 const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
 const userOf = (sock) => sock.connectedData.user;
@@ -120,16 +113,6 @@ function listStore(dir) {
   walk(dir);
   for (const k of Object.keys(out)) out[k].sort();
   return out;
-}
-
-// A request/answer round trip on `sock`: once answered, anything the server sent to it before has arrived.
-let settleSeq = 0;
-async function settle(sock) {
-  const room = `settle-${++settleSeq}`;
-  sock.emit('get_room_users', { room });
-  await sock.inbox.take('room_users', (d) => d && d.room === room, h.DEFAULT_WAIT).catch((e) => {
-    throw new Error(`follow-up get_room_users on ${sock.label} was not answered: ${e.message}`);
-  });
 }
 
 async function assertNothing(sock, name, what) {

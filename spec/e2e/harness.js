@@ -10,6 +10,7 @@
 // - httpRaw(): one raw HTTP exchange over `net`.
 // Everything waits for a condition with a bound; nothing sleeps for synchronisation.
 
+const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
@@ -32,6 +33,14 @@ const LISTEN_RE = /listening address=[^ :]+:(\d+)|"msg":"listening","address":"[
 
 function show(v) {
   return util.inspect(v, { depth: 6, breakLength: Infinity, maxStringLength: 300, maxArrayLength: 30 });
+}
+
+// deepStrictEqual / ok with both values in the message, so a failure says what came instead.
+function eq(actual, expected, what) {
+  assert.deepStrictEqual(actual, expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
+}
+function ok(cond, what, got) {
+  assert.ok(cond, `${what}; got ${show(got)}`);
 }
 
 function tail(s, n = 3000) {
@@ -395,6 +404,17 @@ async function expectAnswer(socket, event, data, answer) {
   return r.data;
 }
 
+// A request/answer round trip on a socket.io-client socket: once it is answered, any event the server
+// sent the socket before has arrived (one ordered connection).
+let settleSeq = 0;
+async function settle(socket) {
+  const room = `settle-${++settleSeq}`;
+  socket.emit('get_room_users', { room });
+  await socket.inbox.take('room_users', (d) => d && d.room === room, DEFAULT_WAIT).catch((e) => {
+    throw new Error(`follow-up get_room_users on ${socket.label} was not answered: ${e.message}`);
+  });
+}
+
 // Emit, expect an `error` event; returns its data.
 async function expectError(socket, event, ...args) {
   socket.emit(event, ...args);
@@ -715,15 +735,22 @@ function uniqueName(prefix = 'user') {
   return `${prefix}${++nameSeq}_${crypto.randomBytes(2).toString('hex')}`;
 }
 
+// A JWT signed with HMAC-SHA256 (the tests make their own keys).
+function signHS256(secret, payload, header = { alg: 'HS256', typ: 'JWT' }) {
+  const b64u = (b) => Buffer.from(b).toString('base64url');
+  const input = `${b64u(JSON.stringify(header))}.${b64u(JSON.stringify(payload))}`;
+  return `${input}.${b64u(crypto.createHmac('sha256', secret).update(input).digest())}`;
+}
+
 function isUser(u) {
   return u !== null && typeof u === 'object' && typeof u.id === 'string' && u.id.length > 0 &&
     typeof u.name === 'string';
 }
 
 module.exports = {
-  REPO, SERVER_BIN, SCRIPTS_DIR, T, DEFAULT_WAIT, show,
+  REPO, SERVER_BIN, SCRIPTS_DIR, T, DEFAULT_WAIT, show, eq, ok,
   startServer, assertAlive, ManagedServer, runServerToExit, copyScripts, withTimeout, waitFor, Inbox,
-  tryConnect, connectClient, closeAllClients, nextEvent, request, expectAnswer, expectError, ackRequest, disconnectClient,
+  tryConnect, connectClient, closeAllClients, nextEvent, request, expectAnswer, settle, expectError, ackRequest, disconnectClient,
   RawClient, NetWs, encodeFrame, httpRaw, httpStart, parseResponse,
-  uniqueRoom, uniqueName, isUser,
+  uniqueRoom, uniqueName, isUser, signHS256,
 };

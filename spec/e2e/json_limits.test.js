@@ -7,11 +7,10 @@
 // Main server: default options, except --max-payload 65536 (for the 1009 case).
 
 const { test, describe, before, after, beforeEach, afterEach } = require('node:test');
-const assert = require('node:assert/strict');
 const WebSocket = require('ws');
 const h = require('./harness');
 
-const { show, T, RawClient, NetWs } = h;
+const { T, RawClient, NetWs, eq, ok } = h;
 const MAX_PAYLOAD = 65536;
 
 let srv;
@@ -27,12 +26,6 @@ afterEach(async () => {
 });
 after(async () => { await main.finish(); });
 
-function eq(actual, expected, what) {
-  assert.deepStrictEqual(actual, expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-function ok(cond, what, got) {
-  assert.ok(cond, `${what}; got ${show(got)}`);
-}
 
 const nestedArrays = (n, inner = '') => '['.repeat(n) + inner + ']'.repeat(n);
 const THOUSAND_DIGITS = '9'.repeat(1000);

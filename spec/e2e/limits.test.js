@@ -9,18 +9,11 @@
 // Raw TCP (node `net`) throughout: the point is what the server does with each byte.
 
 const { test, describe, before, after } = require('node:test');
-const assert = require('node:assert/strict');
 const net = require('node:net');
 const h = require('./harness');
 
-const { show, T } = h;
+const { show, T, eq, ok } = h;
 
-function eq(actual, expected, what) {
-  assert.deepStrictEqual(actual, expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-function ok(cond, what, got) {
-  assert.ok(cond, `${what}; got ${show(got)}`);
-}
 
 // Sends `data` on a fresh connection and collects every byte until the server closes it (or the
 // bound passes). Returns {text, closed, statuses: [every response status seen, in order]}.

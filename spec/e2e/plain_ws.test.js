@@ -8,11 +8,10 @@
 // Main server: default options; a second one with --ping-interval 300 --ping-timeout 200.
 
 const { test, describe, before, after, beforeEach, afterEach } = require('node:test');
-const assert = require('node:assert/strict');
 const WebSocket = require('ws');
 const h = require('./harness');
 
-const { show, T, Inbox } = h;
+const { show, T, Inbox, eq, ok } = h;
 
 let srv;
 const main = new h.ManagedServer();
@@ -31,12 +30,6 @@ after(async () => {
   await main.finish();
 });
 
-function eq(actual, expected, what) {
-  assert.deepStrictEqual(actual, expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-function ok(cond, what, got) {
-  assert.ok(cond, `${what}; got ${show(got)}`);
-}
 
 // ---------------------------------------------------------------------------------------------
 // a /ws client: every frame recorded (as {event, data, id} objects, by event name)

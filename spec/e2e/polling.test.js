@@ -11,11 +11,10 @@
 // reads ready connections in order).
 
 const { test, describe, before, after, beforeEach, afterEach } = require('node:test');
-const assert = require('node:assert/strict');
 const path = require('node:path');
 const h = require('./harness');
 
-const { show, T, RawClient } = h;
+const { show, T, RawClient, eq, ok } = h;
 const MAX_PAYLOAD = 4096;
 const POLL = '/socket.io/?EIO=4&transport=polling';
 const RS = '\x1e';
@@ -35,12 +34,6 @@ after(async () => {
   await main.finish();
 });
 
-function eq(actual, expected, what) {
-  assert.deepStrictEqual(actual, expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-function ok(cond, what, got) {
-  assert.ok(cond, `${what}; got ${show(got)}`);
-}
 
 // ---------------------------------------------------------------------------------------------
 // raw HTTP

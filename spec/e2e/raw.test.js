@@ -4,10 +4,9 @@
 // Main server: --ping-interval 300 --ping-timeout 200 --max-payload 2048.
 
 const { test, describe, before, after, beforeEach, afterEach } = require('node:test');
-const assert = require('node:assert/strict');
 const h = require('./harness');
 
-const { show, T, RawClient, NetWs } = h;
+const { T, RawClient, NetWs, eq, ok } = h;
 const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
 const MAX_PAYLOAD = 2048;
@@ -26,12 +25,6 @@ after(async () => {
   await main.finish();
 });
 
-function eq(actual, expected, what) {
-  assert.deepStrictEqual(actual, expected, `${what}: expected ${show(expected)}, got ${show(actual)}`);
-}
-function ok(cond, what, got) {
-  assert.ok(cond, `${what}; got ${show(got)}`);
-}
 
 let nameSeq = 0;
 async function rawOpen(opts = {}, server = srv) {

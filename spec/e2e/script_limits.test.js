@@ -371,10 +371,7 @@ test('nested calls share the budget of the handler that makes them', async () =>
   const secret = crypto.randomBytes(32).toString('hex');
   const secretFile = path.join(scriptsDir, 'jwt.secret');
   fs.writeFileSync(secretFile, secret);
-  const b64u = (x) => Buffer.from(x).toString('base64url');
-  const input = `${b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.` +
-    b64u(JSON.stringify({ sub: h.uniqueName('jwt'), exp: Math.floor(Date.now() / 1000) + 3600 }));
-  const token = `${input}.${crypto.createHmac('sha256', secret).update(input).digest('base64url')}`;
+  const token = h.signHS256(secret, { sub: h.uniqueName('jwt'), exp: Math.floor(Date.now() / 1000) + 3600 });
   const jwtSrv = await h.startServer({ scripts: scriptsDir, args: ['--jwt-secret-file', secretFile, ...CPU_UNLIMITED] });
   try {
     const c = await h.connectClient(jwtSrv, undefined, { auth: { token } });

@@ -73,3 +73,12 @@ class ServerProcess:
                 return None
         finally:
             shutil.rmtree(self.files_dir, ignore_errors=True)
+
+
+def stop_servers(*servers):
+    """Stops every server given (None is skipped), then fails naming any that did not exit 0 after
+    SIGTERM: for tearDownClass."""
+    codes = [(s, s.stop()) for s in servers if s is not None]
+    for s, code in codes:
+        if code != 0:
+            raise AssertionError("expected the server to exit 0 after SIGTERM, got %r\n%s" % (code, s.stderr_tail()))

@@ -14,81 +14,27 @@ import os
 import secrets
 import shutil
 import tempfile
-import threading
 import time
 import unittest
 import uuid
-import warnings
 
 import jwt
 import socketio
 
-from space_server import SLOW, ServerProcess
-
-WAIT = 3.0 * SLOW
-
-
-class Attempt:
-    """One python-socketio client connecting with the given auth/headers/query; records every event,
-    the connect_error data and the disconnect."""
-
-    def __init__(self, server, auth=None, headers=None, query="", transports=("websocket",), wait_timeout=5.0):
-        self.sio = socketio.Client(reconnection=False)
-        self.events = []
-        self.cond = threading.Condition()
-        self.connect_errors = []
-        self.error = None
-
-        @self.sio.on("*")
-        def _any(event, *args):
-            self._push(event, args[0] if args else None)
-
-        @self.sio.event
-        def connect_error(data):
-            self.connect_errors.append(data)
-
-        try:
-            self.sio.connect(server.url + (("?" + query) if query else ""), auth=auth, headers=headers or {},
-                             transports=list(transports), wait_timeout=wait_timeout * SLOW)
-        except socketio.exceptions.ConnectionError as e:
-            self.error = e
-
-    def _push(self, event, data):
-        with self.cond:
-            self.events.append([event, data, False])
-            self.cond.notify_all()
-
-    def next(self, event, timeout=WAIT):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for item in self.events:
-                    if not item[2] and item[0] == event:
-                        item[2] = True
-                        return item[1]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("no %r within %.1f s; received: %r" % (event, timeout, self.events[-10:]))
-                self.cond.wait(left)
-
-    def close(self):
-        try:
-            self.sio.disconnect()
-        except Exception:  # noqa: BLE001 - already gone
-            pass
+from space_client import ClientTestCase
+from space_server import ServerProcess, stop_servers
 
 
 def now():
     return int(time.time())
 
 
-class PythonAuthTest(unittest.TestCase):
-    server = None
+class PythonAuthTest(ClientTestCase):
     tmp = None
+    es_server = None
 
     @classmethod
     def setUpClass(cls):
-        warnings.simplefilter("ignore", ResourceWarning)
         cls.tmp = tempfile.mkdtemp(prefix="space-pyauth-")
         cls.secret = secrets.token_hex(32)
         secret_file = os.path.join(cls.tmp, "jwt.secret")
@@ -111,21 +57,15 @@ class PythonAuthTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        codes = [(s, s.stop()) for s in (cls.server, cls.es_server) if s is not None]
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        for s, code in codes:
-            if code != 0:
-                raise AssertionError("expected the server to exit 0 after SIGTERM, got %r\n%s" % (code, s.stderr_tail()))
-
-    def setUp(self):
-        self.attempts = []
+        try:
+            stop_servers(cls.server, cls.es_server)
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def tearDown(self):
-        for a in self.attempts:
-            a.close()
-        for s in (self.server, self.es_server):
-            if s is not None:
-                self.assertIsNone(s.proc.poll(), "the server died\n%s" % s.stderr_tail())
+        super().tearDown()
+        if self.es_server is not None:
+            self.assertIsNone(self.es_server.proc.poll(), "the ES256 server died\n%s" % self.es_server.stderr_tail())
 
     def token(self, claims=None, key=None, alg="HS256", **extra):
         payload = {"sub": "py-" + uuid.uuid4().hex[:10], "exp": now() + 600}
@@ -136,9 +76,8 @@ class PythonAuthTest(unittest.TestCase):
     def attempt(self, server=None, refused=False, **kw):
         """refused=True: python-socketio 5.7 waits out wait_timeout after a connect_error before it
         raises ConnectionError, so an attempt expected to fail gets a short one (1 s)."""
-        a = Attempt(server or self.server, wait_timeout=1.0 if refused else 5.0, **kw)
-        self.attempts.append(a)
-        return a
+        kw.setdefault("auth", None)
+        return self.client(server=server, attempt=True, wait_timeout=1.0 if refused else 5.0, **kw)
 
     def assertAccepted(self, a, sub, name=None):
         self.assertIsNone(a.error, "expected the connection to be accepted; connect_error %r" % (a.connect_errors,))

@@ -94,7 +94,7 @@ class Terminal:
 class ChatCliTest(unittest.TestCase):
     def setUp(self):
         self.server = ServerProcess()
-        self.url = "http://127.0.0.1:%d" % self.server.port
+        self.url = self.server.url
         self.terms = []
         self.tmp = tempfile.mkdtemp(prefix="space-chat-cli-")
 
@@ -157,7 +157,7 @@ class ChatCliTest(unittest.TestCase):
             head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
             body = b64(json.dumps({"sub": "u-cli", "name": "Carol", "exp": int(time.time()) + 600}).encode())
             sig = b64(hmac.new(secret.encode(), ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest())
-            carol = self.term("--url", "http://127.0.0.1:%d" % jwt_server.port, "--token", "%s.%s.%s" % (head, body, sig))
+            carol = self.term("--url", jwt_server.url, "--token", "%s.%s.%s" % (head, body, sig))
             carol.expect(lambda l: l == "* connected as Carol (u-cli)", "carol connected by token")
             carol.expect(lambda l: l.startswith("* joined lobby"), "carol joined the default room")
             self.assertEqual(carol.close(), 0)

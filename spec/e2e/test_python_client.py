@@ -9,17 +9,13 @@ the scripts from $SPACE_SCRIPTS (default: the repo's scripts/).
 Every wait is bounded; nothing sleeps for synchronisation.
 """
 
-import threading
 import time
 import unittest
 import uuid
-import warnings
 
-import socketio
+from space_client import WAIT, ClientTestCase, new_room
+from space_server import SLOW
 
-from space_server import SLOW, ServerProcess
-
-WAIT = 3.0 * SLOW
 # Short heartbeats: python-engineio's polling write loop can exit before it
 # sends the close packet of disconnect() (it re-checks its state after the
 # previous POST), and the server then learns of the departure from the
@@ -28,112 +24,18 @@ PING_INTERVAL_MS = 1000
 PING_TIMEOUT_MS = int(2000 * SLOW)
 
 
-class Client:
-    """A python-socketio client that records every event it receives."""
-
-    def __init__(self, server, name=None, transports=("websocket",)):
-        """transports: a tuple for socketio.Client.connect, or None for the client's default."""
-        self.name = name or ("py_" + uuid.uuid4().hex[:8])
-        self.sio = socketio.Client(reconnection=False)
-        self.events = []  # [name, data, taken]
-        self.cond = threading.Condition()
-        self.disconnected = threading.Event()
-
-        @self.sio.on("*")
-        def _any(event, *args):
-            self._push(event, args[0] if args else None)
-
-        @self.sio.event
-        def disconnect():
-            self.disconnected.set()
-
-        self.sio.connect(server.url, auth={"name": self.name},
-                         transports=list(transports) if transports is not None else None, wait_timeout=5)
-        self.connected = self.next("connected")
-
-    def _push(self, event, data):
-        with self.cond:
-            self.events.append([event, data, False])
-            self.cond.notify_all()
-
-    def next(self, event, pred=None, timeout=WAIT):
-        """The next not yet taken event `event` (or one of a tuple of names); returns (name, data) for tuples."""
-        names = event if isinstance(event, tuple) else (event,)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for item in self.events:
-                    if not item[2] and item[0] in names and (pred is None or pred(item[1])):
-                        item[2] = True
-                        return (item[0], item[1]) if isinstance(event, tuple) else item[1]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("%s: no %r within %.1f s; received: %r"
-                                         % (self.name, event, timeout, [(e[0], e[1]) for e in self.events][-15:]))
-                self.cond.wait(left)
-
-    def untaken(self, event):
-        with self.cond:
-            return [e[1] for e in self.events if e[0] == event and not e[2]]
-
-    def request(self, event, data, answer):
-        self.sio.emit(event, data)
-        name, got = self.next((answer, "error"))
-        if name != answer:
-            raise AssertionError("%s: %s %r: expected %r, got %s %r" % (self.name, event, data, answer, name, got))
-        return got
-
-    def settle(self):
-        """Round trip: once answered, anything the server sent before has arrived."""
-        room = "settle-" + uuid.uuid4().hex[:8]
-        self.sio.emit("get_room_users", {"room": room})
-        self.next("room_users", pred=lambda d: isinstance(d, dict) and d.get("room") == room)
-
-    @property
-    def user(self):
-        return self.connected["user"]
-
-    def close(self):
-        try:
-            self.sio.disconnect()
-        except Exception:  # noqa: BLE001 - best effort cleanup
-            pass
-
-
-def new_room():
-    return "py-" + uuid.uuid4().hex[:12]
-
-
 class PythonClientTests:
-    """The tests; a subclass (also a unittest.TestCase) picks the client's transports."""
+    """The tests; a subclass (also a ClientTestCase) picks the client's transports."""
 
-    server = None
     TRANSPORTS = ("websocket",)  # None: the client's default
     ENDS_ON = "websocket"  # the transport the client must be on once connected
+    SERVER_ARGS = ("--ping-interval", str(PING_INTERVAL_MS), "--ping-timeout", str(PING_TIMEOUT_MS))
 
-    @classmethod
-    def setUpClass(cls):
-        cls.server = ServerProcess(["--ping-interval", str(PING_INTERVAL_MS), "--ping-timeout", str(PING_TIMEOUT_MS)])
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        if code != 0:
-            raise AssertionError("expected the server to exit 0 after SIGTERM, got %r\n%s"
-                                 % (code, cls.server.stderr_tail()))
-
-    def setUp(self):
-        self.clients = []
-        # python-engineio leaves its requests.Session's keep-alive sockets to the garbage collector
-        warnings.simplefilter("ignore", ResourceWarning)
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-
-    def client(self, name=None):
-        c = Client(self.server, name, self.TRANSPORTS)
-        self.clients.append(c)
+    def client(self, name=None, transports=None):
+        """A client on the class's transports (or on `transports`), checked to be on ENDS_ON."""
+        if transports is not None:
+            return super().client(name, transports)
+        c = super().client(name, self.TRANSPORTS)
         self.assertEqual(c.sio.transport(), self.ENDS_ON,
                          "transport of a client connected with transports=%r: expected %r, got %r"
                          % (self.TRANSPORTS, self.ENDS_ON, c.sio.transport()))
@@ -272,8 +174,7 @@ class PythonClientTests:
         # 35 messages sent at once by a WebSocket client: over polling they queue up for one GET
         # (more than python-engineio's 16-packet limit per payload) and must all arrive, in order.
         receiver = self.client()
-        sender = Client(self.server, None, ("websocket",))
-        self.clients.append(sender)
+        sender = self.client(transports=("websocket",))
         room = new_room()
         receiver.request("join_room", {"room": room}, "joined_room")
         sender.request("join_room", {"room": room}, "joined_room")
@@ -298,19 +199,19 @@ class PythonClientTests:
         self.assertEqual(a.sio.transport(), self.ENDS_ON, "transport after a few round trips")
 
 
-class PythonDefaultTransportsTest(PythonClientTests, unittest.TestCase):
+class PythonDefaultTransportsTest(PythonClientTests, ClientTestCase):
     """socketio.Client() defaults: polling handshake, WebSocket probe right away, upgrade."""
 
     TRANSPORTS = None
     ENDS_ON = "websocket"
 
 
-class PythonWebSocketTest(PythonClientTests, unittest.TestCase):
+class PythonWebSocketTest(PythonClientTests, ClientTestCase):
     TRANSPORTS = ("websocket",)
     ENDS_ON = "websocket"
 
 
-class PythonPollingTest(PythonClientTests, unittest.TestCase):
+class PythonPollingTest(PythonClientTests, ClientTestCase):
     TRANSPORTS = ("polling",)
     ENDS_ON = "polling"
 

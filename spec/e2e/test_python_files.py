@@ -12,94 +12,18 @@ Every wait is bounded; nothing sleeps for synchronisation.
 import base64
 import hashlib
 import os
-import threading
-import time
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 
-import socketio
+from space_client import WAIT, ClientTestCase, new_room
+from space_server import SLOW
 
-from space_server import SLOW, ServerProcess
-
-WAIT = 3.0 * SLOW
 BIG_WAIT = 30.0 * SLOW
 MAX_BYTES = 10485760
 PNG = bytes.fromhex("89504e470d0a1a0a")
-
-
-class Client:
-    """A python-socketio client on one transport that records every event it receives."""
-
-    def __init__(self, server, transport):
-        self.name = "py_" + uuid.uuid4().hex[:8]
-        self.sio = socketio.Client(reconnection=False)
-        self.events = []  # [name, data, taken]
-        self.cond = threading.Condition()
-
-        @self.sio.on("*")
-        def _any(event, *args):
-            with self.cond:
-                self.events.append([event, args[0] if args else None, False])
-                self.cond.notify_all()
-
-        self.sio.connect(server.url, auth={"name": self.name}, transports=[transport], wait_timeout=5)
-        self.connected = self.next("connected")
-
-    @property
-    def user(self):
-        return self.connected["user"]
-
-    def next(self, event, pred=None, timeout=WAIT):
-        """The next not yet taken event of that name (or one of a tuple of names: returns (name, data))."""
-        names = event if isinstance(event, tuple) else (event,)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for item in self.events:
-                    if not item[2] and item[0] in names and (pred is None or pred(item[1])):
-                        item[2] = True
-                        return (item[0], item[1]) if isinstance(event, tuple) else item[1]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("%s: no %r within %.1f s; received: %r"
-                                         % (self.name, event, timeout,
-                                            [(e[0], short(e[1])) for e in self.events][-15:]))
-                self.cond.wait(left)
-
-    def request(self, event, data, answer):
-        self.sio.emit(event, data)
-        name, got = self.next((answer, "error"))
-        if name != answer:
-            raise AssertionError("%s: %s: expected %r, got %s %r" % (self.name, event, answer, name, got))
-        return got
-
-    def settle(self):
-        room = "settle-" + uuid.uuid4().hex[:8]
-        self.sio.emit("get_room_users", {"room": room})
-        self.next("room_users", pred=lambda d: isinstance(d, dict) and d.get("room") == room)
-
-    def untaken(self, event):
-        with self.cond:
-            return [e[1] for e in self.events if e[0] == event and not e[2]]
-
-    def close(self):
-        try:
-            self.sio.disconnect()
-        except Exception:  # noqa: BLE001 - best effort cleanup
-            pass
-
-
-def short(v):
-    if isinstance(v, (bytes, bytearray)):
-        return "<%d bytes>" % len(v)
-    if isinstance(v, str) and len(v) > 80:
-        return "<%d chars>" % len(v)
-    if isinstance(v, dict):
-        return {k: short(x) for k, x in v.items()}
-    return v
 
 
 def download(server, url_path, headers=None, method="GET", timeout=WAIT):
@@ -112,34 +36,11 @@ def download(server, url_path, headers=None, method="GET", timeout=WAIT):
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
 
-class PythonFilesTest(unittest.TestCase):
-    server = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = ServerProcess()
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        if code != 0:
-            raise AssertionError("expected the server to exit 0 after SIGTERM, got %r\n%s"
-                                 % (code, cls.server.stderr_tail()))
-
-    def setUp(self):
-        self.clients = []
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-        self.assertIsNone(self.server.proc.poll(), "the server died during the test\n%s" % self.server.stderr_tail())
-
+class PythonFilesTest(ClientTestCase):
     def pair(self, transport):
-        room = "pyf-" + uuid.uuid4().hex[:12]
-        a = Client(self.server, transport)
-        self.clients.append(a)
-        b = Client(self.server, transport)
-        self.clients.append(b)
+        room = new_room("pyf-")
+        a = self.client(transports=(transport,))
+        b = self.client(transports=(transport,))
         a.request("join_room", {"room": room}, "joined_room")
         b.request("join_room", {"room": room}, "joined_room")
         return room, a, b

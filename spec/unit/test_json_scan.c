@@ -267,8 +267,13 @@ TEST(string_values_decode) {
     CHECK_STR("\xe2\x82\xac", out);
     CHECK_INT(1, str_value("\"\\u0041\"", 16, out));
     CHECK_STR("A", out);
-    /* surrogates become U+FFFD (documented: not needed for our reads) */
-    CHECK_INT(6, str_value("\"\\ud83d\\ude00\"", 16, out));
+    /* a surrogate pair is the character it pairs into (as json_lua reads it; it once read as two
+     * U+FFFD here); a lone or reversed surrogate is U+FFFD */
+    CHECK_INT(4, str_value("\"\\ud83d\\ude00\"", 16, out));
+    CHECK_STR("\xf0\x9f\x98\x80", out);
+    CHECK_INT(3, str_value("\"\\ud800\"", 16, out));
+    CHECK_STR("\xef\xbf\xbd", out);
+    CHECK_INT(6, str_value("\"\\ude00\\ud83d\"", 16, out));
     CHECK_STR("\xef\xbf\xbd\xef\xbf\xbd", out);
     /* raw UTF-8 passes through */
     CHECK_INT(4, str_value("\"\xf0\x9f\x98\x80\"", 16, out));

@@ -425,7 +425,10 @@ static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_bin
         if (rc == -2) return luaL_error(L, "cannot encode a string that is not UTF-8 (use space.binary)"), -1;
         return rc;
     }
-    case LUA_TTABLE: return encode_table(L, idx, out, bins, depth);
+    case LUA_TTABLE:
+        /* The decoder's limit: what is encoded decodes again (depth counts from 0). */
+        if (depth >= JSON_MAX_DEPTH) return luaL_error(L, "cannot encode: nested too deep (or a cycle)"), -1;
+        return encode_table(L, idx, out, bins, depth);
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == JSON_NULL) return out_append(out, "null", 4);
         break;

@@ -25,3 +25,11 @@ foreach(name IN LISTS SPACE_UNIT_CODEC_TESTS SPACE_UNIT_CORE_TESTS)
   add_test(NAME unit_${name} COMMAND test_${name})
   set_tests_properties(unit_${name} PROPERTIES LABELS unit TIMEOUT 300)
 endforeach()
+
+# json_lua: the Lua JSON codec alone (its own source, the codecs and Lua), not the whole core.
+add_executable(test_json_lua ${SPACE_UNIT_DIR}/test_json_lua.c ${CMAKE_SOURCE_DIR}/core/lua/json_lua.c)
+target_include_directories(test_json_lua PRIVATE ${SPACE_UNIT_DIR} ${SPACE_CORE_INCLUDES})
+target_link_libraries(test_json_lua PRIVATE space_codec PkgConfig::LUA m)
+set_target_properties(test_json_lua PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/spec/unit)
+add_test(NAME unit_json_lua COMMAND test_json_lua)
+set_tests_properties(unit_json_lua PROPERTIES LABELS unit TIMEOUT 300)

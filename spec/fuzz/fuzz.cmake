@@ -88,3 +88,5 @@ space_fuzz(json_scan proto/json_scan.c proto/json_str.c base/utf8.c proto/http.c
 space_fuzz(wsjson proto/wsjson.c proto/json_scan.c proto/json_str.c base/utf8.c proto/http.c proto/sio_packet.c base/sbuf.c)
 # Every client payload's JSON -> Lua values: against json_scan's validator, and encode/decode round trips.
 space_fuzz(json_lua lua/json_lua.c proto/json_scan.c proto/json_str.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)
+# The same decoder against lua-cjson (the reference) in the same Lua state: values deeply equal.
+space_fuzz(json_lua_oracle lua/json_lua.c proto/json_scan.c proto/json_str.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "json_scan.h"
-#include "utf8.h"
+#include "json_str.h"
 
 /* A client's message refused by the decoder is told apart by json_check,
  * which must keep the same limit. */
@@ -31,24 +31,6 @@ int json_lua_is_array(lua_State *L, int idx) {
     int is_array = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
     return is_array;
-}
-
-/* The length of the leading run of bytes of s that a JSON string holds as
- * they are, in both directions: ASCII, not a control character, '"' or
- * '\\'. Eight bytes at a time (each test below is true when some byte
- * of v is the one looked for); the caller looks at the rest byte by byte. */
-static size_t plain_prefix(const char *s, size_t n) {
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    size_t i = 0;
-    for (; n - i >= 8; i += 8) {
-        uint64_t v, q, b;
-        memcpy(&v, s + i, 8);
-        q = v ^ (ones * '"');
-        b = v ^ (ones * '\\');
-        uint64_t special = ((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v) | v;
-        if (special & highs) break;
-    }
-    return i;
 }
 
 /* {==================================================================
@@ -74,99 +56,25 @@ static int fail(struct decoder *d, const char *msg) {
 
 static int decode_value(struct decoder *d);
 
-static int hex4(const char *p, unsigned *out) {
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') v |= (unsigned)((c | 0x20) - 'a' + 10);
-        else return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static size_t put_utf8(char *out, unsigned cp) {
-    if (cp < 0x80) { out[0] = (char)cp; return 1; }
-    if (cp < 0x800) { out[0] = (char)(0xC0 | cp >> 6); out[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | cp >> 12); out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F)); return 3;
-    }
-    out[0] = (char)(0xF0 | cp >> 18); out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Pushes the string starting after the opening quote. */
+/* Pushes the string starting after the opening quote (json_str reads it). */
 static int decode_string(struct decoder *d) {
-    const char *s = d->p;
-    /* Fast path: no escapes; pure ASCII needs no UTF-8 check. */
-    unsigned char high = 0;
-    d->p += plain_prefix(d->p, (size_t)(d->end - d->p));
-    while (d->p < d->end && *d->p != '"' && *d->p != '\\' && (unsigned char)*d->p >= 0x20) high |= (unsigned char)*d->p++;
-    if (d->p < d->end && *d->p == '"') {
-        if ((high & 0x80) && !utf8_valid(s, (size_t)(d->p - s))) return fail(d, "invalid UTF-8 in string");
-        lua_pushlstring(d->L, s, (size_t)(d->p - s));
-        d->p++;
-        return 0;
+    int escapes;
+    enum json_str_error err;
+    size_t at;
+    long end = json_str_scan(d->p, (size_t)(d->end - d->p), &escapes, &err, &at);
+    if (end < 0) {
+        d->p += at;
+        return fail(d, json_str_error_text(err));
     }
-    luaL_Buffer b;
-    luaL_buffinit(d->L, &b);
-    luaL_addlstring(&b, s, (size_t)(d->p - s));
-    while (d->p < d->end) {
-        unsigned char c = (unsigned char)*d->p;
-        if (c == '"') {
-            d->p++;
-            luaL_pushresult(&b);
-            size_t n;
-            const char *r = lua_tolstring(d->L, -1, &n);
-            if (!utf8_valid(r, n)) return fail(d, "invalid UTF-8 in string");
-            return 0;
-        }
-        if (c < 0x20) return fail(d, "control character in string");
-        if (c != '\\') {
-            luaL_addchar(&b, (char)c);
-            d->p++;
-            continue;
-        }
-        if (d->end - d->p < 2) break;
-        char e = d->p[1];
-        d->p += 2;
-        switch (e) {
-        case '"': luaL_addchar(&b, '"'); break;
-        case '\\': luaL_addchar(&b, '\\'); break;
-        case '/': luaL_addchar(&b, '/'); break;
-        case 'b': luaL_addchar(&b, '\b'); break;
-        case 'f': luaL_addchar(&b, '\f'); break;
-        case 'n': luaL_addchar(&b, '\n'); break;
-        case 'r': luaL_addchar(&b, '\r'); break;
-        case 't': luaL_addchar(&b, '\t'); break;
-        case 'u': {
-            unsigned cp;
-            if (d->end - d->p < 4 || hex4(d->p, &cp)) return fail(d, "bad \\u escape");
-            d->p += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                unsigned lo;
-                if (d->end - d->p >= 6 && d->p[0] == '\\' && d->p[1] == 'u' && !hex4(d->p + 2, &lo) &&
-                    lo >= 0xDC00 && lo <= 0xDFFF) {
-                    d->p += 6;
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                } else {
-                    cp = 0xFFFD; /* a lone surrogate has no UTF-8 form */
-                }
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                cp = 0xFFFD;
-            }
-            char u[4];
-            luaL_addlstring(&b, u, put_utf8(u, cp));
-            break;
-        }
-        default: return fail(d, "bad escape in string");
-        }
+    if (!escapes) {
+        lua_pushlstring(d->L, d->p, (size_t)end);
+    } else {
+        luaL_Buffer b;
+        char *o = luaL_buffinitsize(d->L, &b, (size_t)end);
+        luaL_pushresultsize(&b, json_str_unescape(d->p, (size_t)end, o));
     }
-    return fail(d, "unterminated string");
+    d->p += end + 1;
+    return 0;
 }
 
 static int decode_number(struct decoder *d) {
@@ -393,8 +301,6 @@ int json_lua_decode(lua_State *L, const char *p, size_t len, const struct json_a
  * Encoding
  * =================================================================== */
 
-static const char hexdigits[] = "0123456789abcdef";
-
 /* sbuf_putc and sbuf_append, inline while the room is there. */
 static inline int out_putc(struct sbuf *out, char c) {
     if (out->len < out->cap) {
@@ -421,42 +327,11 @@ static int encode_integer(struct sbuf *out, lua_Integer v) {
     return out_append(out, p, (size_t)(end - p));
 }
 
-/* Appends s as a JSON string. Returns -1 when memory runs out, -2 when s
- * is not UTF-8 (checked only when a byte of it is >= 0x80). */
+/* Appends s as a JSON string: 0, -1 when memory runs out, -2 when s is
+ * not UTF-8. */
 static int encode_string(struct sbuf *out, const char *s, size_t len) {
-    if (sbuf_reserve(out, len + 2)) return -1;
-    out->p[out->len++] = '"';
-    size_t run = 0;
-    unsigned char high = 0;
-    for (size_t i = plain_prefix(s, len); i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        high |= c;
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        if (out_append(out, s + run, i - run)) return -1;
-        run = i + 1;
-        char esc[6] = {'\\', 0};
-        size_t n = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
-            /* Every other control character, U+001E included, is escaped so
-             * that a polling payload separator never appears raw. */
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hexdigits[c >> 4];
-            esc[5] = hexdigits[c & 15];
-            n = 6;
-        }
-        if (out_append(out, esc, n)) return -1;
-    }
-    if ((high & 0x80) && !utf8_valid(s, len)) return -2;
-    if (out_append(out, s + run, len - run)) return -1;
-    return out_putc(out, '"');
+    _Static_assert(JSON_STR_NOT_UTF8_RC == -2, "encode_string's callers test -2");
+    return json_str_escape(out, s, len);
 }
 
 static int encode_number(lua_State *L, int idx, struct sbuf *out) {
@@ -550,7 +425,10 @@ static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_bin
         if (rc == -2) return luaL_error(L, "cannot encode a string that is not UTF-8 (use space.binary)"), -1;
         return rc;
     }
-    case LUA_TTABLE: return encode_table(L, idx, out, bins, depth);
+    case LUA_TTABLE:
+        /* The decoder's limit: what is encoded decodes again (depth counts from 0). */
+        if (depth >= JSON_MAX_DEPTH) return luaL_error(L, "cannot encode: nested too deep (or a cycle)"), -1;
+        return encode_table(L, idx, out, bins, depth);
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == JSON_NULL) return out_append(out, "null", 4);
         break;

@@ -8,7 +8,9 @@
  * Mapping: object -> table; array -> table with the array metatable (so it
  * encodes back as an array even when empty); integer -> integer; other
  * numbers -> float; null -> JSON_NULL (a light userdata, the same value as
- * cjson.null); Socket.IO binary placeholders -> binary userdata. */
+ * cjson.null); Socket.IO binary placeholders -> binary userdata. Strings
+ * are read and written by json_str (surrogate escapes: see json_str.h).
+ * Nesting: at most JSON_MAX_DEPTH arrays and objects, both ways. */
 #ifndef SPACE_JSON_LUA_H
 #define SPACE_JSON_LUA_H
 

@@ -4,44 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "utf8.h"
+#include "json_str.h"
 
 static size_t skip_ws(const char *p, size_t len, size_t i) {
     while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
     return i;
 }
 
-static int is_hex(char c) {
-    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
-}
-
-static int hexval(char c) {
-    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
 /* After the opening quote at i; returns the offset after the closing quote. */
 static long scan_string(const char *p, size_t len, size_t i) {
-    size_t start = i;
-    while (i < len) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '"') return utf8_valid(p + start, i - start) ? (long)i + 1 : -1;
-        if (c < 0x20) return -1;
-        if (c == '\\') {
-            if (i + 1 >= len) return -1;
-            char e = p[i + 1];
-            if (e == 'u') {
-                if (i + 5 >= len || !is_hex(p[i + 2]) || !is_hex(p[i + 3]) || !is_hex(p[i + 4]) || !is_hex(p[i + 5]))
-                    return -1;
-                i += 6;
-                continue;
-            }
-            if (!strchr("\"\\/bfnrt", e) || !e) return -1;
-            i += 2;
-            continue;
-        }
-        i++;
-    }
-    return -1;
+    enum json_str_error err;
+    long end = json_str_scan(p + i, len - i, NULL, &err, NULL);
+    return end < 0 ? -1 : (long)i + end + 1;
 }
 
 static long scan_number(const char *p, size_t len, size_t i) {
@@ -233,31 +207,7 @@ done:
 }
 
 size_t json_string_decoded_len(struct slice v) {
-    size_t n = 0;
-    for (size_t i = 1; i + 1 < v.len; i++) {
-        if (v.p[i] != '\\') {
-            n++;
-            continue;
-        }
-        if (v.p[++i] != 'u') {
-            n++;
-            continue;
-        }
-        unsigned cp = (unsigned)(hexval(v.p[i + 1]) << 12 | hexval(v.p[i + 2]) << 8 | hexval(v.p[i + 3]) << 4 |
-                                 hexval(v.p[i + 4]));
-        i += 4;
-        if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < v.len && v.p[i + 1] == '\\' && v.p[i + 2] == 'u') {
-            unsigned lo = (unsigned)(hexval(v.p[i + 3]) << 12 | hexval(v.p[i + 4]) << 8 | hexval(v.p[i + 5]) << 4 |
-                                     hexval(v.p[i + 6]));
-            if (lo >= 0xDC00 && lo <= 0xDFFF) {
-                i += 6;
-                n += 4;
-                continue;
-            }
-        }
-        n += cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3;
-    }
-    return n;
+    return v.len < 2 ? 0 : json_str_unescaped_len(v.p + 1, v.len - 2);
 }
 
 /* }================================================================== */
@@ -344,39 +294,11 @@ int json_object_get(const char *p, size_t len, const char *key, struct json_memb
 
 long json_string_value(struct slice v, char *out, size_t cap) {
     if (cap == 0 || v.len < 2 || v.p[0] != '"' || v.p[v.len - 1] != '"') return -1;
-    size_t n = 0;
-    for (size_t i = 1; i + 1 < v.len; i++) {
-        char c = v.p[i];
-        char buf[4];
-        size_t blen = 1;
-        buf[0] = c;
-        if (c == '\\') {
-            char e = v.p[++i];
-            switch (e) {
-            case 'b': buf[0] = '\b'; break;
-            case 'f': buf[0] = '\f'; break;
-            case 'n': buf[0] = '\n'; break;
-            case 'r': buf[0] = '\r'; break;
-            case 't': buf[0] = '\t'; break;
-            case 'u': {
-                unsigned cp = (unsigned)(hexval(v.p[i + 1]) << 12 | hexval(v.p[i + 2]) << 8 |
-                                         hexval(v.p[i + 3]) << 4 | hexval(v.p[i + 4]));
-                i += 4;
-                if (cp == 0) return -1; /* C strings: a NUL would cut "HS256\u0000x" to "HS256" */
-                if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD; /* surrogates: not needed for our reads */
-                if (cp < 0x80) buf[0] = (char)cp;
-                else if (cp < 0x800) buf[0] = (char)(0xC0 | cp >> 6), buf[1] = (char)(0x80 | (cp & 63)), blen = 2;
-                else buf[0] = (char)(0xE0 | cp >> 12), buf[1] = (char)(0x80 | ((cp >> 6) & 63)),
-                     buf[2] = (char)(0x80 | (cp & 63)), blen = 3;
-                break;
-            }
-            default: buf[0] = e; break;
-            }
-        }
-        if (n + blen >= cap) return -1;
-        memcpy(out + n, buf, blen);
-        n += blen;
-    }
+    size_t n = json_str_unescaped_len(v.p + 1, v.len - 2);
+    if (n >= cap) return -1;
+    json_str_unescape(v.p + 1, v.len - 2, out);
+    /* C strings: a NUL would cut "HS256\u0000x" to "HS256". */
+    if (memchr(out, 0, n)) return -1;
     out[n] = 0;
     return (long)n;
 }

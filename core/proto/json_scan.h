@@ -33,7 +33,7 @@ enum json_check_error {
  * NULL) gets the byte offset of the problem. */
 enum json_check_error json_check(const char *p, size_t len, unsigned max_depth, size_t *at);
 /* The length a JSON string token (quotes included, known valid) has once
- * decoded (a lone surrogate counts as U+FFFD, as json_lua decodes it). */
+ * decoded (json_str_unescaped_len: as json_lua decodes it). */
 size_t json_string_decoded_len(struct slice v);
 
 /* One member of an object. type: 's' string, 'n' number, 'o' object,
@@ -54,9 +54,10 @@ int json_object_next_valid(const char *p, size_t len, size_t *pos, struct json_m
 /* The member named key (raw compare) of the object p, or 0 when absent. */
 int json_object_get(const char *p, size_t len, const char *key, struct json_member *m);
 
-/* Decodes a string value (with its quotes) into out, NUL-terminated;
- * returns its length, or -1 when it does not fit, is not a string, or
- * holds a NUL (\u0000), which C strings cannot. */
+/* Decodes a string value (with its quotes) into out, NUL-terminated, as
+ * json_lua decodes strings (json_str_unescape: surrogate pairs joined, a
+ * lone surrogate as U+FFFD); returns its length, or -1 when it does not
+ * fit, is not a string, or holds a NUL (\u0000), which C strings cannot. */
 long json_string_value(struct slice v, char *out, size_t cap);
 /* An integer number value (no fraction or exponent, fits int64); 0 or -1.
  * Numbers with a fraction are truncated when allow_fraction. */

@@ -197,8 +197,9 @@ static long ref_members(const unsigned char *p, size_t n) {
     }
 }
 
-/* Decodes a valid string value the way json_string_value documents (surrogate escapes -> U+FFFD;
- * an escaped NUL makes the whole string refused: -1). */
+/* Decodes a valid string value the way json_string_value documents (a high surrogate escape
+ * followed by a low one is their 4-byte character, any other surrogate escape U+FFFD; an escaped
+ * NUL makes the whole string refused: -1). */
 static long ref_decode(const unsigned char *v, size_t len, unsigned char *out) {
     size_t n = 0;
     for (size_t i = 1; i + 1 < len; i++) {
@@ -212,6 +213,16 @@ static long ref_decode(const unsigned char *v, size_t len, unsigned char *out) {
             unsigned cp = (unsigned)strtoul((char[]){(char)v[i + 1], (char)v[i + 2], (char)v[i + 3], (char)v[i + 4], 0}, NULL, 16);
             i += 4;
             if (cp == 0) return -1;
+            if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < len && v[i + 1] == '\\' && v[i + 2] == 'u') {
+                unsigned lo = (unsigned)strtoul((char[]){(char)v[i + 3], (char)v[i + 4], (char)v[i + 5], (char)v[i + 6], 0}, NULL, 16);
+                if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    out[n++] = (unsigned char)(0xF0 | cp >> 18), out[n++] = (unsigned char)(0x80 | ((cp >> 12) & 63));
+                    out[n++] = (unsigned char)(0x80 | ((cp >> 6) & 63)), out[n++] = (unsigned char)(0x80 | (cp & 63));
+                    i += 6;
+                    continue;
+                }
+            }
             if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
             if (cp < 0x80) out[n++] = (unsigned char)cp;
             else if (cp < 0x800) out[n++] = (unsigned char)(0xC0 | cp >> 6), out[n++] = (unsigned char)(0x80 | (cp & 63));

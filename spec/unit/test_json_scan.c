@@ -1,4 +1,4 @@
-/* Unit tests for core/json_scan.h: strict JSON validation (RFC 8259, UTF-8 strings, depth limit)
+/* Unit tests for core/proto/json_scan.h and json_str.h (the one JSON string codec): strict JSON validation (RFC 8259, UTF-8 strings, depth limit)
  * and the walk over one object's members, string decoding and integer reading that the JWT
  * verifier and the admin API rely on. Inputs are copied to exact-size heap blocks so that a read
  * past the end shows up under ASan. */
@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "json_scan.h"
+#include "json_str.h"
 
 static char *heap_copy(const char *p, size_t n) {
     char *c = malloc(n ? n : 1);
@@ -267,8 +268,13 @@ TEST(string_values_decode) {
     CHECK_STR("\xe2\x82\xac", out);
     CHECK_INT(1, str_value("\"\\u0041\"", 16, out));
     CHECK_STR("A", out);
-    /* surrogates become U+FFFD (documented: not needed for our reads) */
-    CHECK_INT(6, str_value("\"\\ud83d\\ude00\"", 16, out));
+    /* a surrogate pair is the character it pairs into (as json_lua reads it; it once read as two
+     * U+FFFD here); a lone or reversed surrogate is U+FFFD */
+    CHECK_INT(4, str_value("\"\\ud83d\\ude00\"", 16, out));
+    CHECK_STR("\xf0\x9f\x98\x80", out);
+    CHECK_INT(3, str_value("\"\\ud800\"", 16, out));
+    CHECK_STR("\xef\xbf\xbd", out);
+    CHECK_INT(6, str_value("\"\\ude00\\ud83d\"", 16, out));
     CHECK_STR("\xef\xbf\xbd\xef\xbf\xbd", out);
     /* raw UTF-8 passes through */
     CHECK_INT(4, str_value("\"\xf0\x9f\x98\x80\"", 16, out));
@@ -463,6 +469,202 @@ TEST(string_decoded_lengths) {
 
 /* }================================================================== */
 
+/* {==================================================================
+ * json_str: the one string codec (json_scan and json_lua both read through it)
+ * =================================================================== */
+
+/* Scans the body of the token body+closing quote; returns the end or -1 with *err. */
+static long str_scan(const char *body, size_t n, int *escapes, enum json_str_error *err) {
+    char *c = heap_copy(body, n);
+    size_t at = 999;
+    long r = json_str_scan(c, n, escapes, err, &at);
+    if (r < 0) CHECK(at <= n);
+    free(c);
+    return r;
+}
+
+/* Unescapes body (scanned first: it must be accepted) into out; returns the length. */
+static long str_unescape(const char *body, char *out) {
+    size_t n = strlen(body);
+    char *c = heap_copy(body, n);
+    size_t want = json_str_unescaped_len(c, n);
+    char *o = malloc(want ? want : 1);
+    size_t got = json_str_unescape(c, n, o);
+    CHECK_UINT(want, got);
+    CHECK(got <= n);
+    memcpy(out, o, got);
+    free(o);
+    free(c);
+    return (long)got;
+}
+
+#define SCAN_OK(body, end_, esc_)                                                                  \
+    do {                                                                                           \
+        int e_ = -1;                                                                               \
+        enum json_str_error r_ = JSON_STR_OK;                                                      \
+        if (!CHECK_INT(end_, str_scan(body, sizeof(body) - 1, &e_, &r_)) || !CHECK_INT(esc_, e_))  \
+            fprintf(stderr, "    body: %s (error %d)\n", body, (int)r_);                           \
+    } while (0)
+#define SCAN_BAD(body, why)                                                                        \
+    do {                                                                                           \
+        enum json_str_error r_ = JSON_STR_OK;                                                      \
+        CHECK_INT(-1, str_scan(body, sizeof(body) - 1, NULL, &r_));                                \
+        if (!CHECK_INT(why, r_)) fprintf(stderr, "    body: %s\n", body);                          \
+    } while (0)
+
+TEST(str_scan_accepts_and_finds_the_end) {
+    SCAN_OK("\"", 0, 0);
+    SCAN_OK("abc\"x", 3, 0);
+    SCAN_OK("abcdefghijklmnop\"", 16, 0); /* the eight-at-a-time prefix */
+    SCAN_OK("\\\"\"", 2, 1);
+    SCAN_OK("\\\\\"", 2, 1);
+    SCAN_OK("\\/\\b\\f\\n\\r\\t\"", 12, 1);
+    SCAN_OK("\\u00e9\\uD83D\\uDE00\"", 18, 1);
+    SCAN_OK("\\ud800\"", 6, 1);                       /* a lone surrogate is valid JSON */
+    SCAN_OK("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", 9, 0);
+    SCAN_OK("\x7f\"", 1, 0);                          /* DEL is not a control character for JSON */
+}
+
+TEST(str_scan_refusals) {
+    SCAN_BAD("abc", JSON_STR_UNTERMINATED);
+    SCAN_BAD("abc\\", JSON_STR_UNTERMINATED);
+    SCAN_BAD("abc\\\"", JSON_STR_UNTERMINATED);
+    SCAN_BAD("a\nb\"", JSON_STR_CONTROL);
+    SCAN_BAD("a\x1e\"", JSON_STR_CONTROL);
+    SCAN_BAD("a\x01\"", JSON_STR_CONTROL);
+    SCAN_BAD("\\a\"", JSON_STR_BAD_ESCAPE);
+    SCAN_BAD("\\x41\"", JSON_STR_BAD_ESCAPE);
+    SCAN_BAD("\\'\"", JSON_STR_BAD_ESCAPE);
+    SCAN_BAD("\\U0041\"", JSON_STR_BAD_ESCAPE);
+    SCAN_BAD("\\u\"", JSON_STR_BAD_U_ESCAPE);
+    SCAN_BAD("\\u12\"", JSON_STR_BAD_U_ESCAPE);
+    SCAN_BAD("\\u12g4\"", JSON_STR_BAD_U_ESCAPE);
+    SCAN_BAD("\\u123", JSON_STR_BAD_U_ESCAPE);
+    SCAN_BAD("\\u-123\"", JSON_STR_BAD_U_ESCAPE);
+    SCAN_BAD("\xff\"", JSON_STR_NOT_UTF8);
+    SCAN_BAD("\xc3\"", JSON_STR_NOT_UTF8);
+    SCAN_BAD("\xc0\xaf\"", JSON_STR_NOT_UTF8);         /* overlong '/' */
+    SCAN_BAD("\xed\xa0\x80\"", JSON_STR_NOT_UTF8);     /* a raw surrogate */
+    SCAN_BAD("\xf4\x90\x80\x80\"", JSON_STR_NOT_UTF8); /* above U+10FFFF */
+    SCAN_BAD("\xc3\\u00a9\"", JSON_STR_NOT_UTF8);      /* a lead byte, then an escape */
+    SCAN_BAD("abcdefgh\xff\"", JSON_STR_NOT_UTF8);
+    CHECK_STR("bad \\u escape", json_str_error_text(JSON_STR_BAD_U_ESCAPE));
+}
+
+TEST(str_unescape_surrogates_and_escapes) {
+    char out[64];
+    CHECK_INT(8, str_unescape("\\\"\\\\\\/\\b\\f\\n\\r\\t", out));
+    CHECK_MEM("\"\\/\b\f\n\r\t", out, 8);
+    CHECK_INT(3, str_unescape("a\\u0000b", out)); /* a NUL byte: Lua strings hold it */
+    CHECK_MEMN("a\0b", 3, out, 3);
+    CHECK_INT(2, str_unescape("\\u00E9", out));
+    CHECK_MEM("\xc3\xa9", out, 2);
+    CHECK_INT(3, str_unescape("\\uffff", out));
+    CHECK_MEM("\xef\xbf\xbf", out, 3);
+    /* a pair, upper or lower case hex, is one 4-byte character */
+    CHECK_INT(4, str_unescape("\\ud83d\\ude00", out));
+    CHECK_MEM("\xf0\x9f\x98\x80", out, 4);
+    CHECK_INT(4, str_unescape("\\uDBFF\\uDFFF", out));
+    CHECK_MEM("\xf4\x8f\xbf\xbf", out, 4);
+    CHECK_INT(4, str_unescape("\\uD800\\uDC00", out));
+    CHECK_MEM("\xf0\x90\x80\x80", out, 4);
+    /* lone, reversed, or followed by something else: each surrogate is U+FFFD */
+    CHECK_INT(3, str_unescape("\\ud800", out));
+    CHECK_MEM("\xef\xbf\xbd", out, 3);
+    CHECK_INT(3, str_unescape("\\udc00", out));
+    CHECK_MEM("\xef\xbf\xbd", out, 3);
+    CHECK_INT(6, str_unescape("\\ude00\\ud83d", out));
+    CHECK_MEM("\xef\xbf\xbd\xef\xbf\xbd", out, 6);
+    CHECK_INT(4, str_unescape("\\ud800\\u0041", out));
+    CHECK_MEM("\xef\xbf\xbd" "A", out, 4);
+    CHECK_INT(7, str_unescape("\\ud800\\ud800\\udc00", out)); /* the second high one pairs */
+    CHECK_MEM("\xef\xbf\xbd\xf0\x90\x80\x80", out, 7);
+    CHECK_INT(4, str_unescape("\\ud800x", out));
+    CHECK_MEM("\xef\xbf\xbdx", out, 4);
+    CHECK_INT(4, str_unescape("\\ud800\\n", out));
+    CHECK_MEM("\xef\xbf\xbd\n", out, 4);
+    /* raw UTF-8 passes through */
+    CHECK_INT(6, str_unescape("\xc3\xa9\xe2\x82\xac" "x", out));
+    CHECK_MEM("\xc3\xa9\xe2\x82\xacx", out, 6);
+}
+
+TEST(str_unescape_stays_inside_unscanned_bytes) {
+    /* Not what json_str_scan accepts, but read within the bytes all the same (ASan watches). */
+    const char *bodies[] = {"\\", "\\u", "\\u12", "\\ud800\\u", "\\ud800\\udc", "\\uzzzz", "a\\"};
+    char out[64];
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        size_t n = strlen(bodies[i]);
+        char *c = heap_copy(bodies[i], n);
+        size_t want = json_str_unescaped_len(c, n);
+        CHECK(want <= sizeof out);
+        CHECK_UINT(want, json_str_unescape(c, n, out));
+        free(c);
+    }
+}
+
+static struct sbuf escaped(const char *s, size_t n, int *rc) {
+    struct sbuf b = {0};
+    *rc = json_str_escape(&b, s, n);
+    return b;
+}
+
+#define ESCAPES(in, want)                                                                          \
+    do {                                                                                           \
+        int rc_;                                                                                   \
+        struct sbuf b_ = escaped(in, sizeof(in) - 1, &rc_);                                        \
+        CHECK_INT(0, rc_);                                                                         \
+        CHECK_MEM(want, b_.p, b_.len);                                                             \
+        sbuf_free(&b_);                                                                            \
+    } while (0)
+
+TEST(str_escape_as_json_stringify) {
+    ESCAPES("", "\"\"");
+    ESCAPES("abc", "\"abc\"");
+    ESCAPES("q\"b\\s/", "\"q\\\"b\\\\s/\""); /* '/' stays as it is */
+    ESCAPES("\b\f\n\r\t", "\"\\b\\f\\n\\r\\t\"");
+    ESCAPES("\x01\x1e\x1f\x7f", "\"\\u0001\\u001e\\u001f\x7f\""); /* U+001E never raw */
+    ESCAPES("a\0b", "\"a\\u0000b\"");
+    ESCAPES("\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80", "\"\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80\""); /* UTF-8 raw, U+2028 too */
+    ESCAPES("0123456789abcdef\n0123456789abcdef", "\"0123456789abcdef\\n0123456789abcdef\"");
+    int rc;
+    struct sbuf b = escaped("ok \xff", 4, &rc);
+    CHECK_INT(JSON_STR_NOT_UTF8_RC, rc);
+    sbuf_free(&b);
+    b = escaped("\xed\xa0\x80", 3, &rc); /* a raw surrogate is not UTF-8 */
+    CHECK_INT(JSON_STR_NOT_UTF8_RC, rc);
+    sbuf_free(&b);
+}
+
+TEST(append_string_replaces_stray_bytes) {
+    struct sbuf b = {0};
+    CHECK_INT(0, json_append_string(&b, "a\"\n\xc3\xa9", 5));
+    CHECK_MEM("\"a\\\"\\n\xc3\xa9\"", b.p, b.len);
+    sbuf_reset(&b);
+    CHECK_INT(0, json_append_string(&b, "x\xff\xc3\xa9\xc3\n\xed\xa0\x80y", 10));
+    CHECK_MEM("\"x\\ufffd\xc3\xa9\\ufffd\\n\\ufffd\\ufffd\\ufffdy\"", b.p, b.len);
+    CHECK(json_valid(b.p, b.len));
+    sbuf_free(&b);
+}
+
+TEST(escape_then_scan_and_unescape_gives_the_bytes_back) {
+    /* Every byte value alone, and in UTF-8 sequences, through the two directions. */
+    for (int c = 0; c < 0x80; c++) {
+        char s[3] = {'x', (char)c, 'y'};
+        struct sbuf b = {0};
+        CHECK_INT(0, json_str_escape(&b, s, 3));
+        int esc;
+        enum json_str_error err;
+        long end = json_str_scan(b.p + 1, b.len - 1, &esc, &err, NULL);
+        CHECK_INT((long)b.len - 2, end);
+        char out[8];
+        CHECK_UINT(3, json_str_unescape(b.p + 1, (size_t)end, out));
+        CHECK_MEMN(s, 3, out, 3);
+        sbuf_free(&b);
+    }
+}
+
+/* }================================================================== */
+
 int main(void) {
     RUN(literals_and_numbers);
     RUN(strings);
@@ -481,5 +683,12 @@ int main(void) {
     RUN(check_syntax_wins_over_depth_at_any_depth);
     RUN(check_number_range);
     RUN(string_decoded_lengths);
+    RUN(str_scan_accepts_and_finds_the_end);
+    RUN(str_scan_refusals);
+    RUN(str_unescape_surrogates_and_escapes);
+    RUN(str_unescape_stays_inside_unscanned_bytes);
+    RUN(str_escape_as_json_stringify);
+    RUN(append_string_replaces_stray_bytes);
+    RUN(escape_then_scan_and_unescape_gives_the_bytes_back);
     return check_finish("test_json_scan");
 }

@@ -25,3 +25,11 @@ foreach(layer base proto socketio files lua)
     set_tests_properties(unit_${name} PROPERTIES LABELS unit TIMEOUT 300)
   endforeach()
 endforeach()
+
+# json_lua: the Lua layer's JSON codec alone (its own source, the codecs below and Lua), not the whole host.
+add_executable(test_json_lua ${SPACE_UNIT_DIR}/test_json_lua.c ${CMAKE_SOURCE_DIR}/core/lua/json_lua.c)
+target_include_directories(test_json_lua PRIVATE ${SPACE_UNIT_DIR} ${CMAKE_SOURCE_DIR}/core/lua)
+target_link_libraries(test_json_lua PRIVATE space_proto PkgConfig::LUA m)
+set_target_properties(test_json_lua PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/spec/unit)
+add_test(NAME unit_json_lua COMMAND test_json_lua)
+set_tests_properties(unit_json_lua PROPERTIES LABELS unit TIMEOUT 300)

@@ -5,6 +5,7 @@
 #define SPACE_SBUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct sbuf {
     char *p;       /* bytes; NULL until first growth */
@@ -25,6 +26,24 @@ int sbuf_append(struct sbuf *b, const void *p, size_t n);
 int sbuf_putc(struct sbuf *b, char c);
 int sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline void sbuf_reset(struct sbuf *b) { b->len = 0; }
+
+/* The same, inlined for the hot paths (JSON encoding): a copy while the
+ * buffer has room, the call only when it must grow. */
+static inline int sbuf_putc_fast(struct sbuf *b, char c) {
+    if (b->len < b->cap) {
+        b->p[b->len++] = c;
+        return 0;
+    }
+    return sbuf_putc(b, c);
+}
+static inline int sbuf_append_fast(struct sbuf *b, const void *p, size_t n) {
+    if (b->cap - b->len >= n) {
+        if (n) memcpy(b->p + b->len, p, n);
+        b->len += n;
+        return 0;
+    }
+    return sbuf_append(b, p, n);
+}
 void sbuf_free(struct sbuf *b);
 
 #endif

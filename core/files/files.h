@@ -38,7 +38,7 @@ void file_store_init(struct file_store *st, uv_loop_t *loop, const char *dir);
 typedef void (*files_stored_cb)(void *ud, const struct file_info *info, const char *err);
 
 /* Stores a copy of len bytes as a new file (type and name already checked).
- * seq_id is a fresh server-made id (server_new_id: 16 hex digits, unique and
+ * seq_id is a fresh server-made id (ids_new_id: 16 hex digits, unique and
  * increasing); the file id is it followed by 64 random bits.
  * Returns 0 (cb will run), or -1 (out of memory; cb will not run). */
 int file_store_put(struct file_store *st, const char seq_id[17], const void *data, size_t len, const char *type,

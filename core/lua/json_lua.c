@@ -302,29 +302,12 @@ int json_lua_decode(lua_State *L, const char *p, size_t len, const struct json_a
  * =================================================================== */
 
 /* sbuf_putc and sbuf_append, inline while the room is there. */
-static inline int out_putc(struct sbuf *out, char c) {
-    if (out->len < out->cap) {
-        out->p[out->len++] = c;
-        return 0;
-    }
-    return sbuf_putc(out, c);
-}
-
-static inline int out_append(struct sbuf *out, const void *p, size_t n) {
-    if (out->cap - out->len >= n) {
-        if (n) memcpy(out->p + out->len, p, n);
-        out->len += n;
-        return 0;
-    }
-    return sbuf_append(out, p, n);
-}
-
 static int encode_integer(struct sbuf *out, lua_Integer v) {
     char tmp[24], *end = tmp + sizeof tmp, *p = end;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     do *--p = (char)('0' + u % 10); while ((u /= 10) != 0);
     if (v < 0) *--p = '-';
-    return out_append(out, p, (size_t)(end - p));
+    return sbuf_append_fast(out, p, (size_t)(end - p));
 }
 
 /* Appends s as a JSON string: 0, -1 when memory runs out, -2 when s is
@@ -340,7 +323,7 @@ static int encode_number(lua_State *L, int idx, struct sbuf *out) {
     if (!isfinite(v)) return luaL_error(L, "cannot encode %f as JSON", v), -1;
     /* Integral floats print as integers ("%.0f"); -0.0 keeps its sign. */
     if (v == floor(v) && fabs(v) < 1e15)
-        return v == 0 && signbit(v) ? out_append(out, "-0", 2) : encode_integer(out, (lua_Integer)v);
+        return v == 0 && signbit(v) ? sbuf_append_fast(out, "-0", 2) : encode_integer(out, (lua_Integer)v);
     char tmp[32];
     /* The shortest form that reads back as the same double, as JavaScript prints. */
     for (int prec = 15; prec <= 17; prec++) {
@@ -376,21 +359,21 @@ static int encode_table(lua_State *L, int idx, struct sbuf *out, struct json_bin
                         int depth) {
     lua_Integer n = array_length(L, idx);
     if (n >= 0) {
-        if (out_putc(out, '[')) return -1;
+        if (sbuf_putc_fast(out, '[')) return -1;
         for (lua_Integer i = 1; i <= n; i++) {
-            if (i > 1 && out_putc(out, ',')) return -1;
+            if (i > 1 && sbuf_putc_fast(out, ',')) return -1;
             lua_rawgeti(L, idx, i);
             int rc = encode_value(L, lua_gettop(L), out, bins, depth + 1);
             lua_pop(L, 1);
             if (rc) return -1;
         }
-        return out_putc(out, ']');
+        return sbuf_putc_fast(out, ']');
     }
-    if (out_putc(out, '{')) return -1;
+    if (sbuf_putc_fast(out, '{')) return -1;
     int first = 1;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (!first && out_putc(out, ',')) return -1;
+        if (!first && sbuf_putc_fast(out, ',')) return -1;
         first = 0;
         int kt = lua_type(L, -2);
         if (kt == LUA_TSTRING) {
@@ -400,14 +383,14 @@ static int encode_table(lua_State *L, int idx, struct sbuf *out, struct json_bin
             if (rc == -2) return luaL_error(L, "cannot encode a key that is not UTF-8"), -1;
             if (rc) return -1;
         } else if (kt == LUA_TNUMBER && lua_isinteger(L, -2)) {
-            if (out_putc(out, '"') || encode_integer(out, lua_tointeger(L, -2)) || out_putc(out, '"')) return -1;
+            if (sbuf_putc_fast(out, '"') || encode_integer(out, lua_tointeger(L, -2)) || sbuf_putc_fast(out, '"')) return -1;
         } else {
             return luaL_error(L, "cannot encode a table key of type %s", luaL_typename(L, -2)), -1;
         }
-        if (out_putc(out, ':') || encode_value(L, lua_gettop(L), out, bins, depth + 1)) return -1;
+        if (sbuf_putc_fast(out, ':') || encode_value(L, lua_gettop(L), out, bins, depth + 1)) return -1;
         lua_pop(L, 1);
     }
-    return out_putc(out, '}');
+    return sbuf_putc_fast(out, '}');
 }
 
 static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_binary_list *bins,
@@ -415,8 +398,8 @@ static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_bin
     if (depth > JSON_MAX_DEPTH) return luaL_error(L, "cannot encode: nested too deep (or a cycle)"), -1;
     if (!lua_checkstack(L, 4)) return luaL_error(L, "cannot encode: stack overflow"), -1;
     switch (lua_type(L, idx)) {
-    case LUA_TNIL: return out_append(out, "null", 4);
-    case LUA_TBOOLEAN: return lua_toboolean(L, idx) ? out_append(out, "true", 4) : out_append(out, "false", 5);
+    case LUA_TNIL: return sbuf_append_fast(out, "null", 4);
+    case LUA_TBOOLEAN: return lua_toboolean(L, idx) ? sbuf_append_fast(out, "true", 4) : sbuf_append_fast(out, "false", 5);
     case LUA_TNUMBER: return encode_number(L, idx, out);
     case LUA_TSTRING: {
         size_t len;
@@ -430,7 +413,7 @@ static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_bin
         if (depth >= JSON_MAX_DEPTH) return luaL_error(L, "cannot encode: nested too deep (or a cycle)"), -1;
         return encode_table(L, idx, out, bins, depth);
     case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == JSON_NULL) return out_append(out, "null", 4);
+        if (lua_touserdata(L, idx) == JSON_NULL) return sbuf_append_fast(out, "null", 4);
         break;
     case LUA_TUSERDATA: {
         size_t len;

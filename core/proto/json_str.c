@@ -189,15 +189,6 @@ size_t json_str_unescaped_len(const char *p, size_t len) { return unescape(p, le
 
 static const char hexdigits[] = "0123456789abcdef";
 
-static inline int out_append(struct sbuf *out, const void *p, size_t n) {
-    if (out->cap - out->len >= n) {
-        if (n) memcpy(out->p + out->len, p, n);
-        out->len += n;
-        return 0;
-    }
-    return sbuf_append(out, p, n);
-}
-
 /* Appends the escape of the byte c (a control character, '"' or '\\'). */
 static int put_escape(struct sbuf *out, unsigned char c) {
     char esc[6] = {'\\', 0};
@@ -216,7 +207,7 @@ static int put_escape(struct sbuf *out, unsigned char c) {
         esc[5] = hexdigits[c & 15];
         n = 6;
     }
-    return out_append(out, esc, n);
+    return sbuf_append_fast(out, esc, n);
 }
 
 /* The body of s, escaped, without quotes; 0, -1 or JSON_STR_NOT_UTF8_RC. */
@@ -227,11 +218,11 @@ static int escape_body(struct sbuf *out, const char *s, size_t len) {
         unsigned char c = (unsigned char)s[i];
         high |= c;
         if (c >= 0x20 && c != '"' && c != '\\') continue;
-        if (out_append(out, s + run, i - run) || put_escape(out, c)) return -1;
+        if (sbuf_append_fast(out, s + run, i - run) || put_escape(out, c)) return -1;
         run = i + 1;
     }
     if ((high & 0x80) && !utf8_valid(s, len)) return JSON_STR_NOT_UTF8_RC;
-    return out_append(out, s + run, len - run);
+    return sbuf_append_fast(out, s + run, len - run);
 }
 
 int json_str_escape(struct sbuf *out, const char *s, size_t len) {
@@ -239,7 +230,7 @@ int json_str_escape(struct sbuf *out, const char *s, size_t len) {
     out->p[out->len++] = '"';
     int rc = escape_body(out, s, len);
     if (rc) return rc;
-    return out_append(out, "\"", 1);
+    return sbuf_append_fast(out, "\"", 1);
 }
 
 /* The length of the valid UTF-8 sequence at s[0] (a byte >= 0x80), or 0. */
@@ -263,7 +254,7 @@ int json_append_string(struct sbuf *out, const char *s, size_t len) {
         i = j;
         while (i < len && (unsigned char)s[i] >= 0x80) {
             size_t n = utf8_seq(s + i, len - i);
-            if (n ? out_append(out, s + i, n) : out_append(out, "\\ufffd", 6)) return -1;
+            if (n ? sbuf_append_fast(out, s + i, n) : sbuf_append_fast(out, "\\ufffd", 6)) return -1;
             i += n ? n : 1;
         }
     }

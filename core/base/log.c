@@ -1,5 +1,8 @@
 #include "log.h"
 
+#include "json_str.h"
+#include "sbuf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -106,40 +109,9 @@ void log_msg(enum log_level level, const char *component, const char *fmt, ...) 
  * =================================================================== */
 
 #define LOG_JSON_TEXT 4096
-/* Room for the worst case, so that a line is never cut inside JSON: each
- * byte of the text becomes at most 6 (\u00XX), each key=value adds 6. */
-struct jline {
-    char p[6 * LOG_JSON_TEXT + 512];
-    size_t n;
-};
-
-static void jput(struct jline *o, const char *s, size_t len) {
-    for (size_t i = 0; i < len && o->n < sizeof o->p - 1; i++) o->p[o->n++] = s[i];
-}
-
-/* s as the inside of a JSON string: escapes, and U+FFFD for bytes that are not UTF-8. */
-static void jstr(struct jline *o, const char *s, size_t len) {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len && o->n + 12 < sizeof o->p;) {
-        unsigned char ch = u[i];
-        if (ch == '"' || ch == '\\') {
-            char e[2] = {'\\', (char)ch};
-            jput(o, e, 2), i++;
-        } else if (ch < 0x20 || ch == 0x7f) {
-            char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-            jput(o, e, 6), i++;
-        } else if (ch < 0x80) {
-            o->p[o->n++] = (char)ch, i++;
-        } else {
-            size_t k = ch >= 0xf0 && ch < 0xf5 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc2 && ch < 0xe0 ? 2 : 0;
-            int ok = k && i + k <= len;
-            for (size_t j = 1; ok && j < k; j++) ok = (u[i + j] & 0xc0) == 0x80;
-            if (ok) jput(o, s + i, k), i += k;
-            else jput(o, "\\ufffd", 6), i++;
-        }
-    }
-}
+/* Room for the worst case, so that a line needs no allocation: each byte of
+ * the text becomes at most 6 (\u00XX), each key=value adds 6. */
+#define LOG_JSON_LINE (6 * LOG_JSON_TEXT + 512)
 
 /* A key=... token starts at p: letters, digits, '_' or '.', then '='. */
 static size_t key_len_at(const char *p) {
@@ -160,27 +132,27 @@ static void log_json(enum log_level level, const char *component, const char *fm
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    struct jline o = {.n = 0};
+    char storage[LOG_JSON_LINE];
+    struct sbuf o = sbuf_on_stack(storage, sizeof storage);
     char head[128];
-    int hn = snprintf(head, sizeof head, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"component\":\"",
+    int hn = snprintf(head, sizeof head, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"component\":",
                       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                       ts.tv_nsec / 1000000, level_names[level]);
-    jput(&o, head, (size_t)hn);
-    jstr(&o, component, strlen(component));
-    jput(&o, "\",\"msg\":\"", 9);
+    sbuf_append(&o, head, (size_t)hn);
+    json_append_string(&o, component, strlen(component));
+    sbuf_append(&o, ",\"msg\":", 7);
     /* the message: up to the first " key=" */
     const char *p = text, *end = text + strlen(text);
     while (p < end && !(p > text && p[-1] == ' ' && key_len_at(p))) p++;
     const char *msg_end = p > text && p[-1] == ' ' ? p - 1 : p;
-    jstr(&o, text, (size_t)(msg_end - text));
-    jput(&o, "\"", 1);
+    json_append_string(&o, text, (size_t)(msg_end - text));
     char val[LOG_JSON_TEXT];
     while (p < end) {
         size_t k = key_len_at(p);
         if (!k) break; /* cannot happen: p always stops at a key */
-        jput(&o, ",\"", 2);
-        jstr(&o, p, k);
-        jput(&o, "\":\"", 3);
+        sbuf_putc(&o, ',');
+        json_append_string(&o, p, k);
+        sbuf_putc(&o, ':');
         p += k + 1;
         size_t vn = 0;
         if (*p == '"') {
@@ -205,13 +177,12 @@ static void log_json(enum log_level level, const char *component, const char *fm
         while (q < end && !(q > p && q[-1] == ' ' && key_len_at(q))) q++;
         const char *vend = q < end && q > p ? q - 1 : q;
         for (const char *r = p; r < vend && vn < sizeof val; r++) val[vn++] = *r;
-        jstr(&o, val, vn);
-        jput(&o, "\"", 1);
+        json_append_string(&o, val, vn);
         p = q;
     }
-    jput(&o, "}", 1);
-    o.p[o.n] = 0;
-    fprintf(stderr, "%s\n", o.p);
+    sbuf_append(&o, "}\n", 2);
+    if (o.p) fwrite(o.p, 1, o.len, stderr);
+    sbuf_free(&o);
 }
 
 /* }================================================================== */

@@ -81,12 +81,12 @@ space_fuzz(base64 base/base64.c)
 # File names and contents from clients (send_file), judged before anything is stored.
 space_fuzz(filecheck proto/filecheck.c base/utf8.c)
 # Tokens from clients: jwt_verify with HMAC, RSA and P-256 keys (signature-first invariants).
-space_fuzz(jwt proto/jwt.c proto/json_scan.c proto/json_str.c base/base64.c base/utf8.c proto/http.c base/sbuf.c LIBS OpenSSL::Crypto)
+space_fuzz(jwt proto/jwt.c proto/json_scan.c base/json_str.c base/base64.c base/utf8.c proto/http.c base/sbuf.c LIBS OpenSSL::Crypto)
 # The C side's JSON reads (JWT header and claims, admin API bodies) against a reference validator.
-space_fuzz(json_scan proto/json_scan.c proto/json_str.c base/utf8.c proto/http.c base/sbuf.c)
+space_fuzz(json_scan proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c)
 # Plain /ws frames and the JSON limits of client messages (json_check) against json_valid.
-space_fuzz(wsjson proto/wsjson.c proto/json_scan.c proto/json_str.c base/utf8.c proto/http.c proto/sio_packet.c base/sbuf.c)
+space_fuzz(wsjson proto/wsjson.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c proto/sio_packet.c base/sbuf.c)
 # Every client payload's JSON -> Lua values: against json_scan's validator, and encode/decode round trips.
-space_fuzz(json_lua lua/json_lua.c proto/json_scan.c proto/json_str.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)
+space_fuzz(json_lua lua/json_lua.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)
 # The same decoder against lua-cjson (the reference) in the same Lua state: values deeply equal.
-space_fuzz(json_lua_oracle lua/json_lua.c proto/json_scan.c proto/json_str.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)
+space_fuzz(json_lua_oracle lua/json_lua.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)

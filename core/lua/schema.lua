@@ -18,8 +18,9 @@
 --   elements    for "array": the field every element must satisfy
 --   fields      for "record": its fields (a nested schema)
 --   open        for "record" (and a schema): keys it does not name are allowed
---               (and left out of the result); otherwise they are refused, so
---               that a typo never passes silently
+--               and kept, and the result is the value itself, defaults written
+--               into it; otherwise such keys are refused, so that a typo never
+--               passes silently, and the result is a new table
 --   description what it is for (shown in error messages of nothing; for people)
 -- Other keys of a field are left alone: a caller may note its own there.
 local M = {}
@@ -57,38 +58,67 @@ local function fail(path, field, reason, message)
   return nil, message, { path = path, field = field, reason = reason }
 end
 
--- The fields of a record in check order, as a list of {name, field}, and
--- the fields by name; worked out once per fields table and check context.
-local function plan(orders, fields)
-  local p = orders[fields]
-  if p then return p end
-  local list, known = {}, {}
-  if fields[1] ~= nil then
-    for i, field in ipairs(fields) do
-      list[i] = { field.name, field }
-      known[field.name] = field
-    end
-  else
-    local names = {}
-    for name in pairs(fields) do names[#names + 1] = name end
-    table.sort(names)
-    for i, name in ipairs(names) do
-      list[i] = { name, fields[name] }
-      known[name] = fields[name]
+local check_value
+
+-- A field's check: check_value, behind a shortcut for the usual case of a
+-- scalar of the right type within its bounds, which answers the value
+-- without the general walk (an event's fields are checked at every event).
+-- The shortcut only ever accepts what check_value accepts; anything else
+-- goes the long way, which says what is wrong.
+local function field_check(orders, field)
+  local function long(v, path) return check_value(orders, field, v, path) end
+  local t = field.type
+  if t == nil then return long end
+  local list = type(t) == "table" and t or { t }
+  local lua_types, integer = {}, false
+  for _, name in ipairs(list) do
+    if name == "string" or name == "number" or name == "boolean" then
+      lua_types[name] = true
+    elseif name == "integer" then
+      integer = true
+    else
+      return long -- any type, lists, records, or a name the long way refuses
     end
   end
-  p = { list = list, known = known }
+  if field.one_of or (field.pattern and type(field.pattern) ~= "string") then return long end
+  local min, max, pattern = field.min, field.max, field.pattern
+  local find, math_type = string.find, math.type
+  return function(v, path)
+    local tv = type(v)
+    if lua_types[tv] or (integer and math_type(v) == "integer") then
+      local size = tv == "number" and v or tv == "string" and #v or nil
+      if (not size or ((not min or size >= min) and (not max or size <= max)))
+          and (not pattern or tv ~= "string" or find(v, pattern)) then
+        return v
+      end
+    end
+    return long(v, path)
+  end
+end
+
+-- The fields of a record in check order (names, and each one's check) and
+-- the fields by name; worked out once per fields table and check context.
+local function plan(orders, fields)
+  local names, checks, known = {}, {}, {}
+  if fields[1] ~= nil then
+    for i, field in ipairs(fields) do names[i], known[field.name] = field.name, field end
+  else
+    for name in pairs(fields) do names[#names + 1] = name end
+    table.sort(names)
+    for _, name in ipairs(names) do known[name] = fields[name] end
+  end
+  for i, name in ipairs(names) do checks[i] = field_check(orders, known[name]) end
+  local p = { names = names, checks = checks, known = known, n = #names }
   orders[fields] = p
   return p
 end
-
-local check_value
 
 local function check_record(orders, spec, value, path)
   if type(value) ~= "table" then
     return fail(path, spec, "type", ("%s must be a table, not %s"):format(path, type(value)))
   end
-  local p = plan(orders, spec.fields or {})
+  local fields = spec.fields or {}
+  local p = orders[fields] or plan(orders, fields)
   if not spec.open then
     for k in pairs(value) do
       if type(k) ~= "string" or not p.known[k] then
@@ -97,12 +127,16 @@ local function check_record(orders, spec, value, path)
       end
     end
   end
-  local out = {}
-  for _, entry in ipairs(p.list) do
-    local name, field = entry[1], entry[2]
+  -- An open record keeps what it does not name: it is its own result, with
+  -- defaults written into it (and nothing allocated when none are due).
+  local out = spec.open and value or {}
+  local names, checks, known = p.names, p.checks, p.known
+  for i = 1, p.n do
+    local name = names[i]
     local sub = path == "" and name or path .. "." .. name
     local v = value[name]
     if v == nil then
+      local field = known[name]
       if field.default ~= nil then
         v = copy(field.default)
       elseif field.required then
@@ -110,24 +144,31 @@ local function check_record(orders, spec, value, path)
       end
     end
     if v ~= nil then
-      local ok, err, failure = check_value(orders, field, v, sub)
+      local ok, err, failure = checks[i](v, sub)
       if ok == nil then return nil, err, failure end
-      out[name] = ok
+      if out[name] ~= ok then out[name] = ok end
     end
   end
   return out
 end
 
--- The type of v among the field's types, or nil, message, failure.
+-- The type of v among the field's types, or nil, message, failure. The
+-- usual answer allocates nothing (it runs per field of every event).
 local function type_of(field, v, path)
   local t = field.type
+  if type(t) == "string" then
+    if NOUN[t] and has_type(t, v) then return t end
+  elseif type(t) == "table" then
+    for _, name in ipairs(t) do
+      if NOUN[name] and has_type(name, v) then return name end
+    end
+  end
   local list = type(t) == "table" and t or { t }
   local nouns, structured = {}, false
   for i, name in ipairs(list) do
     if not NOUN[name] then
       return fail(path, field, "schema", ("%s: the schema names an unknown type %s"):format(path, describe(name)))
     end
-    if has_type(name, v) then return name end
     nouns[i] = NOUN[name]
     structured = structured or name == "array" or name == "record"
   end

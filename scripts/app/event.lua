@@ -17,7 +17,8 @@
 --                                 ("'data' is missing" for a field of type "any")
 --   a field out of its bounds     the field's code and message (a room name: invalid_room)
 --   not in the room               not_in_room "you are not in room <room>"
--- The body gets the checked fields only (defaults filled in).
+-- The body gets data itself, checked, with the defaults of absent fields
+-- written into it.
 --
 -- A field's type is a space.schema type ("string", "number", "integer",
 -- "boolean", "array", "record"), a list of them, "any" (present, whatever

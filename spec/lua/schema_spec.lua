@@ -93,10 +93,18 @@ describe("space.schema, for checks of client data (app/event.lua)", function()
     refused(s, { room = "" }, "room must be of length at least 1, not 0")
   end)
 
-  it("lets an open schema or record take keys it does not name, and leaves them out", function()
-    local s = { open = true, fields = { a = { type = "integer" },
+  it("lets an open schema or record keep keys it does not name, answering the value itself", function()
+    local s = { open = true, fields = { a = { type = "integer" }, d = { type = "integer", default = 7 },
       r = { type = "record", open = true, fields = { b = { type = "string" } } } } }
-    assert.are.same({ a = 1, r = { b = "x" } }, schema.check(s, { a = 1, z = 2, r = { b = "x", y = 3 } }))
+    local value = { a = 1, z = 2, r = { b = "x", y = 3 } }
+    local r = value.r
+    assert.are.equal(value, schema.check(s, value))
+    assert.are.same({ a = 1, z = 2, d = 7, r = { b = "x", y = 3 } }, value)
+    assert.are.equal(r, value.r)
+    -- a closed one answers a new table, as for the rules
+    local closed = { fields = { a = { type = "integer" } } }
+    local v = { a = 1 }
+    assert.are_not.equal(v, schema.check(closed, v))
     refused({ fields = { r = { type = "record", fields = {} } }, open = true }, { r = { y = 1 } }, "unknown key 'r.y'")
   end)
 
@@ -131,6 +139,44 @@ describe("space.schema, for checks of client data (app/event.lua)", function()
     assert.are.same({ path = "tags[1]", field = tags.elements, reason = "one_of" }, failure(with("tags", { "y" })))
     assert.are.same({ path = "tags", field = tags, reason = "type" }, failure(with("tags", { k = 1 })))
     assert.is_table(schema.check(s, base))
+  end)
+
+  it("accepts exactly the scalars its rules allow, on every path (the per-field shortcut included)", function()
+    local function type_ok(t, v)
+      if t == "integer" then return math.type(v) == "integer" end
+      return type(v) == t
+    end
+    local function reference(field, v)
+      local ok = false
+      for _, t in ipairs(type(field.type) == "table" and field.type or { field.type }) do ok = ok or type_ok(t, v) end
+      if not ok then return false end
+      local size = type(v) == "number" and v or type(v) == "string" and #v or nil
+      if size and field.min and size < field.min then return false end
+      if size and field.max and size > field.max then return false end
+      if field.pattern and type(v) == "string" and not v:find(field.pattern) then return false end
+      return true
+    end
+    local values = { "", "a", "abc", "abcd", "b", 0, 1, 2.5, 3, 4, -1, true, false, {}, math.huge, 0 / 0 }
+    local n = 0
+    for _, t in ipairs({ "string", "number", "integer", "boolean", { "string", "number" }, { "integer", "boolean" } }) do
+      for _, min in ipairs({ false, 1 }) do
+        for _, max in ipairs({ false, 3 }) do
+          for _, pattern in ipairs({ false, "^a" }) do
+            local field = { name = "f", type = t, min = min or nil, max = max or nil, pattern = pattern or nil }
+            local check = schema.compile({ fields = { field } })
+            for i = 1, #values + 1 do -- the last: absent
+              local v = values[i]
+              local got, err = check({ f = v })
+              local want = v == nil or reference(field, v)
+              assert.are.equal(want, got ~= nil, ("%s %s: %s"):format(tostring(t), tostring(v), tostring(err)))
+              if got then assert.are.equal(v == v and v or nil, got.f == got.f and got.f or nil) end
+              n = n + 1
+            end
+          end
+        end
+      end
+    end
+    assert.is_true(n > 300)
   end)
 
   it("compiles a schema into a check that answers as check() does, again and again", function()

@@ -72,35 +72,42 @@ local function is_type(t)
   return true
 end
 
--- Checks a declaration, so that a mistake stops the load at its line.
+-- Checks a declaration, so that a mistake stops the load. The message
+-- names the declaration by its fields: `return event(...)` is a tail call,
+-- which leaves no line of the declaring file to point at.
 local function check_declaration(decl, body)
   if type(decl) ~= "table" or type(body) ~= "function" then
     error("event(fields, handler): a table of fields and a function", 3)
   end
+  local listed = {}
+  for i, f in ipairs(decl) do listed[i] = type(f) == "table" and tostring(f[1]) or "?" end
+  local function refuse(message)
+    error(("event { %s }: %s"):format(table.concat(listed, ", "), message), 4)
+  end
   local names = {}
   for k, v in pairs(decl) do
     if math.type(k) ~= "integer" and not EVENT_OPTIONS[k] then
-      error(("event: unknown option '%s'"):format(tostring(k)), 3)
+      refuse(("unknown option '%s'"):format(tostring(k)))
     elseif math.type(k) == "integer" and (k < 1 or k > #decl or type(v) ~= "table") then
-      error("event: fields are a list of { name, type, options... }", 3)
+      refuse("fields are a list of { name, type, options... }")
     end
   end
   for _, f in ipairs(decl) do
     local name, t = f[1], f[2]
-    if type(name) ~= "string" or name == "" then error("event: a field needs a name", 3) end
-    if names[name] then error(("event: field '%s' is declared twice"):format(name), 3) end
+    if type(name) ~= "string" or name == "" then refuse("a field needs a name") end
+    if names[name] then refuse(("field '%s' is declared twice"):format(name)) end
     names[name] = f
     if not is_type(t) then
-      error(("event: field '%s' has an unknown type %s"):format(name, tostring(t)), 3)
+      refuse(("field '%s' has an unknown type %s"):format(name, tostring(t)))
     end
     for k in pairs(f) do
       if k ~= 1 and k ~= 2 and not FIELD_OPTIONS[k] then
-        error(("event: field '%s' has an unknown option '%s'"):format(name, tostring(k)), 3)
+        refuse(("field '%s' has an unknown option '%s'"):format(name, tostring(k)))
       end
     end
   end
   if decl.in_room and not (names.room and names.room[2] == "room") then
-    error("event: in_room needs a field { \"room\", \"room\" }", 3)
+    refuse("in_room needs a field { \"room\", \"room\" }")
   end
 end
 

@@ -235,4 +235,10 @@ describe("event", function()
       assert.matches("event_spec%.lua:%d+:", err)
     end
   end)
+
+  it("names a refused declaration by its fields, for the usual `return event(...)` leaves no line", function()
+    local ok, err = pcall(function() return event({ { "room", "room" }, { "text", "strng" } }, function() end) end)
+    assert.is_false(ok)
+    assert.are.equal("event { room, text }: field 'text' has an unknown type strng", err)
+  end)
 end)

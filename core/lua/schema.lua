@@ -232,8 +232,9 @@ function check_value(orders, field, v, path)
 end
 
 -- compile(schema) -> check(value): the check below, with each record's field
--- order worked out at its first use and kept, for a schema checked often
--- (an event's fields, at every event). The schema must not change after.
+-- order and field checks worked out at first use and kept, for a schema
+-- checked often (an event's fields, at every event). The schema must not
+-- change after.
 function M.compile(schema)
   if type(schema) ~= "table" or type(schema.fields) ~= "table" then
     error("a schema is a table with a 'fields' table", 2)

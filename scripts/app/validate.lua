@@ -1,42 +1,7 @@
--- Checks of client data shared by the handlers. Each returns the value, or
--- nil, code, message as the handlers answer.
-local rules = require "rules"
-
+-- Checks of client text shared by the handlers, beyond the fields an event
+-- declares (app/event.lua): each returns the value, or nil, code, message
+-- as the handlers answer.
 local M = {}
-
--- A JSON object decodes to a table without metatable (arrays have one).
-function M.object(data)
-  if type(data) ~= "table" or getmetatable(data) ~= nil then
-    return nil, "invalid_payload", "data must be a JSON object"
-  end
-  return data
-end
-
-function M.string_field(data, key)
-  local v = data[key]
-  if type(v) ~= "string" then
-    return nil, "invalid_payload", ("'%s' must be a string"):format(key)
-  end
-  return v
-end
-
--- Room names found valid, so that a room's every message does not run the
--- pattern again; emptied when it holds MAX_VALID_ROOMS names.
-local MAX_VALID_ROOMS = 4096
-local valid_rooms, n_valid_rooms = {}, 0
-
-function M.room(data)
-  local room, code, msg = M.string_field(data, "room")
-  if not room then return nil, code, msg end
-  if valid_rooms[room] then return room end
-  if #room == 0 or #room > rules.room.max_length or room:find("[^%w_%-%.:]") then
-    return nil, "invalid_room",
-      ("room names have 1 to %d characters: letters, digits, _ - . :"):format(rules.room.max_length)
-  end
-  if n_valid_rooms == MAX_VALID_ROOMS then valid_rooms, n_valid_rooms = {}, 0 end
-  valid_rooms[room], n_valid_rooms = true, n_valid_rooms + 1
-  return room
-end
 
 -- Whitespace removed from both ends of a message: ASCII space, tab, newlines
 -- and the no-break and ideographic spaces JavaScript's trim() also removes.

@@ -1,13 +1,11 @@
 -- get_room_users {room} -> room_users {room, users, count}
 local space = require "space"
-local validate = require "app.validate"
+local event = require "app.event"
 
-return function(_, data)
-  local ok, code, msg = validate.object(data)
-  if not ok then return nil, code, msg end
-  local room
-  room, code, msg = validate.room(data)
-  if not room then return nil, code, msg end
+return event({
+  { "room", "room" },
+}, function(_, data)
+  local room = data.room
   local users, count = space.room_users(room)
   return "room_users", { room = room, users = users, count = count }
-end
+end)

@@ -2,15 +2,12 @@
 -- the others get user_joined_room when this user was not in the room yet.
 local space = require "space"
 local rules = require "rules"
-local validate = require "app.validate"
+local event = require "app.event"
 
-return function(conn, data)
-  local ok, code, msg = validate.object(data)
-  if not ok then return nil, code, msg end
-  local room
-  room, code, msg = validate.room(data)
-  if not room then return nil, code, msg end
-
+return event({
+  { "room", "room" },
+}, function(conn, data)
+  local room = data.room
   if not conn:in_room(room) then
     local users = space.room_size(room)
     if users >= rules.room.max_users and not space.room_has_user(room, conn:user().id) then
@@ -23,4 +20,4 @@ return function(conn, data)
   end
   local users, count = space.room_users(room)
   return "joined_room", { room = room, users = users, count = count }
-end
+end)

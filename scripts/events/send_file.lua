@@ -5,7 +5,7 @@
 -- the answer follows when it is done.
 local space = require "space"
 local rules = require "rules"
-local validate = require "app.validate"
+local event = require "app.event"
 
 local function allowed_type(t)
   for _, allowed in ipairs(rules.file.types) do
@@ -32,22 +32,16 @@ local function decode(data)
   return bytes
 end
 
-return function(conn, data, ev)
-  local ok, code, msg = validate.object(data)
-  if not ok then return nil, code, msg end
-  local room
-  room, code, msg = validate.room(data)
-  if not room then return nil, code, msg end
-  local name, mime
-  name, code, msg = validate.string_field(data, "name")
-  if not name then return nil, code, msg end
-  mime, code, msg = validate.string_field(data, "type")
-  if not mime then return nil, code, msg end
-  if data.data == nil then return nil, "invalid_payload", "'data' is missing" end
-  if not conn:in_room(room) then return nil, "not_in_room", "you are not in room " .. room end
-
-  local bytes
-  bytes, code, msg = decode(data.data)
+return event({
+  { "room", "room" },
+  { "name", "string" },
+  { "type", "string" },
+  { "data", "any" }, -- base64 text or binary: decode() says which is wrong, after in_room
+  in_room = true,
+  ev = true, -- answered later, from the store's callback
+}, function(conn, data, ev)
+  local room, name, mime = data.room, data.name, data.type
+  local bytes, code, msg = decode(data.data)
   if not bytes then return nil, code, msg end
   local name_ok, why = space.check_file_name(name, rules.file.max_name_bytes)
   if not name_ok then return nil, "invalid_file", why end
@@ -71,4 +65,4 @@ return function(conn, data, ev)
     })
     conn:reply(ev, "file_sent", sent)
   end)
-end
+end)

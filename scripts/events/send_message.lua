@@ -3,29 +3,22 @@
 -- text, timestamp}. The rate limit is the ratelimit plugin's.
 local space = require "space"
 local rules = require "rules"
+local event = require "app.event"
 local validate = require "app.validate"
 
-return function(conn, data)
-  local ok, code, msg = validate.object(data)
-  if not ok then return nil, code, msg end
-  local room
-  room, code, msg = validate.room(data)
-  if not room then return nil, code, msg end
-  local text
-  text, code, msg = validate.string_field(data, "text")
-  if not text then return nil, code, msg end
-  local client_msg_id = data.client_msg_id
-  if client_msg_id ~= nil and type(client_msg_id) ~= "string" and type(client_msg_id) ~= "number" then
-    return nil, "invalid_payload", "'client_msg_id' must be a string or a number"
-  end
-  if not conn:in_room(room) then return nil, "not_in_room", "you are not in room " .. room end
-  text, code, msg = validate.message_text(text, rules.message.max_length)
+return event({
+  { "room", "room" },
+  { "text", "string" },
+  { "client_msg_id", { "string", "number" }, optional = true },
+  in_room = true,
+}, function(conn, data)
+  local text, code, msg = validate.message_text(data.text, rules.message.max_length)
   if not text then return nil, code, msg end
 
-  local id, now = space.new_id(), space.now()
+  local room, id, now = data.room, space.new_id(), space.now()
   conn:to(room, "new_message", { id = id, room = room, user = conn:user(), text = text, timestamp = now })
   return "message_sent", {
     id = id, room = room, timestamp = now,
-    client_msg_id = client_msg_id == nil and space.null or client_msg_id,
+    client_msg_id = data.client_msg_id == nil and space.null or data.client_msg_id,
   }
-end
+end)

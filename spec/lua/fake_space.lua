@@ -116,6 +116,7 @@ function M.load_app(dir, space, rules_override)
   for k, v in pairs(package.loaded) do saved[k] = v end
   package.path = dir .. "/?.lua;" .. saved_path
   package.loaded.space = space
+  package.loaded["space.schema"] = dofile("core/lua/schema.lua")
   if rules_override then package.loaded.rules = rules_override end
   local ok, app = pcall(require, "init")
   package.path = saved_path

@@ -220,3 +220,55 @@ describe("on_disconnect", function()
     assert.are.same({}, alice:rooms())
   end)
 end)
+
+-- The words clients read, per handler, for data refused before the handler's
+-- own logic (declared fields, app/event.lua): the same as the handlers said
+-- when each checked its data by hand.
+describe("refusals, word for word", function()
+  local ROOM = "room names have 1 to 64 characters: letters, digits, _ - . :"
+  local NOT_OBJECT = "data must be a JSON object"
+  local FILE = { room = "r", name = "a.txt", type = "text/plain", data = "aGk=" }
+  local function file(patch)
+    local d = {}
+    for k, v in pairs(FILE) do d[k] = v end
+    for k, v in pairs(patch) do d[k] = v end
+    return d
+  end
+  for _, case in ipairs({
+    { "join_room", "r", "invalid_payload", NOT_OBJECT },
+    { "join_room", nil, "invalid_payload", NOT_OBJECT },
+    { "join_room", {}, "invalid_payload", "'room' must be a string" },
+    { "join_room", { room = "a b" }, "invalid_room", ROOM },
+    { "leave_room", setmetatable({ room = "r" }, {}), "invalid_payload", NOT_OBJECT },
+    { "leave_room", { room = 1 }, "invalid_payload", "'room' must be a string" },
+    { "leave_room", { room = "" }, "invalid_room", ROOM },
+    { "leave_room", { room = "elsewhere" }, "not_in_room", "you are not in room elsewhere" },
+    { "get_room_users", 5, "invalid_payload", NOT_OBJECT },
+    { "get_room_users", { room = ("x"):rep(65) }, "invalid_room", ROOM },
+    { "send_message", { room = 5, text = 5 }, "invalid_payload", "'room' must be a string" },
+    { "send_message", { room = "a/b", text = 5 }, "invalid_room", ROOM },
+    { "send_message", { room = "r", client_msg_id = {} }, "invalid_payload", "'text' must be a string" },
+    { "send_message", { room = "r", text = "x", client_msg_id = true }, "invalid_payload",
+      "'client_msg_id' must be a string or a number" },
+    { "send_message", { room = "elsewhere", text = "x", client_msg_id = {} }, "invalid_payload",
+      "'client_msg_id' must be a string or a number" },
+    { "send_message", { room = "elsewhere", text = "" }, "not_in_room", "you are not in room elsewhere" },
+    { "send_message", { room = "r", text = "  " }, "empty_message", "the message is empty" },
+    { "send_file", "x", "invalid_payload", NOT_OBJECT },
+    { "send_file", file({ room = false }), "invalid_payload", "'room' must be a string" },
+    { "send_file", file({ room = "a b", name = 1 }), "invalid_room", ROOM },
+    { "send_file", file({ name = 1, type = 1 }), "invalid_payload", "'name' must be a string" },
+    { "send_file", file({ type = 1, data = false }), "invalid_payload", "'type' must be a string" },
+    { "send_file", { room = "r", name = "a", type = "t" }, "invalid_payload", "'data' is missing" },
+    { "send_file", file({ room = "elsewhere", data = 5 }), "not_in_room", "you are not in room elsewhere" },
+    { "refresh_token", {}, "invalid_payload", "'token' must be a string" },
+    { "refresh_token", "t", "invalid_payload", NOT_OBJECT },
+  }) do
+    it(("%s answers %s: %s"):format(case[1], case[3], case[4]), function()
+      local space, _, call = setup()
+      local alice = space.connect("a1", { id = "u1", name = "alice" })
+      call(alice, "join_room", { room = "r" })
+      assert.are.same({ nil, case[3], case[4] }, { call(alice, case[1], case[2]) })
+    end)
+  end
+end)

@@ -74,3 +74,120 @@ describe("space.schema", function()
     refused({}, {}, "a schema is a table with a 'fields' table")
   end)
 end)
+
+describe("space.schema, for checks of client data (app/event.lua)", function()
+  it("takes a list of types: any one will do", function()
+    local s = { fields = { id = { type = { "string", "number" } } } }
+    assert.are.same({ id = "a" }, schema.check(s, { id = "a" }))
+    assert.are.same({ id = 2.5 }, schema.check(s, { id = 2.5 }))
+    refused(s, { id = true }, "id must be a string or a number, not true")
+    refused({ fields = { l = { type = { "array", "string" } } } }, { l = 1 }, "l must be a list or a string, not number")
+    refused({ fields = { x = { type = { "string", "text" } } } }, { x = 1 }, 'x: the schema names an unknown type "text"')
+  end)
+
+  it("checks a string against a pattern, after its length", function()
+    local s = { fields = { room = { type = "string", min = 1, max = 4, pattern = "^[%w_]*$" } } }
+    assert.are.same({ room = "a_1" }, schema.check(s, { room = "a_1" }))
+    refused(s, { room = "a b" }, 'room must match ^[%w_]*$, not "a b"')
+    refused(s, { room = "a b c" }, "room must be of length at most 4, not 5")
+    refused(s, { room = "" }, "room must be of length at least 1, not 0")
+  end)
+
+  it("lets an open schema or record keep keys it does not name, answering the value itself", function()
+    local s = { open = true, fields = { a = { type = "integer" }, d = { type = "integer", default = 7 },
+      r = { type = "record", open = true, fields = { b = { type = "string" } } } } }
+    local value = { a = 1, z = 2, r = { b = "x", y = 3 } }
+    local r = value.r
+    assert.are.equal(value, schema.check(s, value))
+    assert.are.same({ a = 1, z = 2, d = 7, r = { b = "x", y = 3 } }, value)
+    assert.are.equal(r, value.r)
+    -- a closed one answers a new table, as for the rules
+    local closed = { fields = { a = { type = "integer" } } }
+    local v = { a = 1 }
+    assert.are_not.equal(v, schema.check(closed, v))
+    refused({ fields = { r = { type = "record", fields = {} } }, open = true }, { r = { y = 1 } }, "unknown key 'r.y'")
+  end)
+
+  it("checks a list of fields in the list's order, a map in name order", function()
+    local list = { fields = { { name = "b", type = "string", required = true }, { name = "a", type = "string", required = true } } }
+    refused(list, {}, "missing key 'b'")
+    refused(list, { b = 1, a = 1 }, "b must be a string, not 1")
+    refused(list, { b = "x", a = 1 }, "a must be a string, not 1")
+    refused(list, { b = "x", a = "y", c = 1 }, "unknown key 'c'")
+    assert.are.same({ a = "y", b = "x" }, schema.check(list, { b = "x", a = "y" }))
+    local map = { fields = { b = { type = "string", required = true }, a = { type = "string", required = true } } }
+    refused(map, {}, "missing key 'a'")
+  end)
+
+  it("says what failed: the path, the field and the reason", function()
+    local room = { type = "string", min = 1, pattern = "^%w*$" }
+    local tags = { type = "array", elements = { type = "string", one_of = { "x" } } }
+    local s = { fields = { room = room, tags = tags, n = { type = "integer", max = 3 }, need = { required = true } } }
+    local function failure(value)
+      local ok, _, f = schema.check(s, value)
+      assert.is_nil(ok)
+      return f
+    end
+    local base = { need = 0 }
+    local function with(k, v) local t = { need = 0 } t[k] = v return t end
+    assert.are.same({ path = "need", field = s.fields.need, reason = "missing" }, failure({}))
+    assert.are.same({ path = "zz", reason = "unknown" }, failure(with("zz", 1)))
+    assert.are.same({ path = "room", field = room, reason = "type" }, failure(with("room", 1)))
+    assert.are.same({ path = "room", field = room, reason = "min" }, failure(with("room", "")))
+    assert.are.same({ path = "room", field = room, reason = "pattern" }, failure(with("room", "a b")))
+    assert.are.same({ path = "n", field = s.fields.n, reason = "max" }, failure(with("n", 4)))
+    assert.are.same({ path = "tags[1]", field = tags.elements, reason = "one_of" }, failure(with("tags", { "y" })))
+    assert.are.same({ path = "tags", field = tags, reason = "type" }, failure(with("tags", { k = 1 })))
+    assert.is_table(schema.check(s, base))
+  end)
+
+  it("accepts exactly the scalars its rules allow, on every path (the per-field shortcut included)", function()
+    local function type_ok(t, v)
+      if t == "integer" then return math.type(v) == "integer" end
+      return type(v) == t
+    end
+    local function reference(field, v)
+      local ok = false
+      for _, t in ipairs(type(field.type) == "table" and field.type or { field.type }) do ok = ok or type_ok(t, v) end
+      if not ok then return false end
+      local size = type(v) == "number" and v or type(v) == "string" and #v or nil
+      if size and field.min and size < field.min then return false end
+      if size and field.max and size > field.max then return false end
+      if field.pattern and type(v) == "string" and not v:find(field.pattern) then return false end
+      return true
+    end
+    local values = { "", "a", "abc", "abcd", "b", 0, 1, 2.5, 3, 4, -1, true, false, {}, math.huge, 0 / 0 }
+    local n = 0
+    for _, t in ipairs({ "string", "number", "integer", "boolean", { "string", "number" }, { "integer", "boolean" } }) do
+      for _, min in ipairs({ false, 1 }) do
+        for _, max in ipairs({ false, 3 }) do
+          for _, pattern in ipairs({ false, "^a" }) do
+            local field = { name = "f", type = t, min = min or nil, max = max or nil, pattern = pattern or nil }
+            local check = schema.compile({ fields = { field } })
+            for i = 1, #values + 1 do -- the last: absent
+              local v = values[i]
+              local got, err = check({ f = v })
+              local want = v == nil or reference(field, v)
+              assert.are.equal(want, got ~= nil, ("%s %s: %s"):format(tostring(t), tostring(v), tostring(err)))
+              if got then assert.are.equal(v == v and v or nil, got.f == got.f and got.f or nil) end
+              n = n + 1
+            end
+          end
+        end
+      end
+    end
+    assert.is_true(n > 300)
+  end)
+
+  it("compiles a schema into a check that answers as check() does, again and again", function()
+    local s = { fields = { { name = "room", type = "string", required = true }, { name = "n", type = "integer", default = 1 } } }
+    local check = schema.compile(s)
+    for _ = 1, 3 do
+      assert.are.same({ room = "r", n = 1 }, check({ room = "r" }))
+      assert.are.same({ schema.check(s, { room = 5 }) }, { check({ room = 5 }) })
+      assert.are.same({ schema.check(s, { room = "r", x = 1 }) }, { check({ room = "r", x = 1 }) })
+      assert.are.same({ schema.check(s, nil) }, { check(nil) })
+    end
+    assert.has_error(function() schema.compile({}) end, "a schema is a table with a 'fields' table")
+  end)
+end)

@@ -1,5 +1,5 @@
 -- app/validate.lua: trim against the plain definition it replaced (a fast
--- path must not change a single result), and the room name check.
+-- path must not change a single result), and the message text check.
 package.path = "scripts/?.lua;" .. package.path
 
 local function load_validate()
@@ -73,34 +73,6 @@ describe("validate.trim", function()
         end
       end
     end
-  end)
-end)
-
-describe("validate.room", function()
-  local validate = load_validate()
-
-  it("accepts letters, digits and _ - . : up to the limit, the same again from its memory", function()
-    for _ = 1, 2 do
-      assert.are.equal("a-b_c.d:9", (validate.room({ room = "a-b_c.d:9" })))
-      assert.are.equal(("x"):rep(64), (validate.room({ room = ("x"):rep(64) })))
-    end
-  end)
-
-  it("refuses other names every time", function()
-    for _ = 1, 2 do
-      for _, room in ipairs({ "", ("x"):rep(65), "a b", "é", "a/b", "a\0b" }) do
-        local ok, code = validate.room({ room = room })
-        assert.is_nil(ok)
-        assert.are.equal("invalid_room", code)
-      end
-      assert.are.equal("invalid_payload", select(2, validate.room({ room = 5 })))
-    end
-  end)
-
-  it("keeps answering the same once its memory was emptied", function()
-    for i = 1, 5000 do assert.are.equal("r" .. i, (validate.room({ room = "r" .. i }))) end
-    assert.are.equal("r1", (validate.room({ room = "r1" })))
-    assert.are.equal("invalid_room", select(2, validate.room({ room = "r 1" })))
   end)
 end)
 

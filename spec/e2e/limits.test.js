@@ -93,7 +93,7 @@ describe('request smuggling (RFC 9112 §6.3)', () => {
 // The connection limit
 
 const crypto = require('node:crypto');
-const SERVICE_SLOTS = 4; // core/admit.h: connections past the limit that may ask /healthz, /metrics, /api/
+const SERVICE_SLOTS = 4; // core/net/admit.h: connections past the limit that may ask /healthz, /metrics, /api/
 
 // A connection that made one keep-alive request and got its 200: the server has admitted it and
 // holds it (with --http-timeout 60000 it stays). Resolves to the socket, or null when refused.

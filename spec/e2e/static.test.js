@@ -1,5 +1,5 @@
 'use strict';
-// --static DIR: a folder served at "/" after every other route (core/static.c), over raw HTTP so that
+// --static DIR: a folder served at "/" after every other route (core/app/static.c), over raw HTTP so that
 // the paths reach the server exactly as written (fetch and curl would normalise "..").
 //   - a directory answers its index.html (and "/sub" redirects to "/sub/"), HEAD, Content-Type by
 //     extension, ETag + If-None-Match -> 304, a big file streams whole and identical;

@@ -173,7 +173,6 @@ int server_run(const struct config *cfg) {
     /* Bottom up: each layer registers its routes, wheels and hooks with net. */
     net_init(&srv->net, srv->loop, cfg);
     eio_hub_init(&srv->eio, &srv->net, &srv->ids, NULL, NULL);
-    sio_hub_init(&srv->sio, &srv->eio, &srv->metrics, &script_app_ops, NULL, NULL, NULL);
     add_routes(srv);
 
     char err[1024];
@@ -199,7 +198,8 @@ int server_run(const struct config *cfg) {
         free(srv);
         return 1;
     }
-    srv->sio.app_ud = srv->script;
+    /* The Socket.IO layer's app is the script host: events go to the handlers. */
+    sio_hub_init(&srv->sio, &srv->eio, &srv->metrics, &script_app_ops, srv->script, NULL, NULL);
     srv->eio.upper_deadlines = srv->auth.key != NULL; /* tokens expire only with a key */
     uv_signal_init(srv->loop, &srv->sigint);
     srv->sigint.data = srv;

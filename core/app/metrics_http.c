@@ -86,7 +86,7 @@ void metrics_handle_request(struct conn *c, int keep_alive) {
     metric(&b, "space_users", "gauge", "distinct connected users", (double)srv->sio.users.count);
     metric(&b, "space_rooms", "gauge", "rooms with at least one member", (double)rooms);
     metric(&b, "space_partial_message_bytes", "gauge", "bytes of partly received WebSocket messages",
-           (double)srv->net.partial_bytes);
+           (double)srv->net.ws.partial_bytes);
     metric(&b, "space_protocol_errors_total", "counter", "connections closed for a protocol violation",
            (double)srv->net.protocol_errors);
     metric(&b, "space_slow_consumers_closed_total", "counter", "connections closed for falling behind",

@@ -15,16 +15,15 @@
 #include "admit.h"
 #include "config.h"
 #include "wheel.h"
+#include "ws.h"
 
 #define NET_RECV_BUF_BYTES (64 * 1024)
-#define NET_WS_CTX_POOL_MAX 64 /* idle wslay contexts kept for reuse: 8.6 KB each */
 #define NET_WHEEL_TICK_MS 25   /* a coarse tick of the timer wheels (deadlines themselves are exact to the ms) */
 #define NET_MAX_WHEELS 4
 #define NET_MAX_TURN_HOOKS 8
 #define NET_MAX_ROUTES 16
 
 struct conn;
-struct ws_ctx;
 struct http_route;
 
 typedef void (*net_wheel_fire_fn)(struct wheel_entry *e, void *ud);
@@ -66,10 +65,7 @@ struct net {
     unsigned n_routes;
     const struct http_route *fallback;
 
-    /* WebSocket (ws.c) */
-    uint64_t partial_bytes;       /* WebSocket messages partly received, all conns */
-    struct ws_ctx *ws_ctx_pool;   /* wslay contexts between frames, for reuse */
-    unsigned ws_ctx_pool_n;
+    struct ws_shared ws;          /* what the WebSockets share (ws.c) */
 
     /* counters (/metrics) */
     uint64_t bytes_in, bytes_out;
@@ -77,7 +73,6 @@ struct net {
     uint64_t protocol_errors;     /* every layer's: framing, packets, payloads */
 
     char recv_buf[NET_RECV_BUF_BYTES]; /* shared by every read: conns hold no buffer while idle */
-    uint8_t ws_payload_buf[NET_RECV_BUF_BYTES]; /* a whole small frame's unmasked payload (ws.c) */
 };
 
 /* Sets up the turn (flush hook, timers); loop->data must not be relied on. */

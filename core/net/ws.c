@@ -21,7 +21,7 @@
 struct ws_ctx {
     wslay_event_context_ptr wslay;
     struct conn *conn;    /* the conn it serves; NULL while pooled */
-    struct ws_ctx *next;  /* in net.ws_ctx_pool */
+    struct ws_ctx *next;  /* in net.ws.ctx_pool */
 };
 
 struct ws_state {
@@ -36,12 +36,12 @@ struct ws_state {
     int in_recv;             /* inside wslay_event_recv: wslay_event_send waits until it returns */
     int bad_close;           /* the peer's close frame was malformed: answer 1002 */
     int over_partial_cap;    /* the server holds too much partly received data: answer 1013 */
-    uint64_t partial;        /* bytes of the message being received, counted in net.partial_bytes */
+    uint64_t partial;        /* bytes of the message being received, counted in net.ws.partial_bytes */
     int close_head_held;     /* send_cb holds wslay's bare close header (see send_cb) */
 };
 
 static void release_partial(struct conn *c, struct ws_state *ws) {
-    c->net->partial_bytes -= ws->partial;
+    c->net->ws.partial_bytes -= ws->partial;
     ws->partial = 0;
 }
 
@@ -170,8 +170,8 @@ static void on_frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_ev
     if (arg->opcode >= 8) return; /* control frames: 125 bytes at most, never fragment a message */
     ws->fragmented = !arg->fin;
     ws->partial += arg->payload_length;
-    c->net->partial_bytes += arg->payload_length;
-    if (c->net->partial_bytes > (uint64_t)c->net->cfg->max_partial_bytes) ws->over_partial_cap = 1;
+    c->net->ws.partial_bytes += arg->payload_length;
+    if (c->net->ws.partial_bytes > (uint64_t)c->net->cfg->max_partial_bytes) ws->over_partial_cap = 1;
 }
 
 static void on_msg_recv_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -229,10 +229,10 @@ static void close_raw(struct conn *c, struct ws_state *ws, uint16_t code) {
 static int attach_ctx(struct conn *c, struct ws_state *ws) {
     if (ws->ctx) return 0;
     struct net *net = c->net;
-    struct ws_ctx *x = net->ws_ctx_pool;
+    struct ws_ctx *x = net->ws.ctx_pool;
     if (x) {
-        net->ws_ctx_pool = x->next;
-        net->ws_ctx_pool_n--;
+        net->ws.ctx_pool = x->next;
+        net->ws.ctx_pool_n--;
     } else {
         x = malloc(sizeof *x);
         if (!x) return -1;
@@ -259,23 +259,23 @@ static void free_ctx(struct ws_ctx *x) {
 /* Pools a context that stands between frames with nothing queued: it is
  * then in the state of a new one (busy conns skip two 4 KiB callocs a read). */
 static void release_ctx(struct net *net, struct ws_ctx *x) {
-    if (net->ws_ctx_pool_n >= NET_WS_CTX_POOL_MAX) {
+    if (net->ws.ctx_pool_n >= WS_CTX_POOL_MAX) {
         free_ctx(x);
         return;
     }
     x->conn = NULL;
-    x->next = net->ws_ctx_pool;
-    net->ws_ctx_pool = x;
-    net->ws_ctx_pool_n++;
+    x->next = net->ws.ctx_pool;
+    net->ws.ctx_pool = x;
+    net->ws.ctx_pool_n++;
 }
 
 void ws_pool_free(struct net *net) {
-    while (net->ws_ctx_pool) {
-        struct ws_ctx *x = net->ws_ctx_pool;
-        net->ws_ctx_pool = x->next;
+    while (net->ws.ctx_pool) {
+        struct ws_ctx *x = net->ws.ctx_pool;
+        net->ws.ctx_pool = x->next;
         free_ctx(x);
     }
-    net->ws_ctx_pool_n = 0;
+    net->ws.ctx_pool_n = 0;
 }
 
 /* Frees the context when nothing would be lost: no partial frame or
@@ -305,18 +305,18 @@ static size_t deliver_simple_frames(struct conn *c, struct ws_state *ws, const u
         struct ws_frame_head h;
         long hl = ws_frame_head_parse(p + used, n - used, &h);
         if (hl <= 0 || !h.fin || h.rsv || !h.masked || (h.opcode != WS_OP_TEXT && h.opcode != WS_OP_BINARY) ||
-            h.payload_len > sizeof net->ws_payload_buf || h.payload_len > (uint64_t)net->cfg->max_payload ||
+            h.payload_len > sizeof net->ws.payload_buf || h.payload_len > (uint64_t)net->cfg->max_payload ||
             h.payload_len > n - used - (size_t)hl)
             break;
         size_t len = (size_t)h.payload_len;
-        ws_unmask(net->ws_payload_buf, p + used + hl, len, h.mask);
+        ws_unmask(net->ws.payload_buf, p + used + hl, len, h.mask);
         used += (size_t)hl + len;
-        if (h.opcode == WS_OP_TEXT && !utf8_valid(net->ws_payload_buf, len)) {
+        if (h.opcode == WS_OP_TEXT && !utf8_valid(net->ws.payload_buf, len)) {
             net->protocol_errors++;
             close_raw(c, ws, WS_CLOSE_INVALID_DATA);
             return n;
         }
-        ws->ops->on_message(ws->owner, h.opcode == WS_OP_BINARY, net->ws_payload_buf, len);
+        ws->ops->on_message(ws->owner, h.opcode == WS_OP_BINARY, net->ws.payload_buf, len);
         if (c->flags & CONN_CLOSING) return n; /* ws is gone */
     }
     return used;

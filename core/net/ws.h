@@ -30,6 +30,19 @@ enum {
     WS_CLOSE_UNAUTHORIZED = 4401, /* the plain /ws protocol: login refused */
 };
 
+#define WS_CTX_POOL_MAX 64              /* idle wslay contexts kept for reuse: 8.6 KB each */
+#define WS_PAYLOAD_BUF_BYTES (64 * 1024) /* the largest frame unmasked without wslay */
+
+struct ws_ctx;
+
+/* What every WebSocket of a loop shares (struct net holds it). */
+struct ws_shared {
+    uint64_t partial_bytes;       /* messages partly received, all conns (--max-partial-bytes) */
+    struct ws_ctx *ctx_pool;      /* wslay contexts between frames, for reuse */
+    unsigned ctx_pool_n;
+    uint8_t payload_buf[WS_PAYLOAD_BUF_BYTES]; /* a whole small frame's unmasked payload */
+};
+
 /* What a WebSocket's owner (an Engine.IO session, a /ws session) hears. */
 struct ws_owner_ops {
     /* A whole message arrived (text is valid UTF-8). */

@@ -83,12 +83,23 @@ local function field_check(orders, field)
   if field.one_of or (field.pattern and type(field.pattern) ~= "string") then return long end
   local min, max, pattern = field.min, field.max, field.pattern
   local find, math_type = string.find, math.type
+  -- Strings that matched the pattern: a field checked at every event sees
+  -- the same few values again (a room's name), and a table lookup costs a
+  -- fraction of a pattern match. Bounded: emptied when it fills.
+  local matched, n_matched = {}, 0
+  local function matches(v)
+    if matched[v] then return true end
+    if not find(v, pattern) then return false end
+    if n_matched >= 1024 then matched, n_matched = {}, 0 end
+    matched[v], n_matched = true, n_matched + 1
+    return true
+  end
   return function(v, path)
     local tv = type(v)
     if lua_types[tv] or (integer and math_type(v) == "integer") then
       local size = tv == "number" and v or tv == "string" and #v or nil
       if (not size or ((not min or size >= min) and (not max or size <= max)))
-          and (not pattern or tv ~= "string" or find(v, pattern)) then
+          and (not pattern or tv ~= "string" or matches(v)) then
         return v
       end
     end

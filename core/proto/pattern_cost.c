@@ -1,6 +1,8 @@
 #include "pattern_cost.h"
 
+
 #include <ctype.h>
+#include <stddef.h>
 #include <string.h>
 
 #define MAX_CLASSES 32           /* quantified items whose runs are measured; more count as the whole subject */
@@ -104,8 +106,11 @@ struct shape {
     double options;    /* x? items: two ways each */
     unsigned n_runs;   /* quantified items with a measured class */
     double unmeasured; /* quantified items beyond MAX_CLASSES */
-    struct class runs[MAX_CLASSES];
+    struct class runs[MAX_CLASSES]; /* last: parse fills each table it uses, so a reset stops short of them */
 };
+
+/* Zeroes the counts, not the 8 KiB of class tables (once per pattern call). */
+static void shape_reset(struct shape *sh) { memset(sh, 0, offsetof(struct shape, runs)); }
 
 /* measure: build the class tables of the quantified items (256 entries
  * each), needed only when the subject is scanned; without, every such
@@ -188,13 +193,13 @@ double pattern_cost(enum pattern_call call, const char *s, size_t n, const char 
     /* First with every run as long as the subject, without class tables:
      * most calls end here, at the cost of one pass over the pattern. */
     struct shape sh;
-    memset(&sh, 0, sizeof sh);
+    shape_reset(&sh);
     parse(p, p_len, call != PATTERN_GMATCH, 0, &sh);
     double starts = sh.anchored ? 1 : rest + 1;
     double factors[MAX_CLASSES] = {0};
     double c = bound(&sh, factors, rest, starts);
     if (c <= limit || sh.unmeasured == 0) return c;
-    memset(&sh, 0, sizeof sh);
+    shape_reset(&sh);
     parse(p, p_len, call != PATTERN_GMATCH, 1, &sh);
     if (sh.n_runs == 0 || rest * sh.n_runs > MAX_SCAN_BYTES) return c;
 

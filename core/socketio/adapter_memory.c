@@ -57,10 +57,13 @@ static size_t broadcast(struct adapter *a, const struct adapter_target *to, cons
     for (size_t k = 0; k < n; k++) {
         struct room *r = found[k] = room_find(rooms_of(a), to->rooms[k], to->room_lens[k]);
         if (!r) continue;
+        if (k == 0) {
+            sio_fanout_room(&f, r, to->except);
+            continue;
+        }
         for (uint32_t i = 0; i < r->n_members; i++) {
             struct sio_socket *s = r->members[i].m->owner;
-            if (s == to->except || (k && in_earlier_room(found, k, s))) continue;
-            sio_fanout_send(&f, s);
+            if (s != to->except && !in_earlier_room(found, k, s)) sio_fanout_send(&f, s);
         }
     }
     return sio_fanout_end(&f);

@@ -175,7 +175,7 @@ void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_ou
     f->o = o;
 }
 
-void sio_fanout_send(struct sio_fanout *f, struct sio_socket *s) {
+static inline void fanout_to(struct sio_fanout *f, struct sio_socket *s) {
     if (s->closed) return;
     struct eio_session *e = s->client->eio;
     enum wire_form form = eio_form_of(e);
@@ -186,6 +186,17 @@ void sio_fanout_send(struct sio_fanout *f, struct sio_socket *s) {
     }
     /* A slow member is closed later, never inside the fan-out. */
     if (f->wire[form] && eio_send_encoded(e, f->wire[form], f->n_packets[form]) == 0) f->sent++;
+}
+
+void sio_fanout_send(struct sio_fanout *f, struct sio_socket *s) { fanout_to(f, s); }
+
+/* The loop of a broadcast to one room, here rather than a call per member:
+ * it is the hot path of a fan-out. */
+void sio_fanout_room(struct sio_fanout *f, const struct room *r, const struct sio_socket *except) {
+    for (uint32_t i = 0; i < r->n_members; i++) {
+        struct sio_socket *s = r->members[i].m->owner;
+        if (s != except) fanout_to(f, s);
+    }
 }
 
 size_t sio_fanout_end(struct sio_fanout *f) {

@@ -142,6 +142,8 @@ struct sio_fanout {
 void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_out *o);
 /* Queues the packet to s (a slow member is closed later, never inside a fan-out). */
 void sio_fanout_send(struct sio_fanout *f, struct sio_socket *s);
+/* Queues the packet to every member of r (in-memory rooms, room.h) but except. */
+void sio_fanout_room(struct sio_fanout *f, const struct room *r, const struct sio_socket *except);
 /* Releases the encodings and counts the deliveries; returns them. */
 size_t sio_fanout_end(struct sio_fanout *f);
 /* Disconnects one socket (sends DISCONNECT when notify_client). */

@@ -1,5 +1,6 @@
-/* eio: the Engine.IO v4 session, and the hub that holds every session. A session has an id (sid), a heartbeat
- * (server pings, the client pongs) and a transport that carries its packets:
+/* eio: the Engine.IO v4 session, and the hub that holds every session. A
+ * session has an id (sid), a heartbeat (server pings, the client pongs) and
+ * a transport that carries its packets:
  * HTTP long-polling (poll.c) or a WebSocket, and it can upgrade from the
  * first to the second while it runs; so the session is kept apart from any
  * socket. Above it sits an upper layer (the Socket.IO client, sio.c), reached
@@ -148,7 +149,7 @@ void eio_protocol_error(struct eio_session *s, const char *what);
  * a deadline that came nearer (a session's timer otherwise only looks at
  * deadlines when it fires, and then schedules itself at the next one). */
 void eio_wake_by(struct eio_session *s, uint64_t due_ms);
-/* Runs a session's due heartbeats and timeouts (the server's wheel fires this). */
+/* Runs a session's due heartbeats and timeouts (the hub's wheel fires this, through net). */
 void eio_on_timer(struct wheel_entry *e, void *ud);
 /* Answers parked GETs that have output; once per loop turn. */
 void eio_flush_polls(struct eio_hub *hub);

@@ -103,7 +103,7 @@ void conn_flush(struct conn *c);
 /* Sets deadline_ms (loop time; 0 = none). The wheel entry only ever moves
  * earlier here: a later deadline is found when the earlier entry fires. */
 void conn_set_deadline(struct conn *c, uint64_t ms);
-/* Runs a conn's deadline if it passed (the server's wheel fires this). */
+/* Runs a conn's deadline if it passed (net's conn wheel fires this). */
 void conn_on_timer(struct wheel_entry *e, void *ud);
 
 /* Closes at once: the transport's on_close runs, queued output is dropped. */

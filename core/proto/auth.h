@@ -12,7 +12,6 @@
 #include "http.h"
 #include "jwt.h"
 
-struct server;
 struct config;
 
 struct auth {

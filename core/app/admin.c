@@ -6,19 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ban.h"
-#include "log.h"
 #include "adapter.h"
-#include "utf8.h"
-
+#include "ban.h"
+#include "clock.h"
 #include "httpd.h"
 #include "json_scan.h"
+#include "json_str.h"
+#include "log.h"
+#include "script.h"
+#include "server.h"
 #include "sio.h"
 #include "user.h"
-#include "json_str.h"
-#include "script.h"
-#include "clock.h"
-#include "server.h"
+#include "utf8.h"
 #include "version.h"
 #include "ws.h"
 
@@ -204,7 +203,7 @@ static void handle_user(struct conn *c, const char *id, size_t id_len, int disco
     respond_json(c, 200, &b, keep_alive);
 }
 
-static struct nsp *root_nsp(struct server *srv) { return hmap_get(&srv->sio.namespaces, "/", 1); }
+static struct nsp *root_nsp(struct server *srv) { return sio_find_nsp(&srv->sio, "/", 1); }
 
 struct room_users {
     struct sbuf *b;

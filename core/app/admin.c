@@ -21,7 +21,6 @@
 #include "version.h"
 #include "ws.h"
 
-
 static int peer_is_loopback(const struct conn *c) {
     struct sockaddr_storage ss;
     int len = sizeof ss;

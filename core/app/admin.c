@@ -338,7 +338,7 @@ static void handle_emit(struct conn *c, enum emit_target target, const char *nam
         for (struct sio_socket *s = u->sockets; s; s = s->user_next)
             if (s->nsp == nsp && !s->closed && sio_send(s, &o) == 0) n++;
     } else if (nsp) {
-        struct adapter_target everyone = {NULL, NULL, 0, NULL, 0};
+        struct adapter_target everyone = {.n_rooms = 0};
         n = adapter_broadcast(nsp, &everyone, &o);
     }
     sbuf_free(&arr);

@@ -21,13 +21,17 @@ enum adapter_flags {
 };
 
 /* Who a broadcast goes to: the members of any of the rooms (every socket
- * of the namespace when n_rooms is 0), less `except`. */
+ * of the namespace when n_rooms is 0), less `except` and less the members
+ * of any of the except rooms (Socket.IO's except()). */
 struct adapter_target {
     const char *const *rooms;
     const size_t *room_lens;
     size_t n_rooms;
     const struct sio_socket *except;
     unsigned flags;               /* enum adapter_flags */
+    const char *const *except_rooms;
+    const size_t *except_room_lens;
+    size_t n_except_rooms;
 };
 
 /* A room as listed: its name, distinct users and connections. */
@@ -53,6 +57,9 @@ struct adapter_ops {
     int (*has)(struct adapter *a, const struct sio_socket *s, const char *room, size_t len);
     /* Returns the number of local recipients. */
     size_t (*broadcast)(struct adapter *a, const struct adapter_target *to, const struct sio_out *o);
+    /* Each local socket the target selects (rooms, except rooms; flags unused), once. The callback
+     * must not change rooms: collect, then act (Socket.IO's socketsJoin, disconnectSockets...). */
+    void (*select)(struct adapter *a, const struct adapter_target *to, adapter_socket_fn each, void *ud);
     /* Distinct users and connections in the room (0, 0 when there is none). */
     void (*room_size)(struct adapter *a, const char *room, size_t len, size_t *users, size_t *conns);
     int (*room_has_user)(struct adapter *a, const char *room, size_t len, const char *user_id, size_t id_len);
@@ -104,6 +111,10 @@ static inline void adapter_room_sockets(struct nsp *nsp, const char *room, size_
 }
 static inline void adapter_rooms(struct nsp *nsp, adapter_room_fn each, void *ud) {
     nsp->adapter->ops->rooms(nsp->adapter, each, ud);
+}
+static inline void adapter_select(struct nsp *nsp, const struct adapter_target *to, adapter_socket_fn each,
+                                  void *ud) {
+    nsp->adapter->ops->select(nsp->adapter, to, each, ud);
 }
 static inline size_t adapter_room_count(struct nsp *nsp) { return nsp->adapter->ops->room_count(nsp->adapter); }
 static inline size_t adapter_broadcast(struct nsp *nsp, const struct adapter_target *to, const struct sio_out *o) {

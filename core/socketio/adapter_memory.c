@@ -41,6 +41,15 @@ static int in_earlier_room(struct room *const *found, size_t k, const struct sio
 
 #define MAX_TARGET_ROOMS 64
 
+/* Whether s is in any of the target's except rooms. */
+static int excepted(struct adapter *a, const struct adapter_target *to, const struct sio_socket *s) {
+    for (size_t j = 0; j < to->n_except_rooms; j++) {
+        struct room *r = room_find(rooms_of(a), to->except_rooms[j], to->except_room_lens[j]);
+        if (r && room_has(&s->rooms, r)) return 1;
+    }
+    return 0;
+}
+
 static size_t broadcast(struct adapter *a, const struct adapter_target *to, const struct sio_out *o) {
     struct sio_fanout f;
     sio_fanout_begin(&f, a->nsp, o);
@@ -49,7 +58,7 @@ static size_t broadcast(struct adapter *a, const struct adapter_target *to, cons
         struct hmap_entry *e;
         for (size_t i = 0; hmap_next(&a->nsp->hub->users, &i, &e);)
             for (struct sio_socket *s = ((struct user *)e->value)->sockets; s; s = s->user_next)
-                if (s->nsp == a->nsp && s != to->except) sio_fanout_send(&f, s);
+                if (s->nsp == a->nsp && s != to->except && !excepted(a, to, s)) sio_fanout_send(&f, s);
         return sio_fanout_end(&f);
     }
     struct room *found[MAX_TARGET_ROOMS];
@@ -57,16 +66,36 @@ static size_t broadcast(struct adapter *a, const struct adapter_target *to, cons
     for (size_t k = 0; k < n; k++) {
         struct room *r = found[k] = room_find(rooms_of(a), to->rooms[k], to->room_lens[k]);
         if (!r) continue;
-        if (k == 0) {
+        if (k == 0 && to->n_except_rooms == 0) {
             sio_fanout_room(&f, r, to->except);
             continue;
         }
         for (uint32_t i = 0; i < r->n_members; i++) {
             struct sio_socket *s = r->members[i].m->owner;
-            if (s != to->except && !in_earlier_room(found, k, s)) sio_fanout_send(&f, s);
+            if (s != to->except && !in_earlier_room(found, k, s) && !excepted(a, to, s)) sio_fanout_send(&f, s);
         }
     }
     return sio_fanout_end(&f);
+}
+
+static void select_sockets(struct adapter *a, const struct adapter_target *to, adapter_socket_fn each, void *ud) {
+    if (to->n_rooms == 0) {
+        struct hmap_entry *e;
+        for (size_t i = 0; hmap_next(&a->nsp->hub->users, &i, &e);)
+            for (struct sio_socket *s = ((struct user *)e->value)->sockets; s; s = s->user_next)
+                if (s->nsp == a->nsp && !s->closed && s != to->except && !excepted(a, to, s)) each(ud, s);
+        return;
+    }
+    struct room *found[MAX_TARGET_ROOMS];
+    size_t n = to->n_rooms < MAX_TARGET_ROOMS ? to->n_rooms : MAX_TARGET_ROOMS;
+    for (size_t k = 0; k < n; k++) {
+        struct room *r = found[k] = room_find(rooms_of(a), to->rooms[k], to->room_lens[k]);
+        if (!r) continue;
+        for (uint32_t i = 0; i < r->n_members; i++) {
+            struct sio_socket *s = r->members[i].m->owner;
+            if (!s->closed && s != to->except && !in_earlier_room(found, k, s) && !excepted(a, to, s)) each(ud, s);
+        }
+    }
 }
 
 static void room_size(struct adapter *a, const char *room, size_t len, size_t *users, size_t *conns) {
@@ -121,7 +150,7 @@ static void adapter_free(struct adapter *a) {
 }
 
 static const struct adapter_ops memory_ops = {
-    .join = join, .leave = leave, .leave_all = leave_all, .has = has, .broadcast = broadcast,
+    .join = join, .leave = leave, .leave_all = leave_all, .has = has, .broadcast = broadcast, .select = select_sockets,
     .room_size = room_size, .room_has_user = room_has_user, .room_users = room_users,
     .room_sockets = room_sockets, .rooms = rooms, .room_count = room_count, .socket_rooms = socket_rooms,
     .free = adapter_free,

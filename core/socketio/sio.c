@@ -211,7 +211,7 @@ size_t sio_broadcast(struct nsp *nsp, const char *room, size_t len, struct sio_s
                      const struct sio_out *o) {
     const char *rooms[1] = {room};
     size_t lens[1] = {len};
-    struct adapter_target to = {rooms, lens, 1, except, 0};
+    struct adapter_target to = {.rooms = rooms, .room_lens = lens, .n_rooms = 1, .except = except};
     return adapter_broadcast(nsp, &to, o);
 }
 
@@ -266,6 +266,8 @@ void sio_socket_set_token_exp(struct sio_socket *s, uint64_t exp_wall_ms) {
     s->token_expired_ms = 0;
     if (exp_wall_ms && s->client->eio) eio_wake_by(s->client->eio, net_loop_time_of(s->client->hub->eio->net, exp_wall_ms));
 }
+
+const char *sio_socket_peer(const struct sio_socket *s) { return s->client->eio->peer; }
 
 int sio_socket_is_plain(const struct sio_socket *s) { return s->client->eio->kind == EIO_KIND_PLAIN; }
 

@@ -111,6 +111,8 @@ struct sio_socket {
 
 /* 1 when the socket speaks the plain /ws protocol. */
 int sio_socket_is_plain(const struct sio_socket *s);
+/* "ip:port" of the socket's handshake. */
+const char *sio_socket_peer(const struct sio_socket *s);
 
 /* One outbound packet: type, ack id (-1: none), JSON text, binary attachments. */
 struct sio_out {

@@ -9,6 +9,7 @@
 #include "httpd.h"
 #include "metrics.h"
 #include "adapter.h"
+#include "cluster.h"
 #include "script.h"
 #include "clock.h"
 #include "server.h"
@@ -91,6 +92,19 @@ void metrics_handle_request(struct conn *c, int keep_alive) {
            (double)srv->net.protocol_errors);
     metric(&b, "space_slow_consumers_closed_total", "counter", "connections closed for falling behind",
            (double)srv->net.slow_closes);
+    if (srv->cluster) { /* --redis */
+        struct cluster_stats cs;
+        cluster_stats(srv->cluster, &cs);
+        metric(&b, "space_redis_link_up", "gauge", "1 while the cluster's Redis link is up", (double)cs.link_up);
+        metric(&b, "space_redis_published_total", "counter", "messages published to the other nodes",
+               (double)cs.published);
+        metric(&b, "space_redis_publish_failed_total", "counter",
+               "messages that could not be published (the link was down)", (double)cs.publish_failed);
+        metric(&b, "space_redis_received_total", "counter", "messages received from the other nodes",
+               (double)cs.received);
+        metric(&b, "space_redis_requests_answered_total", "counter", "requests of other nodes answered",
+               (double)cs.requests_answered);
+    }
     metric(&b, "space_scripts_generation", "gauge", "the running script generation", (double)st.generation);
     metric(&b, "space_script_reloads_total", "counter", "successful reloads", (double)st.reloads_ok);
     metric(&b, "space_script_reload_failures_total", "counter", "refused reloads", (double)st.reloads_failed);

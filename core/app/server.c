@@ -10,10 +10,12 @@
 
 #include "admin.h"
 #include "clock.h"
+#include "cluster.h"
 #include "conn.h"
 #include "files_http.h"
 #include "log.h"
 #include "metrics_http.h"
+#include "redis_url.h"
 #include "reload.h"
 #include "script.h"
 #include "static.h"
@@ -183,14 +185,26 @@ int server_run(const struct config *cfg) {
         fprintf(stderr, "space-server: cannot start: scripts did not load: %s\n", err);
         ok = 0;
     }
+    struct redis_url url;
+    if (ok && cfg->redis_url[0]) {
+        if (redis_url_parse(cfg->redis_url, &url, err, sizeof err) != 0) {
+            fprintf(stderr, "space-server: cannot start: --redis %s: %s\n", cfg->redis_url, err);
+            ok = 0;
+        } else if (!(srv->cluster = cluster_new(srv->loop, &url, &srv->sio))) {
+            fprintf(stderr, "space-server: cannot start: --redis: out of memory\n");
+            ok = 0;
+        }
+    }
     char addr[96];
     if (ok && net_listen(&srv->net, addr, sizeof addr) != 0) ok = 0;
     if (!ok) {
         srv->net.shutting_down = 1;
+        cluster_close(srv->cluster);
         uv_walk(srv->loop, close_walk, NULL);
         uv_run(srv->loop, UV_RUN_DEFAULT);
         if (srv->script) script_host_free(srv->script);
         sio_hub_free(&srv->sio);
+        cluster_free(srv->cluster);
         eio_hub_free(&srv->eio);
         net_free(&srv->net);
         auth_free(&srv->auth);
@@ -199,7 +213,8 @@ int server_run(const struct config *cfg) {
         return 1;
     }
     /* The Socket.IO layer's app is the script host: events go to the handlers. */
-    sio_hub_init(&srv->sio, &srv->eio, &srv->metrics, &script_app_ops, srv->script, NULL, NULL);
+    sio_hub_init(&srv->sio, &srv->eio, &srv->metrics, &script_app_ops, srv->script,
+                 srv->cluster ? cluster_adapter_new : NULL, srv->cluster);
     srv->eio.upper_deadlines = srv->auth.key != NULL; /* tokens expire only with a key */
     uv_signal_init(srv->loop, &srv->sigint);
     srv->sigint.data = srv;
@@ -228,11 +243,13 @@ int server_run(const struct config *cfg) {
 
     /* Stopped after shutdown: free what is left, top down. */
     net_close_all(&srv->net);
+    cluster_close(srv->cluster);
     uv_walk(srv->loop, close_walk, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
     reload_free(srv);
     script_host_free(srv->script);
     sio_hub_free(&srv->sio);
+    cluster_free(srv->cluster); /* after the namespaces' adapters, which use it */
     eio_hub_free(&srv->eio);
     net_free(&srv->net);
     auth_free(&srv->auth);

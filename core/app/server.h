@@ -24,6 +24,7 @@
 #include "net.h"
 #include "sio.h"
 
+struct cluster;
 struct script_host;
 struct reloader;
 
@@ -43,6 +44,7 @@ struct server {
     struct eio_hub eio;               /* Engine.IO sessions (engineio) */
     struct sio_hub sio;               /* namespaces, sockets, users, rooms (socketio) */
     struct file_store files;          /* sent files (files) */
+    struct cluster *cluster;          /* with --redis: the rooms' adapter reaches the other nodes (cluster); owned */
     struct script_host *script;       /* the Lua host (lua); owned */
     struct reloader *reloader;        /* watches the scripts; owned (reload.c) */
 

@@ -63,6 +63,8 @@ static const struct option_spec options[] = {
      "file holding the admin API token (SPACE_ADMIN_TOKEN: the token itself)"},
     {"static", OPT_STRING, F(static_dir), "", 0, 0,
      "a folder served at / (the web page: examples/web); none by default"},
+    {"redis", OPT_STRING, F(redis_url), "", 0, 0,
+     "join a cluster over Redis, redis://[user:password@]host:port[/db] (socket.io's Redis adapter format)"},
     {"cors-origin", OPT_LIST, F(cors_origins), "", 0, 0,
      "a browser origin allowed besides the server's own (repeatable; * = any)"},
 };

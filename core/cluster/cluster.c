@@ -1,0 +1,496 @@
+#include "cluster.h"
+
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter.h"
+#include "hmap.h"
+#include "json_str.h"
+#include "log.h"
+#include "redis_link.h"
+#include "redis_url.h"
+#include "redis_wire.h"
+#include "sbuf.h"
+#include "ws.h"
+
+#define CLUSTER_PREFIX "socket.io"
+#define CLUSTER_MAX_ROOMS 64 /* rooms (and except rooms) of one broadcast that cross nodes */
+
+struct cluster {
+    uv_loop_t *loop;
+    struct sio_hub *hub;
+    struct redis_link *link;
+    char uid[CLUSTER_UID_LEN + 1];
+    struct hmap by_pattern;  /* "socket.io#<nsp>#*" -> struct redis_adapter */
+    struct hmap by_request;  /* "socket.io-request#<nsp>#" -> struct redis_adapter */
+    struct sbuf out;         /* encoded messages: reused, never held */
+    uint64_t published, received, requests_answered, refused_messages;
+};
+
+/* A namespace's adapter: its sockets in memory (the in-memory adapter does
+ * the local work), and the channels it shares with the other nodes. */
+struct redis_adapter {
+    struct adapter base;
+    struct adapter *local;
+    struct cluster *cl;
+    char *all_channel;       /* socket.io#<nsp>#: broadcasts to 0 or >= 2 rooms */
+    char *pattern;           /* socket.io#<nsp>#*: every broadcast of the namespace */
+    char *request_channel;   /* socket.io-request#<nsp># */
+    char *response_channel;  /* socket.io-response#<nsp>#: answers */
+};
+
+static struct adapter *local_of(struct adapter *a) { return ((struct redis_adapter *)a)->local; }
+
+static char *channel_name(const char *before, const struct nsp *nsp, const char *after) {
+    size_t a = strlen(before), b = strlen(after);
+    char *p = malloc(a + nsp->name_len + b + 1);
+    if (!p) return NULL;
+    memcpy(p, before, a);
+    memcpy(p + a, nsp->name, nsp->name_len);
+    memcpy(p + a + nsp->name_len, after, b + 1);
+    return p;
+}
+
+/* {==================================================================
+ * Local work: the in-memory adapter's
+ * =================================================================== */
+
+static int ra_join(struct adapter *a, struct sio_socket *s, const char *room, size_t len, int *user_is_new) {
+    return local_of(a)->ops->join(local_of(a), s, room, len, user_is_new);
+}
+static int ra_leave(struct adapter *a, struct sio_socket *s, const char *room, size_t len, int *user_left) {
+    return local_of(a)->ops->leave(local_of(a), s, room, len, user_left);
+}
+static void ra_leave_all(struct adapter *a, struct sio_socket *s) { local_of(a)->ops->leave_all(local_of(a), s); }
+static int ra_has(struct adapter *a, const struct sio_socket *s, const char *room, size_t len) {
+    return local_of(a)->ops->has(local_of(a), s, room, len);
+}
+static void ra_select(struct adapter *a, const struct adapter_target *to, adapter_socket_fn each, void *ud) {
+    local_of(a)->ops->select(local_of(a), to, each, ud);
+}
+static void ra_room_size(struct adapter *a, const char *room, size_t len, size_t *users, size_t *conns) {
+    local_of(a)->ops->room_size(local_of(a), room, len, users, conns);
+}
+static int ra_room_has_user(struct adapter *a, const char *room, size_t len, const char *id, size_t id_len) {
+    return local_of(a)->ops->room_has_user(local_of(a), room, len, id, id_len);
+}
+static void ra_room_users(struct adapter *a, const char *room, size_t len, adapter_user_fn each, void *ud) {
+    local_of(a)->ops->room_users(local_of(a), room, len, each, ud);
+}
+static void ra_room_sockets(struct adapter *a, const char *room, size_t len, adapter_socket_fn each, void *ud) {
+    local_of(a)->ops->room_sockets(local_of(a), room, len, each, ud);
+}
+static void ra_rooms(struct adapter *a, adapter_room_fn each, void *ud) { local_of(a)->ops->rooms(local_of(a), each, ud); }
+static size_t ra_room_count(struct adapter *a) { return local_of(a)->ops->room_count(local_of(a)); }
+static void ra_socket_rooms(struct adapter *a, const struct sio_socket *s, adapter_room_fn each, void *ud) {
+    local_of(a)->ops->socket_rooms(local_of(a), s, each, ud);
+}
+
+/* {==================================================================
+ * Broadcasts: delivered here, published for the others
+ * =================================================================== */
+
+static void publish(struct cluster *cl, const char *channel, size_t clen) {
+    if (!cl->out.p || !cl->link) return;
+    if (redis_link_publish(cl->link, channel, clen, cl->out.p, cl->out.len) == 0) cl->published++;
+}
+
+static void publish_broadcast(struct redis_adapter *ra, const struct adapter_target *to, const struct sio_out *o) {
+    if (o->type != SIO_EVENT && o->type != SIO_BINARY_EVENT) return; /* events cross nodes, acks do not */
+    struct cluster *cl = ra->cl;
+    struct nsp *nsp = ra->base.nsp;
+    struct slice rooms[CLUSTER_MAX_ROOMS], except[CLUSTER_MAX_ROOMS + 1];
+    size_t n_rooms = 0, n_except = 0;
+    for (size_t i = 0; i < to->n_rooms && n_rooms < CLUSTER_MAX_ROOMS; i++)
+        rooms[n_rooms++] = (struct slice){to->rooms[i], to->room_lens[i]};
+    /* The sender, as socket.to(room) says it in Socket.IO: its own room. */
+    if (to->except) except[n_except++] = (struct slice){to->except->sid, IDS_SID_LEN};
+    for (size_t i = 0; i < to->n_except_rooms && n_except <= CLUSTER_MAX_ROOMS; i++)
+        except[n_except++] = (struct slice){to->except_rooms[i], to->except_room_lens[i]};
+    struct rw_broadcast b = {
+        .uid = {cl->uid, CLUSTER_UID_LEN}, .nsp = {nsp->name, nsp->name_len}, .type = SIO_EVENT, .ack_id = -1,
+        .json = o->json, .json_len = o->len, .n_bin = o->n_bin, .bin = o->bin, .bin_len = o->bin_len,
+        .n_rooms = n_rooms, .rooms = rooms, .n_except = n_except, .except = except,
+    };
+    sbuf_reset(&cl->out);
+    if (rw_encode_broadcast(&cl->out, &b) != 0) {
+        cl->refused_messages++;
+        return;
+    }
+    /* One target room: the room's own channel (receivers without it skip it unread). */
+    if (n_rooms == 1) {
+        struct sbuf ch = {0};
+        if (rw_channel(&ch, CLUSTER_PREFIX, RW_CHANNEL_ROOM, b.nsp, rooms[0]) == 0) publish(cl, ch.p, ch.len);
+        sbuf_free(&ch);
+    } else {
+        publish(cl, ra->all_channel, strlen(ra->all_channel));
+    }
+}
+
+static size_t ra_broadcast(struct adapter *a, const struct adapter_target *to, const struct sio_out *o) {
+    struct redis_adapter *ra = (struct redis_adapter *)a;
+    size_t n = ra->local->ops->broadcast(ra->local, to, o);
+    if (!(to->flags & ADAPTER_LOCAL)) publish_broadcast(ra, to, o);
+    return n;
+}
+
+/* A target from a peer's rooms and except rooms (slices into its message). */
+struct peer_target {
+    struct adapter_target to;
+    const char *rooms[CLUSTER_MAX_ROOMS], *except[CLUSTER_MAX_ROOMS];
+    size_t room_lens[CLUSTER_MAX_ROOMS], except_lens[CLUSTER_MAX_ROOMS];
+};
+
+static void peer_target(struct peer_target *t, const struct slice *rooms, size_t n_rooms, const struct slice *except,
+                        size_t n_except) {
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < n_rooms && i < CLUSTER_MAX_ROOMS; i++) {
+        t->rooms[i] = rooms[i].p;
+        t->room_lens[i] = rooms[i].len;
+    }
+    for (size_t i = 0; i < n_except && i < CLUSTER_MAX_ROOMS; i++) {
+        t->except[i] = except[i].p;
+        t->except_lens[i] = except[i].len;
+    }
+    t->to = (struct adapter_target){
+        .rooms = t->rooms, .room_lens = t->room_lens, .n_rooms = n_rooms < CLUSTER_MAX_ROOMS ? n_rooms : CLUSTER_MAX_ROOMS,
+        .flags = ADAPTER_LOCAL, .except_rooms = t->except, .except_room_lens = t->except_lens,
+        .n_except_rooms = n_except < CLUSTER_MAX_ROOMS ? n_except : CLUSTER_MAX_ROOMS,
+    };
+}
+
+static void deliver(struct redis_adapter *ra, const struct rw_broadcast *b) {
+    struct peer_target t;
+    peer_target(&t, b->rooms, b->n_rooms, b->except, b->n_except);
+    struct sio_out o = {b->n_bin ? SIO_BINARY_EVENT : SIO_EVENT, -1, b->json, b->json_len, b->n_bin, b->bin, b->bin_len};
+    ra->local->ops->broadcast(ra->local, &t.to, &o);
+}
+
+static void on_broadcast(struct redis_adapter *ra, const char *channel, size_t clen, const char *data, size_t len) {
+    struct cluster *cl = ra->cl;
+    size_t all = strlen(ra->all_channel);
+    if (clen > all + 1) { /* a room's channel: nothing to do without the room here */
+        size_t users = 0, conns = 0;
+        ra->local->ops->room_size(ra->local, channel + all, clen - all - 1, &users, &conns);
+        if (!conns) return;
+    }
+    struct rw_broadcast b;
+    struct rw_decoded d;
+    if (rw_decode_broadcast(data, len, &b, &d) != 0) {
+        if (cl->refused_messages++ == 0) log_warn("cluster", "a broadcast that does not decode channel=%.*s", (int)clen, channel);
+        return;
+    }
+    const struct nsp *nsp = ra->base.nsp;
+    int mine = b.uid.len == CLUSTER_UID_LEN && memcmp(b.uid.p, cl->uid, CLUSTER_UID_LEN) == 0;
+    int same_nsp = b.nsp.len == nsp->name_len && memcmp(b.nsp.p, nsp->name, nsp->name_len) == 0;
+    if (!mine && same_nsp && (b.type == SIO_EVENT || b.type == SIO_BINARY_EVENT)) deliver(ra, &b);
+    rw_decoded_free(&d);
+}
+
+/* {==================================================================
+ * Requests from the other nodes, each answered once
+ * =================================================================== */
+
+struct picked {
+    struct sio_socket **s;
+    size_t n, cap;
+};
+
+static void pick(void *ud, struct sio_socket *s) {
+    struct picked *p = ud;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        struct sio_socket **more = realloc(p->s, cap * sizeof *more);
+        if (!more) return;
+        p->s = more;
+        p->cap = cap;
+    }
+    p->s[p->n++] = s;
+}
+
+/* The local sockets a request's opts select (or its legacy single sid). */
+static void pick_sockets(struct redis_adapter *ra, const struct rw_request *r, struct picked *p) {
+    struct peer_target t;
+    peer_target(&t, r->opts_rooms, r->n_opts_rooms, r->opts_except, r->n_opts_except);
+    if (r->sid.len) { /* legacy per-socket form: the sid's own room */
+        t.rooms[0] = r->sid.p;
+        t.room_lens[0] = r->sid.len;
+        t.to.n_rooms = 1;
+        t.to.n_except_rooms = 0;
+        struct picked all = {0};
+        struct adapter_target everyone = {.n_rooms = 0};
+        ra->local->ops->select(ra->local, &everyone, pick, &all);
+        for (size_t i = 0; i < all.n; i++)
+            if (r->sid.len == IDS_SID_LEN && memcmp(all.s[i]->sid, r->sid.p, IDS_SID_LEN) == 0) pick(p, all.s[i]);
+        free(all.s);
+        return;
+    }
+    ra->local->ops->select(ra->local, &t.to, pick, p);
+}
+
+static void answer(struct redis_adapter *ra) {
+    publish(ra->cl, ra->response_channel, strlen(ra->response_channel));
+    ra->cl->requests_answered++;
+}
+
+struct room_names {
+    struct slice *names;
+    size_t n, cap;
+};
+
+static int add_room_name(void *ud, const struct adapter_room *r) {
+    struct room_names *rn = ud;
+    if (rn->n == rn->cap) {
+        size_t cap = rn->cap ? rn->cap * 2 : 32;
+        struct slice *more = realloc(rn->names, cap * sizeof *more);
+        if (!more) return 1;
+        rn->names = more;
+        rn->cap = cap;
+    }
+    rn->names[rn->n++] = (struct slice){r->name, r->name_len};
+    return 0;
+}
+
+static void answer_all_rooms(struct redis_adapter *ra, const struct rw_request *r) {
+    struct room_names rn = {0};
+    ra->local->ops->rooms(ra->local, add_room_name, &rn);
+    sbuf_reset(&ra->cl->out);
+    if (rw_encode_all_rooms_response(&ra->cl->out, r->request_id, rn.names, rn.n) == 0) answer(ra);
+    free(rn.names);
+}
+
+static void answer_sockets(struct redis_adapter *ra, const struct rw_request *r, const struct picked *p) {
+    struct sbuf *out = &ra->cl->out;
+    sbuf_reset(out);
+    sbuf_append(out, "{\"requestId\":", 13);
+    json_append_string(out, r->request_id.p, r->request_id.len);
+    sbuf_append(out, ",\"sockets\":[", 12);
+    for (size_t i = 0; i < p->n; i++) {
+        if (i) sbuf_putc(out, ',');
+        json_append_string(out, p->s[i]->sid, IDS_SID_LEN);
+    }
+    sbuf_append(out, "]}", 2);
+    answer(ra);
+}
+
+static void answer_fetch(struct redis_adapter *ra, const struct rw_request *r, const struct picked *p) {
+    struct rw_socket_info *info = calloc(p->n ? p->n : 1, sizeof *info);
+    struct room_names *rooms = calloc(p->n ? p->n : 1, sizeof *rooms);
+    char (*address)[64] = calloc(p->n ? p->n : 1, sizeof *address);
+    if (!info || !rooms || !address) goto done;
+    for (size_t i = 0; i < p->n; i++) {
+        struct sio_socket *s = p->s[i];
+        /* A socket is in its own room first, as Node lists it. */
+        add_room_name(&rooms[i], &(struct adapter_room){s->sid, IDS_SID_LEN, 0, 0});
+        ra->local->ops->socket_rooms(ra->local, s, add_room_name, &rooms[i]);
+        snprintf(address[i], sizeof address[i], "%s", sio_socket_peer(s));
+        char *colon = strrchr(address[i], ':'); /* "ip:port" -> "ip" */
+        if (colon) *colon = 0;
+        info[i] = (struct rw_socket_info){
+            .id = {s->sid, IDS_SID_LEN}, .address = {address[i], strlen(address[i])}, .issued_ms = s->connected_ms,
+            .rooms = rooms[i].names, .n_rooms = rooms[i].n, .data_json = "{}", .data_len = 2,
+        };
+    }
+    sbuf_reset(&ra->cl->out);
+    if (rw_encode_fetch_sockets_response(&ra->cl->out, r->request_id, info, p->n) == 0) answer(ra);
+done:
+    for (size_t i = 0; rooms && i < p->n; i++) free(rooms[i].names);
+    free(info);
+    free(rooms);
+    free(address);
+}
+
+static void on_request(struct redis_adapter *ra, const char *data, size_t len) {
+    struct cluster *cl = ra->cl;
+    struct rw_request r;
+    struct rw_decoded d;
+    if (rw_decode_request(data, len, &r, &d) != 0) {
+        if (cl->refused_messages++ == 0) log_warn("cluster", "a request that does not decode");
+        return;
+    }
+    if (r.uid.len == CLUSTER_UID_LEN && memcmp(r.uid.p, cl->uid, CLUSTER_UID_LEN) == 0) goto done; /* our own */
+    struct picked p = {0};
+    switch (r.type) {
+    case RW_REQ_SOCKETS:
+        pick_sockets(ra, &r, &p);
+        answer_sockets(ra, &r, &p);
+        break;
+    case RW_REQ_ALL_ROOMS:
+        answer_all_rooms(ra, &r);
+        break;
+    case RW_REQ_REMOTE_JOIN:
+    case RW_REQ_REMOTE_LEAVE: {
+        pick_sockets(ra, &r, &p);
+        for (size_t i = 0; i < p.n; i++) {
+            for (size_t k = 0; k < r.n_rooms; k++) {
+                int changed;
+                if (r.type == RW_REQ_REMOTE_JOIN) ra->local->ops->join(ra->local, p.s[i], r.rooms[k].p, r.rooms[k].len, &changed);
+                else ra->local->ops->leave(ra->local, p.s[i], r.rooms[k].p, r.rooms[k].len, &changed);
+            }
+        }
+        if (r.request_id.len) { /* the legacy form waits for an answer */
+            sbuf_reset(&cl->out);
+            if (rw_encode_simple_response(&cl->out, r.request_id) == 0) answer(ra);
+        }
+        break;
+    }
+    case RW_REQ_REMOTE_DISCONNECT:
+        pick_sockets(ra, &r, &p);
+        for (size_t i = 0; i < p.n; i++) {
+            if (r.close) sio_socket_close_session(p.s[i], WS_CLOSE_NORMAL, "disconnected by the cluster");
+            else sio_socket_close(p.s[i], "server namespace disconnect", 1);
+        }
+        if (r.request_id.len) {
+            sbuf_reset(&cl->out);
+            if (rw_encode_simple_response(&cl->out, r.request_id) == 0) answer(ra);
+        }
+        break;
+    case RW_REQ_REMOTE_FETCH:
+        pick_sockets(ra, &r, &p);
+        answer_fetch(ra, &r, &p);
+        break;
+    case RW_REQ_SERVER_SIDE_EMIT:
+        /* The app has no server-side listeners: an ack, when asked, is null. */
+        if (r.request_id.len) {
+            sbuf_reset(&cl->out);
+            if (rw_encode_server_side_emit_response(&cl->out, r.request_id, "null", 4) == 0) answer(ra);
+        }
+        break;
+    case RW_REQ_BROADCAST: {
+        /* A broadcast that waits for acks: delivered here without asking the clients for one, and
+         * counted as no client, so that the requester's wait ends at once. */
+        if (r.has_packet && (r.packet.type == SIO_EVENT || r.packet.type == SIO_BINARY_EVENT)) {
+            struct rw_broadcast b = r.packet;
+            b.n_rooms = r.n_opts_rooms, b.rooms = r.opts_rooms, b.n_except = r.n_opts_except, b.except = r.opts_except;
+            deliver(ra, &b);
+        }
+        sbuf_reset(&cl->out);
+        if (rw_encode_client_count_response(&cl->out, r.request_id, 0) == 0) answer(ra);
+        break;
+    }
+    default: /* responses to others' requests, and types this node does not know */
+        break;
+    }
+    free(p.s);
+done:
+    rw_decoded_free(&d);
+}
+
+/* {==================================================================
+ * The link
+ * =================================================================== */
+
+static void on_message(void *ud, const char *channel, size_t clen, const char *pattern, const char *data, size_t len) {
+    struct cluster *cl = ud;
+    cl->received++;
+    if (pattern) {
+        struct redis_adapter *ra = hmap_get(&cl->by_pattern, pattern, strlen(pattern));
+        if (ra) on_broadcast(ra, channel, clen, data, len);
+        return;
+    }
+    struct redis_adapter *ra = hmap_get(&cl->by_request, channel, clen);
+    if (ra) on_request(ra, data, len);
+}
+
+static void on_up(void *ud) {
+    (void)ud;
+}
+
+static void on_down(void *ud) {
+    (void)ud;
+}
+
+static const struct redis_link_ops link_ops = {on_message, on_up, on_down};
+
+/* {==================================================================
+ * Adapters and the cluster
+ * =================================================================== */
+
+static void ra_free(struct adapter *a) {
+    struct redis_adapter *ra = (struct redis_adapter *)a;
+    if (ra->pattern) hmap_del(&ra->cl->by_pattern, ra->pattern, strlen(ra->pattern));
+    if (ra->request_channel) hmap_del(&ra->cl->by_request, ra->request_channel, strlen(ra->request_channel));
+    if (ra->local) ra->local->ops->free(ra->local);
+    free(ra->all_channel);
+    free(ra->pattern);
+    free(ra->request_channel);
+    free(ra->response_channel);
+    free(ra);
+}
+
+static const struct adapter_ops redis_ops = {
+    .join = ra_join, .leave = ra_leave, .leave_all = ra_leave_all, .has = ra_has, .broadcast = ra_broadcast,
+    .select = ra_select, .room_size = ra_room_size, .room_has_user = ra_room_has_user, .room_users = ra_room_users,
+    .room_sockets = ra_room_sockets, .rooms = ra_rooms, .room_count = ra_room_count, .socket_rooms = ra_socket_rooms,
+    .free = ra_free,
+};
+
+struct adapter *cluster_adapter_new(struct nsp *nsp, void *cluster) {
+    struct cluster *cl = cluster;
+    struct redis_adapter *ra = calloc(1, sizeof *ra);
+    if (!ra) return NULL;
+    ra->base.ops = &redis_ops;
+    ra->base.nsp = nsp;
+    ra->cl = cl;
+    ra->local = adapter_memory_new(nsp, NULL);
+    ra->all_channel = channel_name(CLUSTER_PREFIX "#", nsp, "#");
+    ra->pattern = channel_name(CLUSTER_PREFIX "#", nsp, "#*");
+    ra->request_channel = channel_name(CLUSTER_PREFIX "-request#", nsp, "#");
+    ra->response_channel = channel_name(CLUSTER_PREFIX "-response#", nsp, "#");
+    if (!ra->local || !ra->all_channel || !ra->pattern || !ra->request_channel || !ra->response_channel ||
+        hmap_put(&cl->by_pattern, ra->pattern, strlen(ra->pattern), ra) != 0 ||
+        hmap_put(&cl->by_request, ra->request_channel, strlen(ra->request_channel), ra) != 0) {
+        ra_free(&ra->base);
+        return NULL;
+    }
+    /* Subscribed for good: the link subscribes again after every reconnect. */
+    if (cl->link) {
+        redis_link_psubscribe(cl->link, ra->pattern, strlen(ra->pattern));
+        redis_link_subscribe(cl->link, ra->request_channel, strlen(ra->request_channel));
+    }
+    return &ra->base;
+}
+
+struct cluster *cluster_new(uv_loop_t *loop, const struct redis_url *url, struct sio_hub *hub) {
+    struct cluster *cl = calloc(1, sizeof *cl);
+    if (!cl) return NULL;
+    cl->loop = loop;
+    cl->hub = hub;
+    /* The node's uid, as the Node adapter's uid2(6): other nodes drop what it sent. */
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char raw[CLUSTER_UID_LEN];
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        free(cl);
+        return NULL;
+    }
+    for (int i = 0; i < CLUSTER_UID_LEN; i++) cl->uid[i] = alphabet[raw[i] & 63];
+    cl->link = redis_link_new(loop, url, &link_ops, cl);
+    if (!cl->link) {
+        free(cl);
+        return NULL;
+    }
+    return cl;
+}
+
+void cluster_stats(const struct cluster *c, struct cluster_stats *out) {
+    struct redis_link_stats ls = {0};
+    if (c->link) redis_link_stats(c->link, &ls);
+    *out = (struct cluster_stats){ls.up, c->published, ls.publish_failed, c->received, c->requests_answered,
+                                  c->refused_messages};
+}
+
+void cluster_close(struct cluster *c) {
+    if (!c || !c->link) return;
+    redis_link_free(c->link);
+    c->link = NULL;
+}
+
+void cluster_free(struct cluster *c) {
+    if (!c) return;
+    cluster_close(c);
+    hmap_free(&c->by_pattern);
+    hmap_free(&c->by_request);
+    sbuf_free(&c->out);
+    free(c);
+}

@@ -1,0 +1,38 @@
+/* cluster: this node's part of a cluster over Redis, in the format of
+ * @socket.io/redis-adapter 8.x (classic pub/sub; docs/operations.md): a
+ * room adapter per namespace (cluster_adapter_new, the Socket.IO hub's
+ * factory) that delivers to this node's sockets and publishes to the
+ * others, and what the other nodes publish and ask (fetchSockets,
+ * allRooms, socketsJoin/Leave, disconnectSockets, serverSideEmit), answered
+ * once each. Without Redis, local delivery goes on; the link reconnects. */
+#ifndef SPACE_CLUSTER_H
+#define SPACE_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "sio.h"
+
+#define CLUSTER_UID_LEN 6 /* as uid2(6) in the Node adapter */
+
+struct cluster;
+struct redis_url;
+
+struct cluster_stats {
+    int link_up;
+    uint64_t published, publish_failed, received, requests_answered, refused_messages;
+};
+
+/* Connects to Redis (in the background: the link comes up when it can). NULL
+ * on OOM. The cluster must outlive every namespace's adapter. */
+struct cluster *cluster_new(uv_loop_t *loop, const struct redis_url *url, struct sio_hub *hub);
+/* The Socket.IO hub's adapter factory (ud: the cluster). */
+struct adapter *cluster_adapter_new(struct nsp *nsp, void *cluster);
+void cluster_stats(const struct cluster *c, struct cluster_stats *out);
+/* Closes the link (its libuv handles), before the loop's last run. */
+void cluster_close(struct cluster *c);
+/* Frees the rest, after every adapter was freed. */
+void cluster_free(struct cluster *c);
+
+#endif

@@ -157,34 +157,59 @@ static int j_string(struct jenc *e) {
     return pack_str(&e->pk, e->tmp.p, n);
 }
 
+/* 1 when the raw key (escapes not decoded) spells name once decoded. */
+static int key_is(struct slice raw, const char *name) {
+    size_t n = strlen(name);
+    if (!memchr(raw.p, '\\', raw.len)) return raw.len == n && !memcmp(raw.p, name, n);
+    char buf[32];
+    if (raw.len > 6 * sizeof buf || json_str_unescaped_len(raw.p, raw.len) != n || n >= sizeof buf) return 0;
+    json_str_unescape(raw.p, raw.len, buf);
+    return !memcmp(buf, name, n);
+}
+
+/* The attachment a placeholder names, when the valid JSON object text p is
+ * one: exactly the members _placeholder (true) and num (a whole number, 0
+ * or more, as JavaScript sees numbers); else -1. The encoder and the
+ * decoder judge the same text the same way. */
+static long placeholder_num(const char *p, size_t len) {
+    size_t pos = 0, n = 0;
+    struct json_member m;
+    int flag = 0;
+    long num = -1;
+    while (json_object_next_valid(p, len, &pos, &m) == 1) {
+        if (++n > 2) return -1;
+        if (key_is(m.key, "_placeholder")) {
+            flag = m.type == 't';
+        } else if (key_is(m.key, "num") && m.type == 'n') {
+            char tmp[400];
+            if (m.value.len >= sizeof tmp) return -1;
+            memcpy(tmp, m.value.p, m.value.len);
+            tmp[m.value.len] = 0;
+            double v = strtod(tmp, NULL);
+            if (v == floor(v) && v >= 0 && v < 1e9) num = (long)v;
+        }
+    }
+    return n == 2 && flag ? num : -1;
+}
+
 /* Counts the members of the object or the elements of the array whose
  * bracket is at i; *placeholder gets the attachment a placeholder object
  * names (or -1 when it is not one). */
 static size_t j_count(struct jenc *e, size_t i, long *placeholder) {
     const char *p = e->p;
-    size_t len = e->len, n = 0;
-    int obj = p[i] == '{', ph_flag = 0, ph_num = 0;
-    int64_t num = -1;
+    size_t len = e->len, n = 0, start = i;
+    int obj = p[i] == '{';
     i = skip_ws(p, len, i + 1);
     while (i < len && p[i] != '}' && p[i] != ']') {
-        struct slice key = {0};
         if (obj) {
-            size_t k = skip_value(p, len, i);
-            key = (struct slice){p + i + 1, k - i - 2};
-            i = skip_ws(p, len, k) + 1;
+            i = skip_ws(p, len, skip_value(p, len, i)) + 1; /* the key and ':' */
             i = skip_ws(p, len, i);
         }
-        size_t v = skip_value(p, len, i);
-        struct slice val = {p + i, v - i};
-        if (obj && key.len == 12 && !memcmp(key.p, "_placeholder", 12))
-            ph_flag = val.len == 4 && !memcmp(val.p, "true", 4);
-        else if (obj && key.len == 3 && !memcmp(key.p, "num", 3))
-            ph_num = json_int_value(val, &num, 0) == 0 && num >= 0;
         n++;
-        i = skip_ws(p, len, v);
+        i = skip_ws(p, len, skip_value(p, len, i));
         if (i < len && p[i] == ',') i = skip_ws(p, len, i + 1);
     }
-    *placeholder = obj && n == 2 && ph_flag && ph_num ? (long)(num > LONG_MAX ? LONG_MAX : num) : -1;
+    *placeholder = obj && n == 2 ? placeholder_num(p + start, i + 1 - start) : -1;
     return n;
 }
 
@@ -451,7 +476,7 @@ static int m_json(struct jdec *j, const msgpack_object *o);
 /* A map key as JavaScript turns it into a property name. */
 static int m_key(struct jdec *j, const msgpack_object *k) {
     switch (k->type) {
-    case MSGPACK_OBJECT_STR: return json_append_string(&j->out, k->via.str.ptr, k->via.str.size);
+    case MSGPACK_OBJECT_STR: return json_append_string(&j->out, k->via.str.size ? k->via.str.ptr : "", k->via.str.size);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
     case MSGPACK_OBJECT_FLOAT32:
@@ -476,7 +501,7 @@ static int m_json(struct jdec *j, const msgpack_object *o) {
     case MSGPACK_OBJECT_NEGATIVE_INTEGER: return put_int(j, o);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64: return put_double(j, o->via.f64);
-    case MSGPACK_OBJECT_STR: return json_append_string(&j->out, o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_STR: return json_append_string(&j->out, o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
     case MSGPACK_OBJECT_BIN:
         if (add_bin(j->d, o->via.bin.ptr, o->via.bin.size)) return -1;
         return sbuf_printf(&j->out, "{\"_placeholder\":true,\"num\":%zu}", j->d->n_bin - 1);
@@ -493,7 +518,8 @@ static int m_json(struct jdec *j, const msgpack_object *o) {
         for (uint32_t i = 0; i < o->via.array.size; i++)
             if ((i && sbuf_putc(&j->out, ',')) || m_json(j, &o->via.array.ptr[i])) return -1;
         return sbuf_putc(&j->out, ']');
-    case MSGPACK_OBJECT_MAP:
+    case MSGPACK_OBJECT_MAP: {
+        size_t at = j->out.len;
         if (sbuf_putc(&j->out, '{')) return -1;
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
@@ -501,7 +527,13 @@ static int m_json(struct jdec *j, const msgpack_object *o) {
                 m_json(j, &kv->val))
                 return -1;
         }
-        return sbuf_putc(&j->out, '}');
+        if (sbuf_putc(&j->out, '}')) return -1;
+        /* A map a peer sent that reads as a placeholder: ours are told apart
+         * from it only when there are no attachments (rw_decode_*). */
+        if (o->via.map.size == 2 && placeholder_num(j->out.p + at, j->out.len - at) >= 0)
+            j->d->literal_placeholder = 1;
+        return 0;
+    }
     default: return -1;
     }
 }
@@ -679,7 +711,7 @@ int rw_decode_broadcast(const void *p, size_t n, struct rw_broadcast *b, struct 
                  : 0;
     }
     msgpack_unpacked_destroy(&u);
-    if (rc) goto fail_free;
+    if (rc || (d->literal_placeholder && d->n_bin)) goto fail_free;
     broadcast_bins(b, d);
     return 0;
 fail_free:
@@ -886,7 +918,7 @@ int rw_decode_request(const void *p, size_t n, struct rw_request *r, struct rw_d
     if (m_unpack(p, n, d, &u)) goto fail;
     int rc = m_request(d, &u.data, r);
     msgpack_unpacked_destroy(&u);
-    if (rc) goto fail;
+    if (rc || (d->literal_placeholder && d->n_bin)) goto fail;
     broadcast_bins(&r->packet, d);
     return 0;
 fail:
@@ -903,7 +935,7 @@ int rw_channel(struct sbuf *out, const char *prefix, enum rw_channel_kind kind, 
     if ((unsigned)kind > RW_CH_RESPONSE) return -1;
     size_t start = out->len;
     int rc = sbuf_append(out, prefix, strlen(prefix)) || sbuf_append(out, middle[kind], strlen(middle[kind])) ||
-             sbuf_append(out, nsp.p, nsp.len) || sbuf_putc(out, '#');
+             (nsp.len && sbuf_append(out, nsp.p, nsp.len)) || sbuf_putc(out, '#');
     if (!rc && kind == RW_CH_PATTERN) rc = sbuf_putc(out, '*');
     if (!rc && room_or_uid.len && (kind == RW_CH_BROADCAST || kind == RW_CH_RESPONSE))
         rc = sbuf_append(out, room_or_uid.p, room_or_uid.len) || sbuf_putc(out, '#');
@@ -923,14 +955,17 @@ int rw_channel_room(struct slice channel, const char *prefix, struct slice nsp, 
 
 /* ---- JSON responses ---- */
 
+/* A slice as a JSON string (an empty slice may have no bytes at all). */
+static int put_str(struct sbuf *out, struct slice s) { return json_append_string(out, s.p ? s.p : "", s.len); }
+
 static int put_rid(struct sbuf *out, const char *head, struct slice request_id) {
-    return sbuf_append(out, head, strlen(head)) || json_append_string(out, request_id.p, request_id.len) ? -1 : 0;
+    return sbuf_append(out, head, strlen(head)) || put_str(out, request_id) ? -1 : 0;
 }
 
 static int put_strings(struct sbuf *out, const struct slice *s, size_t n) {
     if (sbuf_putc(out, '[')) return -1;
     for (size_t i = 0; i < n; i++)
-        if ((i && sbuf_putc(out, ',')) || json_append_string(out, s[i].p, s[i].len)) return -1;
+        if ((i && sbuf_putc(out, ',')) || put_str(out, s[i])) return -1;
     return sbuf_putc(out, ']');
 }
 
@@ -961,13 +996,13 @@ static int put_json(struct sbuf *out, const char *json, size_t len, const char *
 }
 
 static int put_socket(struct sbuf *out, const struct rw_socket_info *s) {
-    if (sbuf_append(out, "{\"id\":", 6) || json_append_string(out, s->id.p, s->id.len) ||
+    if (sbuf_append(out, "{\"id\":", 6) || put_str(out, s->id) ||
         sbuf_append(out, ",\"handshake\":{\"headers\":", 24) || put_json(out, s->headers_json, s->headers_len, "{}") ||
-        sbuf_append(out, ",\"time\":", 8) || json_append_string(out, s->time.p, s->time.len) ||
-        sbuf_append(out, ",\"address\":", 11) || json_append_string(out, s->address.p, s->address.len) ||
+        sbuf_append(out, ",\"time\":", 8) || put_str(out, s->time) ||
+        sbuf_append(out, ",\"address\":", 11) || put_str(out, s->address) ||
         sbuf_printf(out, ",\"xdomain\":false,\"secure\":%s,\"issued\":%" PRId64 ",\"url\":",
                     s->secure ? "true" : "false", s->issued) < 0 ||
-        json_append_string(out, s->url.p, s->url.len) || sbuf_append(out, ",\"query\":", 9) ||
+        put_str(out, s->url) || sbuf_append(out, ",\"query\":", 9) ||
         put_json(out, s->query_json, s->query_len, "{}") || sbuf_append(out, ",\"auth\":", 8) ||
         put_json(out, s->auth_json, s->auth_len, "{}") || sbuf_append(out, "},\"rooms\":", 10) ||
         put_strings(out, s->rooms, s->n_rooms) || sbuf_append(out, ",\"data\":", 8) ||

@@ -9,7 +9,12 @@
  * keys in insertion order, placeholders as bin); the decoder reads whatever
  * a notepack 2.x/3.x peer may send and gives JSON that JSON.parse reads back
  * to the same values. Not kept: the order JavaScript gives integer-like keys
- * (JSON object keys are written in the order they come). */
+ * (JSON object keys are written in the order they come).
+ *
+ * A placeholder is an object with exactly the members "_placeholder": true
+ * and "num": a whole number. A peer's message whose data holds binary values
+ * and also a map that reads as a placeholder is refused: its JSON form would
+ * be ambiguous (Node's own parser would fail on it when sending). */
 #ifndef SPACE_REDIS_WIRE_H
 #define SPACE_REDIS_WIRE_H
 
@@ -58,6 +63,7 @@ struct rw_decoded {
     const void **bin;        /* growable while decoding */
     size_t *bin_len;
     size_t n_bin, cap_bin;
+    int literal_placeholder; /* a map that reads as a placeholder came */
 };
 void rw_decoded_free(struct rw_decoded *d);
 

@@ -396,6 +396,21 @@ TEST(decodes_strings_bins_and_containers) {
     CHECK_BAD_VALUE("d4 ff 00"); /* a timestamp of 1 byte */
 }
 
+TEST(a_peers_placeholder_shaped_map_is_refused_beside_binary) {
+    /* {"_placeholder":true,"num":0} sent as a map: alone it is an object ... */
+    CHECK_VALUE("92 a1 65 82 ac 5f706c616365686f6c646572 c3 a3 6e756d 00", "[\"e\",{\"_placeholder\":true,\"num\":0}]");
+    CHECK_VALUE("92 a1 65 82 a3 6e756d cb 3ff0000000000000 ac 5f706c616365686f6c646572 c3",
+                "[\"e\",{\"num\":1,\"_placeholder\":true}]");
+    /* ... beside a binary value it would read as an attachment: refused */
+    CHECK_BAD_VALUE("92 c4 00 82 ac 5f706c616365686f6c646572 c3 a3 6e756d 00");
+    CHECK_BAD_VALUE("92 c4 00 82 a3 6e756d cb 4000000000000000 ac 5f706c616365686f6c646572 c3");
+    /* not placeholder-shaped: kept */
+    CHECK_VALUE("92 c4 00 82 ac 5f706c616365686f6c646572 c2 a3 6e756d 00",
+                "[{\"_placeholder\":true,\"num\":0},{\"_placeholder\":false,\"num\":0}]");
+    CHECK_VALUE("92 c4 00 82 ac 5f706c616365686f6c646572 c3 a3 6e756d ff",
+                "[{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":-1}]");
+}
+
 TEST(bins_in_the_decoded_data_keep_their_bytes) {
     size_t n = hex("93 a1 75 82 a4 74797065 05 a4 64617461 93 a1 65 c4 02 abcd 81 a1 6b c4 01 ef 80");
     struct rw_broadcast b;
@@ -755,6 +770,7 @@ int main(void) {
     RUN(decodes_every_int_form);
     RUN(decodes_floats_to_the_shortest_text);
     RUN(decodes_strings_bins_and_containers);
+    RUN(a_peers_placeholder_shaped_map_is_refused_beside_binary);
     RUN(bins_in_the_decoded_data_keep_their_bytes);
     RUN(round_trips_json);
     RUN(refuses_malformed_truncated_and_trailing);

@@ -426,27 +426,10 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
-/* notepack's Date (timestamp ext -1), as JSON.stringify writes a Date: its
- * ISO string, or null when JavaScript cannot hold it. */
-static int put_timestamp(struct jdec *j, const uint8_t *b, uint32_t size) {
-    int64_t sec;
-    uint32_t nsec = 0;
-    if (size == 4) {
-        sec = (int64_t)((uint32_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]);
-    } else if (size == 8) {
-        uint64_t v = 0;
-        for (int k = 0; k < 8; k++) v = v << 8 | b[k];
-        nsec = (uint32_t)(v >> 34);
-        sec = (int64_t)(v & 0x3ffffffffULL);
-    } else if (size == 12) {
-        uint64_t v = 0;
-        nsec = (uint32_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3];
-        for (int k = 4; k < 12; k++) v = v << 8 | b[k];
-        sec = (int64_t)v;
-    } else {
-        return -1;
-    }
-    double ms = trunc((double)sec * 1e3 + (double)nsec / 1e6);
+/* A Date (ms since the epoch, as JavaScript's Date constructor clips it) as
+ * JSON.stringify writes it: its ISO string, or null when it is invalid. */
+static int put_date(struct jdec *j, double ms) {
+    ms = trunc(ms);
     if (!(fabs(ms) <= 8.64e15)) return put(j, "null");
     int64_t t = (int64_t)ms, days = t / 86400000, rem = t % 86400000;
     if (rem < 0) rem += 86400000, days--;
@@ -460,6 +443,47 @@ static int put_timestamp(struct jdec *j, const uint8_t *b, uint32_t size) {
                     (unsigned)(rem / 3600000), (unsigned)(rem / 60000 % 60), (unsigned)(rem / 1000 % 60),
                     (unsigned)(rem % 1000));
     return sbuf_append(&j->out, buf, (size_t)len);
+}
+
+static uint64_t be(const uint8_t *b, int n) {
+    uint64_t v = 0;
+    for (int k = 0; k < n; k++) v = v << 8 | b[k];
+    return v;
+}
+
+static int put_bin(struct jdec *j, const void *p, size_t n) {
+    if (add_bin(j->d, p, n)) return -1;
+    return sbuf_printf(&j->out, "{\"_placeholder\":true,\"num\":%zu}", j->d->n_bin - 1);
+}
+
+/* An ext value as notepack.io 3 decodes it. msgpack-c does not say which
+ * form carried it, and notepack reads a fixext and an ext of the same size
+ * differently, so the header byte is looked at: the byte before the type
+ * is the fixext code (0xd4-0xd8) for a fixext, the length's low byte
+ * (equal to the size, never 0xd4-0xd8 for sizes 1-16) for an ext. */
+static int put_ext(struct jdec *j, const msgpack_object *o) {
+    const uint8_t *b = (const uint8_t *)o->via.ext.ptr;
+    uint32_t size = o->via.ext.size;
+    if (b < (const uint8_t *)j->d->raw + 2 || b + size > (const uint8_t *)j->d->raw + j->d->raw_len) return -1;
+    static const uint8_t fix_code[17] = {[1] = 0xd4, [2] = 0xd5, [4] = 0xd6, [8] = 0xd7, [16] = 0xd8};
+    int fixext = size <= 16 && fix_code[size] && b[-2] == fix_code[size];
+    int8_t type = o->via.ext.type;
+    if (type == 0 && fixext && size == 1) return put(j, "null"); /* notepack 2's undefined */
+    if (type == 0 && fixext && size == 8)                        /* notepack 2's Date: ms, int64 */
+        return put_date(j, (double)(int64_t)be(b, 8));
+    if (type == 0 && !fixext) return put_bin(j, b, size);        /* notepack 2's ArrayBuffer */
+    if (type == -1 && fixext && size == 4) return put_date(j, (double)be(b, 4) * 1e3);
+    if (type == -1 && fixext && size == 8) {
+        uint64_t v = be(b, 8);
+        return put_date(j, (double)(v & 0x3ffffffffULL) * 1e3 + (double)(v >> 34) / 1e6);
+    }
+    if (type == -1 && !fixext && b[-3] == 0xc7) {
+        if (size != 12) return -1; /* notepack would read 12 bytes whatever the length */
+        return put_date(j, (double)(int64_t)be(b + 4, 8) * 1e3 + (double)be(b, 4) / 1e6);
+    }
+    /* any other: [type, Buffer] */
+    if (sbuf_printf(&j->out, "[%d,", type) || put_bin(j, b, size)) return -1;
+    return sbuf_putc(&j->out, ']');
 }
 
 static int put_int(struct jdec *j, const msgpack_object *o) {
@@ -502,17 +526,8 @@ static int m_json(struct jdec *j, const msgpack_object *o) {
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64: return put_double(j, o->via.f64);
     case MSGPACK_OBJECT_STR: return json_append_string(&j->out, o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
-    case MSGPACK_OBJECT_BIN:
-        if (add_bin(j->d, o->via.bin.ptr, o->via.bin.size)) return -1;
-        return sbuf_printf(&j->out, "{\"_placeholder\":true,\"num\":%zu}", j->d->n_bin - 1);
-    case MSGPACK_OBJECT_EXT:
-        if (o->via.ext.type == 0) {
-            if (o->via.ext.size == 1 && o->via.ext.ptr[0] == 0) return put(j, "null"); /* notepack 2's undefined */
-            if (add_bin(j->d, o->via.ext.ptr, o->via.ext.size)) return -1;           /* notepack 2's ArrayBuffer */
-            return sbuf_printf(&j->out, "{\"_placeholder\":true,\"num\":%zu}", j->d->n_bin - 1);
-        }
-        if (o->via.ext.type == -1) return put_timestamp(j, (const uint8_t *)o->via.ext.ptr, o->via.ext.size);
-        return -1;
+    case MSGPACK_OBJECT_BIN: return put_bin(j, o->via.bin.ptr, o->via.bin.size);
+    case MSGPACK_OBJECT_EXT: return put_ext(j, o);
     case MSGPACK_OBJECT_ARRAY:
         if (sbuf_putc(&j->out, '[')) return -1;
         for (uint32_t i = 0; i < o->via.array.size; i++)
@@ -688,6 +703,7 @@ static int m_unpack(const void *p, size_t n, struct rw_decoded *d, msgpack_unpac
     if (n > RW_MAX_MESSAGE || mp_check(p, n)) return -1;
     char *raw = arena_dup(d, p, n);
     if (!raw) return -1;
+    d->raw = raw, d->raw_len = n;
     size_t off = 0;
     msgpack_unpacked_init(u);
     if (msgpack_unpack_next(u, raw, n, &off) != MSGPACK_UNPACK_SUCCESS || off != n) {

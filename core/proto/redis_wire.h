@@ -64,6 +64,8 @@ struct rw_decoded {
     size_t *bin_len;
     size_t n_bin, cap_bin;
     int literal_placeholder; /* a map that reads as a placeholder came */
+    const char *raw;         /* the copy of a msgpack input */
+    size_t raw_len;
 };
 void rw_decoded_free(struct rw_decoded *d);
 

@@ -379,7 +379,6 @@ TEST(decodes_strings_bins_and_containers) {
     CHECK_BAD_VALUE("81 90 01"); /* an array as a key */
     /* notepack 2: undefined and ArrayBuffer (ext type 0) */
     CHECK_VALUE("d4 00 00", "null");
-    CHECK_VALUE("d5 00 0102", "{\"_placeholder\":true,\"num\":0}");
     CHECK_VALUE("c7 03 00 010203", "{\"_placeholder\":true,\"num\":0}");
     CHECK_VALUE("c8 0001 00 01", "{\"_placeholder\":true,\"num\":0}");
     CHECK_VALUE("c9 00000001 00 01", "{\"_placeholder\":true,\"num\":0}");
@@ -392,8 +391,18 @@ TEST(decodes_strings_bins_and_containers) {
     CHECK_VALUE("c7 0c ff 00000000 fffffff1868b8400", "\"0000-01-01T00:00:00.000Z\"");
     CHECK_VALUE("c7 0c ff 00000000 fffffff184aa5080", "\"-000001-01-01T00:00:00.000Z\"");
     CHECK_VALUE("c7 0c ff 00000000 7fffffffffffffff", "null");
-    CHECK_BAD_VALUE("d4 01 00"); /* another ext type */
-    CHECK_BAD_VALUE("d4 ff 00"); /* a timestamp of 1 byte */
+    CHECK_VALUE("d4 00 07", "null");
+    CHECK_VALUE("d7 00 00000001 00000000", "\"1970-02-19T17:02:47.296Z\""); /* notepack 2's Date: ms */
+    CHECK_VALUE("c7 08 00 0000000100000000", "{\"_placeholder\":true,\"num\":0}");
+    CHECK_VALUE("c7 0c ff 3b9ac9ff 0000000000000000", "\"1970-01-01T00:00:00.999Z\"");
+    CHECK_BAD_VALUE("c7 04 ff 00000000"); /* a timestamp 96 that is not 12 bytes */
+    /* any other ext: [type, Buffer] as notepack gives it */
+    CHECK_VALUE("d4 01 ff", "[1,{\"_placeholder\":true,\"num\":0}]");
+    CHECK_VALUE("d5 00 0102", "[0,{\"_placeholder\":true,\"num\":0}]");
+    CHECK_VALUE("d6 05 0000000a", "[5,{\"_placeholder\":true,\"num\":0}]");
+    CHECK_VALUE("d8 00 00000000000000000000000000000001", "[0,{\"_placeholder\":true,\"num\":0}]");
+    CHECK_VALUE("c7 03 7f 010203", "[127,{\"_placeholder\":true,\"num\":0}]");
+    CHECK_VALUE("d4 ff 00", "[-1,{\"_placeholder\":true,\"num\":0}]");
 }
 
 TEST(a_peers_placeholder_shaped_map_is_refused_beside_binary) {

@@ -90,3 +90,6 @@ space_fuzz(wsjson proto/wsjson.c proto/json_scan.c base/json_str.c base/utf8.c p
 space_fuzz(json_lua lua/json_lua.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)
 # The same decoder against lua-cjson (the reference) in the same Lua state: values deeply equal.
 space_fuzz(json_lua_oracle lua/json_lua.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)
+# Messages from other cluster nodes over Redis (msgpack and JSON): decode never crashes, decode -> encode is stable.
+space_fuzz(redis_wire proto/redis_wire.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c
+  LIBS PkgConfig::MSGPACK m)

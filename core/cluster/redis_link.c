@@ -23,6 +23,10 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 5000
+/* hiredis 0.14 has no reply timeouts: a Redis that stops answering (frozen,
+ * or a half-open connection) is found by a PING on the command connection
+ * that is still unanswered one interval later. */
+#define HEARTBEAT_MS 3000
 
 enum link_state { LINK_DOWN, LINK_RESOLVING, LINK_CONNECTING, LINK_UP };
 
@@ -40,9 +44,11 @@ struct redis_link {
 
     enum link_state state;
     int closing;                 /* redis_link_free was called: no more callbacks */
-    int timer_closed;            /* the last handle is closed: the struct may go */
+    int open_handles;            /* timers not closed yet (the struct goes with the last) */
     redisAsyncContext *sub, *cmd;
     uv_timer_t timer;            /* DOWN: the retry; RESOLVING/CONNECTING: the deadline */
+    uv_timer_t beat;             /* UP: the heartbeat */
+    int ping_outstanding;
     uv_getaddrinfo_t *resolving; /* in flight (may outlive its attempt), or NULL */
     unsigned awaiting;           /* replies still due before the link is up */
     uint64_t backoff_ms;
@@ -89,10 +95,12 @@ static void fail(struct redis_link *l, const char *why) {
     l->state = LINK_DOWN;
     l->stats.up = 0;
     uv_timer_stop(&l->timer);
+    uv_timer_stop(&l->beat);
     /* why may point into a context about to be freed: quote it first */
     char reason[LOG_QUOTED_MAX];
     log_quoted(reason, sizeof reason, why ? why : "unknown");
-    drop_contexts(l);
+    drop_contexts(l); /* calls pending commands' callbacks (NULL): one may free the link */
+    if (l->closing) return;
 
     uint64_t half = l->backoff_ms / 2;
     uint64_t delay = half + next_random(l) % (l->backoff_ms - half + 1);
@@ -110,6 +118,23 @@ static void fail(struct redis_link *l, const char *why) {
     if (was_up && l->ops.on_down) l->ops.on_down(l->ud);
 }
 
+static void on_ping(redisAsyncContext *ac, void *r, void *privdata) {
+    struct redis_link *l = privdata;
+    if (r && !l->closing) l->ping_outstanding = 0; /* even an error reply: Redis answers */
+}
+
+static void on_beat(uv_timer_t *t) {
+    struct redis_link *l = t->data;
+    if (l->state != LINK_UP || !l->cmd) return;
+    if (l->ping_outstanding) {
+        fail(l, "no answer to PING within 3 s");
+        return;
+    }
+    const char *argv[1] = {"PING"};
+    size_t len[1] = {4};
+    if (redisAsyncCommandArgv(l->cmd, on_ping, l, 1, argv, len) == REDIS_OK) l->ping_outstanding = 1;
+}
+
 static void maybe_up(struct redis_link *l) {
     if (l->closing || l->state != LINK_CONNECTING || l->awaiting) return;
     l->state = LINK_UP;
@@ -118,6 +143,8 @@ static void maybe_up(struct redis_link *l) {
     l->backoff_ms = BACKOFF_MIN_MS;
     l->down_logged = 0;
     uv_timer_stop(&l->timer);
+    l->ping_outstanding = 0;
+    uv_timer_start(&l->beat, on_beat, HEARTBEAT_MS, HEARTBEAT_MS);
     log_info("redis", "link up address=%s:%d db=%d subscriptions=%zu", l->url.host, l->url.port,
              l->url.db, l->n_subs);
     if (l->ops.on_up) l->ops.on_up(l->ud);
@@ -183,7 +210,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         fail(l, ac->errstr);
         return;
     }
-    /* A peer that vanishes without a reset is noticed in about a minute. */
+    /* TCP keepalive too (hiredis: idle 15 s), for the subscriber, which takes no PING. */
     redisEnableKeepAlive((redisContext *)&ac->c);
 }
 
@@ -262,7 +289,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     free(req);
     if (l->closing || l->state != LINK_RESOLVING) { /* freed, or that attempt timed out */
         uv_freeaddrinfo(res);
-        if (l->closing && l->timer_closed) free(l);
+        if (l->closing && !l->open_handles) free(l);
         return;
     }
     if (status < 0 || !res) {
@@ -324,7 +351,9 @@ struct redis_link *redis_link_new(uv_loop_t *loop, const struct redis_url *url,
     l->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)l;
     if (!l->rng) l->rng = 1;
     uv_timer_init(loop, &l->timer);
-    l->timer.data = l;
+    uv_timer_init(loop, &l->beat);
+    l->timer.data = l->beat.data = l;
+    l->open_handles = 2;
     start_attempt(l);
     return l;
 }
@@ -407,8 +436,7 @@ void redis_link_stats(const struct redis_link *l, struct redis_link_stats *out) 
 
 static void on_timer_closed(uv_handle_t *h) {
     struct redis_link *l = h->data;
-    l->timer_closed = 1;
-    if (!l->resolving) free(l); /* else on_resolved frees it */
+    if (--l->open_handles == 0 && !l->resolving) free(l); /* else on_resolved frees it */
 }
 
 /* From the loop, outside every hiredis callback: the contexts can go now. */
@@ -420,6 +448,7 @@ static void on_final(uv_timer_t *t) {
     l->subs = NULL;
     l->n_subs = 0;
     uv_close((uv_handle_t *)&l->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&l->beat, on_timer_closed);
 }
 
 void redis_link_free(struct redis_link *l) {
@@ -427,6 +456,7 @@ void redis_link_free(struct redis_link *l) {
     l->closing = 1;
     l->stats.up = 0;
     if (l->resolving) uv_cancel((uv_req_t *)l->resolving);
+    uv_timer_stop(&l->beat);
     uv_timer_stop(&l->timer);
     uv_timer_start(&l->timer, on_final, 0, 0);
 }

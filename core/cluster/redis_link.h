@@ -7,7 +7,8 @@
  * every channel and pattern before it reports itself up. Nothing here
  * blocks the loop: names are resolved with uv_getaddrinfo, connects are
  * non-blocking, and a connect (with AUTH and the subscriptions) that takes
- * over 5 s counts as failed. One log line per state change ("link down",
+ * over 5 s counts as failed. A PING every 3 s on the command connection,
+ * unanswered 3 s later, takes the link down too (a frozen Redis). One log line per state change ("link down",
  * "link up"), none per message. */
 #ifndef SPACE_REDIS_LINK_H
 #define SPACE_REDIS_LINK_H
@@ -58,7 +59,8 @@ int redis_link_publish(struct redis_link *l, const char *channel, size_t clen, c
                        size_t len);
 
 /* Any other command on the command connection (argv form, binary-safe;
- * not SUBSCRIBE and friends). 0: cb will be called exactly once, with the
+ * not SUBSCRIBE and friends, nor a blocking one that would hold the
+ * heartbeat PING back for over 3 s). 0: cb will be called exactly once, with the
  * reply, or with NULL when the link went down first. -1 (link down): cb is
  * not called. After redis_link_free no cb is called at all. */
 typedef void (*redis_link_reply_fn)(void *ud, const struct redisReply *reply);

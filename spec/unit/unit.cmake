@@ -11,11 +11,13 @@ set(SPACE_UNIT_DIR ${CMAKE_SOURCE_DIR}/spec/unit)
 # below it): a test of user.c needs no server.
 set(SPACE_UNIT_TESTS_base utf8 hmap sbuf buf wheel base64)
 set(SPACE_UNIT_TESTS_proto http ws_codec eio_packet sio_packet filecheck json_scan jwt wsjson
-  pattern_cost etag redis_wire)
+  pattern_cost etag redis_wire redis_url)
 set(SPACE_UNIT_TESTS_socketio room user)
 set(SPACE_UNIT_TESTS_files file_store)
+# redis_link starts its own redis-server children (it fails, with a message, without one).
+set(SPACE_UNIT_TESTS_cluster redis_link)
 
-foreach(layer base proto socketio files lua)
+foreach(layer base proto socketio files cluster lua)
   foreach(name IN LISTS SPACE_UNIT_TESTS_${layer})
     add_executable(test_${name} ${SPACE_UNIT_DIR}/test_${name}.c)
     target_include_directories(test_${name} PRIVATE ${SPACE_UNIT_DIR})
@@ -24,6 +26,9 @@ foreach(layer base proto socketio files lua)
     add_test(NAME unit_${name} COMMAND test_${name})
     set_tests_properties(unit_${name} PROPERTIES LABELS unit TIMEOUT 300)
   endforeach()
+  if(layer STREQUAL "cluster")
+    set_tests_properties(unit_redis_link PROPERTIES TIMEOUT 180)
+  endif()
 endforeach()
 
 # json_lua: the Lua layer's JSON codec alone (its own source, the codecs below and Lua), not the whole host.

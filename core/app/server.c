@@ -187,8 +187,9 @@ int server_run(const struct config *cfg) {
     }
     struct redis_url url;
     if (ok && cfg->redis_url[0]) {
-        if (redis_url_parse(cfg->redis_url, &url, err, sizeof err) != 0) {
-            fprintf(stderr, "space-server: cannot start: --redis %s: %s\n", cfg->redis_url, err);
+        const char *why = redis_url_parse(&url, cfg->redis_url);
+        if (why) { /* the URL is not printed: it may hold a password */
+            fprintf(stderr, "space-server: cannot start: --redis: %s\n", why);
             ok = 0;
         } else if (!(srv->cluster = cluster_new(srv->loop, &url, &srv->sio))) {
             fprintf(stderr, "space-server: cannot start: --redis: out of memory\n");

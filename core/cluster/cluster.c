@@ -121,7 +121,7 @@ static void publish_broadcast(struct redis_adapter *ra, const struct adapter_tar
     /* One target room: the room's own channel (receivers without it skip it unread). */
     if (n_rooms == 1) {
         struct sbuf ch = {0};
-        if (rw_channel(&ch, CLUSTER_PREFIX, RW_CHANNEL_ROOM, b.nsp, rooms[0]) == 0) publish(cl, ch.p, ch.len);
+        if (rw_channel(&ch, CLUSTER_PREFIX, RW_CH_BROADCAST, b.nsp, rooms[0]) == 0) publish(cl, ch.p, ch.len);
         sbuf_free(&ch);
     } else {
         publish(cl, ra->all_channel, strlen(ra->all_channel));
@@ -184,7 +184,7 @@ static void on_broadcast(struct redis_adapter *ra, const char *channel, size_t c
     const struct nsp *nsp = ra->base.nsp;
     int mine = b.uid.len == CLUSTER_UID_LEN && memcmp(b.uid.p, cl->uid, CLUSTER_UID_LEN) == 0;
     int same_nsp = b.nsp.len == nsp->name_len && memcmp(b.nsp.p, nsp->name, nsp->name_len) == 0;
-    if (!mine && same_nsp && (b.type == SIO_EVENT || b.type == SIO_BINARY_EVENT)) deliver(ra, &b);
+    if (!mine && same_nsp && b.type == SIO_EVENT) deliver(ra, &b);
     rw_decoded_free(&d);
 }
 
@@ -213,11 +213,7 @@ static void pick(void *ud, struct sio_socket *s) {
 static void pick_sockets(struct redis_adapter *ra, const struct rw_request *r, struct picked *p) {
     struct peer_target t;
     peer_target(&t, r->opts_rooms, r->n_opts_rooms, r->opts_except, r->n_opts_except);
-    if (r->sid.len) { /* legacy per-socket form: the sid's own room */
-        t.rooms[0] = r->sid.p;
-        t.room_lens[0] = r->sid.len;
-        t.to.n_rooms = 1;
-        t.to.n_except_rooms = 0;
+    if (r->has_sid) { /* the legacy per-socket form */
         struct picked all = {0};
         struct adapter_target everyone = {.n_rooms = 0};
         ra->local->ops->select(ra->local, &everyone, pick, &all);
@@ -261,17 +257,12 @@ static void answer_all_rooms(struct redis_adapter *ra, const struct rw_request *
 }
 
 static void answer_sockets(struct redis_adapter *ra, const struct rw_request *r, const struct picked *p) {
-    struct sbuf *out = &ra->cl->out;
-    sbuf_reset(out);
-    sbuf_append(out, "{\"requestId\":", 13);
-    json_append_string(out, r->request_id.p, r->request_id.len);
-    sbuf_append(out, ",\"sockets\":[", 12);
-    for (size_t i = 0; i < p->n; i++) {
-        if (i) sbuf_putc(out, ',');
-        json_append_string(out, p->s[i]->sid, IDS_SID_LEN);
-    }
-    sbuf_append(out, "]}", 2);
-    answer(ra);
+    struct slice *ids = calloc(p->n ? p->n : 1, sizeof *ids);
+    if (!ids) return;
+    for (size_t i = 0; i < p->n; i++) ids[i] = (struct slice){p->s[i]->sid, IDS_SID_LEN};
+    sbuf_reset(&ra->cl->out);
+    if (rw_encode_sockets_response(&ra->cl->out, r->request_id, ids, p->n) == 0) answer(ra);
+    free(ids);
 }
 
 static void answer_fetch(struct redis_adapter *ra, const struct rw_request *r, const struct picked *p) {
@@ -288,8 +279,8 @@ static void answer_fetch(struct redis_adapter *ra, const struct rw_request *r, c
         char *colon = strrchr(address[i], ':'); /* "ip:port" -> "ip" */
         if (colon) *colon = 0;
         info[i] = (struct rw_socket_info){
-            .id = {s->sid, IDS_SID_LEN}, .address = {address[i], strlen(address[i])}, .issued_ms = s->connected_ms,
-            .rooms = rooms[i].names, .n_rooms = rooms[i].n, .data_json = "{}", .data_len = 2,
+            .id = {s->sid, IDS_SID_LEN}, .address = {address[i], strlen(address[i])},
+            .issued = (int64_t)s->connected_ms, .rooms = rooms[i].names, .n_rooms = rooms[i].n,
         };
     }
     sbuf_reset(&ra->cl->out);
@@ -309,7 +300,7 @@ static void on_request(struct redis_adapter *ra, const char *data, size_t len) {
         if (cl->refused_messages++ == 0) log_warn("cluster", "a request that does not decode");
         return;
     }
-    if (r.uid.len == CLUSTER_UID_LEN && memcmp(r.uid.p, cl->uid, CLUSTER_UID_LEN) == 0) goto done; /* our own */
+    if (r.has_uid && r.uid.len == CLUSTER_UID_LEN && memcmp(r.uid.p, cl->uid, CLUSTER_UID_LEN) == 0) goto done; /* our own */
     struct picked p = {0};
     switch (r.type) {
     case RW_REQ_SOCKETS:
@@ -329,7 +320,7 @@ static void on_request(struct redis_adapter *ra, const char *data, size_t len) {
                 else ra->local->ops->leave(ra->local, p.s[i], r.rooms[k].p, r.rooms[k].len, &changed);
             }
         }
-        if (r.request_id.len) { /* the legacy form waits for an answer */
+        if (r.has_request_id) { /* the legacy form waits for an answer */
             sbuf_reset(&cl->out);
             if (rw_encode_simple_response(&cl->out, r.request_id) == 0) answer(ra);
         }
@@ -341,7 +332,7 @@ static void on_request(struct redis_adapter *ra, const char *data, size_t len) {
             if (r.close) sio_socket_close_session(p.s[i], WS_CLOSE_NORMAL, "disconnected by the cluster");
             else sio_socket_close(p.s[i], "server namespace disconnect", 1);
         }
-        if (r.request_id.len) {
+        if (r.has_request_id) {
             sbuf_reset(&cl->out);
             if (rw_encode_simple_response(&cl->out, r.request_id) == 0) answer(ra);
         }
@@ -352,7 +343,7 @@ static void on_request(struct redis_adapter *ra, const char *data, size_t len) {
         break;
     case RW_REQ_SERVER_SIDE_EMIT:
         /* The app has no server-side listeners: an ack, when asked, is null. */
-        if (r.request_id.len) {
+        if (r.has_request_id) {
             sbuf_reset(&cl->out);
             if (rw_encode_server_side_emit_response(&cl->out, r.request_id, "null", 4) == 0) answer(ra);
         }
@@ -360,11 +351,7 @@ static void on_request(struct redis_adapter *ra, const char *data, size_t len) {
     case RW_REQ_BROADCAST: {
         /* A broadcast that waits for acks: delivered here without asking the clients for one, and
          * counted as no client, so that the requester's wait ends at once. */
-        if (r.has_packet && (r.packet.type == SIO_EVENT || r.packet.type == SIO_BINARY_EVENT)) {
-            struct rw_broadcast b = r.packet;
-            b.n_rooms = r.n_opts_rooms, b.rooms = r.opts_rooms, b.n_except = r.n_opts_except, b.except = r.opts_except;
-            deliver(ra, &b);
-        }
+        if (r.packet.type == SIO_EVENT) deliver(ra, &r.packet);
         sbuf_reset(&cl->out);
         if (rw_encode_client_count_response(&cl->out, r.request_id, 0) == 0) answer(ra);
         break;

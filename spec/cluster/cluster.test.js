@@ -7,6 +7,8 @@
 const { test, before, after, afterEach } = require('node:test');
 const crypto = require('node:crypto');
 const { Emitter } = require('@socket.io/redis-emitter');
+// the adapter's own msgpack codec (its dependency), to read answers as a Node peer does
+const notepack = require(require.resolve('notepack.io', { paths: [require.resolve('@socket.io/redis-adapter')] }));
 const h = require('../e2e/harness');
 const { Cluster, redisAvailable } = require('./harness');
 const { members, joinAll, chatRound } = require('./chat');
@@ -22,17 +24,20 @@ const responses = [];
 
 before(async () => {
   if (skip) return;
-  cluster = await new Cluster({ ours: 2, peers: 2 }).start();
+  cluster = new Cluster({ ours: 2, peers: 2 });
+  await cluster.start();
   [peer0, peer1] = cluster.peers;
   spy = await cluster.redis.client();
+  // Answers are JSON or msgpack (first byte '{' or not), as the adapter tells them apart.
   await spy.subscribe('socket.io-response#/#', (msg) => {
-    if (msg[0] !== '{') return; // msgpack answers (broadcast acks) are not counted here
-    try { responses.push(JSON.parse(msg)); } catch (_) { /* not ours to judge */ }
-  });
+    try { responses.push(msg[0] === 0x7b ? JSON.parse(msg.toString('utf8')) : notepack.decode(msg)); } catch (_) {
+      responses.push({ undecodable: msg.toString('hex') });
+    }
+  }, true);
 });
 
 after(async () => {
-  if (skip) return;
+  if (skip || !cluster) return;
   if (spy) await spy.quit().catch(() => {});
   await cluster.stop();
 });

@@ -40,7 +40,8 @@ process.on('exit', () => {
 
 // Spawns `cmd args`, waits (bounded) until `ready(text so far)` is true on its output.
 async function spawnReady(cmd, args, ready, what, env) {
-  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env || process.env });
+  // stdin is a pipe the child may watch to exit with us (peer.js does).
+  const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env || process.env });
   children.add(proc);
   const out = { text: '' };
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => {
@@ -74,7 +75,11 @@ class Redis {
     if (this.port === null) this.port = await freePort();
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--daemonize', 'no'];
-    const proc = spawn(REDIS_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The shell becomes redis-server and a subshell stops it when our end of its stdin closes
+    // (through fd 3: a background job's own stdin is /dev/null):
+    // a test run that is killed (ctest's timeout) leaves no redis-server behind.
+    const proc = spawn('bash', ['-c', 'exec 3<&0; ( read -r _ <&3; kill $$ ) & exec "$0" "$@" 3<&-', REDIS_BIN, ...args],
+      { stdio: ['pipe', 'pipe', 'pipe'] });
     children.add(proc);
     const out = { text: '' };
     let exit = null;
@@ -99,7 +104,7 @@ class Redis {
     if (!this.run) return;
     const { proc, exited } = this.run;
     this.run = null;
-    proc.kill('SIGTERM');
+    proc.stdin.end();
     await withTimeout(exited, T(5000), 'redis-server to exit').catch(() => { proc.kill('SIGKILL'); return exited; });
   }
 
@@ -180,14 +185,21 @@ class Cluster {
   constructor({ ours = 2, peers = 1 } = {}) { this.nOurs = ours; this.nPeers = peers; this.ours = []; this.peers = []; }
   get nodes() { return [...this.ours, ...this.peers]; }
 
+  // On failure, stops what did start (a running child would keep the test file alive) and throws.
   async start() {
-    this.redis = await new Redis().start();
-    this.admin = await this.redis.client();
-    for (let i = 0; i < this.nOurs; i++) {
-      this.ours.push(NODE_ONLY ? await startPeer(`ours${i}`, this.redis) : await startOurNode(`ours${i}`, this.redis));
+    try {
+      this.redis = new Redis();
+      await this.redis.start();
+      this.admin = await this.redis.client();
+      for (let i = 0; i < this.nOurs; i++) {
+        this.ours.push(NODE_ONLY ? await startPeer(`ours${i}`, this.redis) : await startOurNode(`ours${i}`, this.redis));
+      }
+      for (let i = 0; i < this.nPeers; i++) this.peers.push(await startPeer(`peer${i}`, this.redis));
+      await this.ready();
+    } catch (e) {
+      await this.stop().catch(() => {});
+      throw e;
     }
-    for (let i = 0; i < this.nPeers; i++) this.peers.push(await startPeer(`peer${i}`, this.redis));
-    await this.ready();
     return this;
   }
 
@@ -211,7 +223,10 @@ class Cluster {
     h.closeAllClients();
     const errors = [];
     for (const node of this.nodes) await node.stop().catch((e) => errors.push(e.message));
+    this.ours = [];
+    this.peers = [];
     if (this.admin) await this.admin.quit().catch(() => {});
+    this.admin = null;
     if (this.redis) await this.redis.stop();
     if (errors.length) throw new Error(errors.join('\n'));
   }

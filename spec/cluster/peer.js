@@ -270,6 +270,8 @@ function shutdown() {
   setTimeout(() => process.exit(0), 2000).unref();
 }
 process.on('SIGTERM', shutdown);
+// The harness holds our stdin: when it is gone (a killed test run), so are we.
+process.stdin.on('end', () => process.exit(0)).on('error', () => process.exit(0)).resume();
 process.on('SIGINT', shutdown);
 process.on('unhandledRejection', (e) => { log(`unhandled rejection: ${e && e.stack || e}`); process.exit(70); });
 

@@ -17,11 +17,12 @@ let cluster;
 
 before(async () => {
   if (skip) return;
-  cluster = await new Cluster({ ours: 2, peers: 1 }).start();
+  cluster = new Cluster({ ours: 2, peers: 1 });
+  await cluster.start();
 });
 
 after(async () => {
-  if (skip) return;
+  if (skip || !cluster) return;
   await cluster.stop();
 });
 

@@ -1,5 +1,5 @@
 'use strict';
-// A mixed cluster on one real redis-server: two of our nodes (space-server --redis) and two Node
+// A mixed cluster on one real redis-server: three of our nodes (space-server --redis) and two Node
 // socket.io 4.8 servers with @socket.io/redis-adapter (peer.js; peer0 acts, peer1 witnesses), with
 // stock socket.io-client clients spread over all of them, and @socket.io/redis-emitter as a backend.
 // Under SPACE_CLUSTER_NODE_ONLY=1 our nodes are Node peers too (the reference run).
@@ -10,7 +10,7 @@ const { Emitter } = require('@socket.io/redis-emitter');
 // the adapter's own msgpack codec (its dependency), to read answers as a Node peer does
 const notepack = require(require.resolve('notepack.io', { paths: [require.resolve('@socket.io/redis-adapter')] }));
 const h = require('../e2e/harness');
-const { Cluster, redisAvailable } = require('./harness');
+const { Cluster, redisAvailable, adminEmit } = require('./harness');
 const { members, joinAll, chatRound } = require('./chat');
 
 const { T, show, eq, ok, waitFor } = h;
@@ -24,7 +24,7 @@ const responses = [];
 
 before(async () => {
   if (skip) return;
-  cluster = new Cluster({ ours: 2, peers: 2 });
+  cluster = new Cluster({ ours: 3, peers: 2 });
   await cluster.start();
   [peer0, peer1] = cluster.peers;
   spy = await cluster.redis.client();
@@ -154,6 +154,22 @@ test('@socket.io/redis-emitter reaches rooms on every node, .of("/") too, binary
       'room events at a member of no room');
   } finally {
     await client.quit().catch(() => {});
+  }
+});
+
+test('the admin API\'s emit on any node reaches the room\'s members on every node', { skip }, async () => {
+  const ms = await members(cluster.nodes);
+  const room = h.uniqueRoom('admin-emit');
+  await joinAll(ms, room);
+  for (const from of cluster.nodes) {
+    eq(await adminEmit(from, room, 'announcement', { from: from.name }), 200, `POST /api/rooms/${room}/emit on ${from.name}`);
+  }
+  for (const m of ms) {
+    for (const from of cluster.nodes) {
+      await m.socket.inbox.take('announcement', (d) => d && d.from === from.name, T(10000));
+    }
+    await h.settle(m.socket);
+    eq(m.socket.inbox.count('announcement'), cluster.nodes.length, `announcements at ${m.node.name} (one per node)`);
   }
 });
 

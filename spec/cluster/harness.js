@@ -8,6 +8,7 @@
 const { spawn, spawnSync } = require('node:child_process');
 const path = require('node:path');
 const net = require('node:net');
+const crypto = require('node:crypto');
 const { createClient } = require('redis');
 const h = require('../e2e/harness');
 
@@ -159,15 +160,19 @@ class PeerNode {
   }
 }
 
+// Every node of a test run takes this admin token (the tests make their own).
+const ADMIN_TOKEN = crypto.randomBytes(24).toString('base64url');
+
 async function startPeer(name, redis) {
   const run = await spawnReady(process.execPath, [PEER_JS, '--redis', redis.url, '--port', '0', '--name', name],
-    (t) => /listening address=[^ :]+:\d+/.test(t), `Node peer ${name}`);
+    (t) => /listening address=[^ :]+:\d+/.test(t), `Node peer ${name}`,
+    { ...process.env, SPACE_ADMIN_TOKEN: ADMIN_TOKEN });
   const port = Number(/listening address=[^ :]+:(\d+)/.exec(run.out.text)[1]);
   return new PeerNode(name, run, port);
 }
 
 async function startOurNode(name, redis) {
-  const srv = await h.startServer({ args: ['--redis', redis.url] });
+  const srv = await h.startServer({ args: ['--redis', redis.url], env: { SPACE_ADMIN_TOKEN: ADMIN_TOKEN } });
   return new OurNode(name, srv);
 }
 
@@ -177,6 +182,15 @@ async function metric(node, name) {
   const text = await res.text();
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : null;
+}
+
+// POST /api/rooms/{room}/emit on a node (the backend's emit through the admin API).
+async function adminEmit(node, room, event, data) {
+  const res = await fetch(`${node.url}/api/rooms/${encodeURIComponent(room)}/emit`, {
+    method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ event, data }),
+  });
+  return res.status;
 }
 
 // The cluster of one test file: `ours` of our nodes (Node peers under SPACE_CLUSTER_NODE_ONLY=1)
@@ -232,4 +246,4 @@ class Cluster {
   }
 }
 
-module.exports = { NODE_ONLY, redisAvailable, freePort, Redis, Cluster, startPeer, startOurNode, metric };
+module.exports = { NODE_ONLY, redisAvailable, freePort, Redis, Cluster, startPeer, startOurNode, metric, adminEmit };

@@ -16,6 +16,7 @@
 //   POST /peer/disconnect-sockets {rooms?, close?}
 //   GET  /peer/received        -> [{event, args}] server-side events this node was sent
 //   GET  /metrics              -> space_redis_link_up, space_redis_publish_failed_total (as ours)
+//   POST /api/rooms/{room}/emit {event, data} with Bearer $SPACE_ADMIN_TOKEN (as ours)
 // Binary values travel in these JSON bodies as {"$bin": "<base64>"}.
 
 const http = require('node:http');
@@ -226,12 +227,31 @@ async function control(req, body) {
   }
 }
 
+// The admin API's backend emit, as our nodes have it (Bearer $SPACE_ADMIN_TOKEN).
+function adminEmit(req, res, room) {
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (d) => { body += d; });
+  req.on('end', () => {
+    const token = process.env.SPACE_ADMIN_TOKEN;
+    if (!token || req.headers.authorization !== `Bearer ${token}`) { res.writeHead(401); res.end(); return; }
+    let b;
+    try { b = JSON.parse(body); } catch (_) { b = null; }
+    if (!b || typeof b.event !== 'string') { res.writeHead(400); res.end(); return; }
+    io.to(room).emit(b.event, b.data === undefined ? {} : b.data);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ ok: true }));
+  });
+}
+
 const httpServer = http.createServer((req, res) => {
   if (req.url === '/metrics') {
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
     res.end(`space_redis_link_up ${linkUp ? 1 : 0}\nspace_redis_publish_failed_total ${publishFailed}\n`);
     return;
   }
+  const emit = /^\/api\/rooms\/([^/?]+)\/emit$/.exec(req.url);
+  if (emit && req.method === 'POST') { adminEmit(req, res, decodeURIComponent(emit[1])); return; }
   if (!req.url.startsWith('/peer/')) return; // socket.io's own paths, or its 400
   let body = '';
   req.setEncoding('utf8');

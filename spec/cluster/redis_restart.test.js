@@ -31,9 +31,10 @@ const failed = (node) => metric(node, 'space_redis_publish_failed_total');
 // The lines a node logged about Redis since `from` (an offset in its stderr).
 const redisLines = (node, from) => node.stderr.slice(from).split('\n').filter((l) => /redis/i.test(l));
 
+// Reconnecting is paced by each node's backoff: the bound leaves room for a capped one.
 async function allLinks(value, what) {
   for (const node of cluster.nodes) {
-    await waitFor(async () => (await linkUp(node)) === value, T(15000),
+    await waitFor(async () => (await linkUp(node)) === value, T(30000),
       `space_redis_link_up ${value} on ${node.name} (${what}); last: ${await linkUp(node).catch((e) => e.message)}`, 50);
   }
 }
@@ -69,7 +70,7 @@ test('Redis restarted mid-chat: local delivery goes on, the link goes 0 then 1, 
 
   await cluster.redis.start();
   await allLinks(1, 'Redis back');
-  await cluster.ready();
+  await cluster.ready(T(30000));
   await chatRound(ms, ms, room, 3, 'after');
   // What could not be published is lost to the other nodes, never delivered twice.
   for (const m of ms.slice(1)) {

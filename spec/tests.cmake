@@ -15,6 +15,15 @@ if(EXISTS ${SPEC}/e2e/chat.test.js)
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(e2e_node PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 300)
 endif()
+# The cluster (issue 13): a redis-server of its own on a free port, our nodes with --redis and
+# Node socket.io peers (spec/cluster/peer.js) on it; skips itself when redis-server is missing.
+# The files are named: spec/cluster/ also holds tests that other entries run.
+if(EXISTS ${SPEC}/cluster/cluster.test.js)
+  add_test(NAME cluster COMMAND ${NODE} --test --test-concurrency=1
+    ${SPEC}/cluster/cluster.test.js ${SPEC}/cluster/redis_restart.test.js
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(cluster PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 300)
+endif()
 if(EXISTS ${SPEC}/e2e/test_python_client.py)
   # Debian's python3 has python-socketio; a python3 earlier on PATH may not.
   add_test(NAME e2e_python COMMAND /usr/bin/python3 -m unittest discover -v -s ${SPEC}/e2e -p "test_python_*.py"

@@ -419,6 +419,7 @@ struct adapter *cluster_adapter_new(struct nsp *nsp, void *cluster) {
     if (!ra) return NULL;
     ra->base.ops = &redis_ops;
     ra->base.nsp = nsp;
+    ra->base.has_peers = 1;
     ra->cl = cl;
     ra->local = adapter_memory_new(nsp, NULL);
     ra->all_channel = channel_name(CLUSTER_PREFIX "#", nsp, "#");

@@ -78,6 +78,7 @@ struct adapter_ops {
 struct adapter {
     const struct adapter_ops *ops;
     struct nsp *nsp;
+    int has_peers; /* broadcasts also go to other nodes: no local member is no reason to skip one */
 };
 
 /* The in-memory adapter (the default factory). */

@@ -675,14 +675,14 @@ static int m_packet(struct rw_decoded *d, const msgpack_object *o, struct rw_bro
             if (m_to_json(d, v, &b->json, &b->json_len)) return -1;
             has_data = 1;
         } else if (m_is(k, "nsp")) {
-            if (v->type != MSGPACK_OBJECT_NIL && m_str(v, &b->nsp)) return -1;
+            /* Node defaults only an absent nsp: null or "" match no namespace */
+            if (m_str(v, &b->nsp)) return -1;
         } else if (m_is(k, "id")) {
             if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= (uint64_t)INT64_MAX)
                 b->ack_id = (int64_t)v->via.u64;
             else if (v->type != MSGPACK_OBJECT_NIL) return -1;
         }
     }
-    if (!b->nsp.len) b->nsp = (struct slice){"/", 1};
     return has_type && has_data ? 0 : -1;
 }
 

@@ -40,7 +40,7 @@
 /* A broadcast [uid, packet, opts] (msgpack), or a BROADCAST request's packet
  * and opts. */
 struct rw_broadcast {
-    struct slice uid, nsp;             /* nsp: "/" when the packet has none */
+    struct slice uid, nsp;             /* nsp: "/" when the packet has none (the encoder writes "/" for "") */
     int type;                          /* 2 EVENT (BINARY_EVENT 5 is written and read as 2, 6 as 3) */
     int64_t ack_id;                    /* packet.id, -1 when absent */
     const char *json;                  /* packet.data as JSON text, attachments as placeholders */

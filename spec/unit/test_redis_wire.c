@@ -134,6 +134,13 @@ TEST(packet_defaults_id_and_flags) {
     CHECK_SLICE("/", b.nsp);
     CHECK_UINT(0, b.n_rooms);
     rw_decoded_free(&d);
+    /* an empty nsp stays empty (Node defaults only an absent one); null is refused */
+    n = hex("92 a1 75 83 a4 74797065 02 a4 64617461 91 a1 65 a3 6e7370 a0");
+    CHECK_INT(0, rw_decode_broadcast(hexbuf, n, &b, &d));
+    CHECK_UINT(0, b.nsp.len);
+    rw_decoded_free(&d);
+    n = hex("92 a1 75 83 a4 74797065 02 a4 64617461 91 a1 65 a3 6e7370 c0");
+    CHECK_INT(-1, rw_decode_broadcast(hexbuf, n, &b, &d));
 
     struct slice rooms[] = {S("x")};
     b = (struct rw_broadcast){.uid = S("u"), .nsp = S("/admin"), .type = 2, .ack_id = 300, .json = "[\"e\"]",

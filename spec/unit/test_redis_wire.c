@@ -719,6 +719,21 @@ TEST(encodes_the_json_responses) {
     sbuf_free(&out);
 }
 
+/* Empty slices with no bytes behind them (a request without requestId). */
+TEST(responses_take_empty_slices) {
+    struct sbuf out = {0};
+    struct slice none = {NULL, 0};
+    CHECK_INT(0, rw_encode_simple_response(&out, none));
+    CHECK_MEM("{\"requestId\":\"\"}", out.p, out.len);
+    sbuf_reset(&out);
+    CHECK_INT(0, rw_encode_all_rooms_response(&out, none, &none, 1));
+    CHECK_MEM("{\"requestId\":\"\",\"rooms\":[\"\"]}", out.p, out.len);
+    sbuf_reset(&out);
+    CHECK_INT(0, rw_channel(&out, "p", RW_CH_BROADCAST, none, none));
+    CHECK_MEM("p##", out.p, out.len);
+    sbuf_free(&out);
+}
+
 TEST(encodes_the_broadcast_ack) {
     struct sbuf out = {0};
     CHECK_INT(0, rw_encode_broadcast_ack(&out, S("zUrNdL"), "\"ackval\"", 8));
@@ -794,6 +809,7 @@ int main(void) {
     RUN(decodes_json_requests);
     RUN(decodes_the_broadcast_with_ack_request);
     RUN(encodes_the_json_responses);
+    RUN(responses_take_empty_slices);
     RUN(encodes_the_broadcast_ack);
     RUN(builds_and_reads_channel_names);
     return check_finish("test_redis_wire");

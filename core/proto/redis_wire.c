@@ -22,7 +22,7 @@ struct rw_chunk {
 };
 
 static void *arena_alloc(struct rw_decoded *d, size_t n) {
-    if (n > RW_MAX_MESSAGE * 4) return NULL;
+    if (n > RW_MAX_JSON) return NULL;
     struct rw_chunk *c = malloc(sizeof *c + (n ? n : 1));
     if (!c) return NULL;
     c->next = d->chunks;
@@ -345,15 +345,15 @@ int rw_encode_broadcast_ack(struct sbuf *out, struct slice request_id, const cha
 
 /* Checks, before msgpack-c allocates anything, that p holds exactly one
  * msgpack value, every length within the bytes, every container's count
- * no more than the bytes left (so what msgpack-c allocates is bounded by
- * the input's size) and containers nested at most RW_MAX_DEPTH deep
- * (msgpack-c's own limit). */
+ * no more than the bytes left, at most RW_MAX_ITEMS values (so what
+ * msgpack-c allocates is bounded) and containers nested at most
+ * RW_MAX_DEPTH deep (msgpack-c's own limit). */
 static int mp_check(const uint8_t *p, size_t n) {
     uint64_t left[RW_MAX_DEPTH]; /* items still to come in each open container */
     int top = 0;
-    size_t i = 0;
+    size_t i = 0, values = 0;
     do {
-        if (i >= n) return -1;
+        if (i >= n || ++values > RW_MAX_ITEMS) return -1;
         uint8_t c = p[i++];
         uint64_t skip = 0, items = 0;
         size_t hdr = 0;
@@ -518,6 +518,7 @@ static int m_key(struct jdec *j, const msgpack_object *k) {
 }
 
 static int m_json(struct jdec *j, const msgpack_object *o) {
+    if (j->out.len > RW_MAX_JSON) return -1;
     switch (o->type) {
     case MSGPACK_OBJECT_NIL: return put(j, "null");
     case MSGPACK_OBJECT_BOOLEAN: return put(j, o->via.boolean ? "true" : "false");
@@ -675,14 +676,14 @@ static int m_packet(struct rw_decoded *d, const msgpack_object *o, struct rw_bro
             if (m_to_json(d, v, &b->json, &b->json_len)) return -1;
             has_data = 1;
         } else if (m_is(k, "nsp")) {
-            if (v->type != MSGPACK_OBJECT_NIL && m_str(v, &b->nsp)) return -1;
+            /* Node defaults only an absent nsp: null or "" match no namespace */
+            if (m_str(v, &b->nsp)) return -1;
         } else if (m_is(k, "id")) {
             if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= (uint64_t)INT64_MAX)
                 b->ack_id = (int64_t)v->via.u64;
             else if (v->type != MSGPACK_OBJECT_NIL) return -1;
         }
     }
-    if (!b->nsp.len) b->nsp = (struct slice){"/", 1};
     return has_type && has_data ? 0 : -1;
 }
 

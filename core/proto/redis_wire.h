@@ -24,8 +24,13 @@
 #include "http.h"
 #include "sbuf.h"
 
-/* A message bigger than this is refused by every decoder. */
+/* Every decoder refuses a message bigger than RW_MAX_MESSAGE, holding more
+ * than RW_MAX_ITEMS values (msgpack-c builds a 24-byte object for each), or
+ * whose JSON text would pass RW_MAX_JSON (a placeholder takes 29 bytes for
+ * an empty bin's 2). The server's --max-payload defaults to 16 MiB. */
 #define RW_MAX_MESSAGE ((size_t)64 << 20)
+#define RW_MAX_ITEMS ((size_t)8 << 20)
+#define RW_MAX_JSON ((size_t)256 << 20)
 /* Containers (arrays, maps, empty or not) nested, counted from the
  * message's root: msgpack-c's C unpacker refuses more (its
  * MSGPACK_EMBED_STACK_SIZE), so the encoder refuses to write more too. The
@@ -40,7 +45,7 @@
 /* A broadcast [uid, packet, opts] (msgpack), or a BROADCAST request's packet
  * and opts. */
 struct rw_broadcast {
-    struct slice uid, nsp;             /* nsp: "/" when the packet has none */
+    struct slice uid, nsp;             /* nsp: "/" when the packet has none (the encoder writes "/" for "") */
     int type;                          /* 2 EVENT (BINARY_EVENT 5 is written and read as 2, 6 as 3) */
     int64_t ack_id;                    /* packet.id, -1 when absent */
     const char *json;                  /* packet.data as JSON text, attachments as placeholders */

@@ -134,6 +134,13 @@ TEST(packet_defaults_id_and_flags) {
     CHECK_SLICE("/", b.nsp);
     CHECK_UINT(0, b.n_rooms);
     rw_decoded_free(&d);
+    /* an empty nsp stays empty (Node defaults only an absent one); null is refused */
+    n = hex("92 a1 75 83 a4 74797065 02 a4 64617461 91 a1 65 a3 6e7370 a0");
+    CHECK_INT(0, rw_decode_broadcast(hexbuf, n, &b, &d));
+    CHECK_UINT(0, b.nsp.len);
+    rw_decoded_free(&d);
+    n = hex("92 a1 75 83 a4 74797065 02 a4 64617461 91 a1 65 a3 6e7370 c0");
+    CHECK_INT(-1, rw_decode_broadcast(hexbuf, n, &b, &d));
 
     struct slice rooms[] = {S("x")};
     b = (struct rw_broadcast){.uid = S("u"), .nsp = S("/admin"), .type = 2, .ack_id = 300, .json = "[\"e\"]",
@@ -511,6 +518,32 @@ TEST(refuses_malformed_truncated_and_trailing) {
     CHECK_INT(-1, rw_decode_broadcast(hexbuf, RW_MAX_MESSAGE + 1, &b, &d)); /* over the limit: not even read */
 }
 
+/* [u, {type, data: [k zeros]}] */
+static unsigned char *many(size_t k, size_t *n) {
+    size_t h = hex("93 a1 75 82 a4 74797065 02 a4 64617461 dd");
+    unsigned char *p = calloc(h + 4 + k + 1, 1);
+    memcpy(p, hexbuf, h);
+    p[h] = (unsigned char)(k >> 24), p[h + 1] = (unsigned char)(k >> 16);
+    p[h + 2] = (unsigned char)(k >> 8), p[h + 3] = (unsigned char)k;
+    p[h + 4 + k] = 0x80;
+    *n = h + 4 + k + 1;
+    return p;
+}
+
+TEST(refuses_more_values_than_the_limit) {
+    struct rw_broadcast b;
+    struct rw_decoded d;
+    size_t n;
+    unsigned char *p = many(RW_MAX_ITEMS, &n); /* with the root's, the packet's and the opts' values: over */
+    CHECK_INT(-1, rw_decode_broadcast(p, n, &b, &d));
+    free(p);
+    p = many(100000, &n);
+    CHECK_INT(0, rw_decode_broadcast(p, n, &b, &d));
+    CHECK_UINT(200001, b.json_len);
+    rw_decoded_free(&d);
+    free(p);
+}
+
 /* data nested k deep: [[[...[1]...]]] */
 static size_t nested(unsigned char *p, int k) {
     size_t n = hex("93 a1 75 82 a4 74797065 02 a4 64617461");
@@ -712,6 +745,21 @@ TEST(encodes_the_json_responses) {
     sbuf_free(&out);
 }
 
+/* Empty slices with no bytes behind them (a request without requestId). */
+TEST(responses_take_empty_slices) {
+    struct sbuf out = {0};
+    struct slice none = {NULL, 0};
+    CHECK_INT(0, rw_encode_simple_response(&out, none));
+    CHECK_MEM("{\"requestId\":\"\"}", out.p, out.len);
+    sbuf_reset(&out);
+    CHECK_INT(0, rw_encode_all_rooms_response(&out, none, &none, 1));
+    CHECK_MEM("{\"requestId\":\"\",\"rooms\":[\"\"]}", out.p, out.len);
+    sbuf_reset(&out);
+    CHECK_INT(0, rw_channel(&out, "p", RW_CH_BROADCAST, none, none));
+    CHECK_MEM("p##", out.p, out.len);
+    sbuf_free(&out);
+}
+
 TEST(encodes_the_broadcast_ack) {
     struct sbuf out = {0};
     CHECK_INT(0, rw_encode_broadcast_ack(&out, S("zUrNdL"), "\"ackval\"", 8));
@@ -783,10 +831,12 @@ int main(void) {
     RUN(bins_in_the_decoded_data_keep_their_bytes);
     RUN(round_trips_json);
     RUN(refuses_malformed_truncated_and_trailing);
+    RUN(refuses_more_values_than_the_limit);
     RUN(nesting_is_bounded_both_ways);
     RUN(decodes_json_requests);
     RUN(decodes_the_broadcast_with_ack_request);
     RUN(encodes_the_json_responses);
+    RUN(responses_take_empty_slices);
     RUN(encodes_the_broadcast_ack);
     RUN(builds_and_reads_channel_names);
     return check_finish("test_redis_wire");

@@ -25,7 +25,8 @@ struct redisReply;
 struct redis_link_ops {
     /* A message on a channel; pattern: the PSUBSCRIBE pattern it matched
      * (NUL-terminated), or NULL for a SUBSCRIBE channel. The bytes live for
-     * the call only. */
+     * the call only. During a reconnect a resubscribed channel may deliver
+     * before on_up. */
     void (*on_message)(void *ud, const char *channel, size_t channel_len, const char *pattern,
                        const char *data, size_t len);
     /* Connected, authenticated, and every subscription confirmed: state may

@@ -489,7 +489,8 @@ static int snapshot_item(void *ud, struct item *it) {
 static int snapshot_apply(struct presence *p, struct p_node *n, struct slice entries, struct item *it) {
     struct hmap old = n->entries;
     n->entries = (struct hmap){0};
-    /* New counts first, then the old ones off: a user in both never touches 0. */
+    /* A user in both may touch 0 in between: no matter, op_finish compares each
+     * user before and after the whole message. */
     struct snapshot_ctx c = {p, n};
     int rc = snapshot_walk(entries, it, snapshot_item, &c);
     entries_drop(p, &old);

@@ -90,3 +90,6 @@ space_fuzz(wsjson proto/wsjson.c proto/json_scan.c base/json_str.c base/utf8.c p
 space_fuzz(json_lua lua/json_lua.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)
 # The same decoder against lua-cjson (the reference) in the same Lua state: values deeply equal.
 space_fuzz(json_lua_oracle lua/json_lua.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c LIBS PkgConfig::LUA m)
+# Cluster presence messages from the other nodes (Redis): the replica's invariants, refusals change nothing.
+space_fuzz(presence cluster/presence.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c base/hmap.c)
+target_include_directories(fuzz_presence PRIVATE ${SPACE_FUZZ_CORE}/cluster)

@@ -439,7 +439,8 @@ static int parse_msg(const char *p, size_t len, struct msg *m) {
         seen |= f;
         if (dst) *dst = jm.value;
         if (f == F_T) {
-            if (jm.value.len != 3 || jm.value.p[0] != '"' || !jm.value.p[1] || !strchr("dhsig", jm.value.p[1])) return -1;
+            if (jm.value.len != 3 || jm.value.p[0] != '"' || !jm.value.p[1] || !strchr("dhsig", jm.value.p[1]))
+                return -1;
             m->kind = jm.value.p[1];
         } else if (f == F_Q && read_uint(jm.value, INT64_MAX, &m->seq) != 0) {
             return -1;
@@ -523,9 +524,9 @@ int presence_apply(struct presence *p, const char *msg, size_t len, uint64_t now
         free(it);
         return rc; /* ours: this node knows its own memberships */
     }
-    memcpy(p->sender, uid, (size_t)uid_len + 1);
 
     if (m.kind == 'g') {
+        memcpy(p->sender, uid, (size_t)uid_len + 1);
         struct p_node *n = hmap_get(&p->nodes, uid, (size_t)uid_len);
         if (n) {
             node_drop(p, n);
@@ -540,6 +541,7 @@ int presence_apply(struct presence *p, const char *msg, size_t len, uint64_t now
         free(it);
         return oom ? PRESENCE_ENOMEM : PRESENCE_EBAD;
     }
+    memcpy(p->sender, uid, (size_t)uid_len + 1);
     n->last_ms = now_ms;
     switch (m.kind) {
     case 'd':
@@ -560,7 +562,10 @@ int presence_apply(struct presence *p, const char *msg, size_t len, uint64_t now
             rc = PRESENCE_SEND_SNAPSHOT;
         __attribute__((fallthrough)); /* a hello tells the sender's q as a heartbeat does */
     case 'h':
-        if (m.seq != n->seq) n->stale = 1;
+        if (m.seq != n->seq) {
+            n->stale = 1;
+            n->seq = m.seq; /* the deltas after it go on from there (also when a uid was reused) */
+        }
         break;
     }
     free(it);

@@ -357,6 +357,16 @@ TEST(a_heartbeat_or_hello_with_another_q_asks_for_a_snapshot) {
     CHECK_INT(PRESENCE_SEND_SNAPSHOT | PRESENCE_WANT_SNAPSHOT, apply(o, "{\"t\":\"i\",\"n\":\"E\",\"q\":2}", 0, &l));
     CHECK_UINT(4, presence_node_count(o));
     CHECK_UINT(0, l.n);
+    /* B goes on from q=5: its next delta applies (no second request within PRESENCE_RESYNC_MS)... */
+    CHECK_INT(0, apply(o, "{\"t\":\"d\",\"n\":\"B\",\"q\":6,\"r\":\"r\",\"u\":\"u\",\"m\":\"U\",\"c\":1}", 1, &l));
+    CHECK_STR("+r/u", l.text);
+    /* ...until its snapshot (q=6) arrives; after it, B's heartbeats ask nothing, however late. */
+    CHECK_INT(0, apply(o, "{\"t\":\"s\",\"n\":\"B\",\"q\":6,\"e\":[[\"r\",[\"u\",\"U\",1]]]}", 2, &l));
+    CHECK_INT(0, apply(o, "{\"t\":\"h\",\"n\":\"B\",\"q\":6}", 3 + PRESENCE_RESYNC_MS, &l));
+    CHECK_UINT(1, l.n);
+    /* A refused message leaves the sender as it was. */
+    CHECK_INT(PRESENCE_EBAD, apply(o, "{\"t\":\"h\",\"n\":\"Q\"}", 4, &l));
+    CHECK_STR("B", presence_sender(o));
     presence_free(o);
 }
 

@@ -93,3 +93,6 @@ space_fuzz(json_lua_oracle lua/json_lua.c proto/json_scan.c base/json_str.c base
 # Messages from other cluster nodes over Redis (msgpack and JSON): decode never crashes, decode -> encode is stable.
 space_fuzz(redis_wire proto/redis_wire.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c
   LIBS PkgConfig::MSGPACK m)
+# Cluster presence messages from the other nodes (Redis): the replica's invariants, refusals change nothing.
+space_fuzz(presence cluster/presence.c proto/json_scan.c base/json_str.c base/utf8.c proto/http.c base/sbuf.c base/hmap.c)
+target_include_directories(fuzz_presence PRIVATE ${SPACE_FUZZ_CORE}/cluster)

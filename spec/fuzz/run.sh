@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang in <repo>/build-fuzz and runs each
 # for N seconds (default 60).
-#   spec/fuzz/run.sh [seconds] [name...]     names: http sio_packet eio_packet utf8 ws_accept ws_frame base64 filecheck jwt json_scan json_lua json_lua_oracle wsjson redis_wire
+#   spec/fuzz/run.sh [seconds] [name...]     names: http sio_packet eio_packet utf8 ws_accept ws_frame base64 filecheck jwt json_scan json_lua json_lua_oracle wsjson redis_wire presence
 # Env: SPACE_FUZZ_JOBS=K   run K fuzzers at once (default 1)
 #      SPACE_FUZZ_BUILD=dir  build dir (default <repo>/build-fuzz)
 #      CC                  clang to use (default clang)
@@ -15,7 +15,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 BUILD="${SPACE_FUZZ_BUILD:-$REPO/build-fuzz}"
 SECONDS_EACH="${1:-60}"
 shift || true
-ALL=(http sio_packet eio_packet utf8 ws_accept ws_frame base64 filecheck jwt json_scan json_lua json_lua_oracle wsjson redis_wire)
+ALL=(http sio_packet eio_packet utf8 ws_accept ws_frame base64 filecheck jwt json_scan json_lua json_lua_oracle wsjson redis_wire presence)
 NAMES=("$@")
 [ ${#NAMES[@]} -eq 0 ] && NAMES=("${ALL[@]}")
 JOBS="${SPACE_FUZZ_JOBS:-1}"

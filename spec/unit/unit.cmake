@@ -38,3 +38,11 @@ target_link_libraries(test_json_lua PRIVATE space_proto PkgConfig::LUA m)
 set_target_properties(test_json_lua PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/spec/unit)
 add_test(NAME unit_json_lua COMMAND test_json_lua)
 set_tests_properties(unit_json_lua PROPERTIES LABELS unit TIMEOUT 300)
+
+# presence: the cluster's replica of the other nodes' rooms (core/cluster), alone over the codecs below.
+add_executable(test_presence ${SPACE_UNIT_DIR}/test_presence.c ${CMAKE_SOURCE_DIR}/core/cluster/presence.c)
+target_include_directories(test_presence PRIVATE ${SPACE_UNIT_DIR} ${CMAKE_SOURCE_DIR}/core/cluster)
+target_link_libraries(test_presence PRIVATE space_proto)
+set_target_properties(test_presence PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/spec/unit)
+add_test(NAME unit_presence COMMAND test_presence)
+set_tests_properties(unit_presence PROPERTIES LABELS unit TIMEOUT 300)

@@ -20,7 +20,7 @@ endif()
 # The files are named: spec/cluster/ also holds tests that other entries run.
 if(EXISTS ${SPEC}/cluster/cluster.test.js)
   add_test(NAME cluster COMMAND ${NODE} --test --test-concurrency=1
-    ${SPEC}/cluster/cluster.test.js ${SPEC}/cluster/redis_restart.test.js
+    ${SPEC}/cluster/cluster.test.js ${SPEC}/cluster/redis_restart.test.js ${SPEC}/cluster/presence.test.js
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(cluster PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 300)
 endif()

@@ -8,14 +8,17 @@
 #include "hmap.h"
 #include "json_str.h"
 #include "log.h"
+#include "presence.h"
 #include "redis_link.h"
 #include "redis_url.h"
 #include "redis_wire.h"
 #include "sbuf.h"
+#include "user.h"
 #include "ws.h"
 
 #define CLUSTER_PREFIX "socket.io"
 #define CLUSTER_MAX_ROOMS 64 /* rooms (and except rooms) of one broadcast that cross nodes */
+#define CLUSTER_TICK_MS 1000 /* presence: expiry checked, and a heartbeat every PRESENCE_HEARTBEAT_MS */
 
 struct cluster {
     uv_loop_t *loop;
@@ -24,7 +27,10 @@ struct cluster {
     char uid[CLUSTER_UID_LEN + 1];
     struct hmap by_pattern;  /* "socket.io#<nsp>#*" -> struct redis_adapter */
     struct hmap by_request;  /* "socket.io-request#<nsp>#" -> struct redis_adapter */
+    struct hmap by_presence; /* "space-presence#<nsp>#" -> struct redis_adapter */
     struct sbuf out;         /* encoded messages: reused, never held */
+    uv_timer_t tick;         /* presence heartbeats and expiry */
+    uint64_t last_heartbeat_ms;
     uint64_t published, received, requests_answered, refused_messages;
 };
 
@@ -38,6 +44,10 @@ struct redis_adapter {
     char *pattern;           /* socket.io#<nsp>#*: every broadcast of the namespace */
     char *request_channel;   /* socket.io-request#<nsp># */
     char *response_channel;  /* socket.io-response#<nsp>#: answers */
+    /* Presence across our nodes (presence.h): who is in which room on the
+     * other nodes, kept from their messages on our own channel. */
+    char *presence_channel;  /* space-presence#<nsp># */
+    struct presence *presence;
 };
 
 static struct adapter *local_of(struct adapter *a) { return ((struct redis_adapter *)a)->local; }
@@ -56,33 +66,160 @@ static char *channel_name(const char *before, const struct nsp *nsp, const char 
  * Local work: the in-memory adapter's
  * =================================================================== */
 
+static void publish_presence(struct redis_adapter *ra);
+
+/* This node's count of the socket's user in the room, told to the others. */
+static void announce(struct redis_adapter *ra, const struct sio_socket *s, const char *room, size_t len) {
+    const struct user *u = s->rooms.user;
+    if (!u || !ra->cl->link) return;
+    size_t id_len = strlen(u->id);
+    uint32_t conns = ra->local->ops->user_conns(ra->local, room, len, u->id, id_len);
+    sbuf_reset(&ra->cl->out);
+    if (presence_encode_delta(ra->presence, &ra->cl->out, room, len, u->id, id_len, u->name, strlen(u->name), conns) == 0)
+        publish_presence(ra);
+}
+
+static uint64_t remote_conns(struct redis_adapter *ra, const struct sio_socket *s, const char *room, size_t len) {
+    const struct user *u = s->rooms.user;
+    return u ? presence_user_conns(ra->presence, room, len, u->id, strlen(u->id)) : 0;
+}
+
+/* A user is new in a room (user_joined_room) when no node had a connection of it there. */
 static int ra_join(struct adapter *a, struct sio_socket *s, const char *room, size_t len, int *user_is_new) {
-    return local_of(a)->ops->join(local_of(a), s, room, len, user_is_new);
+    struct redis_adapter *ra = (struct redis_adapter *)a;
+    int rc = ra->local->ops->join(ra->local, s, room, len, user_is_new);
+    if (rc == 1) {
+        announce(ra, s, room, len);
+        if (*user_is_new && remote_conns(ra, s, room, len)) *user_is_new = 0;
+    }
+    return rc;
 }
+
 static int ra_leave(struct adapter *a, struct sio_socket *s, const char *room, size_t len, int *user_left) {
-    return local_of(a)->ops->leave(local_of(a), s, room, len, user_left);
+    struct redis_adapter *ra = (struct redis_adapter *)a;
+    int rc = ra->local->ops->leave(ra->local, s, room, len, user_left);
+    if (rc == 1) {
+        announce(ra, s, room, len);
+        if (*user_left && remote_conns(ra, s, room, len)) *user_left = 0;
+    }
+    return rc;
 }
-static void ra_leave_all(struct adapter *a, struct sio_socket *s) { local_of(a)->ops->leave_all(local_of(a), s); }
+
+static int add_room_name(void *ud, const struct adapter_room *r);
+struct room_names {
+    struct slice *names;
+    size_t n, cap;
+};
+
+static void ra_leave_all(struct adapter *a, struct sio_socket *s) {
+    struct redis_adapter *ra = (struct redis_adapter *)a;
+    struct room_names rn = {0};
+    ra->local->ops->socket_rooms(ra->local, s, add_room_name, &rn);
+    /* The names live in the rooms, which may go: keep copies to announce after. */
+    char **copies = calloc(rn.n ? rn.n : 1, sizeof *copies);
+    for (size_t i = 0; copies && i < rn.n; i++) {
+        copies[i] = malloc(rn.names[i].len + 1);
+        if (copies[i]) memcpy(copies[i], rn.names[i].p, rn.names[i].len);
+    }
+    ra->local->ops->leave_all(ra->local, s);
+    for (size_t i = 0; copies && i < rn.n; i++) {
+        if (copies[i]) announce(ra, s, copies[i], rn.names[i].len);
+        free(copies[i]);
+    }
+    free(copies);
+    free(rn.names);
+}
 static int ra_has(struct adapter *a, const struct sio_socket *s, const char *room, size_t len) {
     return local_of(a)->ops->has(local_of(a), s, room, len);
 }
 static void ra_select(struct adapter *a, const struct adapter_target *to, adapter_socket_fn each, void *ud) {
     local_of(a)->ops->select(local_of(a), to, each, ud);
 }
+/* Remote users of a room this node does not have locally (the union's other half). */
+struct remote_only {
+    struct redis_adapter *ra;
+    const char *room;
+    size_t len;
+    size_t n;
+    adapter_user_fn each;
+    void *ud;
+};
+
+static void count_remote_only(void *ud, const struct presence_user *u) {
+    struct remote_only *ro = ud;
+    if (ro->ra->local->ops->room_has_user(ro->ra->local, ro->room, ro->len, u->id, u->id_len)) return;
+    ro->n++;
+    if (ro->each) {
+        struct user tmp = {.id = (char *)u->id, .name = (char *)u->name};
+        ro->each(ro->ud, &tmp);
+    }
+}
+
 static void ra_room_size(struct adapter *a, const char *room, size_t len, size_t *users, size_t *conns) {
-    local_of(a)->ops->room_size(local_of(a), room, len, users, conns);
+    struct redis_adapter *ra = (struct redis_adapter *)a;
+    ra->local->ops->room_size(ra->local, room, len, users, conns);
+    struct remote_only ro = {ra, room, len, 0, NULL, NULL};
+    presence_room_users(ra->presence, room, len, count_remote_only, &ro);
+    *users += ro.n;
+    *conns += presence_room_conns(ra->presence, room, len);
 }
 static int ra_room_has_user(struct adapter *a, const char *room, size_t len, const char *id, size_t id_len) {
-    return local_of(a)->ops->room_has_user(local_of(a), room, len, id, id_len);
+    struct redis_adapter *ra = (struct redis_adapter *)a;
+    return ra->local->ops->room_has_user(ra->local, room, len, id, id_len) ||
+           presence_room_has_user(ra->presence, room, len, id, id_len);
+}
+static uint32_t ra_user_conns(struct adapter *a, const char *room, size_t len, const char *id, size_t id_len) {
+    return local_of(a)->ops->user_conns(local_of(a), room, len, id, id_len);
 }
 static void ra_room_users(struct adapter *a, const char *room, size_t len, adapter_user_fn each, void *ud) {
-    local_of(a)->ops->room_users(local_of(a), room, len, each, ud);
+    struct redis_adapter *ra = (struct redis_adapter *)a;
+    ra->local->ops->room_users(ra->local, room, len, each, ud);
+    struct remote_only ro = {ra, room, len, 0, each, ud};
+    presence_room_users(ra->presence, room, len, count_remote_only, &ro);
 }
 static void ra_room_sockets(struct adapter *a, const char *room, size_t len, adapter_socket_fn each, void *ud) {
     local_of(a)->ops->room_sockets(local_of(a), room, len, each, ud);
 }
-static void ra_rooms(struct adapter *a, adapter_room_fn each, void *ud) { local_of(a)->ops->rooms(local_of(a), each, ud); }
-static size_t ra_room_count(struct adapter *a) { return local_of(a)->ops->room_count(local_of(a)); }
+struct listing {
+    struct redis_adapter *ra;
+    adapter_room_fn each;
+    void *ud;
+    int stopped;
+    size_t n;
+};
+
+/* A local room, with the other nodes' users and connections added. */
+static int list_local(void *ud, const struct adapter_room *r) {
+    struct listing *l = ud;
+    struct adapter_room all = *r;
+    ra_room_size(&l->ra->base, r->name, r->name_len, &all.users, &all.conns);
+    l->n++;
+    return l->each ? (l->stopped = l->each(l->ud, &all)) : 0;
+}
+
+static int list_remote(void *ud, const struct presence_room *r) {
+    struct listing *l = ud;
+    size_t users, conns;
+    l->ra->local->ops->room_size(l->ra->local, r->name, r->name_len, &users, &conns);
+    if (conns) return 0; /* listed with the local rooms */
+    struct adapter_room all = {r->name, r->name_len, r->users, r->conns};
+    l->n++;
+    return l->each ? (l->stopped = l->each(l->ud, &all)) : 0;
+}
+
+static void ra_rooms(struct adapter *a, adapter_room_fn each, void *ud) {
+    struct redis_adapter *ra = (struct redis_adapter *)a;
+    struct listing l = {ra, each, ud, 0, 0};
+    ra->local->ops->rooms(ra->local, list_local, &l);
+    if (!l.stopped) presence_rooms(ra->presence, list_remote, &l);
+}
+static size_t ra_room_count(struct adapter *a) {
+    struct redis_adapter *ra = (struct redis_adapter *)a;
+    struct listing l = {ra, NULL, NULL, 0, 0};
+    size_t local = ra->local->ops->room_count(ra->local);
+    presence_rooms(ra->presence, list_remote, &l);
+    return local + l.n;
+}
 static void ra_socket_rooms(struct adapter *a, const struct sio_socket *s, adapter_room_fn each, void *ud) {
     local_of(a)->ops->socket_rooms(local_of(a), s, each, ud);
 }
@@ -230,11 +367,6 @@ static void answer(struct redis_adapter *ra) {
     ra->cl->requests_answered++;
 }
 
-struct room_names {
-    struct slice *names;
-    size_t n, cap;
-};
-
 static int add_room_name(void *ud, const struct adapter_room *r) {
     struct room_names *rn = ud;
     if (rn->n == rn->cap) {
@@ -365,8 +497,112 @@ done:
 }
 
 /* {==================================================================
+ * Presence across our nodes
+ * =================================================================== */
+
+static void publish_presence(struct redis_adapter *ra) {
+    publish(ra->cl, ra->presence_channel, strlen(ra->presence_channel));
+}
+
+struct snapshot_walk {
+    struct redis_adapter *ra;
+    struct presence_snapshot snap;
+};
+
+/* The users of one local room, with their counts, into the snapshot. */
+struct snapshot_room_walk {
+    struct snapshot_walk *w;
+    const char *room;
+    size_t len;
+};
+
+static void snapshot_room_user(void *ud, const struct user *u) {
+    struct snapshot_room_walk *rw = ud;
+    struct redis_adapter *ra = rw->w->ra;
+    size_t id_len = strlen(u->id);
+    uint32_t conns = ra->local->ops->user_conns(ra->local, rw->room, rw->len, u->id, id_len);
+    presence_snapshot_user(&rw->w->snap, u->id, id_len, u->name, strlen(u->name), conns);
+}
+
+static int snapshot_room(void *ud, const struct adapter_room *r) {
+    struct snapshot_walk *w = ud;
+    presence_snapshot_room(&w->snap, r->name, r->name_len);
+    struct snapshot_room_walk rw = {w, r->name, r->name_len};
+    w->ra->local->ops->room_users(w->ra->local, r->name, r->name_len, snapshot_room_user, &rw);
+    return 0;
+}
+
+static void publish_snapshot(struct redis_adapter *ra) {
+    struct snapshot_walk w = {.ra = ra};
+    sbuf_reset(&ra->cl->out);
+    presence_snapshot_begin(&w.snap, ra->presence, &ra->cl->out);
+    ra->local->ops->rooms(ra->local, snapshot_room, &w);
+    if (presence_snapshot_end(&w.snap) == 0) publish_presence(ra);
+}
+
+/* A node that vanished (no heartbeat for PRESENCE_TIMEOUT_MS): its users
+ * leave their rooms, and this node tells its own members (each node tells
+ * its own, so every member hears it once). A user still connected here is
+ * not gone. Joins need nothing: the joining node's handler told everyone. */
+static void on_node_lost(void *ud, const struct presence_user *u, int joined) {
+    struct redis_adapter *ra = ud;
+    if (joined || ra->local->ops->room_has_user(ra->local, u->room, u->room_len, u->id, u->id_len)) return;
+    struct sbuf ev = {0};
+#define LIT(s) s, sizeof s - 1
+    int bad = sbuf_append(&ev, LIT("[\"user_left_room\",{\"room\":")) || json_append_string(&ev, u->room, u->room_len) ||
+              sbuf_append(&ev, LIT(",\"user\":{\"id\":")) || json_append_string(&ev, u->id, u->id_len) ||
+              sbuf_append(&ev, LIT(",\"name\":")) || json_append_string(&ev, u->name, u->name_len) ||
+              sbuf_append(&ev, LIT("}}]"));
+#undef LIT
+    if (!bad) {
+        const char *rooms[1] = {u->room};
+        size_t lens[1] = {u->room_len};
+        struct adapter_target to = {.rooms = rooms, .room_lens = lens, .n_rooms = 1, .flags = ADAPTER_LOCAL};
+        struct sio_out o = {SIO_EVENT, -1, ev.p, ev.len, 0, NULL, NULL};
+        ra->local->ops->broadcast(ra->local, &to, &o);
+    }
+    sbuf_free(&ev);
+}
+
+static void on_presence(struct redis_adapter *ra, const char *data, size_t len) {
+    int rc = presence_apply(ra->presence, data, len, uv_now(ra->cl->loop), NULL, NULL);
+    if (rc < 0) {
+        if (rc == PRESENCE_EBAD && ra->cl->refused_messages++ == 0) log_warn("cluster", "a presence message that does not decode");
+        return;
+    }
+    if (rc & PRESENCE_SEND_SNAPSHOT) publish_snapshot(ra);
+    if (rc & PRESENCE_WANT_SNAPSHOT) {
+        const char *from = presence_sender(ra->presence);
+        sbuf_reset(&ra->cl->out);
+        if (presence_encode_hello(ra->presence, &ra->cl->out, from, strlen(from)) == 0) publish_presence(ra);
+    }
+}
+
+/* Every second: nodes gone silent are dropped; every PRESENCE_HEARTBEAT_MS, each namespace's heartbeat. */
+static void on_tick(uv_timer_t *t) {
+    struct cluster *cl = t->data;
+    uint64_t now = uv_now(cl->loop);
+    int beat = now - cl->last_heartbeat_ms >= PRESENCE_HEARTBEAT_MS;
+    if (beat) cl->last_heartbeat_ms = now;
+    struct hmap_entry *e;
+    for (size_t i = 0; hmap_next(&cl->by_presence, &i, &e);) {
+        struct redis_adapter *ra = e->value;
+        /* Without the link this node hears nobody: it drops nobody either. */
+        struct redis_link_stats ls;
+        redis_link_stats(cl->link, &ls);
+        if (ls.up) presence_expire(ra->presence, now, PRESENCE_TIMEOUT_MS, on_node_lost, ra);
+        if (beat) {
+            sbuf_reset(&cl->out);
+            if (presence_encode_heartbeat(ra->presence, &cl->out) == 0) publish_presence(ra);
+        }
+    }
+}
+
+/* {==================================================================
  * The link
  * =================================================================== */
+
+static void on_presence(struct redis_adapter *ra, const char *data, size_t len);
 
 static void on_message(void *ud, const char *channel, size_t clen, const char *pattern, const char *data, size_t len) {
     struct cluster *cl = ud;
@@ -377,11 +613,22 @@ static void on_message(void *ud, const char *channel, size_t clen, const char *p
         return;
     }
     struct redis_adapter *ra = hmap_get(&cl->by_request, channel, clen);
-    if (ra) on_request(ra, data, len);
+    if (ra) {
+        on_request(ra, data, len);
+        return;
+    }
+    if ((ra = hmap_get(&cl->by_presence, channel, clen))) on_presence(ra, data, len);
 }
 
+/* (Re)connected: every namespace says hello, and the other nodes answer with their snapshots. */
 static void on_up(void *ud) {
-    (void)ud;
+    struct cluster *cl = ud;
+    struct hmap_entry *e;
+    for (size_t i = 0; hmap_next(&cl->by_presence, &i, &e);) {
+        struct redis_adapter *ra = e->value;
+        sbuf_reset(&cl->out);
+        if (presence_encode_hello(ra->presence, &cl->out, NULL, 0) == 0) publish_presence(ra);
+    }
 }
 
 static void on_down(void *ud) {
@@ -398,6 +645,9 @@ static void ra_free(struct adapter *a) {
     struct redis_adapter *ra = (struct redis_adapter *)a;
     if (ra->pattern) hmap_del(&ra->cl->by_pattern, ra->pattern, strlen(ra->pattern));
     if (ra->request_channel) hmap_del(&ra->cl->by_request, ra->request_channel, strlen(ra->request_channel));
+    if (ra->presence_channel) hmap_del(&ra->cl->by_presence, ra->presence_channel, strlen(ra->presence_channel));
+    presence_free(ra->presence);
+    free(ra->presence_channel);
     if (ra->local) ra->local->ops->free(ra->local);
     free(ra->all_channel);
     free(ra->pattern);
@@ -408,7 +658,7 @@ static void ra_free(struct adapter *a) {
 
 static const struct adapter_ops redis_ops = {
     .join = ra_join, .leave = ra_leave, .leave_all = ra_leave_all, .has = ra_has, .broadcast = ra_broadcast,
-    .select = ra_select, .room_size = ra_room_size, .room_has_user = ra_room_has_user, .room_users = ra_room_users,
+    .select = ra_select, .room_size = ra_room_size, .room_has_user = ra_room_has_user, .user_conns = ra_user_conns, .room_users = ra_room_users,
     .room_sockets = ra_room_sockets, .rooms = ra_rooms, .room_count = ra_room_count, .socket_rooms = ra_socket_rooms,
     .free = ra_free,
 };
@@ -426,9 +676,13 @@ struct adapter *cluster_adapter_new(struct nsp *nsp, void *cluster) {
     ra->pattern = channel_name(CLUSTER_PREFIX "#", nsp, "#*");
     ra->request_channel = channel_name(CLUSTER_PREFIX "-request#", nsp, "#");
     ra->response_channel = channel_name(CLUSTER_PREFIX "-response#", nsp, "#");
+    ra->presence_channel = channel_name("space-presence#", nsp, "#");
+    ra->presence = presence_new(cl->uid);
     if (!ra->local || !ra->all_channel || !ra->pattern || !ra->request_channel || !ra->response_channel ||
+        !ra->presence_channel || !ra->presence ||
         hmap_put(&cl->by_pattern, ra->pattern, strlen(ra->pattern), ra) != 0 ||
-        hmap_put(&cl->by_request, ra->request_channel, strlen(ra->request_channel), ra) != 0) {
+        hmap_put(&cl->by_request, ra->request_channel, strlen(ra->request_channel), ra) != 0 ||
+        hmap_put(&cl->by_presence, ra->presence_channel, strlen(ra->presence_channel), ra) != 0) {
         ra_free(&ra->base);
         return NULL;
     }
@@ -436,6 +690,14 @@ struct adapter *cluster_adapter_new(struct nsp *nsp, void *cluster) {
     if (cl->link) {
         redis_link_psubscribe(cl->link, ra->pattern, strlen(ra->pattern));
         redis_link_subscribe(cl->link, ra->request_channel, strlen(ra->request_channel));
+        redis_link_subscribe(cl->link, ra->presence_channel, strlen(ra->presence_channel));
+        /* A namespace made while the link is up says hello at once (on_up covers the others). */
+        struct redis_link_stats ls;
+        redis_link_stats(cl->link, &ls);
+        if (ls.up) {
+            sbuf_reset(&cl->out);
+            if (presence_encode_hello(ra->presence, &cl->out, NULL, 0) == 0) publish_presence(ra);
+        }
     }
     return &ra->base;
 }
@@ -458,6 +720,10 @@ struct cluster *cluster_new(uv_loop_t *loop, const struct redis_url *url, struct
         free(cl);
         return NULL;
     }
+    uv_timer_init(loop, &cl->tick);
+    cl->tick.data = cl;
+    uv_timer_start(&cl->tick, on_tick, CLUSTER_TICK_MS, CLUSTER_TICK_MS);
+    cl->last_heartbeat_ms = uv_now(loop);
     return cl;
 }
 
@@ -470,6 +736,15 @@ void cluster_stats(const struct cluster *c, struct cluster_stats *out) {
 
 void cluster_close(struct cluster *c) {
     if (!c || !c->link) return;
+    /* Goodbye: the other nodes drop this one at once rather than in 30 s (best effort: the
+     * sockets' leaves went out already, so nobody is told twice). */
+    struct hmap_entry *e;
+    for (size_t i = 0; hmap_next(&c->by_presence, &i, &e);) {
+        struct redis_adapter *ra = e->value;
+        sbuf_reset(&c->out);
+        if (presence_encode_goodbye(ra->presence, &c->out) == 0) publish_presence(ra);
+    }
+    uv_close((uv_handle_t *)&c->tick, NULL);
     redis_link_free(c->link);
     c->link = NULL;
 }
@@ -479,6 +754,7 @@ void cluster_free(struct cluster *c) {
     cluster_close(c);
     hmap_free(&c->by_pattern);
     hmap_free(&c->by_request);
+    hmap_free(&c->by_presence);
     sbuf_free(&c->out);
     free(c);
 }

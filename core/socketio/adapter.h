@@ -63,6 +63,8 @@ struct adapter_ops {
     /* Distinct users and connections in the room (0, 0 when there is none). */
     void (*room_size)(struct adapter *a, const char *room, size_t len, size_t *users, size_t *conns);
     int (*room_has_user)(struct adapter *a, const char *room, size_t len, const char *user_id, size_t id_len);
+    /* This node's connections of the user in the room. */
+    uint32_t (*user_conns)(struct adapter *a, const char *room, size_t len, const char *user_id, size_t id_len);
     /* Each distinct user of the room, once. */
     void (*room_users)(struct adapter *a, const char *room, size_t len, adapter_user_fn each, void *ud);
     /* Each local socket in the room. */

@@ -109,6 +109,12 @@ static int room_has_user(struct adapter *a, const char *room, size_t len, const 
     return r && hmap_get(&r->users, id, id_len) != NULL;
 }
 
+static uint32_t user_conns(struct adapter *a, const char *room, size_t len, const char *id, size_t id_len) {
+    struct room *r = room_find(rooms_of(a), room, len);
+    const struct room_user *ru = r ? hmap_get(&r->users, id, id_len) : NULL;
+    return ru ? ru->conns : 0;
+}
+
 static void room_users(struct adapter *a, const char *room, size_t len, adapter_user_fn each, void *ud) {
     struct room *r = room_find(rooms_of(a), room, len);
     if (!r) return;
@@ -151,7 +157,7 @@ static void adapter_free(struct adapter *a) {
 
 static const struct adapter_ops memory_ops = {
     .join = join, .leave = leave, .leave_all = leave_all, .has = has, .broadcast = broadcast, .select = select_sockets,
-    .room_size = room_size, .room_has_user = room_has_user, .room_users = room_users,
+    .room_size = room_size, .room_has_user = room_has_user, .user_conns = user_conns, .room_users = room_users,
     .room_sockets = room_sockets, .rooms = rooms, .room_count = room_count, .socket_rooms = socket_rooms,
     .free = adapter_free,
 };

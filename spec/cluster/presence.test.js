@@ -1,0 +1,95 @@
+'use strict';
+// Presence across our nodes (issue 13 item 3): three of our nodes on one real redis-server, stock
+// socket.io-client clients spread over them. Room membership counts every node: joined_room and
+// get_room_users list the users of every node; user_joined_room / user_left_room go out once per
+// user, not per connection, even for one user connected to two nodes; a node killed without a
+// goodbye is forgotten within 30 s: its users leave their rooms and the others are told.
+
+const { test, before, after, afterEach } = require('node:test');
+const h = require('../e2e/harness');
+const { Cluster, redisAvailable } = require('./harness');
+
+const { T, eq } = h;
+const skip = redisAvailable() ? false : 'redis-server is not installed';
+const NODE_LOST_MS = 30000; // PRESENCE_TIMEOUT_MS (core/cluster/presence.h)
+
+let cluster;
+before(async () => {
+  if (skip) return;
+  cluster = new Cluster({ ours: 3, peers: 0 });
+  await cluster.start();
+});
+after(async () => {
+  if (skip || !cluster) return;
+  await cluster.stop().catch(() => {}); // the killed node's exit is expected
+});
+afterEach(() => { if (!skip) h.closeAllClients(); });
+
+const names = (users) => users.map((u) => u.name).sort();
+
+// Answers settle: presence crosses nodes over Redis, so a figure read right after a join may lag.
+async function roomUsers(socket, room, want) {
+  let last = null;
+  await h.waitFor(async () => {
+    last = await h.expectAnswer(socket, 'get_room_users', { room }, 'room_users');
+    return names(last.users).join(',') === want.slice().sort().join(',') && last.count === want.length ? true : last;
+  }, T(10000), `get_room_users ${room} to list ${want.join(', ')}`, 50);
+  return last;
+}
+
+test('joined_room and get_room_users count the users of every node', { skip }, async () => {
+  const [n0, n1, n2] = cluster.ours;
+  const room = h.uniqueRoom('presence');
+  const a = h.uniqueName('a_'), b = h.uniqueName('b_'), c = h.uniqueName('c_');
+  const sa = await h.connectClient(n0.port, a);
+  const sb = await h.connectClient(n1.port, b);
+  const sc = await h.connectClient(n2.port, c);
+  await h.expectAnswer(sa, 'join_room', { room }, 'joined_room');
+  await roomUsers(sb, room, [a]).catch(() => {}); // b is not a member yet: the answer may be an error
+  await h.waitFor(async () => {
+    const j = await h.expectAnswer(sb, 'join_room', { room }, 'joined_room');
+    return names(j.users).join(',') === [a, b].sort().join(',') && j.count === 2 ? true : j;
+  }, T(10000), 'b\'s joined_room to list a (on another node) and b', 50);
+  await h.nextEvent(sa, 'user_joined_room', T(10000), (d) => d && d.room === room && d.user.name === b);
+  await h.expectAnswer(sc, 'join_room', { room }, 'joined_room');
+  await roomUsers(sc, room, [a, b, c]);
+  await roomUsers(sa, room, [a, b, c]);
+});
+
+test('one user on two nodes joins and leaves once: no user_joined_room or user_left_room per connection', { skip }, async () => {
+  const [n0, n1, n2] = cluster.ours;
+  const room = h.uniqueRoom('twice');
+  const u = h.uniqueName('u_'), w = h.uniqueName('w_');
+  const witness = await h.connectClient(n2.port, w);
+  await h.expectAnswer(witness, 'join_room', { room }, 'joined_room');
+  const first = await h.connectClient(n0.port, u);
+  const second = await h.connectClient(n1.port, u); // the same name: the same user (dev mode)
+  await h.expectAnswer(first, 'join_room', { room }, 'joined_room');
+  await h.nextEvent(witness, 'user_joined_room', T(10000), (d) => d && d.room === room && d.user.name === u);
+  await roomUsers(witness, room, [u, w]);
+  await h.expectAnswer(second, 'join_room', { room }, 'joined_room');
+  await h.expectAnswer(second, 'leave_room', { room }, 'left_room');
+  await h.settle(witness);
+  await roomUsers(witness, room, [u, w]);
+  eq(witness.inbox.count('user_joined_room', (d) => d.room === room && d.user.name === u), 1,
+    'user_joined_room for the user with connections on two nodes');
+  eq(witness.inbox.count('user_left_room', (d) => d.room === room && d.user.name === u), 0,
+    'user_left_room while one of the user\'s connections is still in the room');
+  await h.expectAnswer(first, 'leave_room', { room }, 'left_room');
+  await h.nextEvent(witness, 'user_left_room', T(10000), (d) => d && d.room === room && d.user.name === u);
+  await roomUsers(witness, room, [w]);
+});
+
+test('a node killed without a goodbye is forgotten: its users leave their rooms and the others are told', { skip }, async () => {
+  const [n0, n1] = cluster.ours;
+  const room = h.uniqueRoom('lost');
+  const v = h.uniqueName('v_'), w = h.uniqueName('w_');
+  const witness = await h.connectClient(n0.port, w);
+  await h.expectAnswer(witness, 'join_room', { room }, 'joined_room');
+  const victim = await h.connectClient(n1.port, v);
+  await h.expectAnswer(victim, 'join_room', { room }, 'joined_room');
+  await roomUsers(witness, room, [v, w]);
+  n1.srv.proc.kill('SIGKILL');
+  await h.nextEvent(witness, 'user_left_room', T(NODE_LOST_MS + 15000), (d) => d && d.room === room && d.user.name === v);
+  await roomUsers(witness, room, [w]);
+});

@@ -5,6 +5,7 @@
  *     and their replies, a subscription added while up;
  *   - the server killed: on_down, publish refused and counted; restarted on
  *     the same port: on_up again, resubscribed, messages flow again;
+ *   - Redis dropping the subscriber alone: down, then up and resubscribed;
  *   - nothing listening at start: retries (one "link down" line), then up
  *     once the server appears (one "link up" line);
  *   - a frozen server (SIGSTOP): the heartbeat takes the link down; up again after SIGCONT;
@@ -457,6 +458,30 @@ TEST(survives_a_server_restart) {
     CHECK_INT(fds, count_fds());
 }
 
+/* Redis drops only the subscriber (as its output buffer limit for pub/sub
+ * clients does): the whole link goes down and comes back resubscribed. */
+TEST(subscriber_dropped_alone) {
+    int fds = count_fds();
+    int port = free_port();
+    pid_t srv = start_server(port, NULL);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct probe p;
+    open_link(&loop, url_for("redis://127.0.0.1:%d", port), &p);
+    redis_link_subscribe(p.link, "s", 1);
+    CHECK(run_until(&loop, &p.ups, 1));
+    struct reply_probe rp;
+    CHECK_INT(0, command(&loop, p.link, &rp, 4, (const char *[]){"CLIENT", "KILL", "TYPE", "pubsub"}));
+    /* the reply, or NULL: the link may drop the command connection first */
+    CHECK(rp.was_null || (rp.type == REDIS_REPLY_INTEGER && rp.integer == 1));
+    CHECK(run_until(&loop, &p.downs, 1));
+    CHECK(run_until(&loop, &p.ups, 2));
+    CHECK(publish_until(&loop, &p, "s", "back", 4, 1));
+    close_all(&loop, &p);
+    stop_server(srv);
+    CHECK_INT(fds, count_fds());
+}
+
 TEST(refused_at_start_then_up) {
     int fds = count_fds();
     int port = free_port();
@@ -662,6 +687,7 @@ int main(void) {
     uv_loop_close(&warm);
     RUN(publish_reaches_subscribers);
     RUN(survives_a_server_restart);
+    RUN(subscriber_dropped_alone);
     RUN(refused_at_start_then_up);
     RUN(frozen_server_found_by_heartbeat);
     RUN(auth_and_select);

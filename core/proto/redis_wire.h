@@ -76,7 +76,10 @@ void rw_decoded_free(struct rw_decoded *d);
 
 /* Appends the msgpack of b. 0, or -1 on OOM, JSON that is not valid (or a
  * placeholder num >= n_bin), or nesting over RW_MAX_DEPTH. Placeholders
- * become bin values only when b->n_bin > 0. */
+ * become bin values only when b->n_bin > 0. Numbers: a whole number in
+ * [-2^63, 2^64) as the smallest int, anything else float64 (notepack.io
+ * writes whole numbers past that range as wrapped, wrong int64s; checked
+ * against notepack.io 3.0.1, all other forms byte for byte). */
 int rw_encode_broadcast(struct sbuf *out, const struct rw_broadcast *b);
 /* Decodes a broadcast into *b (d is reset first). 0, or -1 when it is
  * malformed, over the limits, or out of memory (d is then freed). */

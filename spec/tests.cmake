@@ -22,7 +22,7 @@ if(EXISTS ${SPEC}/cluster/cluster.test.js)
   add_test(NAME cluster COMMAND ${NODE} --test --test-concurrency=1
     ${SPEC}/cluster/cluster.test.js ${SPEC}/cluster/redis_restart.test.js ${SPEC}/cluster/presence.test.js
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-  set_tests_properties(cluster PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 300)
+  set_tests_properties(cluster PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 600)
 endif()
 if(EXISTS ${SPEC}/e2e/test_python_client.py)
   # Debian's python3 has python-socketio; a python3 earlier on PATH may not.

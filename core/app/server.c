@@ -199,8 +199,9 @@ int server_run(const struct config *cfg) {
     char addr[96];
     if (ok && net_listen(&srv->net, addr, sizeof addr) != 0) ok = 0;
     if (!ok) {
-        srv->net.shutting_down = 1;
+        net_close_all(&srv->net);
         cluster_close(srv->cluster);
+        uv_run(srv->loop, UV_RUN_NOWAIT); /* the link releases itself on the next turn */
         uv_walk(srv->loop, close_walk, NULL);
         uv_run(srv->loop, UV_RUN_DEFAULT);
         if (srv->script) script_host_free(srv->script);
@@ -245,6 +246,7 @@ int server_run(const struct config *cfg) {
     /* Stopped after shutdown: free what is left, top down. */
     net_close_all(&srv->net);
     cluster_close(srv->cluster);
+    uv_run(srv->loop, UV_RUN_NOWAIT); /* the link releases itself on the next turn */
     uv_walk(srv->loop, close_walk, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
     reload_free(srv);

@@ -85,8 +85,7 @@ static void on_hold_timer(uv_timer_t *t) { (void)t; /* the flush hook runs next 
  * what this turn produced, write it (one writev per conn), let them free
  * what was closed during the turn, and arm the deadline timer for what this
  * turn scheduled. */
-static void on_flush_hook(uv_prepare_t *h) {
-    struct net *n = h->data;
+static void flush_turn(struct net *n) {
     uint64_t now = net_now(n);
     struct conn *held = NULL;
     run_hooks(n, NET_BEFORE_FLUSH);
@@ -106,6 +105,11 @@ static void on_flush_hook(uv_prepare_t *h) {
         uv_timer_start(&n->hold_timer, on_hold_timer, 1, 0);
     }
     run_hooks(n, NET_AFTER_FLUSH);
+}
+
+static void on_flush_hook(uv_prepare_t *h) {
+    struct net *n = h->data;
+    flush_turn(n);
     if (n->shutting_down && !n->conns) uv_stop(n->loop);
     else arm_deadline_timer(n);
 }
@@ -181,7 +185,11 @@ void net_shutdown(struct net *n, uint64_t grace_ms) {
 
 void net_close_all(struct net *n) {
     while (n->conns) conn_close(n->conns);
-    on_flush_hook(&n->flush_hook);
+    flush_turn(n);
+    /* No more turns of ours: what the loop still runs (handles closing) must not stop it. */
+    uv_prepare_stop(&n->flush_hook);
+    uv_timer_stop(&n->deadline_timer);
+    uv_timer_stop(&n->hold_timer);
 }
 
 void net_free(struct net *n) {

@@ -14,6 +14,7 @@ struct config {
     int64_t max_partial_bytes; /* --max-partial-bytes: all clients' partly received messages together */
     const char *host;          /* --host: listen address */
     int64_t port;              /* --port */
+    int64_t workers;           /* --workers: processes sharing the port (more than 1 needs --redis) */
     int64_t ping_interval_ms;  /* --ping-interval */
     int64_t ping_timeout_ms;   /* --ping-timeout */
     int64_t connect_timeout_ms;/* --connect-timeout: time to join a namespace */
@@ -34,6 +35,7 @@ struct config {
     int64_t token_grace_ms;        /* --token-grace: time to refresh an expired token */
     const char *admin_token_file;  /* --admin-token-file (SPACE_ADMIN_TOKEN: the token itself) */
     const char *static_dir;        /* --static: a folder served at "/" ("" = none) */
+    const char *redis_url;         /* --redis: the cluster's Redis ("" = one process, no cluster) */
     char static_root[4096];        /* its real path, resolved by config_load */
     const char *cors_origins[CONFIG_MAX_LIST]; /* --cors-origin, repeatable; "*" = any */
     int n_cors_origins;

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 #include "workers.h"
 
 #include <arpa/inet.h>
@@ -99,8 +100,8 @@ static int on_foreign(void *ud, struct conn *c, const char *sid) {
         uv_close((uv_handle_t *)&h->tcp, on_handoff_closed);
         return 0;
     }
-    log_debug("workers", "handed over conn=%llu sid=%.*s worker=%d", (unsigned long long)c->id, IDS_SID_LEN, sid,
-              owner);
+    log_debug("workers", "handed over conn=%llu sid=%.*s worker=%d websocket=%d", (unsigned long long)c->id,
+              IDS_SID_LEN, sid, owner, memmem(c->req_raw, n < 512 ? n : 512, "transport=websocket", 19) != NULL);
     /* Not a byte more is read here, and the conn closes at the flush, not
      * now: httpd is still inside its read. Our descriptor closes, the
      * socket lives on in the owner. */

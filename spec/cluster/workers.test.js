@@ -103,11 +103,14 @@ describe('--workers 2', { skip: !haveRedis && 'redis-server is not installed' },
     sock.disconnect();
   });
 
-  test('a client with the default upgrade completes the handshake, upgrades and chats', { timeout: T(30000) }, async () => {
-    const sock = await h.connectClient(srv, 'Upton', { transports: null });
-    await waitFor(() => sock.io.engine.transport.name === 'websocket', T(10000), 'upgrade to websocket');
-    for (let i = 0; i < 3; i++) await chat(sock, h.uniqueRoom('up'), `up ${i}`);
-    sock.disconnect();
+  test('clients with the default upgrade complete the handshake, upgrade and chat (upgrades handed over too)', { timeout: T(60000) }, async () => {
+    // 20 of them: the WebSocket of some lands on the worker that does not own the session.
+    const socks = await Promise.all(Array.from({ length: 20 }, (_, i) => h.connectClient(srv, `Up${i}`, { transports: null })));
+    await Promise.all(socks.map((s) => waitFor(() => s.io.engine.transport.name === 'websocket', T(10000), `${s.label} upgraded`)));
+    await Promise.all(socks.map((s, i) => chat(s, h.uniqueRoom(`up${i}`), 'upgraded')));
+    ok(count(srv.stderr, /handed over conn=\d+ sid=\S+ worker=\d websocket=1/g) > 0, 'some WebSocket upgrades were handed over',
+      srv.stderr.slice(-2000));
+    for (const s of socks) s.disconnect();
   });
 
   test('20 polling clients, spread over both workers, all work; requests are handed to the owner', { timeout: T(60000) }, async () => {

@@ -41,6 +41,7 @@ struct worker_pipe {
     int peer;
     char *in; /* bytes of handoffs not complete yet */
     size_t len, cap;
+    int lost; /* out of step: what arrives is dropped, sockets closed */
 };
 
 /* One connection on its way to another worker: a duplicate of its socket
@@ -140,6 +141,18 @@ static void on_pipe_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
     *b = uv_buf_init(p->in + p->len, (unsigned)(p->cap - p->len));
 }
 
+/* An out-of-step pipe still takes the sockets it carries, and closes them:
+ * their clients start over, and the sender's queue does not grow. */
+static void drop_pending(struct worker_pipe *p) {
+    while (uv_pipe_pending_count(&p->pipe) > 0) {
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (!t) return;
+        uv_tcp_init(p->pipe.loop, t);
+        uv_accept((uv_stream_t *)&p->pipe, (uv_stream_t *)t);
+        uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    }
+}
+
 static void on_pipe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     (void)b;
     struct worker_pipe *p = (struct worker_pipe *)s;
@@ -149,16 +162,22 @@ static void on_pipe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
         uv_read_stop(s);
         return;
     }
+    if (p->lost) {
+        drop_pending(p);
+        return;
+    }
     p->len += (size_t)nread;
     size_t off = 0;
     while (p->len - off >= HANDOFF_HEAD) {
         uint32_t head[2];
         memcpy(head, p->in + off, HANDOFF_HEAD);
         if (head[0] != HANDOFF_MAGIC) {
-            /* Only a worker killed in the middle of a handoff leaves this. */
-            log_error("workers", "pipe to worker %d out of step: no more handoffs from it", p->peer);
-            uv_read_stop(s);
+            /* Only a worker killed in the middle of a large handoff leaves
+             * this: the stream cannot be framed again. */
+            log_error("workers", "pipe to worker %d out of step: its handoffs are dropped from now on", p->peer);
+            p->lost = 1;
             p->len = 0;
+            drop_pending(p);
             return;
         }
         if (p->len - off - HANDOFF_HEAD < head[1]) break;

@@ -176,6 +176,8 @@ describe('--workers 2: a changed script', { skip: !haveRedis && 'redis-server is
       await waitFor(() => count(srv.stderr, /trigger=file change/g) >= 2, T(10000), 'two reloads on the file change');
       const r = await srv.stop(T(10000));
       eq(r.code, 0, 'exit code');
+      ok(!/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.test(srv.stderr), 'no sanitizer report',
+        srv.stderr.slice(-3000));
     } finally {
       await srv.stop();
       redis.proc.kill('SIGKILL');

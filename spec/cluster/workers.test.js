@@ -186,4 +186,38 @@ describe('--workers 2: a changed script', { skip: !haveRedis && 'redis-server is
   });
 });
 
-assert.ok(true);
+describe('--workers 2: the parent gives up', { skip: !haveRedis && 'redis-server is not installed' }, () => {
+  test('when a first start fails (scripts do not load): exit 1 with the reason, no restart loop', { timeout: T(20000) }, async () => {
+    const scripts = h.copyScripts((rel, text) => (rel === 'init.lua' ? 'this is not Lua\n' : text));
+    try {
+      const r = await h.runServerToExit(['--workers', '2', '--redis', 'redis://127.0.0.1:1', '--port', '0', '--scripts', scripts],
+        T(10000));
+      eq([r.code, r.timedOut], [1, false], 'exit code');
+      ok(/scripts did not load/.test(r.stderr) && /giving up/.test(r.stderr), 'says why and that it gave up', r.stderr);
+      ok(!/restarting/.test(r.stderr), 'no restart', r.stderr);
+    } finally {
+      fs.rmSync(scripts, { recursive: true, force: true });
+    }
+  });
+
+  test('after 5 quick deaths in a row of one worker: the others are stopped, exit non-zero', { timeout: T(60000) }, async () => {
+    const redis = await startRedis();
+    const srv = await h.startServer({ args: ['--workers', '2', '--redis', redis.url] });
+    try {
+      await waitFor(() => count(srv.stderr, /listening address=/g) >= 2, T(10000), 'both workers listening');
+      const first0 = workerPids(srv)[0];
+      for (let k = 0; k < 5 && !srv.exit; k++) {
+        const pid = workerPids(srv)[1];
+        process.kill(pid, 'SIGKILL');
+        await waitFor(() => srv.exit || workerPids(srv)[1] !== pid, T(10000), `worker 1 restarted or the parent gave up (${k})`);
+      }
+      const r = await h.withTimeout(srv.exited, T(10000), 'the parent exits');
+      ok(r.code !== 0, 'non-zero exit', r);
+      ok(/worker died worker=1 .*quick_deaths=5: giving up/.test(srv.stderr), 'gave up, logged', srv.stderr.slice(-2000));
+      ok(!alive(first0), 'worker 0 was stopped too', first0);
+    } finally {
+      await srv.stop();
+      redis.proc.kill('SIGKILL');
+    }
+  });
+});

@@ -27,6 +27,10 @@
 #define HANDOFF_MAGIC 0x31485053u /* "SPH1" */
 #define HANDOFF_HEAD 8
 #define PIPE_READ_CHUNK (64 * 1024)
+/* Bytes waiting to go to one worker (it is restarting, or stuck) past which
+ * requests for its sessions are answered here ("session unknown") instead:
+ * each waiting handoff holds a socket and its bytes. */
+#define HANDOFF_QUEUE_MAX (32 * 1024 * 1024)
 
 /* A worker that dies this soon after its start died quickly; after
  * WORKER_MAX_QUICK_DEATHS of those in a row the parent gives up. */
@@ -71,6 +75,7 @@ static int on_foreign(void *ud, struct conn *c, const char *sid) {
     struct workers *w = ud;
     int owner = ids_worker_of(sid);
     if (owner < 0 || owner >= w->count || owner == w->index || !w->pipes[owner] || !c->req_raw) return 0;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&w->pipes[owner]->pipe) > HANDOFF_QUEUE_MAX) return 0;
     /* Answers to earlier requests on this connection go out first; a
      * socket that cannot take them now is not handed over (the request
      * gets "session unknown" and the client starts over). */

@@ -68,3 +68,10 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/bench/soak)
   add_test(NAME soak_smoke COMMAND ${CMAKE_SOURCE_DIR}/bench/soak --smoke)
   set_tests_properties(soak_smoke PROPERTIES TIMEOUT 180 ENVIRONMENT "SERVER_BIN=$<TARGET_FILE:space-server>")
 endif()
+
+# --workers: two processes on one port with a real redis-server (skips itself without redis-server).
+if(EXISTS ${SPEC}/cluster/workers.test.js)
+  add_test(NAME workers COMMAND ${NODE} --test ${SPEC}/cluster/workers.test.js
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(workers PROPERTIES ENVIRONMENT "${SERVER_ENV}" TIMEOUT 300)
+endif()

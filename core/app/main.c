@@ -4,7 +4,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "server.h"
+#include "workers.h"
 
 int main(int argc, char **argv) {
     struct config cfg;
@@ -15,5 +15,5 @@ int main(int argc, char **argv) {
     }
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
     log_set_json(strcmp(cfg.log_format, "json") == 0);
-    return server_run(&cfg);
+    return workers_main(&cfg); /* one server, or the parent of --workers */
 }

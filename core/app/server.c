@@ -20,6 +20,7 @@
 #include "script.h"
 #include "static.h"
 #include "version.h"
+#include "workers.h"
 #include "ws.h"
 
 #define SHUTDOWN_GRACE_MS 800
@@ -162,7 +163,7 @@ static void log_relative_paths(const struct config *cfg) {
     if (n) log_info("server", "relative paths resolved against the working directory%s", line);
 }
 
-int server_run(const struct config *cfg) {
+int server_run(const struct config *cfg, struct workers *w) {
     struct server *srv = calloc(1, sizeof *srv);
     if (!srv) return 1;
     srv->cfg = cfg;
@@ -175,6 +176,7 @@ int server_run(const struct config *cfg) {
     /* Bottom up: each layer registers its routes, wheels and hooks with net. */
     net_init(&srv->net, srv->loop, cfg);
     eio_hub_init(&srv->eio, &srv->net, &srv->ids, NULL, NULL);
+    if (w) workers_attach(w, srv);
     add_routes(srv);
 
     char err[1024];

@@ -27,6 +27,7 @@
 struct cluster;
 struct script_host;
 struct reloader;
+struct workers;
 
 struct server {
     /* configuration (read-only after start) */
@@ -56,8 +57,9 @@ struct server {
     struct http_route admin_route, files_route, health_route, metrics_route, static_route;
 };
 
-/* Runs the server until SIGINT/SIGTERM; returns the process exit code. */
-int server_run(const struct config *cfg);
+/* Runs the server until SIGINT/SIGTERM; returns the process exit code.
+ * w: this process is one of --workers (workers.h), or NULL. */
+int server_run(const struct config *cfg, struct workers *w);
 
 /* The server a conn belongs to (struct server embeds the conns' net). */
 static inline struct server *server_of(const struct conn *c) {

@@ -29,6 +29,8 @@ static const struct option_spec options[] = {
     {"files-dir", OPT_STRING, F(files_dir), "./data/files", 0, 0, "where sent files are stored"},
     {"host", OPT_STRING, F(host), "0.0.0.0", 0, 0, "address to listen on"},
     {"port", OPT_INT, F(port), "8000", 0, 65535, "port to listen on (0: any free port)"},
+    {"workers", OPT_INT, F(workers), "1", 1, 64,
+     "processes serving the port together (SO_REUSEPORT); more than 1 needs --redis"},
     {"ping-interval", OPT_INT, F(ping_interval_ms), "25000", 10, 3600000, "Engine.IO pingInterval, ms"},
     {"ping-timeout", OPT_INT, F(ping_timeout_ms), "20000", 10, 3600000, "Engine.IO pingTimeout, ms"},
     {"connect-timeout", OPT_INT, F(connect_timeout_ms), "45000", 10, 3600000,
@@ -213,5 +215,11 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
         return CONFIG_USAGE_ERROR;
     }
     if (cfg->static_dir[0] && static_resolve_root(cfg) != 0) return CONFIG_USAGE_ERROR;
+    if (cfg->workers > 1 && !cfg->redis_url[0]) {
+        /* Workers share rooms and broadcasts through Redis: without it each would be an island. */
+        fprintf(stderr, "space-server: --workers %lld needs --redis: the workers coordinate through Redis\n",
+                (long long)cfg->workers);
+        return CONFIG_USAGE_ERROR;
+    }
     return CONFIG_OK;
 }

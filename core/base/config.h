@@ -14,6 +14,7 @@ struct config {
     int64_t max_partial_bytes; /* --max-partial-bytes: all clients' partly received messages together */
     const char *host;          /* --host: listen address */
     int64_t port;              /* --port */
+    int64_t workers;           /* --workers: processes sharing the port (more than 1 needs --redis) */
     int64_t ping_interval_ms;  /* --ping-interval */
     int64_t ping_timeout_ms;   /* --ping-timeout */
     int64_t connect_timeout_ms;/* --connect-timeout: time to join a namespace */

@@ -15,7 +15,10 @@ void ids_new_sid(struct ids *ids, char out[IDS_SID_LEN + 1]) {
         abort();
     }
     uint32_t seq = ids->sid_seq++;
-    raw[12] = (unsigned char)(seq >> 16);
+    /* The top 6 bits of byte 12 are the worker index, so base64 character
+     * 16 names the worker that owns the session; the 12 random bytes that
+     * make a sid unguessable stay. */
+    raw[12] = (unsigned char)(((ids->worker & 63u) << 2) | ((seq >> 16) & 3u));
     raw[13] = (unsigned char)(seq >> 8);
     raw[14] = (unsigned char)seq;
     char b64[21];
@@ -32,4 +35,14 @@ void ids_new_id(struct ids *ids, char out[IDS_ID_LEN + 1]) {
     static const char hex[] = "0123456789abcdef";
     for (int i = IDS_ID_LEN - 1; i >= 0; i--, id >>= 4) out[i] = hex[id & 15];
     out[IDS_ID_LEN] = 0;
+}
+
+int ids_worker_of(const char *sid) {
+    char ch = sid[16];
+    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+    if (ch == '-') return 62;
+    if (ch == '_') return 63;
+    return -1;
 }

@@ -9,13 +9,20 @@
 #define IDS_SID_LEN 20 /* characters of a sid, without the NUL */
 #define IDS_ID_LEN 16  /* hex digits of an id, without the NUL */
 
+#define IDS_MAX_WORKERS 64 /* a worker index is one base64 character of the sid */
+
 struct ids {
+    unsigned worker;  /* this process's worker index (--workers), written into sids */
     uint32_t sid_seq; /* sequence part of new sids */
     uint64_t last_id; /* the last id handed out */
 };
 
-/* A fresh 20-character URL-safe sid (15 bytes: 12 random + a sequence). */
+/* A fresh 20-character URL-safe sid (15 bytes: 12 random + the worker
+ * index and a sequence; the worker index is character 16 on its own). */
 void ids_new_sid(struct ids *ids, char out[IDS_SID_LEN + 1]);
+/* The worker index a sid (IDS_SID_LEN characters) was made by, or -1 when
+ * it is no sid of ours. */
+int ids_worker_of(const char *sid);
 /* A unique, increasing id: 16 hex digits (wall clock ms << 12, borrowed ahead when needed). */
 void ids_new_id(struct ids *ids, char out[IDS_ID_LEN + 1]);
 

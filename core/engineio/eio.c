@@ -510,6 +510,7 @@ static void handle_request(void *ud, struct conn *c, const struct http_request *
     }
     if (http_query_get(req->query, "sid", &sid)) {
         struct eio_session *s = sid.len == IDS_SID_LEN ? hmap_get(&hub->sessions, sid.p, sid.len) : NULL;
+        if (!s && sid.len == IDS_SID_LEN && hub->foreign && hub->foreign(hub->foreign_ud, c, sid.p)) return;
         /* A session whose pong is overdue is gone, even if its timer has not run yet this turn. */
         if (s && s->awaiting_pong && net_now(hub->net) >= s->ping_at_ms) {
             eio_close(s, WS_CLOSE_NORMAL, "ping timeout");

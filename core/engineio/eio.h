@@ -53,6 +53,11 @@ struct eio_hub {
     const struct eio_upper_ops *up;
     void *up_ud;
     int upper_deadlines;              /* the upper layer has deadlines (token expiry) */
+    /* Set by the app, or NULL: a request names a sid (IDS_SID_LEN
+     * characters) this hub does not hold. Returns 1 when the app took the
+     * conn (the session lives elsewhere and the request went there). */
+    int (*foreign)(void *ud, struct conn *c, const char *sid);
+    void *foreign_ud;
     struct hmap sessions;             /* sid -> struct eio_session */
     struct eio_session *session_list; /* the same sessions, for shutdown */
     struct eio_session *dead_sessions; /* closed this turn; freed after the flush */

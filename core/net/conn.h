@@ -84,9 +84,16 @@ struct conn {
      * key its body_pending kept to find its state again (a session id) */
     const struct http_route *partial_route;
     char partial_key[21];
+    /* While a route handles a request: the request's bytes and those that
+     * followed it in this read (what a handoff to another process passes
+     * on with the socket); NULL otherwise. */
+    const char *req_raw;
+    size_t req_raw_len;
 };
 
-/* Accepts a pending connection on the listener; NULL when it failed. */
+/* Accepts a pending connection on the listener, or a connection another
+ * process handed over on an IPC pipe (uv_pipe_pending_count > 0); NULL when
+ * it failed. */
 struct conn *conn_accept(struct net *net, uv_stream_t *listener, const struct transport *tr);
 
 /* Queues a reference to b (the caller keeps its own). Returns 0, or -1 when

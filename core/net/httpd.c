@@ -154,11 +154,14 @@ static void on_data(struct conn *c, const char *p, size_t n) {
             break;
         }
         const char *body = data + used + head;
+        c->req_raw = data + used; /* two stores: the handoff's bytes stay where they are */
+        c->req_raw_len = len - used;
         used += (size_t)head + (size_t)blen;
         if (c->flags & CONN_PARTIAL_POST) end_partial_body(c);
         if (slice_eq(req.method, "HEAD")) c->flags |= CONN_HEAD_REQUEST;
         route(c, r, &req, body, (size_t)blen, wants_keep_alive(&req));
         c->flags &= ~(uint32_t)CONN_HEAD_REQUEST;
+        c->req_raw = NULL;
         if (c->tr == &httpd_transport) reset_deadline(c);
     }
     if (c->tr != &httpd_transport && !conn_is_closing(c) && used < len) {

@@ -1,9 +1,12 @@
 #include "net.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "conn.h"
@@ -128,6 +131,25 @@ void net_init(struct net *n, uv_loop_t *loop, const struct config *cfg) {
     net_add_wheel(n, &n->conn_timers, conn_on_timer);
 }
 
+/* Several worker processes listen on one port, and the kernel spreads the
+ * connections over them: libuv has no flag for SO_REUSEPORT, so the socket
+ * is made here and handed to it. */
+static int bind_reuse_port(uv_tcp_t *listener, const struct sockaddr *sa) {
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return uv_translate_sys_error(errno);
+    int on = 1;
+    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 || bind(fd, sa, len) != 0) {
+        int rc = uv_translate_sys_error(errno);
+        close(fd);
+        return rc;
+    }
+    int rc = uv_tcp_open(listener, fd);
+    if (rc != 0) close(fd);
+    return rc;
+}
+
 int net_listen(struct net *n, char *addr_out, size_t cap) {
     const struct config *cfg = n->cfg;
     struct sockaddr_storage ss;
@@ -140,7 +162,9 @@ int net_listen(struct net *n, char *addr_out, size_t cap) {
     uv_tcp_init(n->loop, &n->listener);
     n->listener.data = n;
     n->listening = 1;
-    if ((rc = uv_tcp_bind(&n->listener, (struct sockaddr *)&ss, 0)) != 0 ||
+    if (n->reuse_port) rc = bind_reuse_port(&n->listener, (struct sockaddr *)&ss);
+    else rc = uv_tcp_bind(&n->listener, (struct sockaddr *)&ss, 0);
+    if (rc != 0 ||
         (rc = uv_listen((uv_stream_t *)&n->listener, 1024, admit_on_connection)) != 0) {
         fprintf(stderr, "space-server: cannot start: listen on %s port %lld: %s\n", cfg->host,
                 (long long)cfg->port, uv_strerror(rc));

@@ -42,6 +42,7 @@ struct net {
     struct admit admit;
     int listening;
     int shutting_down;            /* stop accepting; closing everyone */
+    int reuse_port;               /* set by the app: other processes listen on the port too (SO_REUSEPORT) */
 
     /* connections */
     struct conn *conns;           /* every live conn (doubly linked) */

@@ -162,7 +162,7 @@ static void on_data(struct conn *c, const char *p, size_t n) {
         route(c, r, &req, body, (size_t)blen, wants_keep_alive(&req));
         c->flags &= ~(uint32_t)CONN_HEAD_REQUEST;
         c->req_raw = NULL;
-        if (c->tr == &httpd_transport) reset_deadline(c);
+        if (c->tr == &httpd_transport && !(c->flags & CONN_CLOSING)) reset_deadline(c); /* a route may have closed it */
     }
     if (c->tr != &httpd_transport && !conn_is_closing(c) && used < len) {
         /* Upgraded: the bytes after the head belong to the new transport. */

@@ -193,7 +193,7 @@ int server_run(const struct config *cfg, struct workers *w) {
         if (why) { /* the URL is not printed: it may hold a password */
             fprintf(stderr, "space-server: cannot start: --redis: %s\n", why);
             ok = 0;
-        } else if (!(srv->cluster = cluster_new(srv->loop, &url, &srv->sio))) {
+        } else if (!(srv->cluster = cluster_new(srv->loop, &url, &srv->sio, (uint64_t)cfg->cluster_timeout_ms))) {
             fprintf(stderr, "space-server: cannot start: --redis: out of memory\n");
             ok = 0;
         }

@@ -67,6 +67,8 @@ static const struct option_spec options[] = {
      "a folder served at / (the web page: examples/web); none by default"},
     {"redis", OPT_STRING, F(redis_url), "", 0, 0,
      "join a cluster over Redis, redis://[user:password@]host:port[/db] (socket.io's Redis adapter format)"},
+    {"cluster-timeout", OPT_INT, F(cluster_timeout_ms), "30000", 1000, 3600000,
+     "a cluster node not heard from for this long is dropped and its users leave their rooms, ms"},
     {"cors-origin", OPT_LIST, F(cors_origins), "", 0, 0,
      "a browser origin allowed besides the server's own (repeatable; * = any)"},
 };

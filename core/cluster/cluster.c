@@ -18,7 +18,7 @@
 
 #define CLUSTER_PREFIX "socket.io"
 #define CLUSTER_MAX_ROOMS 64 /* rooms (and except rooms) of one broadcast that cross nodes */
-#define CLUSTER_TICK_MS 1000 /* presence: expiry checked, and a heartbeat every PRESENCE_HEARTBEAT_MS */
+#define CLUSTER_TICK_MS 250 /* presence: expiry checked, and a heartbeat every third of the node timeout */
 
 struct cluster {
     uv_loop_t *loop;
@@ -31,6 +31,7 @@ struct cluster {
     struct sbuf out;         /* encoded messages: reused, never held */
     uv_timer_t tick;         /* presence heartbeats and expiry */
     uint64_t last_heartbeat_ms;
+    uint64_t node_timeout_ms; /* --cluster-timeout */
     uint64_t published, received, requests_answered, refused_messages;
 };
 
@@ -540,7 +541,7 @@ static void publish_snapshot(struct redis_adapter *ra) {
     if (presence_snapshot_end(&w.snap) == 0) publish_presence(ra);
 }
 
-/* A node that vanished (no heartbeat for PRESENCE_TIMEOUT_MS): its users
+/* A node that vanished (silent for --cluster-timeout): its users
  * leave their rooms, and this node tells its own members (each node tells
  * its own, so every member hears it once). A user still connected here is
  * not gone. Joins need nothing: the joining node's handler told everyone. */
@@ -578,11 +579,11 @@ static void on_presence(struct redis_adapter *ra, const char *data, size_t len) 
     }
 }
 
-/* Every second: nodes gone silent are dropped; every PRESENCE_HEARTBEAT_MS, each namespace's heartbeat. */
+/* Every tick: nodes gone silent are dropped; every third of the node timeout, each namespace's heartbeat. */
 static void on_tick(uv_timer_t *t) {
     struct cluster *cl = t->data;
     uint64_t now = uv_now(cl->loop);
-    int beat = now - cl->last_heartbeat_ms >= PRESENCE_HEARTBEAT_MS;
+    int beat = now - cl->last_heartbeat_ms >= cl->node_timeout_ms / 3;
     if (beat) cl->last_heartbeat_ms = now;
     struct hmap_entry *e;
     for (size_t i = 0; hmap_next(&cl->by_presence, &i, &e);) {
@@ -590,7 +591,7 @@ static void on_tick(uv_timer_t *t) {
         /* Without the link this node hears nobody: it drops nobody either. */
         struct redis_link_stats ls;
         redis_link_stats(cl->link, &ls);
-        if (ls.up) presence_expire(ra->presence, now, PRESENCE_TIMEOUT_MS, on_node_lost, ra);
+        if (ls.up) presence_expire(ra->presence, now, cl->node_timeout_ms, on_node_lost, ra);
         if (beat) {
             sbuf_reset(&cl->out);
             if (presence_encode_heartbeat(ra->presence, &cl->out) == 0) publish_presence(ra);
@@ -702,10 +703,11 @@ struct adapter *cluster_adapter_new(struct nsp *nsp, void *cluster) {
     return &ra->base;
 }
 
-struct cluster *cluster_new(uv_loop_t *loop, const struct redis_url *url, struct sio_hub *hub) {
+struct cluster *cluster_new(uv_loop_t *loop, const struct redis_url *url, struct sio_hub *hub, uint64_t node_timeout_ms) {
     struct cluster *cl = calloc(1, sizeof *cl);
     if (!cl) return NULL;
     cl->loop = loop;
+    cl->node_timeout_ms = node_timeout_ms;
     cl->hub = hub;
     /* The node's uid, as the Node adapter's uid2(6): other nodes drop what it sent. */
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -26,7 +26,8 @@ struct cluster_stats {
 
 /* Connects to Redis (in the background: the link comes up when it can). NULL
  * on OOM. The cluster must outlive every namespace's adapter. */
-struct cluster *cluster_new(uv_loop_t *loop, const struct redis_url *url, struct sio_hub *hub);
+/* node_timeout_ms: a node not heard from for this long is dropped (heartbeats go out at a third of it). */
+struct cluster *cluster_new(uv_loop_t *loop, const struct redis_url *url, struct sio_hub *hub, uint64_t node_timeout_ms);
 /* The Socket.IO hub's adapter factory (ud: the cluster). */
 struct adapter *cluster_adapter_new(struct nsp *nsp, void *cluster);
 void cluster_stats(const struct cluster *c, struct cluster_stats *out);

@@ -171,8 +171,8 @@ async function startPeer(name, redis) {
   return new PeerNode(name, run, port);
 }
 
-async function startOurNode(name, redis) {
-  const srv = await h.startServer({ args: ['--redis', redis.url], env: { SPACE_ADMIN_TOKEN: ADMIN_TOKEN } });
+async function startOurNode(name, redis, args = []) {
+  const srv = await h.startServer({ args: ['--redis', redis.url, ...args], env: { SPACE_ADMIN_TOKEN: ADMIN_TOKEN } });
   return new OurNode(name, srv);
 }
 
@@ -196,7 +196,9 @@ async function adminEmit(node, room, event, data) {
 // The cluster of one test file: `ours` of our nodes (Node peers under SPACE_CLUSTER_NODE_ONLY=1)
 // and `peers` Node peers, all on one fresh Redis.
 class Cluster {
-  constructor({ ours = 2, peers = 1 } = {}) { this.nOurs = ours; this.nPeers = peers; this.ours = []; this.peers = []; }
+  constructor({ ours = 2, peers = 1, args = [] } = {}) {
+    this.nOurs = ours; this.nPeers = peers; this.args = args; this.ours = []; this.peers = [];
+  }
   get nodes() { return [...this.ours, ...this.peers]; }
 
   // On failure, stops what did start (a running child would keep the test file alive) and throws.
@@ -206,7 +208,7 @@ class Cluster {
       await this.redis.start();
       this.admin = await this.redis.client();
       for (let i = 0; i < this.nOurs; i++) {
-        this.ours.push(NODE_ONLY ? await startPeer(`ours${i}`, this.redis) : await startOurNode(`ours${i}`, this.redis));
+        this.ours.push(NODE_ONLY ? await startPeer(`ours${i}`, this.redis) : await startOurNode(`ours${i}`, this.redis, this.args));
       }
       for (let i = 0; i < this.nPeers; i++) this.peers.push(await startPeer(`peer${i}`, this.redis));
       await this.ready();

@@ -11,12 +11,12 @@ const { Cluster, redisAvailable } = require('./harness');
 
 const { T, eq } = h;
 const skip = redisAvailable() ? false : 'redis-server is not installed';
-const NODE_LOST_MS = 30000; // PRESENCE_TIMEOUT_MS (core/cluster/presence.h)
+const NODE_LOST_MS = 3000; // --cluster-timeout for these nodes (default 30000)
 
 let cluster;
 before(async () => {
   if (skip) return;
-  cluster = new Cluster({ ours: 3, peers: 0 });
+  cluster = new Cluster({ ours: 3, peers: 0, args: ['--cluster-timeout', String(NODE_LOST_MS)] });
   await cluster.start();
 });
 after(async () => {

@@ -9,6 +9,7 @@
 #include "adapter.h"
 #include "ban.h"
 #include "clock.h"
+#include "cluster.h"
 #include "httpd.h"
 #include "json_scan.h"
 #include "json_str.h"
@@ -167,22 +168,74 @@ static void close_page(struct sbuf *b, const struct page *pg, size_t listed, siz
     else sbuf_printf(b, "null}");
 }
 
+static struct nsp *root_nsp(struct server *srv) { return sio_find_nsp(&srv->sio, "/", 1); }
+
+/* A user on other nodes only (--redis): as append_user, from the cluster's presence. */
+struct remote_page {
+    struct sbuf *b;
+    const struct page *pg;
+    size_t seen, listed;
+};
+
+static void append_remote_user(void *ud, const struct cluster_user *u) {
+    struct remote_page *rp = ud;
+    if (rp->listed >= rp->pg->limit || rp->seen++ < rp->pg->offset) return;
+    struct sbuf *b = rp->b;
+    if (rp->listed++) sbuf_putc(b, ',');
+    sbuf_printf(b, "{\"id\":");
+    json_append_string(b, u->id, strlen(u->id));
+    sbuf_printf(b, ",\"name\":");
+    json_append_string(b, u->name, strlen(u->name));
+    sbuf_printf(b, ",\"connections\":%llu,\"since\":null,\"rooms\":[", (unsigned long long)u->conns);
+    for (size_t i = 0; i < u->n_rooms; i++) {
+        if (i) sbuf_putc(b, ',');
+        json_append_string(b, u->rooms[i], u->room_lens[i]);
+    }
+    sbuf_printf(b, "],\"remote\":true}");
+}
+
 static void handle_users(struct conn *c, const struct page *pg, int keep_alive) {
+    struct server *srv = server_of(c);
     struct sbuf b = {0};
     sbuf_printf(&b, "{\"users\":[");
     struct hmap_entry *e;
     size_t seen = 0, listed = 0;
-    for (size_t i = 0; hmap_next(&server_of(c)->sio.users, &i, &e) && listed < pg->limit;) {
+    for (size_t i = 0; hmap_next(&srv->sio.users, &i, &e) && listed < pg->limit;) {
         if (seen++ < pg->offset) continue;
         if (listed++) sbuf_putc(&b, ',');
         append_user(&b, e->value);
     }
-    close_page(&b, pg, listed, server_of(c)->sio.users.count);
+    /* Then the users only other nodes have (in a room there), after this node's own. */
+    size_t local = srv->sio.users.count;
+    struct page rest = {pg->limit - listed, pg->offset > local ? pg->offset - local : 0};
+    struct remote_page rp = {&b, &rest, 0, 0};
+    size_t remote = srv->cluster ? cluster_remote_users(srv->cluster, root_nsp(srv), NULL, NULL) : 0;
+    if (remote && rest.limit) {
+        /* The separator between the two parts is written by the first remote entry. */
+        struct sbuf part = {0};
+        rp.b = &part;
+        cluster_remote_users(srv->cluster, root_nsp(srv), append_remote_user, &rp);
+        if (part.len) {
+            if (listed) sbuf_putc(&b, ',');
+            sbuf_append(&b, part.p, part.len);
+        }
+        sbuf_free(&part);
+    }
+    close_page(&b, pg, listed + rp.listed, local + remote);
     respond_json(c, 200, &b, keep_alive);
 }
 
 static void handle_user(struct conn *c, const char *id, size_t id_len, int disconnect, int keep_alive) {
-    struct user *u = hmap_get(&server_of(c)->sio.users, id, id_len);
+    struct server *srv = server_of(c);
+    struct user *u = hmap_get(&srv->sio.users, id, id_len);
+    /* In a cluster the user may be on other nodes: they close theirs too. */
+    if (disconnect && srv->cluster) cluster_user_action(srv->cluster, CLUSTER_KICK, id, id_len, 0, NULL);
+    if (!u && disconnect && srv->cluster) {
+        struct sbuf b = {0};
+        sbuf_printf(&b, "{\"disconnected\":0}");
+        respond_json(c, 200, &b, keep_alive);
+        return;
+    }
     if (!u) {
         respond_error(c, 404, "no such user", keep_alive);
         return;
@@ -202,7 +255,6 @@ static void handle_user(struct conn *c, const char *id, size_t id_len, int disco
     respond_json(c, 200, &b, keep_alive);
 }
 
-static struct nsp *root_nsp(struct server *srv) { return sio_find_nsp(&srv->sio, "/", 1); }
 
 struct room_users {
     struct sbuf *b;
@@ -472,6 +524,7 @@ static void handle_ban(struct conn *c, const char *id, size_t id_len, const char
         respond_error(c, 500, "out of memory", keep_alive);
         return;
     }
+    if (srv->cluster) cluster_user_action(srv->cluster, CLUSTER_BAN, id, id_len, until, reason);
     struct user *u = hmap_get(&srv->sio.users, id, id_len);
     unsigned n = u ? close_user(u, "banned by the admin API") : 0;
     char q[LOG_QUOTED_MAX], qr[LOG_QUOTED_MAX];
@@ -485,7 +538,9 @@ static void handle_ban(struct conn *c, const char *id, size_t id_len, const char
 }
 
 static void handle_unban(struct conn *c, const char *id, size_t id_len, int keep_alive) {
-    if (!ban_lift(&server_of(c)->sio.bans, id, id_len, clock_wall_ms())) {
+    struct server *srv = server_of(c);
+    if (srv->cluster) cluster_user_action(srv->cluster, CLUSTER_UNBAN, id, id_len, 0, NULL);
+    if (!ban_lift(&srv->sio.bans, id, id_len, clock_wall_ms())) {
         respond_error(c, 404, "that user is not banned", keep_alive);
         return;
     }

@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "adapter.h"
+#include "ban.h"
+#include "clock.h"
 #include "hmap.h"
+#include "json_scan.h"
 #include "json_str.h"
 #include "log.h"
 #include "presence.h"
@@ -17,6 +20,7 @@
 #include "ws.h"
 
 #define CLUSTER_PREFIX "socket.io"
+#define CLUSTER_ADMIN_CHANNEL "space-admin#" /* the admin API's user actions, for every node */
 #define CLUSTER_MAX_ROOMS 64 /* rooms (and except rooms) of one broadcast that cross nodes */
 #define CLUSTER_TICK_MS 250 /* presence: expiry checked, and a heartbeat every third of the node timeout */
 
@@ -32,6 +36,7 @@ struct cluster {
     uv_timer_t tick;         /* presence heartbeats and expiry */
     uint64_t last_heartbeat_ms;
     uint64_t node_timeout_ms; /* --cluster-timeout */
+    struct presence *scan_presence; /* the replica cluster_remote_users walks */
     uint64_t published, received, requests_answered, refused_messages;
 };
 
@@ -50,6 +55,8 @@ struct redis_adapter {
     char *presence_channel;  /* space-presence#<nsp># */
     struct presence *presence;
 };
+
+static const struct adapter_ops redis_ops;
 
 static struct adapter *local_of(struct adapter *a) { return ((struct redis_adapter *)a)->local; }
 
@@ -600,6 +607,134 @@ static void on_tick(uv_timer_t *t) {
 }
 
 /* {==================================================================
+ * Remote users, for the admin API
+ * =================================================================== */
+
+struct remote_user {
+    char *id, *name;
+    const char *rooms[CLUSTER_MAX_ROOMS];
+    size_t room_lens[CLUSTER_MAX_ROOMS], n_rooms;
+    uint64_t conns;
+};
+
+struct user_scan {
+    struct cluster *cl;
+    struct hmap seen; /* id -> struct remote_user */
+    struct remote_user **list;
+    size_t n, cap;
+};
+
+static void scan_room_user(void *ud, const struct presence_user *u) {
+    struct user_scan *us = ud;
+    if (hmap_get(&us->cl->hub->users, u->id, u->id_len)) return; /* on this node: listed as a local user */
+    struct remote_user *ru = hmap_get(&us->seen, u->id, u->id_len);
+    if (!ru) {
+        if (us->n == us->cap) {
+            size_t cap = us->cap ? us->cap * 2 : 16;
+            struct remote_user **more = realloc(us->list, cap * sizeof *more);
+            if (!more) return;
+            us->list = more;
+            us->cap = cap;
+        }
+        ru = calloc(1, sizeof *ru);
+        if (!ru || !(ru->id = strdup(u->id)) || !(ru->name = strdup(u->name)) ||
+            hmap_put(&us->seen, ru->id, u->id_len, ru) != 0) {
+            if (ru) free(ru->id), free(ru->name);
+            free(ru);
+            return;
+        }
+        us->list[us->n++] = ru;
+    }
+    if (ru->n_rooms < CLUSTER_MAX_ROOMS) {
+        ru->rooms[ru->n_rooms] = u->room; /* lives in the replica, unchanged during the scan */
+        ru->room_lens[ru->n_rooms++] = u->room_len;
+    }
+    ru->conns += u->conns;
+}
+
+static int scan_room(void *ud, const struct presence_room *r) {
+    struct user_scan *us = ud;
+    presence_room_users(us->cl->scan_presence, r->name, r->name_len, scan_room_user, us);
+    return 0;
+}
+
+size_t cluster_remote_users(struct cluster *c, struct nsp *nsp, cluster_user_fn each, void *ud) {
+    if (!c || !nsp || nsp->adapter->ops != &redis_ops) return 0;
+    struct redis_adapter *ra = (struct redis_adapter *)nsp->adapter;
+    struct user_scan us = {.cl = c};
+    c->scan_presence = ra->presence;
+    presence_rooms(ra->presence, scan_room, &us);
+    c->scan_presence = NULL;
+    for (size_t i = 0; i < us.n; i++) {
+        struct remote_user *ru = us.list[i];
+        struct cluster_user cu = {ru->id, ru->name, ru->n_rooms, ru->rooms, ru->room_lens, ru->conns};
+        if (each) each(ud, &cu);
+        free(ru->id);
+        free(ru->name);
+        free(ru);
+    }
+    free(us.list);
+    hmap_free(&us.seen);
+    return us.n;
+}
+
+/* {==================================================================
+ * The admin API's user actions, on every node
+ * =================================================================== */
+
+static const char *const action_names[] = {"kick", "ban", "unban"};
+
+void cluster_user_action(struct cluster *c, enum cluster_user_action what, const char *user_id, size_t len,
+                         uint64_t until_ms, const char *reason) {
+    if (!c || !c->link) return;
+    struct sbuf *out = &c->out;
+    sbuf_reset(out);
+    sbuf_printf(out, "{\"n\":\"%s\",\"t\":\"%s\",\"u\":", c->uid, action_names[what]);
+    json_append_string(out, user_id, len);
+    sbuf_printf(out, ",\"until\":%llu,\"reason\":", (unsigned long long)until_ms);
+    json_append_string(out, reason ? reason : "", reason ? strlen(reason) : 0);
+    sbuf_putc(out, '}');
+    publish(c, CLUSTER_ADMIN_CHANNEL, strlen(CLUSTER_ADMIN_CHANNEL));
+}
+
+static void close_user(struct cluster *cl, const char *id, size_t len, const char *reason) {
+    struct user *u = hmap_get(&cl->hub->users, id, len);
+    if (!u) return;
+    /* Closing the last socket frees the user: collect first. */
+    struct picked p = {0};
+    for (struct sio_socket *s = u->sockets; s; s = s->user_next) pick(&p, s);
+    for (size_t i = 0; i < p.n; i++) sio_socket_close_session(p.s[i], WS_CLOSE_KICKED, reason);
+    free(p.s);
+}
+
+static void on_admin(struct cluster *cl, const char *data, size_t len) {
+    struct json_member n, t, u, until, reason;
+    char uid[CLUSTER_UID_LEN + 2], what[8], id[1024], why[BAN_REASON_MAX];
+    int64_t until_ms = 0;
+    if (!json_valid(data, len) || !json_object_get(data, len, "n", &n) || n.type != 's' ||
+        json_string_value(n.value, uid, sizeof uid) < 0 || !json_object_get(data, len, "t", &t) || t.type != 's' ||
+        json_string_value(t.value, what, sizeof what) < 0 || !json_object_get(data, len, "u", &u) || u.type != 's' ||
+        json_string_value(u.value, id, sizeof id) < 0) {
+        if (cl->refused_messages++ == 0) log_warn("cluster", "an admin message that does not decode");
+        return;
+    }
+    if (strcmp(uid, cl->uid) == 0) return; /* ours: done here already */
+    if (json_object_get(data, len, "until", &until) && until.type == 'n') json_int_value(until.value, &until_ms, 0);
+    why[0] = 0;
+    if (json_object_get(data, len, "reason", &reason) && reason.type == 's')
+        json_string_value(reason.value, why, sizeof why);
+    size_t id_len = strlen(id);
+    if (strcmp(what, "kick") == 0) {
+        close_user(cl, id, id_len, "disconnected by the admin API");
+    } else if (strcmp(what, "ban") == 0) {
+        ban_set(&cl->hub->bans, id, id_len, clock_wall_ms(), (uint64_t)until_ms, why);
+        close_user(cl, id, id_len, "banned by the admin API");
+    } else if (strcmp(what, "unban") == 0) {
+        ban_lift(&cl->hub->bans, id, id_len, clock_wall_ms());
+    }
+}
+
+/* {==================================================================
  * The link
  * =================================================================== */
 
@@ -618,7 +753,11 @@ static void on_message(void *ud, const char *channel, size_t clen, const char *p
         on_request(ra, data, len);
         return;
     }
-    if ((ra = hmap_get(&cl->by_presence, channel, clen))) on_presence(ra, data, len);
+    if ((ra = hmap_get(&cl->by_presence, channel, clen))) {
+        on_presence(ra, data, len);
+        return;
+    }
+    if (clen == strlen(CLUSTER_ADMIN_CHANNEL) && memcmp(channel, CLUSTER_ADMIN_CHANNEL, clen) == 0) on_admin(cl, data, len);
 }
 
 /* (Re)connected: every namespace says hello, and the other nodes answer with their snapshots. */
@@ -722,6 +861,7 @@ struct cluster *cluster_new(uv_loop_t *loop, const struct redis_url *url, struct
         free(cl);
         return NULL;
     }
+    redis_link_subscribe(cl->link, CLUSTER_ADMIN_CHANNEL, strlen(CLUSTER_ADMIN_CHANNEL));
     uv_timer_init(loop, &cl->tick);
     cl->tick.data = cl;
     uv_timer_start(&cl->tick, on_tick, CLUSTER_TICK_MS, CLUSTER_TICK_MS);

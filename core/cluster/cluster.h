@@ -31,6 +31,26 @@ struct cluster *cluster_new(uv_loop_t *loop, const struct redis_url *url, struct
 /* The Socket.IO hub's adapter factory (ud: the cluster). */
 struct adapter *cluster_adapter_new(struct nsp *nsp, void *cluster);
 void cluster_stats(const struct cluster *c, struct cluster_stats *out);
+
+/* A user other nodes have in a room of nsp and this node does not have at all
+ * (the admin API's listings): id, name, the rooms it is in there and its
+ * connections in them. */
+struct cluster_user {
+    const char *id, *name;
+    size_t n_rooms;
+    const char *const *rooms;
+    const size_t *room_lens;
+    uint64_t conns;
+};
+typedef void (*cluster_user_fn)(void *ud, const struct cluster_user *u);
+/* Each such user once; returns their number. */
+size_t cluster_remote_users(struct cluster *c, struct nsp *nsp, cluster_user_fn each, void *ud);
+
+/* What the admin API did to a user, done on every other node too (their
+ * connections closed with 4000 and reason; a ban kept there as well). */
+enum cluster_user_action { CLUSTER_KICK, CLUSTER_BAN, CLUSTER_UNBAN };
+void cluster_user_action(struct cluster *c, enum cluster_user_action what, const char *user_id, size_t len,
+                         uint64_t until_ms, const char *reason);
 /* Closes the link (its libuv handles), before the loop's last run. */
 void cluster_close(struct cluster *c);
 /* Frees the rest, after every adapter was freed. */

@@ -193,6 +193,15 @@ async function adminEmit(node, room, event, data) {
   return res.status;
 }
 
+// Any admin API call on a node: {status, body}.
+async function adminCall(node, method, path, body) {
+  const res = await fetch(`${node.url}${path}`, {
+    method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
 // The cluster of one test file: `ours` of our nodes (Node peers under SPACE_CLUSTER_NODE_ONLY=1)
 // and `peers` Node peers, all on one fresh Redis.
 class Cluster {
@@ -248,4 +257,4 @@ class Cluster {
   }
 }
 
-module.exports = { NODE_ONLY, redisAvailable, freePort, Redis, Cluster, startPeer, startOurNode, metric, adminEmit };
+module.exports = { NODE_ONLY, redisAvailable, freePort, Redis, Cluster, startPeer, startOurNode, metric, adminEmit, adminCall };

@@ -7,7 +7,7 @@
 
 const { test, before, after, afterEach } = require('node:test');
 const h = require('../e2e/harness');
-const { Cluster, redisAvailable } = require('./harness');
+const { Cluster, redisAvailable, adminCall } = require('./harness');
 
 const { T, eq } = h;
 const skip = redisAvailable() ? false : 'redis-server is not installed';
@@ -78,6 +78,47 @@ test('one user on two nodes joins and leaves once: no user_joined_room or user_l
   await h.expectAnswer(first, 'leave_room', { room }, 'left_room');
   await h.nextEvent(witness, 'user_left_room', T(10000), (d) => d && d.room === room && d.user.name === u);
   await roomUsers(witness, room, [w]);
+});
+
+test('the admin API on one node kicks and bans a user on every node', { skip }, async () => {
+  const [n0, n1, n2] = cluster.ours;
+  const k = h.uniqueName('k_'), b = h.uniqueName('b_');
+  const kicked = await h.connectClient(n1.port, k);
+  const kicked2 = await h.connectClient(n2.port, k);
+  // The user list of a node has the users other nodes have in a room.
+  const room = h.uniqueRoom('admin');
+  await h.expectAnswer(kicked, 'join_room', { room }, 'joined_room');
+  let listing = null;
+  await h.waitFor(async () => {
+    listing = await adminCall(n0, 'GET', '/api/users?limit=1000');
+    const it = listing.body && listing.body.users.find((x) => x.id === `dev:${k}`);
+    return it && it.rooms.includes(room) ? true : listing.body;
+  }, T(10000), `GET /api/users on ${n0.name} to list ${k}, connected to other nodes`, 100);
+  eq(listing.body.total, listing.body.users.length, 'the listing\'s total (one page)');
+  const r = await adminCall(n0, 'POST', `/api/users/${encodeURIComponent(`dev:${k}`)}/disconnect`);
+  eq(r.status, 200, `POST disconnect on a node without the user: ${JSON.stringify(r.body)}`);
+  for (const s of [kicked, kicked2]) {
+    const it = await s.inbox.take('$disconnect', null, T(10000));
+    eq(it.data, 'io server disconnect', 'the kicked connection\'s reason');
+  }
+  const banned = await h.connectClient(n2.port, b);
+  const ban = await adminCall(n0, 'POST', `/api/users/${encodeURIComponent(`dev:${b}`)}/ban`, { seconds: 60, reason: 'spam' });
+  eq(ban.status, 200, `POST ban: ${JSON.stringify(ban.body)}`);
+  await banned.inbox.take('$disconnect', null, T(10000));
+  let again = null;
+  await h.waitFor(async () => {
+    again = await h.tryConnect(n1.port, { auth: { name: b } });
+    again.socket.close();
+    return again.error ? true : again;
+  }, T(10000), 'a connect of the banned user on another node to be refused', 100);
+  eq(again.error.data && again.error.data.code, 'banned', `the refusal on ${n1.name}`);
+  const lift = await adminCall(n2, 'DELETE', `/api/users/${encodeURIComponent(`dev:${b}`)}/ban`);
+  eq(lift.status, 200, `DELETE ban on the node that got it from the cluster: ${JSON.stringify(lift.body)}`);
+  await h.waitFor(async () => {
+    const r2 = await h.tryConnect(n1.port, { auth: { name: b } });
+    r2.socket.close();
+    return r2.connected ? true : r2;
+  }, T(10000), 'the banned user to connect again once unbanned', 100);
 });
 
 test('a node killed without a goodbye is forgotten: its users leave their rooms and the others are told', { skip }, async () => {

@@ -134,3 +134,18 @@ test('a node killed without a goodbye is forgotten: its users leave their rooms 
   await h.nextEvent(witness, 'user_left_room', T(NODE_LOST_MS + 15000), (d) => d && d.room === room && d.user.name === v);
   await roomUsers(witness, room, [w]);
 });
+
+test('every space_redis_ metric the docs name is in a --redis node\'s /metrics', { skip }, async () => {
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const repo = path.join(__dirname, '..', '..');
+  const docs = ['README.md', ...fs.readdirSync(path.join(repo, 'docs')).map((f) => `docs/${f}`)];
+  const named = new Set();
+  for (const f of docs) {
+    for (const m of fs.readFileSync(path.join(repo, f), 'utf8').matchAll(/\b(space_redis_[a-z0-9_]*[a-z0-9])\b/g)) named.add(m[1]);
+  }
+  const text = await (await fetch(`${cluster.ours[0].url}/metrics`)).text();
+  const exposed = new Set([...text.matchAll(/^(space_redis_[a-z0-9_]+) /gm)].map((m) => m[1]));
+  eq([...named].filter((n) => !exposed.has(n)), [], 'space_redis_ names in the docs but not in /metrics');
+  eq(named.size >= 2, true, `names found (${[...named].join(', ')})`);
+});

@@ -60,6 +60,15 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/bench/compare)
   set_tests_properties(bench_smoke PROPERTIES TIMEOUT 120 ENVIRONMENT "SERVER_BIN=$<TARGET_FILE:space-server>")
 endif()
 
+# The cluster benchmark (issue 13): one node, then two nodes on a redis-server of its own,
+# 2 s each with the room's members spread over both; fails when a delivery was lost, skips
+# itself (77) when redis-server is missing.
+if(EXISTS ${CMAKE_SOURCE_DIR}/bench/cluster)
+  add_test(NAME cluster_bench_smoke COMMAND ${CMAKE_SOURCE_DIR}/bench/cluster --smoke)
+  set_tests_properties(cluster_bench_smoke PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+    ENVIRONMENT "SERVER_BIN=$<TARGET_FILE:space-server>")
+endif()
+
 # The soak harness: 20 s of churn, chat, uploads, reloads and refused inputs;
 # fails when a delivery was lost, a request went unanswered, a file
 # descriptor leaked or a gauge stayed off idle (RSS flatness needs bench/soak's

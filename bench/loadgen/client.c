@@ -501,13 +501,13 @@ static void on_connect(uv_connect_t *req, int status) {
                      "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s\r\n"
                      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     c->lg->host_header);
+                     c->lg->host_header[c->idx % c->lg->n_servers]);
     else
         n = snprintf(req_text, sizeof req_text,
                      "GET /ws?name=u%u HTTP/1.1\r\nHost: %s\r\n"
                      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     c->idx, c->lg->host_header);
+                     c->idx, c->lg->host_header[c->idx % c->lg->n_servers]);
     if (grow(&c->out, &c->out_cap, c->out_len + (size_t)n) != 0) abort();
     memcpy(c->out + c->out_len, req_text, (size_t)n);
     c->out_len += (uint32_t)n;
@@ -534,7 +534,7 @@ static int start_client(struct lg *lg, struct client *c) {
         if ((rc = uv_tcp_bind(&c->tcp, (struct sockaddr *)&src, 0)) != 0) return rc;
     }
     c->creq.data = c;
-    return uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&lg->server, on_connect);
+    return uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&lg->server[c->idx % lg->n_servers], on_connect);
 }
 
 void lg_start_more(struct lg *lg) {

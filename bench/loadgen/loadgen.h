@@ -16,6 +16,8 @@
 
 enum proto { PROTO_SIO, PROTO_PLAIN };
 
+#define LG_MAX_SERVERS 16
+
 enum client_state {
     ST_IDLE,        /* not started */
     ST_CONNECTING,  /* TCP connect in flight */
@@ -73,8 +75,11 @@ struct lg {
     char *recv_buf;
     /* options */
     enum proto proto;
-    struct sockaddr_in server;
-    char host_header[64];
+    /* --ports: client i connects to server[i % n_servers], so that the
+     * members of one room (and its senders) spread over several nodes */
+    struct sockaddr_in server[LG_MAX_SERVERS];
+    char host_header[LG_MAX_SERVERS][64];
+    uint32_t n_servers;
     uint32_t n_src_addrs;        /* >1: bind client i to 127.0.0.(1 + i % n) */
     uint32_t senders_per_room;
     uint32_t members_per_room;

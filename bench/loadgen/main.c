@@ -28,6 +28,15 @@
 #include "procstat.h"
 
 enum scenario { SC_FANOUT, SC_INBOUND, SC_CONNECTIONS };
+
+#define LG_MAX_WATCH 16
+
+/* A process whose CPU time counts as the server's (--pids): a cluster is
+ * several server processes and a redis-server. */
+struct watched {
+    int pid;
+    char name[32];
+};
 enum phase { PH_SETUP, PH_SETTLE, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_HOLD, PH_DONE };
 static const char *const phase_names[] = {"setup", "settle", "warmup", "measure", "drain", "hold", "done"};
 
@@ -45,6 +54,10 @@ struct opts {
     double setup_timeout_s, drain_timeout_s;
     uint32_t src_addrs, procs, concurrency;
     const char *label;
+    int ports[LG_MAX_SERVERS];  /* --ports; none: --port alone */
+    uint32_t n_ports;
+    struct watched watch[LG_MAX_WATCH]; /* --pids */
+    uint32_t n_watch;
 };
 
 static struct opts o = {
@@ -63,6 +76,7 @@ struct snapshot {
     uint64_t t_ns;
     struct counters c;
     double server_cpu_s, self_cpu_s;
+    double watch_cpu_s[LG_MAX_WATCH]; /* each --pids process's own */
     double core_busy_s, core_total_s; /* the server's core (--server-core), whoever ran there */
     double lg_core_busy_s, lg_core_total_s; /* the load generator's core (--loadgen-core) */
     double core_user_s, core_system_s, core_softirq_s; /* the server core's split */
@@ -96,10 +110,35 @@ static void fail(const char *fmt, ...) {
 
 static double secs(uint64_t ns) { return (double)ns / 1e9; }
 
+/* The server's CPU seconds: --pid's plus every --pids process's (each pid
+ * once); < 0 when there is none or one of them is unreadable. Fills each[]
+ * (one per --pids entry) when given. */
+static double server_cpu(double *each) {
+    double sum = 0;
+    int any = 0, bad = 0;
+    if (o.pid) {
+        double v = procstat_cpu_s(o.pid);
+        any = 1;
+        if (v < 0) bad = 1;
+        else sum += v;
+    }
+    for (uint32_t i = 0; i < o.n_watch; i++) {
+        double v = procstat_cpu_s(o.watch[i].pid);
+        if (each) each[i] = v;
+        int dup = o.watch[i].pid == o.pid;
+        for (uint32_t k = 0; k < i && !dup; k++) dup = o.watch[k].pid == o.watch[i].pid;
+        if (dup) continue;
+        any = 1;
+        if (v < 0) bad = 1;
+        else sum += v;
+    }
+    return any && !bad ? sum : -1;
+}
+
 static void snap(struct snapshot *s) {
     s->t_ns = lg_now_ns();
     s->c = lg.c;
-    s->server_cpu_s = o.pid ? procstat_cpu_s(o.pid) : -1;
+    s->server_cpu_s = server_cpu(s->watch_cpu_s);
     s->self_cpu_s = procstat_self_cpu_s();
     if (o.server_core < 0 || procstat_core(o.server_core, &s->core_busy_s, &s->core_total_s) != 0)
         s->core_busy_s = s->core_total_s = -1;
@@ -243,6 +282,16 @@ static void print_summary(void) {
         kv("deliveries_per_s", "%.0f", w > 0 ? deliv / w : 0);
         kv("server_cpu_s", "%.3f", srv_cpu);
         kv("server_cpu_pct", "%.1f", srv_cpu >= 0 && w > 0 ? srv_cpu / w * 100 : -1);
+        for (uint32_t i = 0; i < o.n_watch; i++) {
+            /* each --pids process: proc_<name>_cpu_s, _cpu_pct (of a core), _share_pct (of the server CPU) */
+            double a = win_start.watch_cpu_s[i], b = win_end.watch_cpu_s[i];
+            double cpu = a >= 0 && b >= 0 ? b - a : -1;
+            const char *nm = o.watch[i].name;
+            printf("proc_%s_pid=%d\n", nm, o.watch[i].pid);
+            printf("proc_%s_cpu_s=%.3f\n", nm, cpu);
+            printf("proc_%s_cpu_pct=%.1f\n", nm, cpu >= 0 && w > 0 ? cpu / w * 100 : -1);
+            printf("proc_%s_share_pct=%.1f\n", nm, cpu >= 0 && srv_cpu > 0 ? cpu / srv_cpu * 100 : -1);
+        }
         kv("loadgen_cpu_pct", "%.1f", w > 0 ? self_cpu / w * 100 : 0);
         double core_busy = win_start.core_busy_s >= 0 ? win_end.core_busy_s - win_start.core_busy_s : -1;
         double core_total = win_start.core_total_s >= 0 ? win_end.core_total_s - win_start.core_total_s : -1;
@@ -352,7 +401,7 @@ static void on_tick(uv_timer_t *t) {
                 o.hold_s = 1e9;
                 return;
             }
-            hold_cpu_start = o.pid ? procstat_cpu_s(o.pid) : -1;
+            hold_cpu_start = server_cpu(NULL);
             set_phase(PH_HOLD);
             return;
         }
@@ -390,7 +439,7 @@ static void on_tick(uv_timer_t *t) {
         return;
     case PH_HOLD:
         if (in_phase < o.hold_s) return;
-        hold_cpu_end = o.pid ? procstat_cpu_s(o.pid) : -1;
+        hold_cpu_end = server_cpu(NULL);
         if (lg.n_failed) fail("%u of %u clients failed to connect and join: %s", lg.n_failed, lg.n_clients, lg.last_error);
         finish();
         return;
@@ -472,10 +521,14 @@ static void run_loop(uint32_t first_idx, uint32_t n) {
     lg.window = o.window;
     lg.max_in_handshake = o.concurrency;
     lg.on_ack = on_ack;
-    snprintf(lg.host_header, sizeof lg.host_header, "%s:%d", o.host, o.port);
-    if (uv_ip4_addr(o.host, o.port, &lg.server) != 0) {
-        fprintf(stderr, "loadgen: --host must be an IPv4 address\n");
-        exit(2);
+    lg.n_servers = o.n_ports ? o.n_ports : 1;
+    for (uint32_t i = 0; i < lg.n_servers; i++) {
+        int port = o.n_ports ? o.ports[i] : o.port;
+        snprintf(lg.host_header[i], sizeof lg.host_header[i], "%s:%d", o.host, port);
+        if (uv_ip4_addr(o.host, port, &lg.server[i]) != 0) {
+            fprintf(stderr, "loadgen: --host must be an IPv4 address\n");
+            exit(2);
+        }
     }
     build_clients(first_idx, n);
     uv_timer_init(loop, &tick_timer);
@@ -576,14 +629,12 @@ static int run_connections_procs(void) {
     }
     if (got < o.procs) fail("only %u of %u processes finished their set-up", got, o.procs);
     sleep(1);
-    if (o.pid) {
-        rss_after_kib = procstat_rss_kib(o.pid);
-        hold_cpu_start = procstat_cpu_s(o.pid);
-    }
+    if (o.pid) rss_after_kib = procstat_rss_kib(o.pid);
+    hold_cpu_start = server_cpu(NULL);
     fprintf(stderr, "[%s] %u ready, %u failed over %u processes; holding %.0fs\n", o.label, ready, failed_n,
             o.procs, o.hold_s);
     usleep((useconds_t)(o.hold_s * 1e6));
-    if (o.pid) hold_cpu_end = procstat_cpu_s(o.pid);
+    hold_cpu_end = server_cpu(NULL);
     for (uint32_t i = 0; i < o.procs; i++) close(ch[i].ctl_fd);
     for (uint32_t i = 0; i < o.procs; i++) {
         int st;
@@ -616,6 +667,11 @@ static void usage(void) {
             "  --host H --port P        the server (IPv4; default 127.0.0.1:8000)\n"
             "  --proto socketio|plain   Socket.IO over WebSocket, or the plain /ws protocol\n"
             "  --pid PID                the server's process, for CPU and RSS from /proc\n"
+            "  --ports P1,P2,...        several servers (nodes of a cluster): client i connects to\n"
+            "                           P[i %% n], so a room's members and its senders spread round-robin\n"
+            "  --pids [NAME=]PID,...    more processes whose CPU counts as the server's (summed with\n"
+            "                           --pid's, each pid once; e.g. node2=123,redis=456); each one's\n"
+            "                           own figure is printed as proc_NAME_cpu_s, _cpu_pct, _share_pct\n"
             "  --server-core N          the core the server is pinned to: its busy share from /proc/stat\n"
             "  --loadgen-core N         the core this process is pinned to, likewise\n"
             "fanout:      --rooms R --members M --senders S [--window W | --rate MSGS_PER_S] --size BYTES\n"
@@ -624,6 +680,59 @@ static void usage(void) {
             "common:      --duration S --warmup S --src-addrs K (bind 127.0.0.1..K) --concurrency C\n"
             "             --setup-timeout S --drain-timeout S --label TEXT\n"
             "Summary: key=value lines on stdout; exit 0 when nothing was lost.\n");
+}
+
+/* --ports 8001,8002 */
+static int parse_ports(const char *v) {
+    o.n_ports = 0;
+    for (const char *p = v; *p;) {
+        char *end;
+        long port = strtol(p, &end, 10);
+        if (end == p || port < 1 || port > 65535 || (*end && *end != ',') || o.n_ports == LG_MAX_SERVERS) {
+            fprintf(stderr, "loadgen: --ports wants up to %d ports separated by commas, not '%s'\n", LG_MAX_SERVERS, v);
+            return -1;
+        }
+        o.ports[o.n_ports++] = (int)port;
+        p = *end ? end + 1 : end;
+    }
+    if (!o.n_ports) return fprintf(stderr, "loadgen: --ports is empty\n"), -1;
+    return 0;
+}
+
+/* --pids node1=123,node2=456,789: the name is a kv key part, so [A-Za-z0-9_] */
+static int parse_pids(const char *v) {
+    o.n_watch = 0;
+    for (const char *p = v; *p;) {
+        const char *item_end = strchr(p, ',');
+        size_t len = item_end ? (size_t)(item_end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        struct watched w = {0};
+        const char *num = p;
+        int bad = o.n_watch == LG_MAX_WATCH;
+        if (eq) {
+            size_t nl = (size_t)(eq - p);
+            bad |= nl == 0 || nl >= sizeof w.name;
+            for (size_t k = 0; k < nl && !bad; k++)
+                bad |= !(p[k] == '_' || (p[k] >= '0' && p[k] <= '9') || (p[k] >= 'a' && p[k] <= 'z') ||
+                         (p[k] >= 'A' && p[k] <= 'Z'));
+            if (!bad) memcpy(w.name, p, nl);
+            num = eq + 1;
+        }
+        char *end;
+        long pid = strtol(num, &end, 10);
+        bad |= end == num || pid < 1 || end != p + len;
+        if (bad) {
+            fprintf(stderr, "loadgen: --pids wants up to %d [NAME=]PID items separated by commas, not '%s'\n",
+                    LG_MAX_WATCH, v);
+            return -1;
+        }
+        w.pid = (int)pid;
+        if (!eq) snprintf(w.name, sizeof w.name, "pid%d", w.pid);
+        o.watch[o.n_watch++] = w;
+        p = item_end ? item_end + 1 : p + len;
+    }
+    if (!o.n_watch) return fprintf(stderr, "loadgen: --pids is empty\n"), -1;
+    return 0;
 }
 
 static int parse_opts(int argc, char **argv) {
@@ -669,6 +778,14 @@ static int parse_opts(int argc, char **argv) {
         }
         if (!strcmp(a, "--label")) {
             o.label = v;
+            continue;
+        }
+        if (!strcmp(a, "--ports")) {
+            if (parse_ports(v) != 0) return -1;
+            continue;
+        }
+        if (!strcmp(a, "--pids")) {
+            if (parse_pids(v) != 0) return -1;
             continue;
         }
         NUM("--port", port, 1)

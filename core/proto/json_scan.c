@@ -226,7 +226,7 @@ static char type_of(char c) {
 
 /* The end of the value at i in text known to be valid JSON: brackets
  * counted, strings skipped; no recursion, so any depth will do. */
-static size_t skip_valid_value(const char *p, size_t len, size_t i) {
+size_t json_skip_valid_value(const char *p, size_t len, size_t i) {
     size_t depth = 0;
     do {
         char c = p[i];
@@ -269,7 +269,7 @@ static int object_next(const char *p, size_t len, size_t *pos, struct json_membe
     m->key = (struct slice){p + i + 1, (size_t)(k - 1 - (long)i - 1)};
     i = skip_ws(p, len, (size_t)k) + 1; /* past ':' */
     i = skip_ws(p, len, i);
-    size_t v = checked ? skip_valid_value(p, len, i) : (size_t)scan(p, len, i, 1);
+    size_t v = checked ? json_skip_valid_value(p, len, i) : (size_t)scan(p, len, i, 1);
     m->value = (struct slice){p + i, v - i};
     m->type = type_of(p[i]);
     *pos = v;

@@ -17,6 +17,9 @@
 long json_scan_value(const char *p, size_t len, size_t pos);
 /* 1 when the whole of p is one valid JSON value. */
 int json_valid(const char *p, size_t len);
+/* The end of the value at i in text known to be valid JSON (json_valid):
+ * brackets counted, strings skipped, no recursion. */
+size_t json_skip_valid_value(const char *p, size_t len, size_t i);
 
 /* What json_check found wrong with a client's message, the worst first:
  * bad JSON is a protocol matter, the two limits refuse valid JSON. */

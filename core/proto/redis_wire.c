@@ -120,28 +120,6 @@ static size_t skip_ws(const char *p, size_t len, size_t i) {
     return i;
 }
 
-/* The end of the valid value at i: brackets counted, strings skipped. */
-static size_t skip_value(const char *p, size_t len, size_t i) {
-    size_t depth = 0;
-    do {
-        char c = p[i];
-        if (c == '"') {
-            for (i++; p[i] != '"'; i++)
-                if (p[i] == '\\') i++;
-            i++;
-        } else if (c == '{' || c == '[') {
-            depth++, i++;
-        } else if (c == '}' || c == ']') {
-            depth--, i++;
-        } else if (c == ',' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            i++;
-        } else {
-            while (i < len && !strchr(",:]} \t\n\r", p[i])) i++;
-        }
-    } while (depth > 0 && i < len);
-    return i;
-}
-
 /* The string whose opening quote is at e->i; e->i moves past it. */
 static int j_string(struct jenc *e) {
     int esc;
@@ -202,11 +180,11 @@ static size_t j_count(struct jenc *e, size_t i, long *placeholder) {
     i = skip_ws(p, len, i + 1);
     while (i < len && p[i] != '}' && p[i] != ']') {
         if (obj) {
-            i = skip_ws(p, len, skip_value(p, len, i)) + 1; /* the key and ':' */
+            i = skip_ws(p, len, json_skip_valid_value(p, len, i)) + 1; /* the key and ':' */
             i = skip_ws(p, len, i);
         }
         n++;
-        i = skip_ws(p, len, skip_value(p, len, i));
+        i = skip_ws(p, len, json_skip_valid_value(p, len, i));
         if (i < len && p[i] == ',') i = skip_ws(p, len, i + 1);
     }
     *placeholder = obj && n == 2 ? placeholder_num(p + start, i + 1 - start) : -1;
@@ -224,7 +202,7 @@ static int j_value(struct jenc *e, int depth) {
         size_t n = j_count(e, e->i, &ph);
         if (c == '{' && ph >= 0 && e->n_bin) {
             if ((size_t)ph >= e->n_bin) return -1;
-            e->i = skip_value(p, e->len, e->i);
+            e->i = json_skip_valid_value(p, e->len, e->i);
             if (msgpack_pack_bin(&e->pk, e->bin_len[ph])) return -1;
             return msgpack_pack_bin_body(&e->pk, e->bin[ph], e->bin_len[ph]);
         }
@@ -246,7 +224,7 @@ static int j_value(struct jenc *e, int depth) {
     if (c == 't') return e->i += 4, msgpack_pack_true(&e->pk);
     if (c == 'f') return e->i += 5, msgpack_pack_false(&e->pk);
     if (c == 'n') return e->i += 4, msgpack_pack_nil(&e->pk);
-    size_t end = skip_value(p, e->len, e->i);
+    size_t end = json_skip_valid_value(p, e->len, e->i);
     char tmp[64], *num = tmp;
     size_t n = end - e->i;
     if (n >= sizeof tmp && !(num = malloc(n + 1))) return -1;
@@ -821,14 +799,14 @@ static int j_rooms(struct rw_decoded *d, struct slice v, const struct slice **ro
     size_t count = 0, i = skip_ws(v.p, v.len, 1);
     while (i < v.len && v.p[i] != ']') {
         count++;
-        i = skip_ws(v.p, v.len, skip_value(v.p, v.len, i));
+        i = skip_ws(v.p, v.len, json_skip_valid_value(v.p, v.len, i));
         if (i < v.len && v.p[i] == ',') i = skip_ws(v.p, v.len, i + 1);
     }
     struct slice *r = arena_alloc(d, count * sizeof *r);
     if (!r) return -1;
     i = skip_ws(v.p, v.len, 1);
     for (size_t k = 0; k < count; k++) {
-        size_t end = skip_value(v.p, v.len, i);
+        size_t end = json_skip_valid_value(v.p, v.len, i);
         struct json_member m = {.value = {v.p + i, end - i}, .type = v.p[i] == '"' ? 's' : 0};
         if (m.type == 's') {
             if (j_str(d, &m, &r[k])) return -1;

@@ -6,42 +6,20 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const net = require('node:net');
 const h = require('../e2e/harness');
 
 const { T, eq, ok, waitFor } = h;
-const REDIS_BIN = process.env.REDIS_SERVER || 'redis-server';
-const haveRedis = spawnSync(REDIS_BIN, ['--version'], { encoding: 'utf8' }).status === 0;
+const { Redis, redisAvailable } = require('./harness');
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const haveRedis = redisAvailable();
 
-// A redis-server of our own on a free loopback port, no persistence.
+// A redis-server of our own on a free loopback port, no persistence (the cluster tests' harness).
 async function startRedis() {
-  const port = await freePort();
-  const proc = spawn(REDIS_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const ready = new Promise((resolve, reject) => {
-    const on = (d) => { out += d; if (/Ready to accept connections/.test(out)) resolve(); };
-    proc.stdout.setEncoding('utf8').on('data', on);
-    proc.stderr.setEncoding('utf8').on('data', on);
-    proc.on('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-  });
-  await h.withTimeout(ready, T(10000), 'redis-server start');
-  process.on('exit', () => { try { proc.kill('SIGKILL'); } catch (_) { /* gone */ } });
-  return { port, proc, url: `redis://127.0.0.1:${port}` };
+  const redis = new Redis();
+  await redis.start();
+  return redis;
 }
 
 // pid of each worker index, from "worker running worker=N pid=P" (the last one: a restart logs again).
@@ -87,7 +65,7 @@ describe('--workers 2', { skip: !haveRedis && 'redis-server is not installed' },
   after(async () => {
     h.closeAllClients();
     if (srv) await srv.stop();
-    if (redis) redis.proc.kill('SIGKILL');
+    if (redis) await redis.stop();
   });
 
   test('without --redis: refused with a message saying so (exit 2)', async () => {
@@ -197,7 +175,7 @@ describe('--workers 2: a changed script', { skip: !haveRedis && 'redis-server is
         srv.stderr.slice(-3000));
     } finally {
       await srv.stop();
-      redis.proc.kill('SIGKILL');
+      await redis.stop();
       fs.rmSync(scripts, { recursive: true, force: true });
     }
   });
@@ -234,7 +212,7 @@ describe('--workers 2: the parent gives up', { skip: !haveRedis && 'redis-server
       ok(!alive(first0), 'worker 0 was stopped too', first0);
     } finally {
       await srv.stop();
-      redis.proc.kill('SIGKILL');
+      await redis.stop();
     }
   });
 });

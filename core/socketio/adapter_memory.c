@@ -42,23 +42,38 @@ static int in_earlier_room(struct room *const *found, size_t k, const struct sio
 #define MAX_TARGET_ROOMS 64
 
 /* Whether s is in any of the target's except rooms. */
-static int excepted(struct adapter *a, const struct adapter_target *to, const struct sio_socket *s) {
-    for (size_t j = 0; j < to->n_except_rooms; j++) {
+/* The target's except rooms that exist here, looked up once per broadcast
+ * (a peer's broadcast names its sender's sid, a room no node has). */
+struct except_rooms {
+    struct room *r[MAX_TARGET_ROOMS];
+    size_t n;
+};
+
+static void find_except(struct adapter *a, const struct adapter_target *to, struct except_rooms *ex) {
+    ex->n = 0;
+    for (size_t j = 0; j < to->n_except_rooms && ex->n < MAX_TARGET_ROOMS; j++) {
         struct room *r = room_find(rooms_of(a), to->except_rooms[j], to->except_room_lens[j]);
-        if (r && room_has(&s->rooms, r)) return 1;
+        if (r) ex->r[ex->n++] = r;
     }
+}
+
+static int excepted(const struct except_rooms *ex, const struct sio_socket *s) {
+    for (size_t j = 0; j < ex->n; j++)
+        if (room_has(&s->rooms, ex->r[j])) return 1;
     return 0;
 }
 
 static size_t broadcast(struct adapter *a, const struct adapter_target *to, const struct sio_out *o) {
     struct sio_fanout f;
+    struct except_rooms ex;
+    find_except(a, to, &ex);
     sio_fanout_begin(&f, a->nsp, o);
     if (to->n_rooms == 0) {
         /* Every socket of the namespace: found through the users, who list their sockets. */
         struct hmap_entry *e;
         for (size_t i = 0; hmap_next(&a->nsp->hub->users, &i, &e);)
             for (struct sio_socket *s = ((struct user *)e->value)->sockets; s; s = s->user_next)
-                if (s->nsp == a->nsp && s != to->except && !excepted(a, to, s)) sio_fanout_send(&f, s);
+                if (s->nsp == a->nsp && s != to->except && !excepted(&ex, s)) sio_fanout_send(&f, s);
         return sio_fanout_end(&f);
     }
     struct room *found[MAX_TARGET_ROOMS];
@@ -66,24 +81,26 @@ static size_t broadcast(struct adapter *a, const struct adapter_target *to, cons
     for (size_t k = 0; k < n; k++) {
         struct room *r = found[k] = room_find(rooms_of(a), to->rooms[k], to->room_lens[k]);
         if (!r) continue;
-        if (k == 0 && to->n_except_rooms == 0) {
+        if (k == 0 && ex.n == 0) {
             sio_fanout_room(&f, r, to->except);
             continue;
         }
         for (uint32_t i = 0; i < r->n_members; i++) {
             struct sio_socket *s = r->members[i].m->owner;
-            if (s != to->except && !in_earlier_room(found, k, s) && !excepted(a, to, s)) sio_fanout_send(&f, s);
+            if (s != to->except && !in_earlier_room(found, k, s) && !excepted(&ex, s)) sio_fanout_send(&f, s);
         }
     }
     return sio_fanout_end(&f);
 }
 
 static void select_sockets(struct adapter *a, const struct adapter_target *to, adapter_socket_fn each, void *ud) {
+    struct except_rooms ex;
+    find_except(a, to, &ex);
     if (to->n_rooms == 0) {
         struct hmap_entry *e;
         for (size_t i = 0; hmap_next(&a->nsp->hub->users, &i, &e);)
             for (struct sio_socket *s = ((struct user *)e->value)->sockets; s; s = s->user_next)
-                if (s->nsp == a->nsp && !s->closed && s != to->except && !excepted(a, to, s)) each(ud, s);
+                if (s->nsp == a->nsp && !s->closed && s != to->except && !excepted(&ex, s)) each(ud, s);
         return;
     }
     struct room *found[MAX_TARGET_ROOMS];
@@ -93,7 +110,7 @@ static void select_sockets(struct adapter *a, const struct adapter_target *to, a
         if (!r) continue;
         for (uint32_t i = 0; i < r->n_members; i++) {
             struct sio_socket *s = r->members[i].m->owner;
-            if (!s->closed && s != to->except && !in_earlier_room(found, k, s) && !excepted(a, to, s)) each(ud, s);
+            if (!s->closed && s != to->except && !in_earlier_room(found, k, s) && !excepted(&ex, s)) each(ud, s);
         }
     }
 }

@@ -337,17 +337,22 @@ static int exit_code_of(int status) {
     return 1;
 }
 
+/* What the parent takes synchronously: its workers' deaths and the signals it forwards. */
+static void parent_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGCHLD);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+}
+
 static const char *signal_name(int sig) {
     return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "?";
 }
 
 static int parent_run(struct parent *p) {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    parent_signals(&set);
     int live = 0, stopping = 0, code = 0;
     for (int i = 0; i < p->count; i++) {
         if (spawn(p, i) != 0) {
@@ -448,11 +453,7 @@ int workers_main(struct config *cfg) {
     /* Signals are taken synchronously (sigtimedwait) in the parent; each
      * worker gets the mask back and handles its own through libuv. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    parent_signals(&set);
     sigprocmask(SIG_BLOCK, &set, &p->old_mask);
     log_info("workers", "starting workers=%d port=%lld pid=%d", p->count, (long long)cfg->port, (int)p->pid);
     int code = parent_run(p);

@@ -168,6 +168,7 @@ int server_run(const struct config *cfg, struct workers *w) {
     if (!srv) return 1;
     srv->cfg = cfg;
     srv->loop = uv_default_loop();
+    ids_init(&srv->ids);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     file_store_init(&srv->files, srv->loop, cfg->files_dir);

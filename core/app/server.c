@@ -124,6 +124,7 @@ static void begin_shutdown(struct server *srv, const char *why) {
     reload_stop(srv);
     /* Tell every client we are going away (1001), then close what is left. */
     eio_hub_close_all(&srv->eio, WS_CLOSE_GOING_AWAY, "server shutting down");
+    sio_hub_end_detached(&srv->sio); /* sockets kept for recovery end too */
     net_shutdown(&srv->net, SHUTDOWN_GRACE_MS);
 }
 

@@ -122,8 +122,59 @@ static int send_packet(struct eio_session *e, const struct wire_packet *p) {
     return rc;
 }
 
+/* {==================================================================
+ * Recovery: offsets and the log
+ * =================================================================== */
+
+static int recovery_on(const struct sio_hub *hub) { return hub->cfg->recovery_window_ms > 0; }
+
+/* Whether the packet goes into the log with an offset: events that ask for
+ * no ack (as Node; binary events are not logged here). */
+static int loggable(const struct sio_hub *hub, const struct sio_out *o) {
+    return recovery_on(hub) && o->type == SIO_EVENT && o->ack_id < 0 && o->n_bin == 0;
+}
+
+/* Whether this session's events carry offsets: Socket.IO clients that can use them. */
+static int takes_offsets(const struct eio_session *e) { return e->kind == EIO_KIND_SOCKETIO && !e->no_offsets; }
+
+static void schedule_prune(struct nsp *nsp) {
+    struct sio_hub *hub = nsp->hub;
+    if (!nsp->log.n || wheel_is_scheduled(&nsp->prune.e)) return;
+    wheel_schedule(&hub->timers, &nsp->prune.e, rlog_at(&nsp->log, 0)->at_ms + (uint64_t)hub->cfg->recovery_window_ms + 1);
+}
+
+/* A fresh offset; the event array with it goes into out and into the log.
+ * Returns 0, or -1 (out of memory: the event goes without an offset, unlogged). */
+static int log_event(struct nsp *nsp, const struct sio_out *o, const char *direct_sid,
+                     const struct adapter_target *to, struct sbuf *out) {
+    struct sio_hub *hub = nsp->hub;
+    char offset[IDS_ID_LEN + 1];
+    ids_new_id(hub->ids, offset);
+    uint64_t now = net_now(hub->eio->net);
+    if (rlog_with_offset(out, o->json, o->len, offset) != 0) return -1;
+    rlog_prune(&nsp->log, now - (uint64_t)hub->cfg->recovery_window_ms);
+    if (rlog_append(&nsp->log, now, offset, out->p, out->len, direct_sid, to) != 0) return -1;
+    schedule_prune(nsp);
+    return 0;
+}
+
 int sio_send(struct sio_socket *s, const struct sio_out *o) {
     if (s->closed) return -1;
+    struct sio_hub *hub = s->nsp->hub;
+    struct sio_out logged;
+    struct sbuf with_offset = {0};
+    if (loggable(hub, o) && (s->detached || takes_offsets(s->client->eio)) &&
+        log_event(s->nsp, o, s->sid, NULL, &with_offset) == 0) {
+        logged = *o;
+        logged.json = with_offset.p;
+        logged.len = with_offset.len;
+        o = &logged;
+    }
+    if (s->detached) {
+        /* The log keeps it for the socket's recovery; nothing goes out. */
+        sbuf_free(&with_offset);
+        return o == &logged ? 0 : -1;
+    }
     struct wire_packet p = to_wire(s->nsp, o);
     char *id_text = NULL;
     if (o->ack_id >= PLAIN_ID_KEY_BASE && s->client->eio->kind == EIO_KIND_PLAIN) {
@@ -135,6 +186,7 @@ int sio_send(struct sio_socket *s, const struct sio_out *o) {
     }
     int rc = send_packet(s->client->eio, &p);
     free(id_text);
+    sbuf_free(&with_offset);
     if (rc == 0 && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT) && s->client->hub->metrics)
         metrics_event_out(s->client->hub->metrics, o->json, o->len, 1, 0);
     return rc;
@@ -169,23 +221,33 @@ void sio__answer_invalid_payload(struct sio_socket *s, struct slice event, int64
     sbuf_free(&msg);
 }
 
-void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_out *o) {
+void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_out *o,
+                      const struct adapter_target *to) {
     memset(f, 0, sizeof *f);
     f->nsp = nsp;
     f->o = o;
+    /* One offset per broadcast, the same for every member (even one
+     * remote peers sent: it reaches this node's detached members through
+     * this log). */
+    if (to && loggable(nsp->hub, o) && log_event(nsp, o, NULL, to, &f->with_offset) != 0) sbuf_free(&f->with_offset);
 }
 
 static inline void fanout_to(struct sio_fanout *f, struct sio_socket *s) {
-    if (s->closed) return;
+    if (s->closed || s->detached) return; /* a detached member gets it from the log */
     struct eio_session *e = s->client->eio;
     enum wire_form form = eio_form_of(e);
-    if (!f->tried[form]) {
-        f->tried[form] = 1;
+    int off = f->with_offset.p && form != WIRE_PLAIN && takes_offsets(e);
+    if (!f->tried[off][form]) {
+        f->tried[off][form] = 1;
         struct wire_packet p = to_wire(f->nsp, f->o);
-        f->wire[form] = wire_encode(form, &p, &f->n_packets[form]);
+        if (off) {
+            p.json = f->with_offset.p;
+            p.len = f->with_offset.len;
+        }
+        f->wire[off][form] = wire_encode(form, &p, &f->n_packets[off][form]);
     }
     /* A slow member is closed later, never inside the fan-out. */
-    if (f->wire[form] && eio_send_encoded(e, f->wire[form], f->n_packets[form]) == 0) f->sent++;
+    if (f->wire[off][form] && eio_send_encoded(e, f->wire[off][form], f->n_packets[off][form]) == 0) f->sent++;
 }
 
 void sio_fanout_send(struct sio_fanout *f, struct sio_socket *s) { fanout_to(f, s); }
@@ -200,7 +262,11 @@ void sio_fanout_room(struct sio_fanout *f, const struct room *r, const struct si
 }
 
 size_t sio_fanout_end(struct sio_fanout *f) {
-    for (int i = 0; i < WIRE_FORMS; i++) buf_unref(f->wire[i]);
+    for (int i = 0; i < WIRE_FORMS; i++) {
+        buf_unref(f->wire[0][i]);
+        buf_unref(f->wire[1][i]);
+    }
+    sbuf_free(&f->with_offset);
     const struct sio_out *o = f->o;
     struct metrics *m = f->nsp->hub->metrics;
     if (m && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT)) metrics_event_out(m, o->json, o->len, f->sent, 1);
@@ -215,7 +281,9 @@ size_t sio_broadcast(struct nsp *nsp, const char *room, size_t len, struct sio_s
     return adapter_broadcast(nsp, &to, o);
 }
 
-const char *sio_socket_handshake_token(const struct sio_socket *s) { return s->client->handshake_token; }
+const char *sio_socket_handshake_token(const struct sio_socket *s) {
+    return s->client ? s->client->handshake_token : NULL;
+}
 
 void sio_socket_link_user(struct sio_socket *s) {
     struct user *u = s->rooms.user;
@@ -264,12 +332,12 @@ static uint64_t client_next_deadline(void *client) {
 void sio_socket_set_token_exp(struct sio_socket *s, uint64_t exp_wall_ms) {
     s->token_exp_ms = exp_wall_ms;
     s->token_expired_ms = 0;
-    if (exp_wall_ms && s->client->eio) eio_wake_by(s->client->eio, net_loop_time_of(s->client->hub->eio->net, exp_wall_ms));
+    if (exp_wall_ms && s->client && s->client->eio) eio_wake_by(s->client->eio, net_loop_time_of(s->client->hub->eio->net, exp_wall_ms));
 }
 
-const char *sio_socket_peer(const struct sio_socket *s) { return s->client->eio->peer; }
+const char *sio_socket_peer(const struct sio_socket *s) { return s->peer; }
 
-int sio_socket_is_plain(const struct sio_socket *s) { return s->client->eio->kind == EIO_KIND_PLAIN; }
+int sio_socket_is_plain(const struct sio_socket *s) { return s->client && s->client->eio->kind == EIO_KIND_PLAIN; }
 
 /* {==================================================================
  * Sockets
@@ -310,6 +378,9 @@ struct sio_socket *sio__socket_open(struct sio_client *c, struct slice nsp_name,
     s->rooms.owner = s;
     s->connected_ms = clock_wall_ms();
     ids_new_sid(hub->ids, s->sid);
+    if (recovery_on(hub)) ids_new_sid(hub->ids, s->pid);
+    snprintf(s->peer, sizeof s->peer, "%s", c->eio->peer);
+    s->expiry.is_socket = 1;
     s->rooms.key = s->sid;
     s->rooms.key_len = IDS_SID_LEN;
     *result = hub->app->authenticate(hub->app_ud, s, auth, auth_len, refusal);
@@ -339,6 +410,74 @@ struct sio_socket *sio__socket_open(struct sio_client *c, struct slice nsp_name,
     return s;
 }
 
+/* The CONNECT reply: the socket's sid, and its pid when recovery is on. */
+static void send_connect_reply(struct sio_socket *s) {
+    char reply[96];
+    int n = s->pid[0] ? snprintf(reply, sizeof reply, "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->sid, s->pid)
+                      : snprintf(reply, sizeof reply, "{\"sid\":\"%s\"}", s->sid);
+    struct sio_out o = {SIO_CONNECT, -1, reply, (size_t)n, 0, NULL, NULL};
+    sio_send(s, &o);
+}
+
+/* A detached socket takes a new transport: the same socket (sid, pid,
+ * rooms, user, the app's data) joins client c; what the log holds for it
+ * after offset goes out first, then the CONNECT reply. No authentication
+ * (the pid is the proof, as Node's skipMiddlewares). */
+static void reattach(struct sio_client *c, struct sio_socket *s, size_t from) {
+    struct sio_hub *hub = c->hub;
+    hmap_del(&hub->detached, s->pid, IDS_SID_LEN);
+    wheel_cancel(&hub->timers, &s->expiry.e);
+    s->detached = 0;
+    s->detach_reason = NULL;
+    s->recovered = 1;
+    s->client = c;
+    s->next = c->sockets;
+    c->sockets = s;
+    snprintf(s->peer, sizeof s->peer, "%s", c->eio->peer);
+    c->eio->connect_deadline_ms = 0;
+    const struct rlog *l = &s->nsp->log;
+    size_t replayed = 0;
+    for (size_t i = from; i < l->n; i++) {
+        const struct rlog_entry *e = rlog_at(l, i);
+        if (!rlog_targets(e, s)) continue;
+        struct wire_packet p = {SIO_EVENT, {s->nsp->name, s->nsp->name_len}, -1, e->json, e->len, 0, NULL, NULL, {NULL, 0}};
+        if (send_packet(c->eio, &p) != 0) break;
+        replayed++;
+    }
+    send_connect_reply(s);
+    eio_flush_now(c->eio);
+    if (s->token_exp_ms) sio_socket_set_token_exp(s, s->token_exp_ms);
+    log_debug("sio", "recovered sid=%s socket=%s nsp=%s replayed=%zu", c->eio->sid, s->sid, s->nsp->name, replayed);
+    hub->app->on_connected(hub->app_ud, s);
+}
+
+/* Recovery from the CONNECT auth {pid, offset, ...}: 1 when the socket was
+ * recovered. An unknown pid, or an offset the log no longer holds, is a
+ * fresh connection; a detached socket it named then ends. */
+static int try_recover(struct sio_client *c, const struct sio_packet *pkt) {
+    struct sio_hub *hub = c->hub;
+    struct json_member pid, offset;
+    if (!recovery_on(hub) || !pkt->json.len || !json_object_get(pkt->json.p, pkt->json.len, "pid", &pid) ||
+        pid.type != 's')
+        return 0;
+    char pid_text[IDS_SID_LEN + 2], offset_text[IDS_ID_LEN + 2];
+    if (json_string_value(pid.value, pid_text, sizeof pid_text) != IDS_SID_LEN) return 0;
+    struct sio_socket *s = hmap_get(&hub->detached, pid_text, IDS_SID_LEN);
+    if (!s || s->nsp->name_len != pkt->nsp.len || memcmp(s->nsp->name, pkt->nsp.p, pkt->nsp.len) != 0) return 0;
+    long from = -1;
+    if (json_object_get(pkt->json.p, pkt->json.len, "offset", &offset) && offset.type == 's') {
+        long n = json_string_value(offset.value, offset_text, sizeof offset_text);
+        if (n > 0) from = rlog_after(&s->nsp->log, offset_text, (size_t)n);
+    }
+    if (from < 0) {
+        log_debug("sio", "not recovered socket=%s: offset not in the log", s->sid);
+        sio_socket_close(s, s->detach_reason ? s->detach_reason : "transport close", 0);
+        return 0;
+    }
+    reattach(c, s, (size_t)from);
+    return 1;
+}
+
 static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
     struct sio_hub *hub = c->hub;
     if (find_socket(c, pkt->nsp)) {
@@ -350,6 +489,7 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
         send_connect_error(c, pkt->nsp, invalid, sizeof invalid - 1);
         return;
     }
+    if (try_recover(c, pkt)) return;
     struct sbuf refusal = {0}; /* not the scratch buffer: the script may emit meanwhile */
     enum sio_verdict r;
     struct sio_socket *s = sio__socket_open(c, pkt->nsp, pkt->json.p, pkt->json.len, &r, &refusal);
@@ -371,10 +511,7 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
         return;
     }
     sbuf_free(&refusal);
-    char reply[48];
-    int n = snprintf(reply, sizeof reply, "{\"sid\":\"%s\"}", s->sid);
-    struct sio_out o = {SIO_CONNECT, -1, reply, (size_t)n, 0, NULL, NULL};
-    sio_send(s, &o);
+    send_connect_reply(s);
     eio_flush_now(c->eio);
     log_debug("sio", "connected sid=%s socket=%s nsp=%s user=%s", c->eio->sid, s->sid, s->nsp->name,
               s->rooms.user ? s->rooms.user->id : "-");
@@ -384,11 +521,17 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
 void sio_socket_close(struct sio_socket *s, const char *reason, int notify_client) {
     if (s->closed) return;
     struct sio_client *c = s->client;
-    struct sio_hub *hub = c->hub;
+    struct sio_hub *hub = s->nsp->hub;
+    if (s->detached) {
+        /* Out of the recovery table first: nothing may recover it from here on. */
+        hmap_del(&hub->detached, s->pid, IDS_SID_LEN);
+        wheel_cancel(&hub->timers, &s->expiry.e);
+    }
     /* The disconnect handler runs first, while the rooms can still be read. */
     hub->app->on_disconnect(hub->app_ud, s, reason);
     s->closed = 1;
-    if (notify_client && !c->eio->closed) {
+    s->detached = 0;
+    if (notify_client && c && !c->eio->closed) {
         struct sio_out o = {SIO_DISCONNECT, -1, NULL, 0, 0, NULL, NULL};
         s->closed = 0;
         sio_send(s, &o);
@@ -397,7 +540,7 @@ void sio_socket_close(struct sio_socket *s, const char *reason, int notify_clien
     s->nsp->adapter->ops->leave_all(s->nsp->adapter, s);
     s->nsp->n_sockets--;
     hub->app->release_socket(hub->app_ud, s);
-    for (struct sio_socket **p = &c->sockets; *p; p = &(*p)->next) {
+    for (struct sio_socket **p = c ? &c->sockets : NULL; p && *p; p = &(*p)->next) {
         if (*p == s) {
             *p = s->next;
             break;
@@ -418,6 +561,10 @@ void sio_socket_close(struct sio_socket *s, const char *reason, int notify_clien
 void sio_socket_close_session(struct sio_socket *s, uint16_t ws_code, const char *reason) {
     if (s->closed) return;
     struct sio_client *c = s->client;
+    if (!c) {
+        sio_socket_close(s, reason, 0); /* detached: no session to close */
+        return;
+    }
     /* DISCONNECT for every namespace first, as Node's disconnect(true):
      * the client then knows the server meant it and does not reconnect. */
     if (c->eio->kind == EIO_KIND_SOCKETIO)
@@ -435,10 +582,76 @@ static void free_dead(void *ud) {
     }
 }
 
-/* The session closed: every socket disconnects with reason. */
+/* The reasons a session closes for that a client can recover from (its
+ * network dropped: transport close or error, ping timeout, the client
+ * closing its engine), as the literal to keep; NULL for the others: the
+ * client left (DISCONNECT comes first then), broke the protocol, or the
+ * server ended it. */
+static const char *recoverable(const char *reason) {
+    static const char *const reasons[] = {"transport close", "ping timeout", "client close",
+                                          "poll connection closed prematurely"};
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (strcmp(reason, reasons[i]) == 0) return reasons[i];
+    return NULL;
+}
+
+/* Keeps s, whose transport dropped, for recovery by its pid. 0, or -1 (out of memory). */
+static int detach(struct sio_socket *s, const char *reason) {
+    struct sio_hub *hub = s->nsp->hub;
+    if (hmap_put(&hub->detached, s->pid, IDS_SID_LEN, s) != 0) return -1;
+    struct sio_client *c = s->client;
+    for (struct sio_socket **p = &c->sockets; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    s->next = NULL;
+    s->client = NULL;
+    s->detached = 1;
+    s->recovered = 0;
+    s->detach_reason = reason;
+    wheel_schedule(&hub->timers, &s->expiry.e, net_now(hub->eio->net) + (uint64_t)hub->cfg->recovery_window_ms);
+    log_debug("sio", "detached socket=%s reason=\"%s\"", s->sid, reason);
+    return 0;
+}
+
+/* The session closed: every socket disconnects with reason, or waits
+ * for its client's return when the reason allows recovery. */
 static void client_on_close(void *client, const char *reason) {
     struct sio_client *c = client;
-    while (c->sockets) sio_socket_close(c->sockets, reason, 0);
+    struct sio_hub *hub = c->hub;
+    const char *keep = recovery_on(hub) && takes_offsets(c->eio) && !hub->eio->net->shutting_down
+                           ? recoverable(reason) : NULL;
+    while (c->sockets)
+        if (!keep || !c->sockets->pid[0] || detach(c->sockets, keep) != 0) sio_socket_close(c->sockets, reason, 0);
+}
+
+/* A detached socket's window ended, or a namespace's log has entries to prune. */
+static void on_timer(struct wheel_entry *e, void *ud) {
+    (void)ud;
+    struct sio_timer *t = WHEEL_OWNER(e, struct sio_timer, e);
+    if (t->is_socket) {
+        struct sio_socket *s = WHEEL_OWNER(t, struct sio_socket, expiry);
+        log_debug("sio", "recovery window ended socket=%s", s->sid);
+        sio_socket_close(s, s->detach_reason ? s->detach_reason : "transport close", 0);
+        return;
+    }
+    struct nsp *nsp = WHEEL_OWNER(t, struct nsp, prune);
+    struct sio_hub *hub = nsp->hub;
+    uint64_t now = net_now(hub->eio->net), window = (uint64_t)hub->cfg->recovery_window_ms;
+    rlog_prune(&nsp->log, now > window ? now - window : 0);
+    schedule_prune(nsp);
+}
+
+void sio_hub_end_detached(struct sio_hub *hub) {
+    struct hmap_entry *e;
+    size_t i = 0;
+    while (hmap_next(&hub->detached, &i, &e)) {
+        struct sio_socket *s = e->value;
+        sio_socket_close(s, "server shutting down", 0); /* leaves the table: start over */
+        i = 0;
+    }
 }
 
 /* {==================================================================
@@ -575,6 +788,7 @@ void sio_hub_init(struct sio_hub *hub, struct eio_hub *eio, struct metrics *metr
     hub->app_ud = app_ud;
     hub->new_adapter = new_adapter ? new_adapter : adapter_memory_new;
     hub->adapter_ud = adapter_ud;
+    net_add_wheel(eio->net, &hub->timers, on_timer);
     eio->up = &client_ops;
     eio->up_ud = hub;
     net_add_turn_hook(eio->net, NET_AFTER_FLUSH, free_dead, hub);
@@ -583,8 +797,17 @@ void sio_hub_init(struct sio_hub *hub, struct eio_hub *eio, struct metrics *metr
 void sio_hub_free(struct sio_hub *hub) {
     free_dead(hub);
     struct hmap_entry *e;
+    /* Detached sockets left (none after a shutdown): freed without the app, which is gone. */
+    for (size_t i = 0; hmap_next(&hub->detached, &i, &e);) {
+        struct sio_socket *s = e->value;
+        s->nsp->adapter->ops->leave_all(s->nsp->adapter, s);
+        user_release(&hub->users, s->rooms.user);
+        free(s);
+    }
+    hmap_free(&hub->detached);
     for (size_t i = 0; hmap_next(&hub->namespaces, &i, &e);) {
         struct nsp *n = e->value;
+        rlog_free(&n->log);
         n->adapter->ops->free(n->adapter);
         free(n);
     }

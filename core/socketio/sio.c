@@ -186,9 +186,9 @@ int sio_send(struct sio_socket *s, const struct sio_out *o) {
     }
     int rc = send_packet(s->client->eio, &p);
     free(id_text);
-    sbuf_free(&with_offset);
     if (rc == 0 && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT) && s->client->hub->metrics)
         metrics_event_out(s->client->hub->metrics, o->json, o->len, 1, 0);
+    sbuf_free(&with_offset);
     return rc;
 }
 

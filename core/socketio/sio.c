@@ -378,7 +378,7 @@ struct sio_socket *sio__socket_open(struct sio_client *c, struct slice nsp_name,
     s->rooms.owner = s;
     s->connected_ms = clock_wall_ms();
     ids_new_sid(hub->ids, s->sid);
-    if (recovery_on(hub)) ids_new_sid(hub->ids, s->pid);
+    if (recovery_on(hub) && c->eio->kind == EIO_KIND_SOCKETIO) ids_new_sid(hub->ids, s->pid);
     snprintf(s->peer, sizeof s->peer, "%s", c->eio->peer);
     s->expiry.is_socket = 1;
     s->rooms.key = s->sid;
@@ -402,6 +402,7 @@ struct sio_socket *sio__socket_open(struct sio_client *c, struct slice nsp_name,
         free(s);
         return NULL;
     }
+    if (s->pid[0] && hmap_put(&hub->pids, s->pid, IDS_SID_LEN, s) != 0) s->pid[0] = '\0'; /* no recovery for it */
     s->next = c->sockets;
     c->sockets = s;
     nsp->n_sockets++;
@@ -425,7 +426,6 @@ static void send_connect_reply(struct sio_socket *s) {
  * (the pid is the proof, as Node's skipMiddlewares). */
 static void reattach(struct sio_client *c, struct sio_socket *s, size_t from) {
     struct sio_hub *hub = c->hub;
-    hmap_del(&hub->detached, s->pid, IDS_SID_LEN);
     wheel_cancel(&hub->timers, &s->expiry.e);
     s->detached = 0;
     s->detach_reason = NULL;
@@ -453,7 +453,9 @@ static void reattach(struct sio_client *c, struct sio_socket *s, size_t from) {
 
 /* Recovery from the CONNECT auth {pid, offset, ...}: 1 when the socket was
  * recovered. An unknown pid, or an offset the log no longer holds, is a
- * fresh connection; a detached socket it named then ends. */
+ * fresh connection; a detached socket it named then ends. A pid whose
+ * socket still has a transport: that transport is dead, since its client
+ * is here on another (the server had not noticed yet), so it drops first. */
 static int try_recover(struct sio_client *c, const struct sio_packet *pkt) {
     struct sio_hub *hub = c->hub;
     struct json_member pid, offset;
@@ -462,8 +464,10 @@ static int try_recover(struct sio_client *c, const struct sio_packet *pkt) {
         return 0;
     char pid_text[IDS_SID_LEN + 2], offset_text[IDS_ID_LEN + 2];
     if (json_string_value(pid.value, pid_text, sizeof pid_text) != IDS_SID_LEN) return 0;
-    struct sio_socket *s = hmap_get(&hub->detached, pid_text, IDS_SID_LEN);
+    struct sio_socket *s = hmap_get(&hub->pids, pid_text, IDS_SID_LEN);
     if (!s || s->nsp->name_len != pkt->nsp.len || memcmp(s->nsp->name, pkt->nsp.p, pkt->nsp.len) != 0) return 0;
+    if (!s->detached && s->client != c) eio_close(s->client->eio, WS_CLOSE_NORMAL, "transport close");
+    if (!s->detached || s->closed) return 0;
     long from = -1;
     if (json_object_get(pkt->json.p, pkt->json.len, "offset", &offset) && offset.type == 's') {
         long n = json_string_value(offset.value, offset_text, sizeof offset_text);
@@ -522,11 +526,9 @@ void sio_socket_close(struct sio_socket *s, const char *reason, int notify_clien
     if (s->closed) return;
     struct sio_client *c = s->client;
     struct sio_hub *hub = s->nsp->hub;
-    if (s->detached) {
-        /* Out of the recovery table first: nothing may recover it from here on. */
-        hmap_del(&hub->detached, s->pid, IDS_SID_LEN);
-        wheel_cancel(&hub->timers, &s->expiry.e);
-    }
+    /* Out of the recovery table first: nothing may recover it from here on. */
+    if (s->pid[0]) hmap_del(&hub->pids, s->pid, IDS_SID_LEN);
+    if (s->detached) wheel_cancel(&hub->timers, &s->expiry.e);
     /* The disconnect handler runs first, while the rooms can still be read. */
     hub->app->on_disconnect(hub->app_ud, s, reason);
     s->closed = 1;
@@ -595,10 +597,9 @@ static const char *recoverable(const char *reason) {
     return NULL;
 }
 
-/* Keeps s, whose transport dropped, for recovery by its pid. 0, or -1 (out of memory). */
-static int detach(struct sio_socket *s, const char *reason) {
+/* Keeps s, whose transport dropped, for recovery by its pid (hub.pids has it). */
+static void detach(struct sio_socket *s, const char *reason) {
     struct sio_hub *hub = s->nsp->hub;
-    if (hmap_put(&hub->detached, s->pid, IDS_SID_LEN, s) != 0) return -1;
     struct sio_client *c = s->client;
     for (struct sio_socket **p = &c->sockets; *p; p = &(*p)->next) {
         if (*p == s) {
@@ -613,7 +614,6 @@ static int detach(struct sio_socket *s, const char *reason) {
     s->detach_reason = reason;
     wheel_schedule(&hub->timers, &s->expiry.e, net_now(hub->eio->net) + (uint64_t)hub->cfg->recovery_window_ms);
     log_debug("sio", "detached socket=%s reason=\"%s\"", s->sid, reason);
-    return 0;
 }
 
 /* The session closed: every socket disconnects with reason, or waits
@@ -623,8 +623,10 @@ static void client_on_close(void *client, const char *reason) {
     struct sio_hub *hub = c->hub;
     const char *keep = recovery_on(hub) && takes_offsets(c->eio) && !hub->eio->net->shutting_down
                            ? recoverable(reason) : NULL;
-    while (c->sockets)
-        if (!keep || !c->sockets->pid[0] || detach(c->sockets, keep) != 0) sio_socket_close(c->sockets, reason, 0);
+    while (c->sockets) {
+        if (keep && c->sockets->pid[0]) detach(c->sockets, keep);
+        else sio_socket_close(c->sockets, reason, 0);
+    }
 }
 
 /* A detached socket's window ended, or a namespace's log has entries to prune. */
@@ -645,13 +647,14 @@ static void on_timer(struct wheel_entry *e, void *ud) {
 }
 
 void sio_hub_end_detached(struct sio_hub *hub) {
+    /* Listed first: closing takes them out of the table. */
+    size_t n = 0;
+    struct sio_socket **list = hub->pids.count ? malloc(hub->pids.count * sizeof *list) : NULL;
     struct hmap_entry *e;
-    size_t i = 0;
-    while (hmap_next(&hub->detached, &i, &e)) {
-        struct sio_socket *s = e->value;
-        sio_socket_close(s, "server shutting down", 0); /* leaves the table: start over */
-        i = 0;
-    }
+    for (size_t i = 0; list && hmap_next(&hub->pids, &i, &e);)
+        if (((struct sio_socket *)e->value)->detached) list[n++] = e->value;
+    for (size_t i = 0; i < n; i++) sio_socket_close(list[i], "server shutting down", 0);
+    free(list);
 }
 
 /* {==================================================================
@@ -798,13 +801,14 @@ void sio_hub_free(struct sio_hub *hub) {
     free_dead(hub);
     struct hmap_entry *e;
     /* Detached sockets left (none after a shutdown): freed without the app, which is gone. */
-    for (size_t i = 0; hmap_next(&hub->detached, &i, &e);) {
+    for (size_t i = 0; hmap_next(&hub->pids, &i, &e);) {
         struct sio_socket *s = e->value;
+        if (!s->detached) continue;
         s->nsp->adapter->ops->leave_all(s->nsp->adapter, s);
         user_release(&hub->users, s->rooms.user);
         free(s);
     }
-    hmap_free(&hub->detached);
+    hmap_free(&hub->pids);
     for (size_t i = 0; hmap_next(&hub->namespaces, &i, &e);) {
         struct nsp *n = e->value;
         rlog_free(&n->log);

@@ -76,7 +76,7 @@ struct sio_hub {
     struct hmap bans;                 /* user id -> struct ban (ban.h), set by the admin API */
     struct sio_socket *dead_sockets;  /* closed this turn; freed after the flush */
     /* connection state recovery (--recovery-window; off when 0) */
-    struct hmap detached;             /* pid -> struct sio_socket whose transport dropped */
+    struct hmap pids;                 /* pid -> struct sio_socket (attached, or detached: its transport dropped) */
     struct wheel timers;              /* detached sockets' ends, namespaces' log pruning */
 };
 

@@ -88,6 +88,25 @@ describe('connection state recovery', () => {
       `the error event's last argument is an offset: ${h.show(last.args)}`);
   });
 
+  test('a pid whose old transport the server still holds takes the socket over from it', async () => {
+    // A polling session that parks no GET: the server cannot notice that its client went away.
+    const base = `http://127.0.0.1:${srv.port}/socket.io/?EIO=4&transport=polling`;
+    const open = await (await fetch(base)).text();
+    const eioSid = JSON.parse(open.slice(1)).sid;
+    const name = h.uniqueName('t');
+    await fetch(`${base}&sid=${eioSid}`, { method: 'POST', body: `40${JSON.stringify({ name })}` });
+    const packets = (await (await fetch(`${base}&sid=${eioSid}`)).text()).split('\x1e');
+    const reply = JSON.parse(packets.find((p) => p.startsWith('40')).slice(2));
+    const connected = JSON.parse(packets.find((p) => p.startsWith('42["connected"')).slice(2));
+    ok(typeof reply.pid === 'string' && reply.pid.length === 20, 'a pid in the CONNECT reply', reply);
+    const offset = connected[connected.length - 1];
+    ok(/^[0-9a-f]{16}$/.test(offset), 'an offset last in connected', connected);
+    const again = await h.connectClient(srv, name, { auth: { pid: reply.pid, offset, name } });
+    eq(again.id, reply.sid, 'the same socket id');
+    const r = await fetch(`${base}&sid=${eioSid}`);
+    eq(r.status, 400, 'the old session is gone');
+  });
+
   test("a client's own disconnect is not recoverable: the others see it leave at once", async () => {
     const room = h.uniqueRoom('rec');
     const a = await member(srv, room, ['websocket']);
@@ -120,6 +139,31 @@ describe('connection state recovery', () => {
     // The detached socket ended when its recovery failed: its user left the room.
     const left = await h.nextEvent(b, 'user_left_room');
     eq(left.room, room);
+  });
+});
+
+describe('scripts see a recovered connection', () => {
+  let srv;
+  before(async () => {
+    // on_connect tells what the script sees: conn:recovered(), and a counter kept in conn:data().
+    const dir = h.copyScripts((rel, text) => (rel !== 'init.lua' ? text : text.replace(
+      'conn:emit("connected", { sid = conn:id(), user = conn:user(), server_time = space.now() })',
+      'local d = conn:data(); d.connects = (d.connects or 0) + 1\n' +
+      '  conn:emit("connected", { sid = conn:id(), user = conn:user(), server_time = space.now(),' +
+      ' recovered = conn:recovered(), connects = d.connects })')));
+    srv = await h.startServer({ scripts: dir });
+  });
+  afterEach(() => h.closeAllClients());
+  after(async () => { if (srv) await srv.stopClean(); });
+
+  test('conn:recovered() is true and conn:data() is the same table', async () => {
+    const a = await h.connectClient(srv, h.uniqueName('d'), { ...RECONNECT, transports: ['websocket'] });
+    eq([a.connectedData.recovered, a.connectedData.connects], [false, 1], 'the first on_connect');
+    const reconnected = nextConnect(a);
+    a.io.engine.close();
+    await reconnected;
+    const again = await h.nextEvent(a, 'connected');
+    eq([a.recovered, again.recovered, again.connects, again.sid], [true, true, 2, a.id], 'on_connect after recovery');
   });
 });
 

@@ -32,8 +32,15 @@ static int ring_grow(struct rlog *l) {
     return 0;
 }
 
+static void drop_oldest(struct rlog *l) {
+    free(l->ring[l->head]);
+    l->head = (l->head + 1) % l->cap;
+    l->n--;
+}
+
 int rlog_append(struct rlog *l, uint64_t now_ms, const char *offset, const char *json, size_t len,
                 const char *direct_sid, const struct adapter_target *to) {
+    if (l->n >= RLOG_MAX_ENTRIES) drop_oldest(l);
     if (l->n == l->cap && ring_grow(l) != 0) return -1;
     size_t n_rooms = to && !direct_sid ? to->n_rooms : 0, n_except = to && !direct_sid ? to->n_except_rooms : 0;
     size_t head = sizeof(struct rlog_entry) + (n_rooms + n_except) * sizeof(struct slice);
@@ -67,11 +74,7 @@ int rlog_append(struct rlog *l, uint64_t now_ms, const char *offset, const char 
 }
 
 void rlog_prune(struct rlog *l, uint64_t before_ms) {
-    while (l->n && l->ring[l->head]->at_ms < before_ms) {
-        free(l->ring[l->head]);
-        l->head = (l->head + 1) % l->cap;
-        l->n--;
-    }
+    while (l->n && l->ring[l->head]->at_ms < before_ms) drop_oldest(l);
     if (!l->n) rlog_free(l); /* an idle namespace holds nothing */
 }
 

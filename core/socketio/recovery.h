@@ -32,6 +32,11 @@ struct rlog_entry {
     struct slice rooms[];             /* target rooms, then except rooms (bytes in this allocation) */
 };
 
+/* At most this many entries per namespace, whatever the window: the oldest
+ * goes first (a client whose offset went gets a fresh connection), so a
+ * burst cannot make the log take the memory of the process. */
+#define RLOG_MAX_ENTRIES (1u << 18)
+
 /* A ring of entries, oldest first. */
 struct rlog {
     struct rlog_entry **ring;

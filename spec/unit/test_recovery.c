@@ -79,6 +79,18 @@ TEST(offsets_are_found_across_ring_growth_and_pruning) {
     rlog_free(&l);
 }
 
+TEST(the_log_keeps_at_most_its_cap_of_entries) {
+    struct rlog l = {0};
+    char off[IDS_ID_LEN + 1];
+    for (unsigned i = 1; i <= RLOG_MAX_ENTRIES + 10; i++) append(&l, i, 1);
+    CHECK_UINT(RLOG_MAX_ENTRIES, l.n);
+    offset_of(10, off);
+    CHECK_INT(-1, rlog_after(&l, off, IDS_ID_LEN)); /* the oldest went */
+    offset_of(11, off);
+    CHECK_INT(1, rlog_after(&l, off, IDS_ID_LEN));
+    rlog_free(&l);
+}
+
 /* Sockets in a namespace with the in-memory adapter. */
 struct fixture {
     struct nsp *nsp;
@@ -147,6 +159,7 @@ TEST(an_entry_targets_its_socket_or_its_rooms_less_the_excepted) {
 int main(void) {
     RUN(the_offset_goes_last_in_the_event_array);
     RUN(offsets_are_found_across_ring_growth_and_pruning);
+    RUN(the_log_keeps_at_most_its_cap_of_entries);
     RUN(an_entry_targets_its_socket_or_its_rooms_less_the_excepted);
     return check_finish("test_recovery");
 }

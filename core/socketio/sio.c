@@ -459,7 +459,9 @@ static void reattach(struct sio_client *c, struct sio_socket *s, size_t from) {
 static int try_recover(struct sio_client *c, const struct sio_packet *pkt) {
     struct sio_hub *hub = c->hub;
     struct json_member pid, offset;
-    if (!recovery_on(hub) || !pkt->json.len || !json_object_get(pkt->json.p, pkt->json.len, "pid", &pid) ||
+    /* A client that takes no offsets could not read the replay (nor does it send a pid). */
+    if (!recovery_on(hub) || !takes_offsets(c->eio) || !pkt->json.len ||
+        !json_object_get(pkt->json.p, pkt->json.len, "pid", &pid) ||
         pid.type != 's')
         return 0;
     char pid_text[IDS_SID_LEN + 2], offset_text[IDS_ID_LEN + 2];

@@ -137,6 +137,12 @@ static int loggable(const struct sio_hub *hub, const struct sio_out *o) {
 /* Whether this session's events carry offsets: Socket.IO clients that can use them. */
 static int takes_offsets(const struct eio_session *e) { return e->kind == EIO_KIND_SOCKETIO && !e->no_offsets; }
 
+/* Drops what left the window by now (loop time). */
+static void prune_log(struct nsp *nsp, uint64_t now) {
+    uint64_t window = (uint64_t)nsp->hub->cfg->recovery_window_ms;
+    rlog_prune(&nsp->log, now > window ? now - window : 0);
+}
+
 static void schedule_prune(struct nsp *nsp) {
     struct sio_hub *hub = nsp->hub;
     if (!nsp->log.n || wheel_is_scheduled(&nsp->prune.e)) return;
@@ -152,7 +158,7 @@ static int log_event(struct nsp *nsp, const struct sio_out *o, const char *direc
     ids_new_id(hub->ids, offset);
     uint64_t now = net_now(hub->eio->net);
     if (rlog_with_offset(out, o->json, o->len, offset) != 0) return -1;
-    rlog_prune(&nsp->log, now - (uint64_t)hub->cfg->recovery_window_ms);
+    prune_log(nsp, now);
     if (rlog_append(&nsp->log, now, offset, out->p, out->len, direct_sid, to) != 0) return -1;
     schedule_prune(nsp);
     return 0;
@@ -642,9 +648,7 @@ static void on_timer(struct wheel_entry *e, void *ud) {
         return;
     }
     struct nsp *nsp = WHEEL_OWNER(t, struct nsp, prune);
-    struct sio_hub *hub = nsp->hub;
-    uint64_t now = net_now(hub->eio->net), window = (uint64_t)hub->cfg->recovery_window_ms;
-    rlog_prune(&nsp->log, now > window ? now - window : 0);
+    prune_log(nsp, net_now(nsp->hub->eio->net));
     schedule_prune(nsp);
 }
 

@@ -473,6 +473,7 @@ static int try_recover(struct sio_client *c, const struct sio_packet *pkt) {
     char pid_text[IDS_SID_LEN + 2], offset_text[IDS_ID_LEN + 2];
     if (json_string_value(pid.value, pid_text, sizeof pid_text) != IDS_SID_LEN) return 0;
     struct sio_socket *s = hmap_get(&hub->pids, pid_text, IDS_SID_LEN);
+    if (!s && hub->pid_elsewhere) hub->pid_elsewhere(hub->pid_elsewhere_ud, pid_text);
     if (!s || s->nsp->name_len != pkt->nsp.len || memcmp(s->nsp->name, pkt->nsp.p, pkt->nsp.len) != 0) return 0;
     if (!s->detached && s->client != c) eio_close(s->client->eio, WS_CLOSE_NORMAL, "transport close");
     if (!s->detached || s->closed) return 0;
@@ -650,6 +651,15 @@ static void on_timer(struct wheel_entry *e, void *ud) {
     struct nsp *nsp = WHEEL_OWNER(t, struct nsp, prune);
     prune_log(nsp, net_now(nsp->hub->eio->net));
     schedule_prune(nsp);
+}
+
+void sio_hub_end_pid(struct sio_hub *hub, const char *pid, size_t len, const char *reason) {
+    struct sio_socket *s = hmap_get(&hub->pids, pid, len);
+    if (!s) return;
+    log_debug("sio", "ending socket=%s: %s", s->sid, reason);
+    /* Still attached: this process has not seen its transport drop yet, but its client is elsewhere. */
+    if (s->detached) sio_socket_close(s, reason, 0);
+    else sio_socket_close_session(s, WS_CLOSE_NORMAL, reason);
 }
 
 void sio_hub_end_detached(struct sio_hub *hub) {

@@ -78,6 +78,10 @@ struct sio_hub {
     /* connection state recovery (--recovery-window; off when 0) */
     struct hmap pids;                 /* pid -> struct sio_socket (attached, or detached: its transport dropped) */
     struct wheel timers;              /* detached sockets' ends, namespaces' log pruning */
+    /* Set by the composition root, or NULL: a CONNECT named a pid this
+     * process does not hold (another node or worker may keep its socket). */
+    void (*pid_elsewhere)(void *ud, const char *pid);
+    void *pid_elsewhere_ud;
 };
 
 /* An entry of sio_hub.timers: what fires says what it is. */
@@ -182,6 +186,9 @@ const char *sio_socket_handshake_token(const struct sio_socket *s);
 /* A socket's token (re)verified: it expires at exp_wall_ms (0 = never); the
  * session's timer is told. */
 void sio_socket_set_token_exp(struct sio_socket *s, uint64_t exp_wall_ms);
+/* Ends the socket with this pid, if this process has it (its client came
+ * back to another process, so the transport here is dead or soon will be). */
+void sio_hub_end_pid(struct sio_hub *hub, const char *pid, size_t len, const char *reason);
 /* Ends the detached sockets (shutdown: their disconnect handlers run now). */
 void sio_hub_end_detached(struct sio_hub *hub);
 /* Links s into its user's list of sockets (after authentication). */

@@ -160,6 +160,27 @@ test('@socket.io/redis-emitter reaches rooms on every node, .of("/") too, binary
   }
 });
 
+test('a client back on another node with its recovery pid: the node that kept its dropped socket ends it at once', { skip }, async (t) => {
+  const [n0, n1] = cluster.ours;
+  if (n0.kind !== 'space') return t.skip('our nodes are Node peers in this run');
+  const room = h.uniqueRoom('elsewhere');
+  const name = h.uniqueName('away');
+  const a = await h.connectClient(n0.port, name);
+  const w = await h.connectClient(n1.port, h.uniqueName('w'));
+  await h.expectAnswer(a, 'join_room', { room }, 'joined_room');
+  await h.expectAnswer(w, 'join_room', { room }, 'joined_room');
+  await h.nextEvent(a, 'user_joined_room');
+  const pid = a._pid;
+  const offset = a._lastOffset;
+  ok(typeof pid === 'string' && typeof offset === 'string', 'the client holds a pid and an offset', { pid, offset });
+  a.io.engine.close(); // dropped: node 0 keeps its socket for the recovery window (120 s)
+  // Node 1 does not hold the pid: a fresh connection, and node 0 is told to end the kept socket.
+  const back = await h.connectClient(n1.port, name, { auth: { pid, offset, name } });
+  ok(back.id !== a.id, 'a fresh connection on node 1');
+  eq(await h.nextEvent(w, 'user_left_room', T(5000)), { room, user: { id: `dev:${name}`, name } },
+    'user_left_room long before the window ends');
+});
+
 test('the admin API\'s emit on any node reaches the room\'s members on every node', { skip }, async () => {
   const ms = await members(cluster.nodes);
   const room = h.uniqueRoom('admin-emit');

@@ -1,6 +1,6 @@
 'use strict';
 // Socket.IO connection state recovery (issue 14 item 3) through the stock socket.io-client:
-// the test cuts a client's transport (its engine closes, as a dropped network does), another
+// the test cuts a client's transport (its engine closes, or its TCP connection dies), another
 // member sends meanwhile, and the client reconnects by itself with {pid, offset}: the same socket
 // (id, rooms), every missed message once and in order before the CONNECT reply, and the others
 // saw nobody leave or join. A client's own disconnect, a pid or offset the server does not know,
@@ -38,7 +38,14 @@ describe('connection state recovery', () => {
   afterEach(() => h.closeAllClients());
   after(async () => { if (srv) await srv.stopClean(); });
 
-  for (const [label, transports] of [['websocket', ['websocket']], ['polling first', null]]) {
+  // cut: the client's engine closes (as socket.io-client does when its network drops), or the TCP
+  // connection under its WebSocket is destroyed (the server sees the transport end without a close).
+  const cuts = {
+    engine: (s) => s.io.engine.close(),
+    tcp: (s) => s.io.engine.transport.ws._socket.destroy(),
+  };
+  for (const [label, transports, cut] of [['websocket', ['websocket'], 'engine'], ['polling first', null, 'engine'],
+    ['websocket, its TCP connection killed', ['websocket'], 'tcp']]) {
     test(`${label}: a cut transport recovers the same socket, its rooms and every missed message`, async () => {
       const room = h.uniqueRoom('rec');
       const a = await member(srv, room, transports);
@@ -49,7 +56,7 @@ describe('connection state recovery', () => {
       await h.nextEvent(a, 'new_message');
       const id = a.id;
       const reconnected = nextConnect(a);
-      a.io.engine.close(); // the transport drops; the client reconnects after 300 ms
+      cuts[cut](a); // the transport drops; the client reconnects after 300 ms
       for (let i = 1; i <= 5; i++) await send(b, room, `missed ${i}`);
       await reconnected;
       eq(a.recovered, true, 'socket.recovered');

@@ -112,7 +112,7 @@ static struct wire_packet to_wire(const struct nsp *nsp, const struct sio_out *o
 
 /* Sends p to one session in its form. A packet with no plain form (CONNECT
  * or binary, to a /ws client) is skipped. */
-static int send_packet(struct eio_session *e, const struct wire_packet *p) {
+int sio__send_packet(struct eio_session *e, const struct wire_packet *p) {
     enum wire_form f = eio_form_of(e);
     unsigned n_packets;
     buf *b = wire_encode(f, p, &n_packets);
@@ -122,55 +122,13 @@ static int send_packet(struct eio_session *e, const struct wire_packet *p) {
     return rc;
 }
 
-/* {==================================================================
- * Recovery: offsets and the log
- * =================================================================== */
-
-static int recovery_on(const struct sio_hub *hub) { return hub->cfg->recovery_window_ms > 0; }
-
-/* Whether the packet goes into the log with an offset: events that ask for
- * no ack (as Node; binary events are not logged here). */
-static int loggable(const struct sio_hub *hub, const struct sio_out *o) {
-    return recovery_on(hub) && o->type == SIO_EVENT && o->ack_id < 0 && o->n_bin == 0;
-}
-
-/* Whether this session's events carry offsets: Socket.IO clients that can use them. */
-static int takes_offsets(const struct eio_session *e) { return e->kind == EIO_KIND_SOCKETIO && !e->no_offsets; }
-
-/* Drops what left the window by now (loop time). */
-static void prune_log(struct nsp *nsp, uint64_t now) {
-    uint64_t window = (uint64_t)nsp->hub->cfg->recovery_window_ms;
-    rlog_prune(&nsp->log, now > window ? now - window : 0);
-}
-
-static void schedule_prune(struct nsp *nsp) {
-    struct sio_hub *hub = nsp->hub;
-    if (!nsp->log.n || wheel_is_scheduled(&nsp->prune.e)) return;
-    wheel_schedule(&hub->timers, &nsp->prune.e, rlog_at(&nsp->log, 0)->at_ms + (uint64_t)hub->cfg->recovery_window_ms + 1);
-}
-
-/* A fresh offset; the event array with it goes into out and into the log.
- * Returns 0, or -1 (out of memory: the event goes without an offset, unlogged). */
-static int log_event(struct nsp *nsp, const struct sio_out *o, const char *direct_sid,
-                     const struct adapter_target *to, struct sbuf *out) {
-    struct sio_hub *hub = nsp->hub;
-    char offset[IDS_ID_LEN + 1];
-    ids_new_id(hub->ids, offset);
-    uint64_t now = net_now(hub->eio->net);
-    if (rlog_with_offset(out, o->json, o->len, offset) != 0) return -1;
-    prune_log(nsp, now);
-    if (rlog_append(&nsp->log, now, offset, out->p, out->len, direct_sid, to) != 0) return -1;
-    schedule_prune(nsp);
-    return 0;
-}
-
 int sio_send(struct sio_socket *s, const struct sio_out *o) {
     if (s->closed) return -1;
     struct sio_hub *hub = s->nsp->hub;
     struct sio_out logged;
     struct sbuf with_offset = {0};
-    if (loggable(hub, o) && (s->detached || takes_offsets(s->client->eio)) &&
-        log_event(s->nsp, o, s->sid, NULL, &with_offset) == 0) {
+    if (sio__loggable(hub, o) && (s->detached || sio__takes_offsets(s->client->eio)) &&
+        sio__log_event(s->nsp, o, s->sid, NULL, &with_offset) == 0) {
         logged = *o;
         logged.json = with_offset.p;
         logged.len = with_offset.len;
@@ -190,7 +148,7 @@ int sio_send(struct sio_socket *s, const struct sio_out *o) {
         p.ack_id = -1;
         p.plain_id = (struct slice){id_text, id_text ? n : 0};
     }
-    int rc = send_packet(s->client->eio, &p);
+    int rc = sio__send_packet(s->client->eio, &p);
     free(id_text);
     if (rc == 0 && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT) && s->client->hub->metrics)
         metrics_event_out(s->client->hub->metrics, o->json, o->len, 1, 0);
@@ -235,14 +193,14 @@ void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_ou
     /* One offset per broadcast, the same for every member (even one
      * remote peers sent: it reaches this node's detached members through
      * this log). */
-    if (to && loggable(nsp->hub, o) && log_event(nsp, o, NULL, to, &f->with_offset) != 0) sbuf_free(&f->with_offset);
+    if (to && sio__loggable(nsp->hub, o) && sio__log_event(nsp, o, NULL, to, &f->with_offset) != 0) sbuf_free(&f->with_offset);
 }
 
 static inline void fanout_to(struct sio_fanout *f, struct sio_socket *s) {
     if (s->closed || s->detached) return; /* a detached member gets it from the log */
     struct eio_session *e = s->client->eio;
     enum wire_form form = eio_form_of(e);
-    int off = f->with_offset.p && form != WIRE_PLAIN && takes_offsets(e);
+    int off = f->with_offset.p && form != WIRE_PLAIN && sio__takes_offsets(e);
     if (!f->tried[off][form]) {
         f->tried[off][form] = 1;
         struct wire_packet p = to_wire(f->nsp, f->o);
@@ -351,7 +309,7 @@ int sio_socket_is_plain(const struct sio_socket *s) { return s->client && s->cli
 
 static void send_connect_error(struct sio_client *c, struct slice nsp, const char *json, size_t len) {
     struct wire_packet p = {SIO_CONNECT_ERROR, nsp, -1, json, len, 0, NULL, NULL, {NULL, 0}};
-    send_packet(c->eio, &p);
+    sio__send_packet(c->eio, &p);
 }
 
 /* Auth refusals name the peer (an operator blocks it at the firewall) and the code. */
@@ -384,7 +342,7 @@ struct sio_socket *sio__socket_open(struct sio_client *c, struct slice nsp_name,
     s->rooms.owner = s;
     s->connected_ms = clock_wall_ms();
     ids_new_sid(hub->ids, s->sid);
-    if (recovery_on(hub) && c->eio->kind == EIO_KIND_SOCKETIO) ids_new_sid(hub->ids, s->pid);
+    if (sio__recovery_on(hub) && c->eio->kind == EIO_KIND_SOCKETIO) ids_new_sid(hub->ids, s->pid);
     snprintf(s->peer, sizeof s->peer, "%s", c->eio->peer);
     s->expiry.is_socket = 1;
     s->rooms.key = s->sid;
@@ -418,77 +376,12 @@ struct sio_socket *sio__socket_open(struct sio_client *c, struct slice nsp_name,
 }
 
 /* The CONNECT reply: the socket's sid, and its pid when recovery is on. */
-static void send_connect_reply(struct sio_socket *s) {
+void sio__send_connect_reply(struct sio_socket *s) {
     char reply[96];
     int n = s->pid[0] ? snprintf(reply, sizeof reply, "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->sid, s->pid)
                       : snprintf(reply, sizeof reply, "{\"sid\":\"%s\"}", s->sid);
     struct sio_out o = {SIO_CONNECT, -1, reply, (size_t)n, 0, NULL, NULL};
     sio_send(s, &o);
-}
-
-/* A detached socket takes a new transport: the same socket (sid, pid,
- * rooms, user, the app's data) joins client c; what the log holds for it
- * after offset goes out first, then the CONNECT reply. No authentication
- * (the pid is the proof, as Node's skipMiddlewares). */
-static void reattach(struct sio_client *c, struct sio_socket *s, size_t from) {
-    struct sio_hub *hub = c->hub;
-    wheel_cancel(&hub->timers, &s->expiry.e);
-    s->detached = 0;
-    s->detach_reason = NULL;
-    s->recovered = 1;
-    s->client = c;
-    s->next = c->sockets;
-    c->sockets = s;
-    snprintf(s->peer, sizeof s->peer, "%s", c->eio->peer);
-    c->eio->connect_deadline_ms = 0;
-    const struct rlog *l = &s->nsp->log;
-    size_t replayed = 0;
-    for (size_t i = from; i < l->n; i++) {
-        const struct rlog_entry *e = rlog_at(l, i);
-        if (!rlog_targets(e, s)) continue;
-        struct wire_packet p = {SIO_EVENT, {s->nsp->name, s->nsp->name_len}, -1, e->json, e->len, 0, NULL, NULL, {NULL, 0}};
-        if (send_packet(c->eio, &p) != 0) break;
-        replayed++;
-    }
-    send_connect_reply(s);
-    eio_flush_now(c->eio);
-    if (s->token_exp_ms) sio_socket_set_token_exp(s, s->token_exp_ms);
-    log_debug("sio", "recovered sid=%s socket=%s nsp=%s replayed=%zu", c->eio->sid, s->sid, s->nsp->name, replayed);
-    hub->app->on_connected(hub->app_ud, s);
-}
-
-/* Recovery from the CONNECT auth {pid, offset, ...}: 1 when the socket was
- * recovered. An unknown pid, or an offset the log no longer holds, is a
- * fresh connection; a detached socket it named then ends. A pid whose
- * socket still has a transport: that transport is dead, since its client
- * is here on another (the server had not noticed yet), so it drops first. */
-static int try_recover(struct sio_client *c, const struct sio_packet *pkt) {
-    struct sio_hub *hub = c->hub;
-    struct json_member pid, offset;
-    /* A client that takes no offsets could not read the replay (nor does it send a pid). */
-    if (!recovery_on(hub) || !takes_offsets(c->eio) || !pkt->json.len ||
-        !json_object_get(pkt->json.p, pkt->json.len, "pid", &pid) ||
-        pid.type != 's')
-        return 0;
-    char pid_text[IDS_SID_LEN + 2], offset_text[IDS_ID_LEN + 2];
-    if (json_string_value(pid.value, pid_text, sizeof pid_text) != IDS_SID_LEN) return 0;
-    struct sio_socket *s = hmap_get(&hub->pids, pid_text, IDS_SID_LEN);
-    if (!s && hub->pid_elsewhere) hub->pid_elsewhere(hub->pid_elsewhere_ud, pid_text);
-    if (!s || s->nsp->name_len != pkt->nsp.len || memcmp(s->nsp->name, pkt->nsp.p, pkt->nsp.len) != 0) return 0;
-    if (!s->detached && s->client != c) eio_close(s->client->eio, WS_CLOSE_NORMAL, "transport close");
-    if (!s->detached || s->closed) return 0;
-    long from = -1;
-    if (json_object_get(pkt->json.p, pkt->json.len, "offset", &offset) && offset.type == 's') {
-        long n = json_string_value(offset.value, offset_text, sizeof offset_text);
-        if (n > 0) from = rlog_after(&s->nsp->log, offset_text, (size_t)n);
-    }
-    if (from < 0) {
-        log_debug("sio", "not recovered socket=%s: offset not in the log", s->sid);
-        sio_socket_close(s, s->detach_reason ? s->detach_reason : "transport close", 0);
-        return 0;
-    }
-    reattach(c, s, (size_t)from);
-    return 1;
 }
 
 static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
@@ -502,7 +395,7 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
         send_connect_error(c, pkt->nsp, invalid, sizeof invalid - 1);
         return;
     }
-    if (try_recover(c, pkt)) return;
+    if (sio__try_recover(c, pkt)) return;
     struct sbuf refusal = {0}; /* not the scratch buffer: the script may emit meanwhile */
     enum sio_verdict r;
     struct sio_socket *s = sio__socket_open(c, pkt->nsp, pkt->json.p, pkt->json.len, &r, &refusal);
@@ -524,7 +417,7 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
         return;
     }
     sbuf_free(&refusal);
-    send_connect_reply(s);
+    sio__send_connect_reply(s);
     eio_flush_now(c->eio);
     log_debug("sio", "connected sid=%s socket=%s nsp=%s user=%s", c->eio->sid, s->sid, s->nsp->name,
               s->rooms.user ? s->rooms.user->id : "-");
@@ -593,84 +486,15 @@ static void free_dead(void *ud) {
     }
 }
 
-/* The reasons a session closes for that a client can recover from (its
- * network dropped: transport close or error, ping timeout, the client
- * closing its engine), as the literal to keep; NULL for the others: the
- * client left (DISCONNECT comes first then), broke the protocol, or the
- * server ended it. */
-static const char *recoverable(const char *reason) {
-    static const char *const reasons[] = {"transport close", "ping timeout", "client close",
-                                          "poll connection closed prematurely"};
-    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
-        if (strcmp(reason, reasons[i]) == 0) return reasons[i];
-    return NULL;
-}
-
-/* Keeps s, whose transport dropped, for recovery by its pid (hub.pids has it). */
-static void detach(struct sio_socket *s, const char *reason) {
-    struct sio_hub *hub = s->nsp->hub;
-    struct sio_client *c = s->client;
-    for (struct sio_socket **p = &c->sockets; *p; p = &(*p)->next) {
-        if (*p == s) {
-            *p = s->next;
-            break;
-        }
-    }
-    s->next = NULL;
-    s->client = NULL;
-    s->detached = 1;
-    s->recovered = 0;
-    s->detach_reason = reason;
-    wheel_schedule(&hub->timers, &s->expiry.e, net_now(hub->eio->net) + (uint64_t)hub->cfg->recovery_window_ms);
-    log_debug("sio", "detached socket=%s reason=\"%s\"", s->sid, reason);
-}
-
 /* The session closed: every socket disconnects with reason, or waits
  * for its client's return when the reason allows recovery. */
 static void client_on_close(void *client, const char *reason) {
     struct sio_client *c = client;
-    struct sio_hub *hub = c->hub;
-    const char *keep = recovery_on(hub) && takes_offsets(c->eio) && !hub->eio->net->shutting_down
-                           ? recoverable(reason) : NULL;
+    const char *keep = sio__recoverable(c, reason);
     while (c->sockets) {
-        if (keep && c->sockets->pid[0]) detach(c->sockets, keep);
+        if (keep && c->sockets->pid[0]) sio__detach(c->sockets, keep);
         else sio_socket_close(c->sockets, reason, 0);
     }
-}
-
-/* A detached socket's window ended, or a namespace's log has entries to prune. */
-static void on_timer(struct wheel_entry *e, void *ud) {
-    (void)ud;
-    struct sio_timer *t = WHEEL_OWNER(e, struct sio_timer, e);
-    if (t->is_socket) {
-        struct sio_socket *s = WHEEL_OWNER(t, struct sio_socket, expiry);
-        log_debug("sio", "recovery window ended socket=%s", s->sid);
-        sio_socket_close(s, s->detach_reason ? s->detach_reason : "transport close", 0);
-        return;
-    }
-    struct nsp *nsp = WHEEL_OWNER(t, struct nsp, prune);
-    prune_log(nsp, net_now(nsp->hub->eio->net));
-    schedule_prune(nsp);
-}
-
-void sio_hub_end_pid(struct sio_hub *hub, const char *pid, size_t len, const char *reason) {
-    struct sio_socket *s = hmap_get(&hub->pids, pid, len);
-    if (!s) return;
-    log_debug("sio", "ending socket=%s: %s", s->sid, reason);
-    /* Still attached: this process has not seen its transport drop yet, but its client is elsewhere. */
-    if (s->detached) sio_socket_close(s, reason, 0);
-    else sio_socket_close_session(s, WS_CLOSE_NORMAL, reason);
-}
-
-void sio_hub_end_detached(struct sio_hub *hub) {
-    /* Listed first: closing takes them out of the table. */
-    size_t n = 0;
-    struct sio_socket **list = hub->pids.count ? malloc(hub->pids.count * sizeof *list) : NULL;
-    struct hmap_entry *e;
-    for (size_t i = 0; list && hmap_next(&hub->pids, &i, &e);)
-        if (((struct sio_socket *)e->value)->detached) list[n++] = e->value;
-    for (size_t i = 0; i < n; i++) sio_socket_close(list[i], "server shutting down", 0);
-    free(list);
 }
 
 /* {==================================================================
@@ -807,7 +631,7 @@ void sio_hub_init(struct sio_hub *hub, struct eio_hub *eio, struct metrics *metr
     hub->app_ud = app_ud;
     hub->new_adapter = new_adapter ? new_adapter : adapter_memory_new;
     hub->adapter_ud = adapter_ud;
-    net_add_wheel(eio->net, &hub->timers, on_timer);
+    net_add_wheel(eio->net, &hub->timers, sio__recovery_timer);
     eio->up = &client_ops;
     eio->up_ud = hub;
     net_add_turn_hook(eio->net, NET_AFTER_FLUSH, free_dead, hub);

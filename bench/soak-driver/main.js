@@ -141,11 +141,13 @@ async function startServer(o, bin, tmp, adminToken) {
   const logFd = fs.openSync(logPath, 'w');
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SPACE_')) env[k] = v;
-  // Heartbeat 10 s + 5 s: a client that vanishes is noticed in 15 s, so the
-  // gauges come back to idle soon after the run.
+  // Heartbeat 10 s + 5 s: a client that vanishes is noticed in 15 s, and a
+  // dropped connection is kept 5 s for recovery (these clients never recover
+  // it), so the gauges come back to idle soon after the run.
   const argv = ['--scripts', path.join(tmp, 'scripts'), '--plugins', path.join(tmp, 'plugins'),
     '--files-dir', path.join(tmp, 'files'), '--admin-token-file', path.join(tmp, 'admin.token'),
-    '--host', '127.0.0.1', '--port', '0', '--ping-interval', '10000', '--ping-timeout', '5000'];
+    '--host', '127.0.0.1', '--port', '0', '--ping-interval', '10000', '--ping-timeout', '5000',
+    '--recovery-window', '5000'];
   if (o.jwtSecret) {
     fs.writeFileSync(path.join(tmp, 'jwt.secret'), o.jwtSecret, { mode: 0o600 });
     argv.push('--jwt-secret-file', path.join(tmp, 'jwt.secret'));

@@ -124,6 +124,7 @@ static void begin_shutdown(struct server *srv, const char *why) {
     reload_stop(srv);
     /* Tell every client we are going away (1001), then close what is left. */
     eio_hub_close_all(&srv->eio, WS_CLOSE_GOING_AWAY, "server shutting down");
+    sio_hub_end_detached(&srv->sio); /* sockets kept for recovery end too */
     net_shutdown(&srv->net, SHUTDOWN_GRACE_MS);
 }
 
@@ -221,6 +222,10 @@ int server_run(const struct config *cfg, struct workers *w) {
     sio_hub_init(&srv->sio, &srv->eio, &srv->metrics, &script_app_ops, srv->script,
                  srv->cluster ? cluster_adapter_new : NULL, srv->cluster);
     srv->eio.upper_deadlines = srv->auth.key != NULL; /* tokens expire only with a key */
+    if (srv->cluster) { /* a client back on another node or worker: the one keeping its socket ends it */
+        srv->sio.pid_elsewhere = cluster_pid_elsewhere;
+        srv->sio.pid_elsewhere_ud = srv->cluster;
+    }
     uv_signal_init(srv->loop, &srv->sigint);
     srv->sigint.data = srv;
     uv_signal_start(&srv->sigint, on_signal, SIGINT);

@@ -69,6 +69,8 @@ static const struct option_spec options[] = {
      "join a cluster over Redis, redis://[user:password@]host:port[/db] (socket.io's Redis adapter format)"},
     {"cluster-timeout", OPT_INT, F(cluster_timeout_ms), "30000", 1000, 3600000,
      "a cluster node not heard from for this long is dropped and its users leave their rooms, ms"},
+    {"recovery-window", OPT_INT, F(recovery_window_ms), "120000", 0, 86400000,
+     "how long a dropped Socket.IO connection can be recovered, ms (0: no recovery)"},
     {"cors-origin", OPT_LIST, F(cors_origins), "", 0, 0,
      "a browser origin allowed besides the server's own (repeatable; * = any)"},
 };

@@ -37,6 +37,7 @@ struct config {
     const char *static_dir;        /* --static: a folder served at "/" ("" = none) */
     const char *redis_url;         /* --redis: the cluster's Redis ("" = one process, no cluster) */
     int64_t cluster_timeout_ms;    /* --cluster-timeout: silence after which a node is dropped */
+    int64_t recovery_window_ms;    /* --recovery-window: a dropped connection is kept this long (0: off) */
     char static_root[4096];        /* its real path, resolved by config_load */
     const char *cors_origins[CONFIG_MAX_LIST]; /* --cors-origin, repeatable; "*" = any */
     int n_cors_origins;

@@ -697,6 +697,17 @@ void cluster_user_action(struct cluster *c, enum cluster_user_action what, const
     publish(c, CLUSTER_ADMIN_CHANNEL, strlen(CLUSTER_ADMIN_CHANNEL));
 }
 
+void cluster_pid_elsewhere(void *cluster, const char *pid) {
+    struct cluster *c = cluster;
+    if (!c || !c->link) return;
+    struct sbuf *out = &c->out;
+    sbuf_reset(out);
+    sbuf_printf(out, "{\"n\":\"%s\",\"t\":\"pid\",\"u\":", c->uid);
+    json_append_string(out, pid, strlen(pid));
+    sbuf_putc(out, '}');
+    publish(c, CLUSTER_ADMIN_CHANNEL, strlen(CLUSTER_ADMIN_CHANNEL));
+}
+
 static void close_user(struct cluster *cl, const char *id, size_t len, const char *reason) {
     struct user *u = hmap_get(&cl->hub->users, id, len);
     if (!u) return;
@@ -731,6 +742,8 @@ static void on_admin(struct cluster *cl, const char *data, size_t len) {
         close_user(cl, id, id_len, "banned by the admin API");
     } else if (strcmp(what, "unban") == 0) {
         ban_lift(&cl->hub->bans, id, id_len, clock_wall_ms());
+    } else if (strcmp(what, "pid") == 0) {
+        sio_hub_end_pid(cl->hub, id, id_len, "client reconnected elsewhere");
     }
 }
 

@@ -51,6 +51,10 @@ size_t cluster_remote_users(struct cluster *c, struct nsp *nsp, cluster_user_fn 
 enum cluster_user_action { CLUSTER_KICK, CLUSTER_BAN, CLUSTER_UNBAN };
 void cluster_user_action(struct cluster *c, enum cluster_user_action what, const char *user_id, size_t len,
                          uint64_t until_ms, const char *reason);
+/* A client came to this node with a recovery pid it does not hold (the hub's
+ * pid_elsewhere): the node that keeps its socket ends it now rather than when
+ * its recovery window ends. */
+void cluster_pid_elsewhere(void *cluster, const char *pid);
 /* Closes the link (its libuv handles), before the loop's last run. */
 void cluster_close(struct cluster *c);
 /* Frees the rest, after every adapter was freed. */

@@ -417,10 +417,29 @@ static void send_open_packet(struct eio_session *s, struct conn *c, const struct
     httpd_respond(c, 200, "text/plain; charset=UTF-8", open->p, open->len, headers, !keep_alive);
 }
 
+/* Whether the handshake query names transport before EIO: python-engineio
+ * writes "transport=X&EIO=4", engine.io-client (Node and browsers)
+ * "EIO=4&transport=X". The python client passes every argument of an event
+ * to handlers of fixed arity, so it must not get recovery offsets (it cannot
+ * recover anyway). */
+static int query_transport_first(struct slice q) {
+    size_t i = 0;
+    while (i < q.len) {
+        size_t end = i;
+        while (end < q.len && q.p[end] != '&') end++;
+        size_t n = end - i;
+        if (n >= 10 && memcmp(q.p + i, "transport=", 10) == 0) return 1;
+        if (n >= 4 && memcmp(q.p + i, "EIO=", 4) == 0) return 0;
+        i = end + 1;
+    }
+    return 0;
+}
+
 static void open_session(struct eio_hub *hub, struct conn *c, const struct http_request *req, int websocket,
                          int keep_alive) {
     struct eio_session *s = eio_session_new(hub, EIO_KIND_SOCKETIO, websocket ? EIO_WEBSOCKET : EIO_POLLING);
     if (s) conn_peer_name(c, s->peer, sizeof s->peer);
+    if (s) s->no_offsets = query_transport_first(req->query);
     if (!s || !(s->upper = hub->up->open(hub->up_ud, s, req))) {
         if (s) eio_close(s, WS_CLOSE_INTERNAL, "out of memory");
         httpd_respond(c, 503, "text/plain; charset=utf-8", "Out of memory", 13, NULL, 1);

@@ -91,6 +91,7 @@ struct eio_session {
     struct eio_session *next_poll;    /* hub.poll_flush: a parked GET may be answered */
     enum eio_kind kind;
     enum eio_transport transport;
+    int no_offsets;                   /* a python-socketio client: events without recovery offsets */
     void *upper;                      /* the upper layer's client (eio_upper_ops.open); owned */
     /* websocket */
     struct conn *ws;                  /* the WebSocket carrying the session */

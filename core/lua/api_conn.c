@@ -100,6 +100,13 @@ static int conn_id(lua_State *L) {
     return 1;
 }
 
+/* conn:recovered() -> true when this connection recovered an earlier one
+ * (Socket.IO connection state recovery: same id, rooms and data) */
+static int conn_recovered(lua_State *L) {
+    lua_pushboolean(L, check_conn(L)->recovered);
+    return 1;
+}
+
 /* conn:namespace() -> "/" or the namespace's name */
 static int conn_namespace(lua_State *L) {
     struct sio_socket *s = check_conn(L);
@@ -347,7 +354,8 @@ static const luaL_Reg conn_methods[] = {
     {"id", conn_id}, {"namespace", conn_namespace}, {"user", conn_user}, {"set_user", conn_set_user},
     {"data", conn_data}, {"emit", conn_emit}, {"ack", conn_ack}, {"join", conn_join},
     {"leave", conn_leave}, {"in_room", conn_in_room}, {"rooms", conn_rooms}, {"to", conn_to},
-    {"disconnect", conn_disconnect}, {"refresh_token", conn_refresh_token}, {"reply", conn_reply}, {NULL, NULL},
+    {"disconnect", conn_disconnect}, {"refresh_token", conn_refresh_token}, {"reply", conn_reply},
+    {"recovered", conn_recovered}, {NULL, NULL},
 };
 
 static const luaL_Reg conn_meta[] = {{"__tostring", conn_tostring}, {"__index", NULL}, {NULL, NULL}};

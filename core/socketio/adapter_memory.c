@@ -67,7 +67,7 @@ static size_t broadcast(struct adapter *a, const struct adapter_target *to, cons
     struct sio_fanout f;
     struct except_rooms ex;
     find_except(a, to, &ex);
-    sio_fanout_begin(&f, a->nsp, o);
+    sio_fanout_begin(&f, a->nsp, o, to);
     if (to->n_rooms == 0) {
         /* Every socket of the namespace: found through the users, who list their sockets. */
         struct hmap_entry *e;

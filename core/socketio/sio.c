@@ -112,7 +112,7 @@ static struct wire_packet to_wire(const struct nsp *nsp, const struct sio_out *o
 
 /* Sends p to one session in its form. A packet with no plain form (CONNECT
  * or binary, to a /ws client) is skipped. */
-static int send_packet(struct eio_session *e, const struct wire_packet *p) {
+int sio__send_packet(struct eio_session *e, const struct wire_packet *p) {
     enum wire_form f = eio_form_of(e);
     unsigned n_packets;
     buf *b = wire_encode(f, p, &n_packets);
@@ -124,6 +124,21 @@ static int send_packet(struct eio_session *e, const struct wire_packet *p) {
 
 int sio_send(struct sio_socket *s, const struct sio_out *o) {
     if (s->closed) return -1;
+    struct sio_hub *hub = s->nsp->hub;
+    struct sio_out logged;
+    struct sbuf with_offset = {0};
+    if (sio__loggable(hub, o) && (s->detached || sio__takes_offsets(s->client->eio)) &&
+        sio__log_event(s->nsp, o, s->sid, NULL, &with_offset) == 0) {
+        logged = *o;
+        logged.json = with_offset.p;
+        logged.len = with_offset.len;
+        o = &logged;
+    }
+    if (s->detached) {
+        /* The log keeps it for the socket's recovery; nothing goes out. */
+        sbuf_free(&with_offset);
+        return o == &logged ? 0 : -1;
+    }
     struct wire_packet p = to_wire(s->nsp, o);
     char *id_text = NULL;
     if (o->ack_id >= PLAIN_ID_KEY_BASE && s->client->eio->kind == EIO_KIND_PLAIN) {
@@ -133,10 +148,11 @@ int sio_send(struct sio_socket *s, const struct sio_out *o) {
         p.ack_id = -1;
         p.plain_id = (struct slice){id_text, id_text ? n : 0};
     }
-    int rc = send_packet(s->client->eio, &p);
+    int rc = sio__send_packet(s->client->eio, &p);
     free(id_text);
     if (rc == 0 && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT) && s->client->hub->metrics)
         metrics_event_out(s->client->hub->metrics, o->json, o->len, 1, 0);
+    sbuf_free(&with_offset);
     return rc;
 }
 
@@ -169,23 +185,33 @@ void sio__answer_invalid_payload(struct sio_socket *s, struct slice event, int64
     sbuf_free(&msg);
 }
 
-void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_out *o) {
+void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_out *o,
+                      const struct adapter_target *to) {
     memset(f, 0, sizeof *f);
     f->nsp = nsp;
     f->o = o;
+    /* One offset per broadcast, the same for every member (even one
+     * remote peers sent: it reaches this node's detached members through
+     * this log). */
+    if (to && sio__loggable(nsp->hub, o) && sio__log_event(nsp, o, NULL, to, &f->with_offset) != 0) sbuf_free(&f->with_offset);
 }
 
 static inline void fanout_to(struct sio_fanout *f, struct sio_socket *s) {
-    if (s->closed) return;
+    if (s->closed || s->detached) return; /* a detached member gets it from the log */
     struct eio_session *e = s->client->eio;
     enum wire_form form = eio_form_of(e);
-    if (!f->tried[form]) {
-        f->tried[form] = 1;
+    int off = f->with_offset.p && form != WIRE_PLAIN && sio__takes_offsets(e);
+    if (!f->tried[off][form]) {
+        f->tried[off][form] = 1;
         struct wire_packet p = to_wire(f->nsp, f->o);
-        f->wire[form] = wire_encode(form, &p, &f->n_packets[form]);
+        if (off) {
+            p.json = f->with_offset.p;
+            p.len = f->with_offset.len;
+        }
+        f->wire[off][form] = wire_encode(form, &p, &f->n_packets[off][form]);
     }
     /* A slow member is closed later, never inside the fan-out. */
-    if (f->wire[form] && eio_send_encoded(e, f->wire[form], f->n_packets[form]) == 0) f->sent++;
+    if (f->wire[off][form] && eio_send_encoded(e, f->wire[off][form], f->n_packets[off][form]) == 0) f->sent++;
 }
 
 void sio_fanout_send(struct sio_fanout *f, struct sio_socket *s) { fanout_to(f, s); }
@@ -200,7 +226,11 @@ void sio_fanout_room(struct sio_fanout *f, const struct room *r, const struct si
 }
 
 size_t sio_fanout_end(struct sio_fanout *f) {
-    for (int i = 0; i < WIRE_FORMS; i++) buf_unref(f->wire[i]);
+    for (int i = 0; i < WIRE_FORMS; i++) {
+        buf_unref(f->wire[0][i]);
+        buf_unref(f->wire[1][i]);
+    }
+    sbuf_free(&f->with_offset);
     const struct sio_out *o = f->o;
     struct metrics *m = f->nsp->hub->metrics;
     if (m && (o->type == SIO_EVENT || o->type == SIO_BINARY_EVENT)) metrics_event_out(m, o->json, o->len, f->sent, 1);
@@ -215,7 +245,9 @@ size_t sio_broadcast(struct nsp *nsp, const char *room, size_t len, struct sio_s
     return adapter_broadcast(nsp, &to, o);
 }
 
-const char *sio_socket_handshake_token(const struct sio_socket *s) { return s->client->handshake_token; }
+const char *sio_socket_handshake_token(const struct sio_socket *s) {
+    return s->client ? s->client->handshake_token : NULL;
+}
 
 void sio_socket_link_user(struct sio_socket *s) {
     struct user *u = s->rooms.user;
@@ -264,12 +296,12 @@ static uint64_t client_next_deadline(void *client) {
 void sio_socket_set_token_exp(struct sio_socket *s, uint64_t exp_wall_ms) {
     s->token_exp_ms = exp_wall_ms;
     s->token_expired_ms = 0;
-    if (exp_wall_ms && s->client->eio) eio_wake_by(s->client->eio, net_loop_time_of(s->client->hub->eio->net, exp_wall_ms));
+    if (exp_wall_ms && s->client && s->client->eio) eio_wake_by(s->client->eio, net_loop_time_of(s->client->hub->eio->net, exp_wall_ms));
 }
 
-const char *sio_socket_peer(const struct sio_socket *s) { return s->client->eio->peer; }
+const char *sio_socket_peer(const struct sio_socket *s) { return s->peer; }
 
-int sio_socket_is_plain(const struct sio_socket *s) { return s->client->eio->kind == EIO_KIND_PLAIN; }
+int sio_socket_is_plain(const struct sio_socket *s) { return s->client && s->client->eio->kind == EIO_KIND_PLAIN; }
 
 /* {==================================================================
  * Sockets
@@ -277,7 +309,7 @@ int sio_socket_is_plain(const struct sio_socket *s) { return s->client->eio->kin
 
 static void send_connect_error(struct sio_client *c, struct slice nsp, const char *json, size_t len) {
     struct wire_packet p = {SIO_CONNECT_ERROR, nsp, -1, json, len, 0, NULL, NULL, {NULL, 0}};
-    send_packet(c->eio, &p);
+    sio__send_packet(c->eio, &p);
 }
 
 /* Auth refusals name the peer (an operator blocks it at the firewall) and the code. */
@@ -310,6 +342,9 @@ struct sio_socket *sio__socket_open(struct sio_client *c, struct slice nsp_name,
     s->rooms.owner = s;
     s->connected_ms = clock_wall_ms();
     ids_new_sid(hub->ids, s->sid);
+    if (sio__recovery_on(hub) && c->eio->kind == EIO_KIND_SOCKETIO) ids_new_sid(hub->ids, s->pid);
+    snprintf(s->peer, sizeof s->peer, "%s", c->eio->peer);
+    s->expiry.is_socket = 1;
     s->rooms.key = s->sid;
     s->rooms.key_len = IDS_SID_LEN;
     *result = hub->app->authenticate(hub->app_ud, s, auth, auth_len, refusal);
@@ -331,12 +366,22 @@ struct sio_socket *sio__socket_open(struct sio_client *c, struct slice nsp_name,
         free(s);
         return NULL;
     }
+    if (s->pid[0] && hmap_put(&hub->pids, s->pid, IDS_SID_LEN, s) != 0) s->pid[0] = '\0'; /* no recovery for it */
     s->next = c->sockets;
     c->sockets = s;
     nsp->n_sockets++;
     sio_socket_link_user(s);
     c->eio->connect_deadline_ms = 0;
     return s;
+}
+
+/* The CONNECT reply: the socket's sid, and its pid when recovery is on. */
+void sio__send_connect_reply(struct sio_socket *s) {
+    char reply[96];
+    int n = s->pid[0] ? snprintf(reply, sizeof reply, "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->sid, s->pid)
+                      : snprintf(reply, sizeof reply, "{\"sid\":\"%s\"}", s->sid);
+    struct sio_out o = {SIO_CONNECT, -1, reply, (size_t)n, 0, NULL, NULL};
+    sio_send(s, &o);
 }
 
 static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
@@ -350,6 +395,7 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
         send_connect_error(c, pkt->nsp, invalid, sizeof invalid - 1);
         return;
     }
+    if (sio__try_recover(c, pkt)) return;
     struct sbuf refusal = {0}; /* not the scratch buffer: the script may emit meanwhile */
     enum sio_verdict r;
     struct sio_socket *s = sio__socket_open(c, pkt->nsp, pkt->json.p, pkt->json.len, &r, &refusal);
@@ -371,10 +417,7 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
         return;
     }
     sbuf_free(&refusal);
-    char reply[48];
-    int n = snprintf(reply, sizeof reply, "{\"sid\":\"%s\"}", s->sid);
-    struct sio_out o = {SIO_CONNECT, -1, reply, (size_t)n, 0, NULL, NULL};
-    sio_send(s, &o);
+    sio__send_connect_reply(s);
     eio_flush_now(c->eio);
     log_debug("sio", "connected sid=%s socket=%s nsp=%s user=%s", c->eio->sid, s->sid, s->nsp->name,
               s->rooms.user ? s->rooms.user->id : "-");
@@ -384,11 +427,15 @@ static void on_connect(struct sio_client *c, const struct sio_packet *pkt) {
 void sio_socket_close(struct sio_socket *s, const char *reason, int notify_client) {
     if (s->closed) return;
     struct sio_client *c = s->client;
-    struct sio_hub *hub = c->hub;
+    struct sio_hub *hub = s->nsp->hub;
+    /* Out of the recovery table first: nothing may recover it from here on. */
+    if (s->pid[0]) hmap_del(&hub->pids, s->pid, IDS_SID_LEN);
+    if (s->detached) wheel_cancel(&hub->timers, &s->expiry.e);
     /* The disconnect handler runs first, while the rooms can still be read. */
     hub->app->on_disconnect(hub->app_ud, s, reason);
     s->closed = 1;
-    if (notify_client && !c->eio->closed) {
+    s->detached = 0;
+    if (notify_client && c && !c->eio->closed) {
         struct sio_out o = {SIO_DISCONNECT, -1, NULL, 0, 0, NULL, NULL};
         s->closed = 0;
         sio_send(s, &o);
@@ -397,7 +444,7 @@ void sio_socket_close(struct sio_socket *s, const char *reason, int notify_clien
     s->nsp->adapter->ops->leave_all(s->nsp->adapter, s);
     s->nsp->n_sockets--;
     hub->app->release_socket(hub->app_ud, s);
-    for (struct sio_socket **p = &c->sockets; *p; p = &(*p)->next) {
+    for (struct sio_socket **p = c ? &c->sockets : NULL; p && *p; p = &(*p)->next) {
         if (*p == s) {
             *p = s->next;
             break;
@@ -418,6 +465,10 @@ void sio_socket_close(struct sio_socket *s, const char *reason, int notify_clien
 void sio_socket_close_session(struct sio_socket *s, uint16_t ws_code, const char *reason) {
     if (s->closed) return;
     struct sio_client *c = s->client;
+    if (!c) {
+        sio_socket_close(s, reason, 0); /* detached: no session to close */
+        return;
+    }
     /* DISCONNECT for every namespace first, as Node's disconnect(true):
      * the client then knows the server meant it and does not reconnect. */
     if (c->eio->kind == EIO_KIND_SOCKETIO)
@@ -435,10 +486,15 @@ static void free_dead(void *ud) {
     }
 }
 
-/* The session closed: every socket disconnects with reason. */
+/* The session closed: every socket disconnects with reason, or waits
+ * for its client's return when the reason allows recovery. */
 static void client_on_close(void *client, const char *reason) {
     struct sio_client *c = client;
-    while (c->sockets) sio_socket_close(c->sockets, reason, 0);
+    const char *keep = sio__recoverable(c, reason);
+    while (c->sockets) {
+        if (keep && c->sockets->pid[0]) sio__detach(c->sockets, keep);
+        else sio_socket_close(c->sockets, reason, 0);
+    }
 }
 
 /* {==================================================================
@@ -575,6 +631,7 @@ void sio_hub_init(struct sio_hub *hub, struct eio_hub *eio, struct metrics *metr
     hub->app_ud = app_ud;
     hub->new_adapter = new_adapter ? new_adapter : adapter_memory_new;
     hub->adapter_ud = adapter_ud;
+    net_add_wheel(eio->net, &hub->timers, sio__recovery_timer);
     eio->up = &client_ops;
     eio->up_ud = hub;
     net_add_turn_hook(eio->net, NET_AFTER_FLUSH, free_dead, hub);
@@ -583,8 +640,18 @@ void sio_hub_init(struct sio_hub *hub, struct eio_hub *eio, struct metrics *metr
 void sio_hub_free(struct sio_hub *hub) {
     free_dead(hub);
     struct hmap_entry *e;
+    /* Detached sockets left (none after a shutdown): freed without the app, which is gone. */
+    for (size_t i = 0; hmap_next(&hub->pids, &i, &e);) {
+        struct sio_socket *s = e->value;
+        if (!s->detached) continue;
+        s->nsp->adapter->ops->leave_all(s->nsp->adapter, s);
+        user_release(&hub->users, s->rooms.user);
+        free(s);
+    }
+    hmap_free(&hub->pids);
     for (size_t i = 0; hmap_next(&hub->namespaces, &i, &e);) {
         struct nsp *n = e->value;
+        rlog_free(&n->log);
         n->adapter->ops->free(n->adapter);
         free(n);
     }

@@ -18,11 +18,14 @@
 #include "hmap.h"
 #include "http.h"
 #include "ids.h"
+#include "recovery.h"
 #include "room.h"
 #include "sbuf.h"
 #include "sio_packet.h"
+#include "wheel.h"
 
 struct adapter;
+struct adapter_target;
 struct eio_session;
 struct metrics;
 struct nsp;
@@ -72,6 +75,19 @@ struct sio_hub {
     struct hmap users;                /* user id -> struct user (user.h) */
     struct hmap bans;                 /* user id -> struct ban (ban.h), set by the admin API */
     struct sio_socket *dead_sockets;  /* closed this turn; freed after the flush */
+    /* connection state recovery (--recovery-window; off when 0) */
+    struct hmap pids;                 /* pid -> struct sio_socket (attached, or detached: its transport dropped) */
+    struct wheel timers;              /* detached sockets' ends, namespaces' log pruning */
+    /* Set by the composition root, or NULL: a CONNECT named a pid this
+     * process does not hold (another node or worker may keep its socket). */
+    void (*pid_elsewhere)(void *ud, const char *pid);
+    void *pid_elsewhere_ud;
+};
+
+/* An entry of sio_hub.timers: what fires says what it is. */
+struct sio_timer {
+    struct wheel_entry e;
+    int is_socket;                    /* a detached socket's end; else a namespace's pruning */
 };
 
 /* A namespace: its name and its rooms' adapter. Created on first connect, kept. */
@@ -79,6 +95,8 @@ struct nsp {
     struct sio_hub *hub;
     struct adapter *adapter;
     uint32_t n_sockets;
+    struct rlog log;                  /* events sent with an offset, within the recovery window */
+    struct sio_timer prune;           /* when the log's oldest entry leaves the window */
     size_t name_len;
     char name[];
 };
@@ -98,7 +116,16 @@ struct sio_socket {
     struct sio_socket *next_dead;  /* hub.dead_sockets: freed after this turn */
     struct nsp *nsp;
     char sid[IDS_SID_LEN + 1];
+    char pid[IDS_SID_LEN + 1];     /* private session id for recovery ("" when it is off) */
+    char peer[64];                 /* "ip:port" of the handshake (kept while detached) */
     int closed;
+    /* Its transport dropped for a reason that allows recovery: client is
+     * NULL, it keeps its rooms and user, and what is sent to it only goes
+     * into the log, until it is recovered or its window ends. */
+    int detached;
+    int recovered;                 /* this connection recovered an earlier one */
+    const char *detach_reason;     /* why its transport dropped (a literal) */
+    struct sio_timer expiry;       /* while detached: the end of its window */
     int script_ref;                /* the script host's handle for it (0 = none) */
     int64_t next_ack_id;           /* ids of acks the server asks for */
     uint64_t connected_ms;         /* wall clock */
@@ -136,12 +163,14 @@ size_t sio_broadcast(struct nsp *nsp, const char *room, size_t len, struct sio_s
 struct sio_fanout {
     struct nsp *nsp;
     const struct sio_out *o;
-    buf *wire[WIRE_FORMS];    /* encoded by the first recipient that needs the form */
-    unsigned n_packets[WIRE_FORMS];
-    int tried[WIRE_FORMS];
+    struct sbuf with_offset;  /* the event array with its offset (when logged) */
+    buf *wire[2][WIRE_FORMS]; /* [with offset]: encoded by the first recipient that needs the form */
+    unsigned n_packets[2][WIRE_FORMS];
+    int tried[2][WIRE_FORMS];
     size_t sent;
 };
-void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_out *o);
+/* to: the broadcast's target, for the recovery log (NULL: not logged). */
+void sio_fanout_begin(struct sio_fanout *f, struct nsp *nsp, const struct sio_out *o, const struct adapter_target *to);
 /* Queues the packet to s (a slow member is closed later, never inside a fan-out). */
 void sio_fanout_send(struct sio_fanout *f, struct sio_socket *s);
 /* Queues the packet to every member of r (in-memory rooms, room.h) but except. */
@@ -157,6 +186,11 @@ const char *sio_socket_handshake_token(const struct sio_socket *s);
 /* A socket's token (re)verified: it expires at exp_wall_ms (0 = never); the
  * session's timer is told. */
 void sio_socket_set_token_exp(struct sio_socket *s, uint64_t exp_wall_ms);
+/* Ends the socket with this pid, if this process has it (its client came
+ * back to another process, so the transport here is dead or soon will be). */
+void sio_hub_end_pid(struct sio_hub *hub, const char *pid, size_t len, const char *reason);
+/* Ends the detached sockets (shutdown: their disconnect handlers run now). */
+void sio_hub_end_detached(struct sio_hub *hub);
 /* Links s into its user's list of sockets (after authentication). */
 void sio_socket_link_user(struct sio_socket *s);
 

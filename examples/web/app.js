@@ -42,8 +42,8 @@ function connect(server, auth) {
 
   socket.on('connect', () => {
     setStatus(state.me ? `Connected as ${state.me.name}` : 'Connected', 'online');
-    // A reconnected client is a new connection (no state recovery): join the rooms again.
-    for (const name of state.rooms.keys()) socket.emit('join_room', { room: name });
+    // A recovered connection kept its rooms and got what it missed; a fresh one joins them again.
+    if (!socket.recovered) for (const name of state.rooms.keys()) socket.emit('join_room', { room: name });
   });
   socket.on('connected', (data) => {
     state.me = data.user;

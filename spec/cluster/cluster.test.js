@@ -144,7 +144,10 @@ test('@socket.io/redis-emitter reaches rooms on every node, .of("/") too, binary
       const it = await m.socket.inbox.take('from_emitter', null, T(10000));
       eq(it.args.slice(0, 2), ['hi', 2], `from_emitter at ${m.node.name}`);
       ok(Buffer.isBuffer(it.args[2]) && it.args[2].equals(bin), `the emitter's attachment at ${m.node.name}`, it.args[2]);
-      eq((await m.socket.inbox.take('from_emitter_of', null, T(10000))).args, [{ a: [1, 'b'] }], `from_emitter_of at ${m.node.name}`);
+      const ofArgs = (await m.socket.inbox.take('from_emitter_of', null, T(10000))).args;
+      // Our nodes add the connection state recovery offset last (a Node peer without recovery does not).
+      eq(ofArgs.slice(0, 1), [{ a: [1, 'b'] }], `from_emitter_of at ${m.node.name}`);
+      ok(ofArgs.length === 1 || (ofArgs.length === 2 && /^[0-9a-f]{16}$/.test(ofArgs[1])), `from_emitter_of's arguments at ${m.node.name}`, ofArgs);
     }
     // A member of no room gets neither; emitter.emit (no room) reaches it.
     const loner = await members(cluster.nodes.slice(0, 1));
@@ -155,6 +158,27 @@ test('@socket.io/redis-emitter reaches rooms on every node, .of("/") too, binary
   } finally {
     await client.quit().catch(() => {});
   }
+});
+
+test('a client back on another node with its recovery pid: the node that kept its dropped socket ends it at once', { skip }, async (t) => {
+  const [n0, n1] = cluster.ours;
+  if (n0.kind !== 'space') return t.skip('our nodes are Node peers in this run');
+  const room = h.uniqueRoom('elsewhere');
+  const name = h.uniqueName('away');
+  const a = await h.connectClient(n0.port, name);
+  const w = await h.connectClient(n1.port, h.uniqueName('w'));
+  await h.expectAnswer(a, 'join_room', { room }, 'joined_room');
+  await h.expectAnswer(w, 'join_room', { room }, 'joined_room');
+  await h.nextEvent(a, 'user_joined_room');
+  const pid = a._pid;
+  const offset = a._lastOffset;
+  ok(typeof pid === 'string' && typeof offset === 'string', 'the client holds a pid and an offset', { pid, offset });
+  a.io.engine.close(); // dropped: node 0 keeps its socket for the recovery window (120 s)
+  // Node 1 does not hold the pid: a fresh connection, and node 0 is told to end the kept socket.
+  const back = await h.connectClient(n1.port, name, { auth: { pid, offset, name } });
+  ok(back.id !== a.id, 'a fresh connection on node 1');
+  eq(await h.nextEvent(w, 'user_left_room', T(5000)), { room, user: { id: `dev:${name}`, name } },
+    'user_left_room long before the window ends');
 });
 
 test('the admin API\'s emit on any node reaches the room\'s members on every node', { skip }, async () => {

@@ -107,7 +107,8 @@ for (const mode of MODES) {
 
 function chatSuite(mode) {
   let srv;
-  const main = new h.ManagedServer();
+  // A short recovery window: a dropped connection (reconnection off here) leaves its rooms 1 s later.
+  const main = new h.ManagedServer({ args: ['--recovery-window', '1000'] });
   before(async () => { srv = await main.start(); });
   beforeEach(async () => { srv = await main.ensure(); });
   afterEach(async () => {
@@ -808,7 +809,7 @@ function chatSuite(mode) {
       for (const r of rooms) assertUsers(await roomUsers(b, r), [userOf(b)], `room_users of ${r}`);
     });
 
-    test('an abrupt transport close (no Socket.IO DISCONNECT) cleans up the same way', async () => {
+    test('an abrupt transport close (no Socket.IO DISCONNECT) cleans up the same way once the recovery window ends', async () => {
       const a = await connect(undefined, { agent: new TrackingAgent() });
       const b = await connect();
       const room = h.uniqueRoom();

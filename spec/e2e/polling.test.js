@@ -21,7 +21,9 @@ const RS = '\x1e';
 
 let srv;
 const raws = new Set();
-const main = new h.ManagedServer({ args: ['--max-payload', String(MAX_PAYLOAD)] });
+// Recovery off: these check the end of an Engine.IO session, which no recovery window delays,
+// and the bytes of events without a recovery offset (spec/e2e/recovery.test.js has recovery).
+const main = new h.ManagedServer({ args: ['--max-payload', String(MAX_PAYLOAD), '--recovery-window', '0'] });
 before(async () => { srv = await main.start(); });
 beforeEach(async () => { srv = await main.ensure(); });
 afterEach(async () => {
@@ -618,7 +620,7 @@ describe('upgrade to WebSocket by hand (§1.9)', () => {
 
 describe('timers (in parallel: they wait)', { concurrency: true }, () => {
   test('heartbeat over polling (--ping-interval 300 --ping-timeout 200): pings queued as "2"; a client that polls and answers stays, one that stops polling is dropped after pingInterval + pingTimeout', async () => {
-    const p = await h.startServer({ args: ['--ping-interval', '300', '--ping-timeout', '200'] });
+    const p = await h.startServer({ args: ['--ping-interval', '300', '--ping-timeout', '200', '--recovery-window', '0'] });
     const local = new Set();
     try {
       const room = h.uniqueRoom();

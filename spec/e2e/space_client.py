@@ -56,7 +56,7 @@ class Client:
         @self.sio.on("*")
         def _any(event, *args):
             with self.cond:
-                self.events.append([event, args[0] if args else None, False])
+                self.events.append([event, args[0] if args else None, False, len(args)])
                 self.cond.notify_all()
 
         @self.sio.event
@@ -95,6 +95,14 @@ class Client:
                                          % (self.name, event, timeout,
                                             [(e[0], short(e[1])) for e in self.events][-15:]))
                 self.cond.wait(left)
+
+    def arg_counts(self):
+        """{event name: set of argument counts} of every event received so far."""
+        with self.cond:
+            counts = {}
+            for e in self.events:
+                counts.setdefault(e[0], set()).add(e[3])
+            return counts
 
     def untaken(self, event):
         with self.cond:

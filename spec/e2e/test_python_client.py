@@ -61,6 +61,21 @@ class PythonClientTests:
         self.assertTrue(t0 - 2000 <= c["server_time"] <= t1 + 2000,
                         "server_time %r not within [%d, %d]" % (c["server_time"], t0, t1))
 
+    def test_events_carry_one_argument_without_recovery_offsets(self):
+        # The server appends a recovery offset to events for socket.io-client only: python-socketio
+        # calls a handler with every argument, so `def on_new_message(data)` would break on two.
+        a = self.client()
+        b = self.client()
+        room = new_room()
+        a.request("join_room", {"room": room}, "joined_room")
+        b.request("join_room", {"room": room}, "joined_room")
+        a.next("user_joined_room")
+        b.request("send_message", {"room": room, "text": "one argument"}, "message_sent")
+        a.next("new_message")
+        a.settle()
+        self.assertEqual(a.arg_counts(), {name: {1} for name in a.arg_counts()},
+                         "arguments per event at a python client: %r" % (a.arg_counts(),))
+
     def test_same_name_same_user(self):
         name = "bob_" + uuid.uuid4().hex[:6]
         b1 = self.client(name)

@@ -34,6 +34,7 @@ const SERVER_ARGS = [
   '--scripts', SCRIPTS_DIR, '--host', '127.0.0.1', '--port', '0',
   '--ping-interval', String(PING_INTERVAL), '--ping-timeout', String(PING_TIMEOUT),
   '--connect-timeout', String(CONNECT_TIMEOUT), '--max-payload', String(MAX_PAYLOAD),
+  '--recovery-window', '0', // the reference server has no connection state recovery: no pid, no offsets
 ];
 const WAIT = T(2000); // default bound for a frame that should come at once
 

@@ -12,7 +12,7 @@ set(SPACE_UNIT_DIR ${CMAKE_SOURCE_DIR}/spec/unit)
 set(SPACE_UNIT_TESTS_base utf8 hmap sbuf buf wheel base64 ids)
 set(SPACE_UNIT_TESTS_proto http ws_codec eio_packet sio_packet filecheck json_scan jwt wsjson
   pattern_cost etag redis_wire redis_url)
-set(SPACE_UNIT_TESTS_socketio room user)
+set(SPACE_UNIT_TESTS_socketio room user recovery)
 set(SPACE_UNIT_TESTS_files file_store)
 # redis_link starts its own redis-server children (it fails, with a message, without one).
 set(SPACE_UNIT_TESTS_cluster redis_link)

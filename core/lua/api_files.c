@@ -172,13 +172,18 @@ static int space_store_file(lua_State *L) {
         return luaL_argerror(L, 2, "max_bytes must be a non-negative integer");
     int base64 = lua_getfield(L, 2, "base64") == LUA_TNIL ? is_handle : lua_toboolean(L, -1);
     if (base64 && json_lua_to_binary(L, 1, NULL)) return luaL_argerror(L, 1, "a binary value is bytes, not base64");
-    struct store_ctx *ctx = malloc(sizeof *ctx);
-    if (!ctx) return luaL_error(L, "out of memory");
-    ctx->host = api_host(L);
+    /* The references first: luaL_ref may raise, and nothing is allocated yet. */
     lua_pushvalue(L, 3);
-    ctx->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    int fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, 1);
-    ctx->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    int data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    struct store_ctx *ctx = malloc(sizeof *ctx);
+    if (!ctx) {
+        luaL_unref(L, LUA_REGISTRYINDEX, fn_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, data_ref);
+        return luaL_error(L, "out of memory");
+    }
+    *ctx = (struct store_ctx){api_host(L), fn_ref, data_ref};
     char seq_id[IDS_ID_LEN + 1]; /* file ids share the sequence of message ids */
     ids_new_id(api_env(L)->ids, seq_id);
     struct file_put put = {p, len, base64, (size_t)max, type, name};

@@ -50,7 +50,7 @@ static void spend_read_budget(struct conn *c, size_t n) {
         c->read_bytes = 0;
     }
     c->read_bytes += (uint32_t)n;
-    if (c->read_bytes < NET_TURN_READ_BYTES || (c->flags & CONN_READ_PAUSED) || conn_is_closing(c)) return;
+    if (c->read_bytes < NET_TURN_READ_BYTES || (c->flags & (CONN_READ_PAUSED | CONN_CLOSING | CONN_CLOSE_ASAP))) return;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->flags |= CONN_READ_PAUSED;
     net->n_read_paused++;
@@ -63,8 +63,9 @@ void conn__resume_reads(struct net *net) {
         if (!(c->flags & CONN_READ_PAUSED)) continue;
         c->flags &= ~(uint32_t)CONN_READ_PAUSED;
         net->n_read_paused--;
-        /* One closing (or handed to another process) reads no more. */
-        if (!conn_is_closing(c)) uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        /* One handed to another process reads no more; one closing after
+         * its flush reads on, to drain until the peer's EOF (on_shutdown). */
+        if (!(c->flags & (CONN_CLOSING | CONN_CLOSE_ASAP))) uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
 }
 

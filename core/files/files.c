@@ -7,9 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -159,21 +157,9 @@ static const unsigned char *job_bytes(struct store_job *j, size_t *len, unsigned
     return *owned;
 }
 
-/* The worker thread yields the CPU to the event loop: on a machine with
- * fewer cores than busy threads, a few uploads decoding and hashing at the
- * loop's priority took its core for tens of milliseconds at a time, and
- * every chat waited. Linux nices threads one by one; it stays for the
- * thread's other work, all of it background work. */
-static void yield_to_loop(void) {
-#ifdef __linux__
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
-#endif
-}
-
 /* On a worker: decode, check, hash and write; the result goes to the job. */
 static void store_work(uv_work_t *w) {
     struct store_job *j = w->data;
-    yield_to_loop();
     size_t len;
     unsigned char *owned;
     const unsigned char *data = job_bytes(j, &len, &owned);

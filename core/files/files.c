@@ -194,9 +194,15 @@ static void store_done(uv_work_t *w, int status) {
     free(j);
 }
 
+static void warm_work(uv_work_t *w) { (void)w; }
+static void warm_done(uv_work_t *w, int status) { (void)w, (void)status; }
+
 void file_store_init(struct file_store *st, uv_loop_t *loop, const char *dir) {
     st->loop = loop;
     st->dir = dir;
+    unsigned char rnd[8];
+    RAND_bytes(rnd, sizeof rnd);
+    uv_queue_work(loop, &st->warm, warm_work, warm_done);
 }
 
 int file_store_put(struct file_store *st, const char seq_id[17], const struct file_put *put, files_stored_cb cb,

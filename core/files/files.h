@@ -22,6 +22,7 @@
 struct file_store {
     uv_loop_t *loop;
     const char *dir; /* not owned: outlives the store (the configuration's) */
+    uv_work_t warm;  /* starts libuv's thread pool at init (see file_store_init) */
 };
 
 struct file_info {
@@ -32,6 +33,9 @@ struct file_info {
     size_t size;
 };
 
+/* Also starts libuv's thread pool and this thread's random generator now,
+ * not in the first upload's handler call (where their start-up counted
+ * against --lua-cpu-ms). */
 void file_store_init(struct file_store *st, uv_loop_t *loop, const char *dir);
 
 /* What a store ended in. Refusals store nothing; FILES_FAILED is a write

@@ -187,7 +187,10 @@ static int space_store_file(lua_State *L) {
     char seq_id[IDS_ID_LEN + 1]; /* file ids share the sequence of message ids */
     ids_new_id(api_env(L)->ids, seq_id);
     struct file_put put = {p, len, base64, (size_t)max, type, name};
-    if (file_store_put(api_env(L)->files, seq_id, &put, on_stored, ctx) != 0) {
+    script_cpu_exempt_begin(ctx->host); /* the server's: a job queued (the pool's threads may start) */
+    int queued = file_store_put(api_env(L)->files, seq_id, &put, on_stored, ctx);
+    script_cpu_exempt_end(ctx->host);
+    if (queued != 0) {
         luaL_unref(L, LUA_REGISTRYINDEX, ctx->fn_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, ctx->data_ref);
         free(ctx);

@@ -140,6 +140,8 @@ void metrics_handle_request(struct conn *c, int keep_alive) {
     head(&b, "space_event_loop_lag_seconds", "histogram",
          "busy time of each event loop turn (what a new event may wait behind)");
     histogram_series(&b, "space_event_loop_lag_seconds", "", &m->loop_busy);
+    head(&b, "space_event_loop_lag_max_seconds", "gauge", "the longest event loop turn since the start");
+    sbuf_printf(&b, "space_event_loop_lag_max_seconds %.9f\n", m->loop_busy.max);
     process_metrics(&b, srv);
     httpd_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len, "Cache-Control: no-store\r\n",
                   !keep_alive);

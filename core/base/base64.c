@@ -24,35 +24,43 @@ size_t base64_encode(char *out, const void *in, size_t len) {
     return o;
 }
 
-/* Decoding table: the value of each base64 character, -1 for the rest. */
-static const signed char B64_VALUE[256] = {
-    ['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,  ['G'] = 6,  ['H'] = 7,
-    ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11, ['M'] = 12, ['N'] = 13, ['O'] = 14, ['P'] = 15,
-    ['Q'] = 16, ['R'] = 17, ['S'] = 18, ['T'] = 19, ['U'] = 20, ['V'] = 21, ['W'] = 22, ['X'] = 23,
-    ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27, ['c'] = 28, ['d'] = 29, ['e'] = 30, ['f'] = 31,
-    ['g'] = 32, ['h'] = 33, ['i'] = 34, ['j'] = 35, ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39,
-    ['o'] = 40, ['p'] = 41, ['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47,
-    ['w'] = 48, ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53, ['2'] = 54, ['3'] = 55,
-    ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59, ['8'] = 60, ['9'] = 61, ['+'] = 62, ['/'] = 63,
+/* Decoding table: the value of each base64 character, 255 for the rest
+ * (so that the four values of a group, or-ed, have bit 7 set when one of
+ * them is not base64: one test per group, no branch per character). */
+static const uint8_t B64_VALUE[256] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,  62, 255, 255, 255,  63,
+     52,  53,  54,  55,  56,  57,  58,  59,  60,  61, 255, 255, 255, 255, 255, 255,
+    255,   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,  10,  11,  12,  13,  14,
+     15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25, 255, 255, 255, 255, 255,
+    255,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
+     41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
 };
-/* Entries not listed are 0, which is also 'A': valid characters are told
- * apart by this second table. */
+
 int base64_value(char c) {
-    unsigned char u = (unsigned char)c;
-    if (B64_VALUE[u] == 0 && u != 'A') return -1;
-    return B64_VALUE[u];
+    uint8_t v = B64_VALUE[(unsigned char)c];
+    return v == 255 ? -1 : v;
 }
 
 long base64_decode(void *out, const char *in, size_t len) {
     uint8_t *o = out;
     if (len % 4) return -1;
     size_t n = 0, i = 0;
+    const unsigned char *u = (const unsigned char *)in;
     /* Fast path: whole groups without padding. */
     for (; i + 4 < len; i += 4) {
-        int a = base64_value(in[i]), b = base64_value(in[i + 1]);
-        int c = base64_value(in[i + 2]), d = base64_value(in[i + 3]);
-        if ((a | b | c | d) < 0) return -1;
-        uint32_t x = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        uint32_t a = B64_VALUE[u[i]], b = B64_VALUE[u[i + 1]], c = B64_VALUE[u[i + 2]], d = B64_VALUE[u[i + 3]];
+        if ((a | b | c | d) & 0x80) return -1;
+        uint32_t x = a << 18 | b << 12 | c << 6 | d;
         o[n++] = (uint8_t)(x >> 16);
         o[n++] = (uint8_t)(x >> 8);
         o[n++] = (uint8_t)x;

@@ -22,6 +22,7 @@ void histogram_observe(struct histogram *h, double v) {
     h->n[i]++;
     h->count++;
     h->sum += v;
+    if (v > h->max) h->max = v;
 }
 
 void metrics_init(struct metrics *m) {

@@ -19,6 +19,7 @@ struct histogram {
     uint64_t n[METRICS_BUCKETS + 1]; /* per bucket (not cumulative), the last = +Inf */
     uint64_t count;
     double sum;
+    double max; /* the largest observation */
 };
 
 struct metrics {

@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base64.h"
+#include "filecheck.h"
 #include "log.h"
 
 struct store_job {
@@ -19,8 +21,11 @@ struct store_job {
     void *ud;
     const char *dir;
     struct file_info info;
-    unsigned char *data;
-    size_t len;
+    const void *in; /* the caller's bytes (or base64 text), read on the worker */
+    size_t in_len;
+    int base64;
+    size_t max_bytes;
+    enum files_result result;
     char err[256];
 };
 
@@ -98,11 +103,12 @@ static int write_atomically(const char *tmp_dir, const char *path, const char *f
     return 0;
 }
 
-static void store_work(uv_work_t *w) {
-    struct store_job *j = w->data;
+/* Hashes and writes the checked bytes: the blob (once per content), then
+ * the record; any failure leaves nothing behind. */
+static void store_bytes(struct store_job *j, const unsigned char *data, size_t len) {
     unsigned char md[32];
     unsigned mdlen = 0;
-    EVP_Digest(j->data, j->len, md, &mdlen, EVP_sha256(), NULL);
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
     for (int i = 0; i < 32; i++) snprintf(j->info.sha256 + 2 * i, 3, "%02x", md[i]);
     char tmp_dir[4096], blob_dir[4096], blob[4200], meta_dir[4096], meta[4200];
     snprintf(tmp_dir, sizeof tmp_dir, "%s/tmp", j->dir);
@@ -110,47 +116,103 @@ static void store_work(uv_work_t *w) {
     snprintf(blob, sizeof blob, "%s/%s", blob_dir, j->info.sha256);
     snprintf(meta_dir, sizeof meta_dir, "%s/meta", j->dir);
     snprintf(meta, sizeof meta, "%s/%s", meta_dir, j->info.id);
+    j->result = FILES_FAILED; /* until the record is written */
     if (mkdir_p(tmp_dir) || mkdir_p(blob_dir) || mkdir_p(meta_dir)) {
         snprintf(j->err, sizeof j->err, "create directories under %.200s: %s", j->dir, strerror(errno));
         return;
     }
     struct stat st;
     /* The same bytes are stored once. */
-    int existed = stat(blob, &st) == 0 && (size_t)st.st_size == j->len;
-    if (!existed && write_atomically(tmp_dir, blob, blob_dir, j->data, j->len, j->err, sizeof j->err) != 0)
-        return;
+    int existed = stat(blob, &st) == 0 && (size_t)st.st_size == len;
+    if (!existed && write_atomically(tmp_dir, blob, blob_dir, data, len, j->err, sizeof j->err) != 0) return;
     char record[600];
-    int n = snprintf(record, sizeof record, "%s\n%s\n%zu\n%s\n", j->info.sha256, j->info.type, j->len, j->info.name);
-    if (write_atomically(tmp_dir, meta, meta_dir, record, (size_t)n, j->err, sizeof j->err) != 0 && !existed)
-        unlink(blob); /* nothing stored: no blob without a record */
+    int n = snprintf(record, sizeof record, "%s\n%s\n%zu\n%s\n", j->info.sha256, j->info.type, len, j->info.name);
+    if (write_atomically(tmp_dir, meta, meta_dir, record, (size_t)n, j->err, sizeof j->err) != 0) {
+        if (!existed) unlink(blob); /* nothing stored: no blob without a record */
+        return;
+    }
+    j->result = FILES_STORED;
+}
+
+/* The job's bytes, decoded from base64 into *owned when they are text;
+ * NULL with the refusal noted in the job. */
+static const unsigned char *job_bytes(struct store_job *j, size_t *len, unsigned char **owned) {
+    *owned = NULL;
+    if (!j->base64) {
+        *len = j->in_len;
+        return j->in;
+    }
+    if (!(*owned = malloc(j->in_len / 4 * 3 + 1))) {
+        j->result = FILES_FAILED;
+        snprintf(j->err, sizeof j->err, "out of memory decoding %zu bytes of base64", j->in_len);
+        return NULL;
+    }
+    long n = base64_decode(*owned, j->in, j->in_len);
+    if (n < 0) {
+        j->result = FILES_INVALID_BASE64;
+        snprintf(j->err, sizeof j->err, "'data' is not valid base64");
+        return NULL;
+    }
+    *len = (size_t)n;
+    return *owned;
+}
+
+/* On a worker: decode, check, hash and write; the result goes to the job. */
+static void store_work(uv_work_t *w) {
+    struct store_job *j = w->data;
+    size_t len;
+    unsigned char *owned;
+    const unsigned char *data = job_bytes(j, &len, &owned);
+    if (data) {
+        j->info.size = len;
+        const char *sniffed = filecheck_sniff(data, len);
+        if (len > j->max_bytes) {
+            j->result = FILES_TOO_LARGE;
+            snprintf(j->err, sizeof j->err, "files have at most %zu bytes", j->max_bytes);
+        } else if (!sniffed || strcmp(sniffed, j->info.type) != 0) {
+            j->result = FILES_WRONG_TYPE;
+            snprintf(j->err, sizeof j->err, "the content is not %.200s", j->info.type);
+        } else {
+            store_bytes(j, data, len);
+        }
+    }
+    free(owned);
 }
 
 static void store_done(uv_work_t *w, int status) {
     struct store_job *j = w->data;
-    free(j->data);
-    j->data = NULL;
-    if (status != 0 && !j->err[0]) snprintf(j->err, sizeof j->err, "cancelled");
+    if (status != 0 && j->result == FILES_STORED) {
+        j->result = FILES_FAILED;
+        snprintf(j->err, sizeof j->err, "cancelled");
+    }
     char q[LOG_QUOTED_MAX];
-    if (j->err[0]) log_error("files", "store failed id=%s error=\"%s\"", j->info.id, log_quoted(q, sizeof q, j->err));
-    else log_debug("files", "stored id=%s sha256=%s size=%zu", j->info.id, j->info.sha256, j->info.size);
-    j->cb(j->ud, j->err[0] ? NULL : &j->info, j->err);
+    if (j->result == FILES_FAILED)
+        log_error("files", "store failed id=%s error=\"%s\"", j->info.id, log_quoted(q, sizeof q, j->err));
+    else if (j->result == FILES_STORED)
+        log_debug("files", "stored id=%s sha256=%s size=%zu", j->info.id, j->info.sha256, j->info.size);
+    j->cb(j->ud, j->result == FILES_STORED ? &j->info : NULL, j->result, j->err);
     free(j);
 }
+
+static void warm_work(uv_work_t *w) { (void)w; }
+static void warm_done(uv_work_t *w, int status) { (void)w, (void)status; }
 
 void file_store_init(struct file_store *st, uv_loop_t *loop, const char *dir) {
     st->loop = loop;
     st->dir = dir;
+    unsigned char rnd[8];
+    RAND_bytes(rnd, sizeof rnd);
+    uv_queue_work(loop, &st->warm, warm_work, warm_done);
 }
 
-int file_store_put(struct file_store *st, const char seq_id[17], const void *data, size_t len, const char *type,
-                   const char *name, files_stored_cb cb, void *ud) {
+int file_store_put(struct file_store *st, const char seq_id[17], const struct file_put *put, files_stored_cb cb,
+                   void *ud) {
     struct store_job *j = calloc(1, sizeof *j);
-    if (!j || !(j->data = malloc(len ? len : 1))) {
-        free(j);
-        return -1;
-    }
-    memcpy(j->data, data, len);
-    j->len = len;
+    if (!j) return -1;
+    j->in = put->data;
+    j->in_len = put->len;
+    j->base64 = put->base64;
+    j->max_bytes = put->max_bytes;
     j->cb = cb;
     j->ud = ud;
     j->dir = st->dir;
@@ -159,11 +221,9 @@ int file_store_put(struct file_store *st, const char seq_id[17], const void *dat
     RAND_bytes(rnd, sizeof rnd);
     snprintf(j->info.id, sizeof j->info.id, "%.16s%02x%02x%02x%02x%02x%02x%02x%02x", seq_id, rnd[0], rnd[1], rnd[2], rnd[3],
              rnd[4], rnd[5], rnd[6], rnd[7]);
-    snprintf(j->info.type, sizeof j->info.type, "%s", type);
-    snprintf(j->info.name, sizeof j->info.name, "%s", name);
-    j->info.size = len;
+    snprintf(j->info.type, sizeof j->info.type, "%s", put->type);
+    snprintf(j->info.name, sizeof j->info.name, "%s", put->name);
     if (uv_queue_work(st->loop, &j->work, store_work, store_done) != 0) {
-        free(j->data);
         free(j);
         return -1;
     }

@@ -5,8 +5,9 @@
  *   tmp/                     partial writes (a crash leaves nothing behind a URL)
  * The file id is server-made, unique, sorts in acceptance order and ends in
  * 64 random bits, so it cannot be guessed from the room or the time.
- * Writing runs on libuv's thread pool. The store knows nothing of HTTP:
- * downloads are served by the app (files_http.c). */
+ * Decoding, checking, hashing and writing run on libuv's thread pool. The
+ * store knows nothing of HTTP: downloads are served by the app
+ * (files_http.c). */
 #ifndef SPACE_FILES_H
 #define SPACE_FILES_H
 
@@ -21,6 +22,7 @@
 struct file_store {
     uv_loop_t *loop;
     const char *dir; /* not owned: outlives the store (the configuration's) */
+    uv_work_t warm;  /* starts libuv's thread pool at init (see file_store_init) */
 };
 
 struct file_info {
@@ -31,18 +33,44 @@ struct file_info {
     size_t size;
 };
 
+/* Also starts libuv's thread pool and this thread's random generator now,
+ * not in the first upload's handler call (where their start-up counted
+ * against --lua-cpu-ms). */
 void file_store_init(struct file_store *st, uv_loop_t *loop, const char *dir);
 
-/* Called on the loop when a store finished: info on success, or NULL with
- * err saying why (logged already). */
-typedef void (*files_stored_cb)(void *ud, const struct file_info *info, const char *err);
+/* What a store ended in. Refusals store nothing; FILES_FAILED is a write
+ * error (logged already). */
+enum files_result {
+    FILES_STORED = 0,
+    FILES_INVALID_BASE64, /* base64 text that does not decode */
+    FILES_TOO_LARGE,      /* decoded bytes over max_bytes */
+    FILES_WRONG_TYPE,     /* the content's magic bytes (or text) are not the declared type */
+    FILES_FAILED,         /* the disk refused (err says why) */
+};
 
-/* Stores a copy of len bytes as a new file (type and name already checked).
+/* Called on the loop when a store finished: info on FILES_STORED, else
+ * NULL with why and err (a message for the sender; for FILES_FAILED the
+ * cause, logged already). */
+typedef void (*files_stored_cb)(void *ud, const struct file_info *info, enum files_result why, const char *err);
+
+/* One upload. The store reads data on a thread-pool thread and copies none
+ * of it: the caller keeps the bytes alive and unchanged until cb ran. */
+struct file_put {
+    const void *data;
+    size_t len;
+    int base64;       /* data is base64 text (standard alphabet, padded), decoded in the job */
+    size_t max_bytes; /* the decoded size's limit */
+    const char *type; /* the declared type, already allowed; the content must sniff as it */
+    const char *name; /* already checked (filecheck_name) */
+};
+
+/* Stores put as a new file in ONE thread-pool job: decoding, the size and
+ * type checks, SHA-256, the atomic write; nothing of it runs on the loop.
  * seq_id is a fresh server-made id (ids_new_id: 16 hex digits, unique and
  * increasing); the file id is it followed by 64 random bits.
  * Returns 0 (cb will run), or -1 (out of memory; cb will not run). */
-int file_store_put(struct file_store *st, const char seq_id[17], const void *data, size_t len, const char *type,
-                   const char *name, files_stored_cb cb, void *ud);
+int file_store_put(struct file_store *st, const char seq_id[17], const struct file_put *put, files_stored_cb cb,
+                   void *ud);
 
 /* Reads the record of file id (id already checked to be 32 hex digits).
  * 0, or -1 when there is no such file. Synchronous: a small read. */

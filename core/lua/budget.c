@@ -301,10 +301,14 @@ void script__watch_free(struct script_host *h) {
  * is not running; when it ends, it clears the hook if the timer set it. */
 void script__watch_enter(struct script_host *h) {
     lua_State *L = h->L;
+    /* seq first: a tick that finds depth > 0 must find the new call's seq,
+     * or it takes the call for the previous one and measures its CPU time
+     * and wall time from that call's start (the decoding of an upload in
+     * between then ended the new call as over --lua-cpu-ms). */
+    if (h->depth == 0) h->seq++;
     h->depth++;
     if (!h->late_hook) lua_sethook(L, script__budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
     if (h->depth > 1) return;
-    h->seq++;
     if (h->timer_ok && !h->ticking) {
         h->ticking = 1;
         h->idle_ticks = 0;

@@ -203,16 +203,17 @@ void script_on_disconnect(struct script_host *h, struct sio_socket *s, const cha
 void script_release_socket(struct script_host *h, struct sio_socket *s) { api_release_conn(h->L, s); }
 
 /* Decodes an event or ack's JSON array and its attachments; pushes it.
- * Returns -1 (nothing pushed) when it is not an array. */
-static int push_args(lua_State *L, const char *json, size_t len, unsigned n_att, const void *const *att,
-                     const size_t *att_len) {
+ * An event's large strings arrive as file handles (json_lua.h). Returns -1
+ * (nothing pushed) when it is not an array. */
+static int push_args(lua_State *L, int is_event, const char *json, size_t len, unsigned n_att,
+                     const void *const *att, const size_t *att_len) {
     if (len == 0) {
         lua_newtable(L);
         json_lua_set_array(L, -1);
         return 0;
     }
     struct json_attachments a = {n_att, att, att_len, 0};
-    if (json_lua_decode(L, json, len, n_att ? &a : NULL) != 0) {
+    if ((is_event ? json_lua_decode_event : json_lua_decode)(L, json, len, n_att ? &a : NULL) != 0) {
         lua_pop(L, 1);
         return -1;
     }
@@ -334,12 +335,16 @@ enum script_result script_on_event(struct script_host *h, struct sio_socket *s, 
     lua_State *L = h->L;
     int top = lua_gettop(L);
     if (len == 0) return SCRIPT_OK; /* "42" with no payload: accepted and ignored, as Node does */
-    if (push_args(L, json, len, n_att, att, att_len) != 0) return SCRIPT_PROTOCOL_ERROR;
+    if (push_args(L, 1, json, len, n_att, att, att_len) != 0) return SCRIPT_PROTOCOL_ERROR;
     int args = lua_gettop(L);
     int t = lua_rawgeti(L, args, 1);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+    if (t != LUA_TSTRING && t != LUA_TNUMBER && !json_lua_to_file(L, -1, NULL)) {
         lua_settop(L, top);
         return SCRIPT_PROTOCOL_ERROR;
+    }
+    if (t == LUA_TUSERDATA) { /* a name long enough to be a file handle: a name all the same */
+        luaL_tolstring(L, -1, NULL);
+        lua_remove(L, -2);
     }
     size_t name_len;
     const char *name = lua_tolstring(L, -1, &name_len); /* numbers become strings, as in Node */
@@ -361,7 +366,7 @@ enum script_result script_on_ack(struct script_host *h, struct sio_socket *s, in
                                  const void *const *att, const size_t *att_len) {
     lua_State *L = h->L;
     int top = lua_gettop(L);
-    if (push_args(L, json, len, n_att, att, att_len) != 0) return SCRIPT_PROTOCOL_ERROR;
+    if (push_args(L, 0, json, len, n_att, att, att_len) != 0) return SCRIPT_PROTOCOL_ERROR;
     int args = lua_gettop(L);
     api_push_ack_table(L, s);
     if (!lua_istable(L, -1) || lua_rawgeti(L, -1, ack_id) != LUA_TFUNCTION) {

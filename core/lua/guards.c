@@ -130,7 +130,7 @@ static int rawset_guarded(lua_State *L) {
     return call_original(L);
 }
 
-/* __newindex of the host's shared metatables (array, binary, conn): the C
+/* __newindex of the host's shared metatables (array, binary, file, conn): the C
  * side sets them on new values, and one with a __gc added by a script
  * would make those values run it as a finalizer, hooks off. */
 static int shared_mt_newindex(lua_State *L) {
@@ -142,8 +142,8 @@ static int shared_mt_newindex(lua_State *L) {
 }
 
 static void guard_shared_metatables(lua_State *L) {
-    static const char *const names[] = {JSON_ARRAY_MT, JSON_BINARY_MT, API_CONN_MT};
-    for (int i = 0; i < 3; i++) {
+    static const char *const names[] = {JSON_ARRAY_MT, JSON_BINARY_MT, JSON_FILE_MT, API_CONN_MT};
+    for (int i = 0; i < 4; i++) {
         int top = lua_gettop(L);
         if (luaL_getmetatable(L, names[i]) == LUA_TTABLE && !lua_getmetatable(L, -1)) {
             lua_createtable(L, 0, 2);

@@ -43,7 +43,10 @@ struct decoder {
     const struct json_attachments *att;
     const char *err; /* first error, static text */
     int depth;
+    size_t large; /* strings this long become file handles; 0: never */
 };
+
+static void push_file(lua_State *L, const char *p, size_t end, int escapes);
 
 static void skip_ws(struct decoder *d) {
     while (d->p < d->end && (*d->p == ' ' || *d->p == '\t' || *d->p == '\n' || *d->p == '\r')) d->p++;
@@ -66,7 +69,9 @@ static int decode_string(struct decoder *d) {
         d->p += at;
         return fail(d, json_str_error_text(err));
     }
-    if (!escapes) {
+    if (d->large && (size_t)end >= d->large) {
+        push_file(d->L, d->p, (size_t)end, escapes);
+    } else if (!escapes) {
         lua_pushlstring(d->L, d->p, (size_t)end);
     } else {
         luaL_Buffer b;
@@ -285,14 +290,22 @@ static int decode_protected(lua_State *L) {
     return lua_error(L);
 }
 
-int json_lua_decode(lua_State *L, const char *p, size_t len, const struct json_attachments *att) {
-    struct decoder d = {L, p, p, p + len, att, NULL, 0};
+static int decode(lua_State *L, const char *p, size_t len, const struct json_attachments *att, size_t large) {
+    struct decoder d = {L, p, p, p + len, att, NULL, 0, large};
     /* Protected: the text comes from clients, and the strings and tables
      * it makes can run into the Lua state's memory cap, whose error would
      * otherwise end the process (callers decode outside any Lua call). */
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &d);
     return lua_pcall(L, 1, 1, 0) == LUA_OK ? 0 : -1;
+}
+
+int json_lua_decode(lua_State *L, const char *p, size_t len, const struct json_attachments *att) {
+    return decode(L, p, len, att, 0);
+}
+
+int json_lua_decode_event(lua_State *L, const char *p, size_t len, const struct json_attachments *att) {
+    return decode(L, p, len, att, JSON_LARGE_STRING);
 }
 
 /* }================================================================== */
@@ -417,6 +430,8 @@ static int encode_value(lua_State *L, int idx, struct sbuf *out, struct json_bin
         break;
     case LUA_TUSERDATA: {
         size_t len;
+        const char *text = json_lua_to_file(L, idx, &len);
+        if (text) return encode_string(out, text, len); /* valid UTF-8: the decoder checked it */
         const void *p = json_lua_to_binary(L, idx, &len);
         if (p) {
             if (!bins || !bins->max) return luaL_error(L, "binary values cannot be sent here"), -1;
@@ -488,6 +503,68 @@ static int binary_eq(lua_State *L) {
     return 1;
 }
 
+/* }================================================================== */
+
+/* {==================================================================
+ * File handles
+ * =================================================================== */
+
+struct file_handle {
+    size_t len;
+    char text[];
+};
+
+/* Pushes a handle holding the string of end raw bytes at p (unescaped):
+ * the one copy of an upload's text out of the message. */
+static void push_file(lua_State *L, const char *p, size_t end, int escapes) {
+    struct file_handle *f = lua_newuserdatauv(L, sizeof(struct file_handle) + end, 0);
+    if (escapes) f->len = json_str_unescape(p, end, f->text);
+    else memcpy(f->text, p, f->len = end);
+    luaL_setmetatable(L, JSON_FILE_MT);
+}
+
+const char *json_lua_to_file(lua_State *L, int idx, size_t *len) {
+    struct file_handle *f = luaL_testudata(L, idx, JSON_FILE_MT);
+    if (!f) return NULL;
+    if (len) *len = f->len;
+    return f->text;
+}
+
+static int file_len(lua_State *L) {
+    size_t len = 0;
+    json_lua_to_file(L, 1, &len);
+    lua_pushinteger(L, (lua_Integer)len);
+    return 1;
+}
+
+static int file_tostring(lua_State *L) {
+    size_t len = 0;
+    const char *p = json_lua_to_file(L, 1, &len);
+    lua_pushlstring(L, p, len);
+    return 1;
+}
+
+/* h.size, h.length, h.is_base64; nil for anything else. */
+static int file_index(lua_State *L) {
+    size_t len = 0;
+    const char *p = json_lua_to_file(L, 1, &len);
+    const char *k = lua_tostring(L, 2);
+    if (!p || !k) return 0;
+    if (strcmp(k, "size") == 0) {
+        /* What valid base64 of this length decodes to: the store checks
+         * the real size again after decoding. */
+        size_t pad = len >= 1 && p[len - 1] == '=' ? (len >= 2 && p[len - 2] == '=' ? 2 : 1) : 0;
+        lua_pushinteger(L, (lua_Integer)(len / 4 * 3 - (pad <= len / 4 * 3 ? pad : 0)));
+    } else if (strcmp(k, "length") == 0) {
+        lua_pushinteger(L, (lua_Integer)len);
+    } else if (strcmp(k, "is_base64") == 0) {
+        lua_pushboolean(L, 1);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 void json_lua_open(lua_State *L) {
     /* Every array and binary value of every generation shares these two:
      * __metatable keeps them out of scripts' reach (getmetatable gives the
@@ -501,6 +578,13 @@ void json_lua_open(lua_State *L) {
     luaL_newmetatable(L, JSON_BINARY_MT);
     luaL_setfuncs(L, binary_meta, 0);
     lua_pushliteral(L, JSON_BINARY_MT);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+    static const luaL_Reg file_meta[] = {
+        {"__len", file_len}, {"__tostring", file_tostring}, {"__index", file_index}, {NULL, NULL}};
+    luaL_newmetatable(L, JSON_FILE_MT);
+    luaL_setfuncs(L, file_meta, 0);
+    lua_pushliteral(L, JSON_FILE_MT);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 }

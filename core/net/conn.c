@@ -39,12 +39,43 @@ static void on_closed(uv_handle_t *h) {
     free(c);
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+/* Counts n bytes read against the conn's share of this turn, and pauses
+ * its reading once the share is spent (net.c resumes it at the turn's end). */
+static void spend_read_budget(struct conn *c, size_t n) {
+    struct net *net = c->net;
+    if (c->read_turn != net->turn) {
+        c->read_turn = net->turn;
+        c->read_bytes = 0;
+    }
+    c->read_bytes += (uint32_t)n;
+    if (c->read_bytes < NET_TURN_READ_BYTES || (c->flags & (CONN_READ_PAUSED | CONN_CLOSING | CONN_CLOSE_ASAP))) return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->flags |= CONN_READ_PAUSED;
+    net->n_read_paused++;
+}
+
+void conn__resume_reads(struct net *net) {
+    net->turn++;
+    if (!net->n_read_paused) return;
+    for (struct conn *c = net->conns; c && net->n_read_paused; c = c->next) {
+        if (!(c->flags & CONN_READ_PAUSED)) continue;
+        c->flags &= ~(uint32_t)CONN_READ_PAUSED;
+        net->n_read_paused--;
+        /* One handed to another process reads no more; one closing after
+         * its flush reads on, to drain until the peer's EOF (on_shutdown). */
+        if (!(c->flags & (CONN_CLOSING | CONN_CLOSE_ASAP))) uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     struct conn *c = (struct conn *)s;
     if (nread > 0) {
         c->net->bytes_in += (uint64_t)nread;
         if (c->flags & CONN_SHUTDOWN) return; /* draining after our FIN */
         c->tr->on_data(c, b->base, (size_t)nread);
+        spend_read_budget(c, (size_t)nread);
         return;
     }
     if (nread < 0) {
@@ -120,6 +151,10 @@ void conn_close(struct conn *c) {
     wheel_cancel(&c->net->conn_timers, &c->timer);
     if (c->tr && c->tr->on_close) c->tr->on_close(c);
     c->tr_state = NULL;
+    if (c->flags & CONN_READ_PAUSED) {
+        c->flags &= ~(uint32_t)CONN_READ_PAUSED;
+        c->net->n_read_paused--;
+    }
     unlink_conn(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     /* Pending uv_writes are cancelled and called back before on_closed. */

@@ -58,6 +58,7 @@ enum conn_flags {
     CONN_PARTIAL_POST = 1 << 5,
     CONN_HEAD_REQUEST = 1 << 6, /* the request being answered is a HEAD: no body goes out */
     CONN_SERVICE_SLOT = 1 << 7, /* past the connection limit: one request, /healthz and the like (admit.c) */
+    CONN_READ_PAUSED = 1 << 8,  /* read its share of this turn (NET_TURN_READ_BYTES): resumed at the turn's end */
 };
 
 struct conn {
@@ -72,6 +73,7 @@ struct conn {
     uint64_t hold_until_ms;       /* output waits until this loop time (conn_hold) */
     uint32_t flags;               /* enum conn_flags */
     uint32_t writes_in_flight;    /* uv_write requests not yet called back */
+    uint32_t read_turn, read_bytes; /* bytes read in net.turn number read_turn */
     /* input: an unparsed tail only (HTTP heads and bodies) */
     char *in;
     size_t in_len, in_cap;
@@ -90,6 +92,10 @@ struct conn {
     const char *req_raw;
     size_t req_raw_len;
 };
+
+/* At the end of a loop turn (net.c): a new turn, and every conn whose
+ * reading paused on its share of the last one reads again. */
+void conn__resume_reads(struct net *net);
 
 /* Accepts a pending connection on the listener, or a connection another
  * process handed over on an IPC pipe (uv_pipe_pending_count > 0); NULL when

@@ -108,6 +108,7 @@ static void flush_turn(struct net *n) {
         uv_timer_start(&n->hold_timer, on_hold_timer, 1, 0);
     }
     run_hooks(n, NET_AFTER_FLUSH);
+    conn__resume_reads(n);
 }
 
 static void on_flush_hook(uv_prepare_t *h) {

@@ -18,6 +18,12 @@
 #include "ws.h"
 
 #define NET_RECV_BUF_BYTES (64 * 1024)
+/* What one conn may read in one loop turn before its reading pauses until
+ * the next: libuv reads up to 32 buffers from a readable socket at once, so
+ * a few dozen clients uploading could fill one turn with a hundred MiB to
+ * unmask, copy and parse while everyone else waits. Far above what a chat
+ * client sends in a turn. */
+#define NET_TURN_READ_BYTES (256 * 1024)
 #define NET_WHEEL_TICK_MS 25   /* a coarse tick of the timer wheels (deadlines themselves are exact to the ms) */
 #define NET_MAX_WHEELS 4
 #define NET_MAX_TURN_HOOKS 8
@@ -47,6 +53,8 @@ struct net {
     /* connections */
     struct conn *conns;           /* every live conn (doubly linked) */
     struct conn *pending_flush;   /* conns with queued output this turn */
+    uint32_t turn;                /* loop turns so far (conn read budgets count per turn) */
+    uint32_t n_read_paused;       /* conns with CONN_READ_PAUSED */
     uint64_t next_conn_id;
     uint64_t n_conns;
 

@@ -24,8 +24,11 @@ struct ws_ctx {
     struct ws_ctx *next;  /* in net.ws.ctx_pool */
 };
 
+struct big_frame;
+
 struct ws_state {
     struct ws_ctx *ctx;      /* NULL while idle */
+    struct big_frame *big;   /* a frame received without wslay over several reads (see feed_big_frame) */
     uint64_t fed;            /* bytes handed to this ctx */
     uint64_t framed;         /* header + payload bytes of the frames it started */
     int fragmented;          /* a data message's final frame is still to come */
@@ -290,6 +293,72 @@ static void detach_ctx_if_idle(struct conn *c, struct ws_state *ws) {
     ws->ctx = NULL;
 }
 
+/* A final, masked text or binary frame that does not arrive in one read
+ * (an upload), begun while no wslay context is attached: its payload is
+ * unmasked straight into one block of its size as the reads come (the one
+ * copy of its bytes after the socket's) and delivered from there when
+ * complete. Through wslay the same bytes were copied into its frame buffer
+ * and again into a message, unmasked and UTF-8-checked a byte at a time:
+ * most of the loop's time while uploads arrived, hundreds of milliseconds
+ * per turn with a few dozen at once. Counted in partial_bytes as wslay's. */
+struct big_frame {
+    size_t len, got;
+    uint8_t mask[4];
+    int binary;
+    uint8_t data[];
+};
+
+/* Starts a big frame of h (header hl bytes, parsed); 0, or -1 when the
+ * conn was closed (over --max-partial-bytes, or out of memory). */
+static int start_big_frame(struct conn *c, struct ws_state *ws, const struct ws_frame_head *h) {
+    struct net *net = c->net;
+    size_t len = (size_t)h->payload_len;
+    ws->partial += len;
+    net->ws.partial_bytes += len;
+    if (net->ws.partial_bytes > (uint64_t)net->cfg->max_partial_bytes) {
+        log_warn("ws", "closing conn=%llu: partly received messages exceed --max-partial-bytes",
+                 (unsigned long long)c->id);
+        release_partial(c, ws);
+        close_raw(c, ws, WS_CLOSE_TRY_AGAIN_LATER);
+        return -1;
+    }
+    struct big_frame *b = malloc(sizeof *b + len);
+    if (!b) {
+        release_partial(c, ws);
+        close_raw(c, ws, WS_CLOSE_INTERNAL);
+        return -1;
+    }
+    b->len = len;
+    b->got = 0;
+    memcpy(b->mask, h->mask, 4);
+    b->binary = h->opcode == WS_OP_BINARY;
+    ws->big = b;
+    return 0;
+}
+
+/* Feeds the big frame from the n bytes at p; delivers it once complete.
+ * Returns the bytes consumed; the conn may be closing afterwards. */
+static size_t feed_big_frame(struct conn *c, struct ws_state *ws, const uint8_t *p, size_t n) {
+    struct big_frame *b = ws->big;
+    size_t take = b->len - b->got < n ? b->len - b->got : n;
+    uint8_t mask[4]; /* the mask from this byte's place in the payload on */
+    for (int i = 0; i < 4; i++) mask[i] = b->mask[(b->got + (size_t)i) & 3];
+    ws_unmask(b->data + b->got, p, take, mask);
+    b->got += take;
+    if (b->got < b->len) return take;
+    ws->big = NULL;
+    release_partial(c, ws);
+    if (!b->binary && !utf8_valid(b->data, b->len)) {
+        free(b);
+        c->net->protocol_errors++;
+        close_raw(c, ws, WS_CLOSE_INVALID_DATA);
+        return n;
+    }
+    if (ws->owner) ws->ops->on_message(ws->owner, b->binary, b->data, b->len);
+    free(b);
+    return take;
+}
+
 /* The common case without wslay: whole, final, masked text or binary frames
  * that fit the payload buffer, arriving while no context is attached (so
  * wslay stands between frames and misses nothing). They are unmasked into
@@ -301,13 +370,23 @@ static void detach_ctx_if_idle(struct conn *c, struct ws_state *ws) {
 static size_t deliver_simple_frames(struct conn *c, struct ws_state *ws, const uint8_t *p, size_t n) {
     struct net *net = c->net;
     size_t used = 0;
-    while (used < n && !ws->ctx && ws->owner && !conn_is_closing(c)) {
+    while (used < n && !conn_is_closing(c) && !ws->ctx) {
+        if (ws->big) {
+            used += feed_big_frame(c, ws, p + used, n - used);
+            if (c->flags & CONN_CLOSING) return n; /* ws is gone */
+            continue;
+        }
+        if (!ws->owner) break;
         struct ws_frame_head h;
         long hl = ws_frame_head_parse(p + used, n - used, &h);
         if (hl <= 0 || !h.fin || h.rsv || !h.masked || (h.opcode != WS_OP_TEXT && h.opcode != WS_OP_BINARY) ||
-            h.payload_len > sizeof net->ws.payload_buf || h.payload_len > (uint64_t)net->cfg->max_payload ||
-            h.payload_len > n - used - (size_t)hl)
+            h.payload_len > (uint64_t)net->cfg->max_payload)
             break;
+        if (h.payload_len > sizeof net->ws.payload_buf || h.payload_len > n - used - (size_t)hl) {
+            used += (size_t)hl;
+            if (start_big_frame(c, ws, &h) != 0) return n;
+            continue;
+        }
         size_t len = (size_t)h.payload_len;
         ws_unmask(net->ws.payload_buf, p + used + hl, len, h.mask);
         used += (size_t)hl + len;
@@ -366,6 +445,7 @@ static void on_close(struct conn *c) {
     struct ws_state *ws = c->tr_state;
     if (!ws) return;
     release_partial(c, ws);
+    free(ws->big);
     notify_close(ws);
     if (ws->ctx) free_ctx(ws->ctx); /* mid-frame or closing: not reusable */
     free(ws);

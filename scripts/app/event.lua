@@ -27,6 +27,11 @@
 -- with code and message for the refusal of a value out of bounds.
 -- ev = true passes the body ev (function(conn, data, ev)); the server
 -- builds ev only for a handler that takes it, so the others go without.
+--
+-- A client's string of 64 KiB or more arrives as a file handle (for
+-- space.store_file, without a copy through Lua); a field declared as a
+-- string (or a kind that is one) gets it back as a string, so that its
+-- checks answer as for any other string. An "any" field keeps the handle.
 local rules = require "rules"
 local schema = require "space.schema"
 
@@ -132,6 +137,22 @@ local function build(decl)
     end
   end
   local check = schema.compile({ fields = fields, open = true })
+  -- The fields that may hold a string: a file handle there becomes one.
+  local stringy = {}
+  for _, field in ipairs(fields) do
+    for _, t in ipairs(type(field.type) == "table" and field.type or { field.type }) do
+      if t == "string" then
+        stringy[#stringy + 1] = field.name
+        break
+      end
+    end
+  end
+  local function strings(data)
+    for _, name in ipairs(stringy) do
+      local v = data[name]
+      if type(v) == "userdata" and getmetatable(v) == "space.file" then data[name] = tostring(v) end
+    end
+  end
   -- A value's refusal: nil, code, message.
   local function refuse(message, failure)
     -- the declared field it is in
@@ -142,20 +163,21 @@ local function build(decl)
     end
     return nil, top.code or "invalid_payload", top.message or message
   end
-  return check, refuse
+  return check, refuse, strings
 end
 
 return function(decl, body)
   check_declaration(decl, body)
   local in_room = decl.in_room
-  local check, refuse
+  local check, refuse, strings
 
   local function run(conn, data, ev)
     -- A JSON object decodes to a table without metatable (arrays have one).
     if type(data) ~= "table" or getmetatable(data) ~= nil then
       return nil, "invalid_payload", "data must be a JSON object"
     end
-    if not check then check, refuse = build(decl) end
+    if not check then check, refuse, strings = build(decl) end
+    strings(data)
     local fields, message, failure = check(data)
     if not fields then return refuse(message, failure) end
     if in_room and not conn:in_room(fields.room) then

@@ -894,6 +894,27 @@ const post = (m) => parentPort.postMessage(m);
 })().catch((e) => post({ type: 'fatal', error: String(e && e.stack || e) }));
 `;
 
+// The server's loop-lag figures from /metrics: the cumulative buckets of space_event_loop_lag_seconds
+// and the worst turn since the start (space_event_loop_lag_max_seconds).
+async function loopLag(port) {
+  const r = await fetch(port, '/metrics');
+  const text = r.body.toString('utf8');
+  const buckets = [];
+  for (const m of text.matchAll(/^space_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) buckets.push([m[1], Number(m[2])]);
+  const max = /^space_event_loop_lag_max_seconds (\S+)$/m.exec(text);
+  return { buckets, maxMs: max ? Number(max[1]) * 1000 : null };
+}
+
+// The worst loop turn between two readings, as the bucket it fell in ("<= 25 ms").
+function worstTurn(before, after) {
+  let worst = 'none';
+  for (let i = 0; i < after.buckets.length; i++) {
+    const prev = (i ? after.buckets[i - 1][1] - before.buckets[i - 1][1] : 0);
+    if (after.buckets[i][1] - before.buckets[i][1] > prev) worst = after.buckets[i][0] === '+Inf' ? '> 2.5 s' : `<= ${Number(after.buckets[i][0]) * 1000} ms`;
+  }
+  return worst;
+}
+
 function loadSuite(title, kinds) {
   describe(`20 concurrent 5 MiB uploads during a chat: ${title}`, () => {
     let ms;
@@ -966,6 +987,7 @@ function loadSuite(title, kinds) {
         }
       })().catch((e) => { chatError = e; });
 
+      const lagBefore = await loopLag(ms.srv.port);
       t0 = Date.now();
       worker.postMessage('go');
       const answers = [];
@@ -977,10 +999,13 @@ function loadSuite(title, kinds) {
       }
       const uploadMs = Date.now() - t0;
       await chat;
+      const lagAfter = await loopLag(ms.srv.port);
       const worst = rounds.length ? Math.max(...rounds.map((r) => r.rtt)) : null;
       const during = rounds.filter((r) => r.during);
       t.diagnostic(`${title}: 20 x 5 MiB uploads answered in ${uploadMs} ms; chat: ${rounds.length} round trips ` +
-        `(${during.length} during the uploads), worst ${worst} ms (bound ${RTT_BOUND} ms)` +
+        `(${during.length} during the uploads), worst ${worst} ms (bound ${RTT_BOUND} ms); ` +
+        `the server's worst loop turn during the uploads ${worstTurn(lagBefore, lagAfter)}` +
+        (lagAfter.maxMs !== null ? ` (the longest since the start: ${lagAfter.maxMs.toFixed(1)} ms)` : '') +
         (chatError ? `, then failed: ${chatError.message}` : '') +
         `; round trips: ${rounds.map((r) => r.rtt).join(' ')}`);
       if (chatError) throw new Error(`${title}: the chat stalled during the uploads after ${rounds.length} round trips (${rounds.map((r) => r.rtt).join(' ')} ms): ${chatError.message}`);

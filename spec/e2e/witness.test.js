@@ -283,7 +283,8 @@ test('--lua-cpu-ms ends a call by its CPU time, not counting the decoding of an 
     // 10 MiB of base64 take longer than 5 ms to decode: the decoding is the server's, not the script's.
     const png = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), crypto.randomBytes(10 * 1024 * 1024 - 8)]);
     const sent = await h.ackRequest(c, 'send_file', { room, name: 'big.png', type: 'image/png', data: png.toString('base64') }, 'file_sent');
-    assert.equal(sent.name, 'file_sent', `a 10 MiB base64 upload under --lua-cpu-ms 5: ${show(sent.data)}`);
+    assert.equal(sent.name, 'file_sent', `a 10 MiB base64 upload under --lua-cpu-ms 5: ${show(sent.data)}; ` +
+      `the server's log: ${(s.stderr.match(/^.*(handler failed|store failed).*$/gm) || []).slice(-3).join(' | ')}`);
     assert.equal(sent.data.size, png.length);
     c.disconnect();
   } finally {

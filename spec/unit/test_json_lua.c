@@ -420,6 +420,56 @@ TEST(trailing_and_truncated_input) {
     CHECK_INT(0, lua_gettop(L));
 }
 
+/* An event's strings of JSON_LARGE_STRING bytes or more are file handles holding the string's
+ * bytes (escapes undone); shorter ones, and any string of json_lua_decode, stay strings; a handle
+ * encodes back as the same string. */
+TEST(large_strings_of_an_event_are_file_handles) {
+    size_t n = JSON_LARGE_STRING + 6;
+    char *text = malloc(n + 64);
+    size_t p = 0;
+    p += (size_t)sprintf(text, "[\"ev\",{\"big\":\"");
+    size_t body = p;
+    memset(text + p, 'A', n - 2);
+    p += n - 2;
+    memcpy(text + p, "\\n", 2); /* an escape at the end: the handle holds a newline */
+    p += 2;
+    p += (size_t)sprintf(text + p, "\",\"small\":\"aGk=\"}]");
+    CHECK_INT(0, json_lua_decode_event(L, text, p, NULL));
+    lua_rawgeti(L, -1, 2);
+    lua_getfield(L, -1, "big");
+    size_t len = 0;
+    const char *h = json_lua_to_file(L, -1, &len);
+    CHECK(h != NULL);
+    CHECK_UINT(n - 1, len);
+    CHECK(h && h[0] == 'A' && h[len - 2] == 'A' && h[len - 1] == '\n');
+    CHECK(lua_type(L, -1) == LUA_TUSERDATA);
+    /* Its length and fields, as scripts see them. */
+    CHECK_UINT(n - 1, (size_t)luaL_len(L, -1));
+    lua_getfield(L, -1, "is_base64");
+    CHECK(lua_toboolean(L, -1));
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "size");
+    CHECK_INT((long long)((n - 1) / 4 * 3), (long long)lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    /* Encoded back: the same JSON string as the text held. */
+    lua_pushvalue(L, -1);
+    char err[200];
+    char *out = encode_top(err, sizeof err);
+    CHECK(out && strlen(out) == n + 2 && memcmp(out + 1, text + body, n) == 0);
+    free(out);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "small");
+    CHECK(lua_type(L, -1) == LUA_TSTRING);
+    lua_pop(L, 3);
+    /* Outside an event, the same text gives a string. */
+    CHECK_INT(0, json_lua_decode(L, text, p, NULL));
+    lua_rawgeti(L, -1, 2);
+    lua_getfield(L, -1, "big");
+    CHECK(lua_type(L, -1) == LUA_TSTRING);
+    lua_pop(L, 3);
+    free(text);
+}
+
 int main(void) {
     L = luaL_newstate();
     luaL_openlibs(L);
@@ -437,6 +487,7 @@ int main(void) {
     RUN(duplicate_keys_last_wins);
     RUN(round_trips);
     RUN(trailing_and_truncated_input);
+    RUN(large_strings_of_an_event_are_file_handles);
     CHECK_INT(0, lua_gettop(L));
     lua_close(L);
     return check_finish("test_json_lua");

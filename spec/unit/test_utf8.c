@@ -324,8 +324,33 @@ TEST(reads_only_len_bytes) {
     CHECK_INT(1, utf8_valid("\xff", 0));
 }
 
+/* ASCII is read eight bytes at a time: a bad byte, a truncated sequence or a valid character at
+ * every offset of a long ASCII run, and runs of every length, are judged as one byte at a time. */
+TEST(long_ascii_runs_with_one_other_byte_anywhere) {
+    enum { N = 40 };
+    for (size_t len = 0; len <= N; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            uint8_t buf[N + 2];
+            memset(buf, 'a', sizeof buf);
+            size_t n = len;
+            CHECK_INT(1, utf8_valid(buf, n));
+            if (at < len) {
+                buf[at] = 0xff;
+                CHECK_INT(0, utf8_valid(buf, n));
+                buf[at] = 0xc3; /* a start byte: valid only with its continuation inside len */
+                CHECK_INT(0, utf8_valid(buf, n));
+                buf[at + 1] = 0xa9;
+                CHECK_INT(at + 1 < len, utf8_valid(buf, n));
+                buf[at] = 0x80; /* a lone continuation byte */
+                CHECK_INT(0, utf8_valid(buf, n));
+            }
+        }
+    }
+}
+
 int main(void) {
     RUN(accepts_ascii_and_the_empty_string);
+    RUN(long_ascii_runs_with_one_other_byte_anywhere);
     RUN(accepts_greek_kosme);
     RUN(accepts_valid_one_to_four_byte_forms);
     RUN(accepts_first_code_point_of_each_length);

@@ -336,6 +336,15 @@ static int conn_reply(lua_State *L) {
     return 1;
 }
 
+/* conn:is_open() -> false once the connection is gone (for the callbacks
+ * of asynchronous work, which may answer after a disconnect). */
+static int conn_is_open(lua_State *L) {
+    struct conn_handle *h = to_handle(L, 1, lua_upvalueindex(1));
+    if (!h) h = luaL_checkudata(L, 1, API_CONN_MT);
+    lua_pushboolean(L, h->sock != NULL);
+    return 1;
+}
+
 static int conn_tostring(lua_State *L) {
     struct conn_handle *h = luaL_checkudata(L, 1, API_CONN_MT);
     if (h->sock) lua_pushfstring(L, "connection (%s)", h->sock->sid);
@@ -347,7 +356,8 @@ static const luaL_Reg conn_methods[] = {
     {"id", conn_id}, {"namespace", conn_namespace}, {"user", conn_user}, {"set_user", conn_set_user},
     {"data", conn_data}, {"emit", conn_emit}, {"ack", conn_ack}, {"join", conn_join},
     {"leave", conn_leave}, {"in_room", conn_in_room}, {"rooms", conn_rooms}, {"to", conn_to},
-    {"disconnect", conn_disconnect}, {"refresh_token", conn_refresh_token}, {"reply", conn_reply}, {NULL, NULL},
+    {"disconnect", conn_disconnect}, {"refresh_token", conn_refresh_token}, {"reply", conn_reply},
+    {"is_open", conn_is_open}, {NULL, NULL},
 };
 
 static const luaL_Reg conn_meta[] = {{"__tostring", conn_tostring}, {"__index", NULL}, {NULL, NULL}};

@@ -1,0 +1,618 @@
+/* history_sqlite: the history store in one SQLite database (WAL mode).
+ *
+ * Writes: append() links a row into `pending` (under the mutex) and wakes
+ * the writer thread, which takes everything pending as one batch (moved to
+ * `inflight`), inserts it in one transaction, trims by the limits, commits,
+ * and drops the batch. A failed batch (disk full, locked, file too large)
+ * is rolled back, counted and logged from the loop (an async handle), and
+ * the writer goes on with the next one: live chat never waits for it.
+ *
+ * Reads: query() copies the room's rows still pending or in flight, then a
+ * job on libuv's thread pool reads the page from an idle read connection
+ * (one per job at a time, kept for the next), merges the copies in (so a
+ * row appended before the query is seen whether or not it was committed)
+ * and answers on the loop. */
+#include "history.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define MAX_PENDING_ROWS 100000   /* queued rows; past it appends are dropped (the disk is stuck) */
+#define MAX_IDLE_READERS 8        /* read connections kept between queries */
+#define BUSY_TIMEOUT_MS 5000      /* another process (--workers) holding the write lock */
+#define ERROR_LOG_EVERY_MS 10000  /* at most one log line of write errors per this */
+#define MAX_OFFSET_UNBOUNDED "~" /* above every hex string */
+
+/* A queued row, one allocation: the struct, then room, event and data,
+ * each NUL-terminated. */
+struct row {
+    struct row *next;
+    char offset[HISTORY_OFFSET_LEN + 1];
+    char *room;
+    size_t room_len;
+    char *event;
+    char *data;
+    size_t data_len;
+};
+
+struct sqlite_store {
+    struct history_store base;
+    uv_loop_t *loop;
+    char *path;
+    uv_thread_t writer;
+    uv_async_t async; /* the writer -> the loop: write errors to log */
+    sqlite3 *wdb;     /* the writer's connection (its thread only, once started) */
+
+    /* Shared with the writer and the query jobs, under mu. */
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    struct row *pending, **pending_tail;
+    size_t n_pending;
+    struct row *inflight; /* the batch being written */
+    size_t n_inflight;
+    int stop;
+    int64_t max_messages, max_age_s; /* the writer's copy of the limits */
+    uint64_t appended, written, write_errors, trimmed;
+    uint64_t errors_unlogged;
+    char last_error[256];
+    sqlite3 *idle_readers[MAX_IDLE_READERS];
+    unsigned n_idle_readers;
+
+    /* The loop's own. */
+    int64_t loop_max_messages, loop_max_age_s; /* 0 in either: off */
+    unsigned queries; /* in flight: the store is freed after the last */
+    int closing, async_closed;
+    uint64_t last_log_ms;
+};
+
+void history_offset_of_ms(uint64_t ms, char out[HISTORY_OFFSET_LEN + 1]) {
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v = ms << 12;
+    for (int i = HISTORY_OFFSET_LEN - 1; i >= 0; i--, v >>= 4) out[i] = hex[v & 15];
+    out[HISTORY_OFFSET_LEN] = 0;
+}
+
+static struct row *row_new(const char *room, size_t room_len, const char *offset, const char *event,
+                           const char *data, size_t data_len) {
+    size_t ev_len = strlen(event);
+    struct row *r = malloc(sizeof *r + room_len + 1 + ev_len + 1 + data_len + 1);
+    if (!r) return NULL;
+    r->next = NULL;
+    snprintf(r->offset, sizeof r->offset, "%s", offset);
+    r->room = (char *)(r + 1);
+    memcpy(r->room, room, room_len);
+    r->room[room_len] = 0;
+    r->room_len = room_len;
+    r->event = r->room + room_len + 1;
+    memcpy(r->event, event, ev_len + 1);
+    r->data = r->event + ev_len + 1;
+    memcpy(r->data, data, data_len);
+    r->data[data_len] = 0;
+    r->data_len = data_len;
+    return r;
+}
+
+static void rows_free(struct row *r) {
+    while (r) {
+        struct row *next = r->next;
+        free(r);
+        r = next;
+    }
+}
+
+/* The oldest offset the age limit keeps. */
+static void age_bound(int64_t max_age_s, char out[HISTORY_OFFSET_LEN + 1]) {
+    uint64_t now = clock_wall_ms(), age_ms = (uint64_t)max_age_s * 1000;
+    history_offset_of_ms(now > age_ms ? now - age_ms : 0, out);
+}
+
+/* {==================================================================
+ * The writer thread
+ * =================================================================== */
+
+static const char SQL_INSERT[] = "INSERT INTO messages(room, off, event, data) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_TRIM_COUNT[] =
+    "DELETE FROM messages WHERE room = ?1 AND off <= "
+    "(SELECT off FROM messages WHERE room = ?1 ORDER BY off DESC LIMIT 1 OFFSET ?2)";
+static const char SQL_TRIM_AGE[] = "DELETE FROM messages WHERE off < ?1";
+
+static int by_room(const void *a, const void *b) {
+    const struct row *x = *(const struct row *const *)a, *y = *(const struct row *const *)b;
+    return strcmp(x->room, y->room);
+}
+
+/* Writes one batch in one transaction: SQLITE_OK, or the failing code with
+ * the message in err. *trimmed counts the rows the limits deleted. */
+static int write_batch(sqlite3 *db, struct row *batch, size_t n, int64_t max_messages, int64_t max_age_s,
+                       uint64_t *trimmed, char *err, size_t errlen) {
+    sqlite3_stmt *ins = NULL, *trim = NULL, *age = NULL;
+    struct row **rooms = malloc(n * sizeof *rooms);
+    int rc = rooms ? SQLITE_OK : SQLITE_NOMEM;
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    int began = rc == SQLITE_OK;
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_INSERT, -1, &ins, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_TRIM_COUNT, -1, &trim, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_TRIM_AGE, -1, &age, NULL);
+    size_t i = 0;
+    for (struct row *r = batch; r && rc == SQLITE_OK; r = r->next) {
+        rooms[i++] = r;
+        sqlite3_bind_text(ins, 1, r->room, (int)r->room_len, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, r->offset, HISTORY_OFFSET_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, r->event, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, r->data, (int)r->data_len, SQLITE_STATIC);
+        rc = sqlite3_step(ins);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        sqlite3_reset(ins);
+    }
+    /* Each room of the batch once: keep its newest max_messages. */
+    if (rc == SQLITE_OK) qsort(rooms, i, sizeof *rooms, by_room);
+    for (size_t k = 0; k < i && rc == SQLITE_OK; k++) {
+        if (k && strcmp(rooms[k]->room, rooms[k - 1]->room) == 0) continue;
+        sqlite3_bind_text(trim, 1, rooms[k]->room, (int)rooms[k]->room_len, SQLITE_STATIC);
+        sqlite3_bind_int64(trim, 2, max_messages); /* the newest beyond the limit, and all older */
+        rc = sqlite3_step(trim);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        if (rc == SQLITE_OK) *trimmed += (uint64_t)sqlite3_changes(db);
+        sqlite3_reset(trim);
+    }
+    if (rc == SQLITE_OK) {
+        char bound[HISTORY_OFFSET_LEN + 1];
+        age_bound(max_age_s, bound);
+        sqlite3_bind_text(age, 1, bound, HISTORY_OFFSET_LEN, SQLITE_TRANSIENT);
+        rc = sqlite3_step(age);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        if (rc == SQLITE_OK) *trimmed += (uint64_t)sqlite3_changes(db);
+    }
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s (%s)", sqlite3_errmsg(db), sqlite3_errstr(rc));
+        if (began) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_finalize(trim);
+    sqlite3_finalize(age);
+    free(rooms);
+    return rc;
+}
+
+static void writer_main(void *arg) {
+    struct sqlite_store *st = arg;
+    uv_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->pending && !st->stop) uv_cond_wait(&st->cv, &st->mu);
+        if (!st->pending) break; /* stopping, and everything is written */
+        struct row *batch = st->pending;
+        size_t n = st->n_pending;
+        st->inflight = batch;
+        st->n_inflight = n;
+        st->pending = NULL;
+        st->pending_tail = &st->pending;
+        st->n_pending = 0;
+        int64_t max_messages = st->max_messages, max_age_s = st->max_age_s;
+        uv_mutex_unlock(&st->mu);
+
+        uint64_t trimmed = 0;
+        char err[256] = "";
+        int rc = write_batch(st->wdb, batch, n, max_messages, max_age_s, &trimmed, err, sizeof err);
+
+        uv_mutex_lock(&st->mu);
+        st->inflight = NULL;
+        st->n_inflight = 0;
+        if (rc == SQLITE_OK) {
+            st->written += n;
+            st->trimmed += trimmed;
+        } else {
+            st->write_errors += n;
+            st->errors_unlogged += n;
+            snprintf(st->last_error, sizeof st->last_error, "%s", err);
+            uv_async_send(&st->async);
+        }
+        uv_mutex_unlock(&st->mu);
+        rows_free(batch); /* no query copies from it any more */
+        uv_mutex_lock(&st->mu);
+    }
+    uv_mutex_unlock(&st->mu);
+}
+
+/* On the loop: the writer's errors, logged at most once per ERROR_LOG_EVERY_MS. */
+static void on_async(uv_async_t *a) {
+    struct sqlite_store *st = a->data;
+    uint64_t now = clock_wall_ms();
+    if (st->last_log_ms && now - st->last_log_ms < ERROR_LOG_EVERY_MS) return; /* the count waits for the next */
+    char err[256];
+    uv_mutex_lock(&st->mu);
+    uint64_t n = st->errors_unlogged, total = st->write_errors;
+    st->errors_unlogged = 0;
+    snprintf(err, sizeof err, "%s", st->last_error);
+    uv_mutex_unlock(&st->mu);
+    if (!n) return;
+    st->last_log_ms = now;
+    char q[LOG_QUOTED_MAX];
+    log_error("history", "write failed, messages not kept lost=%llu total_lost=%llu error=\"%s\"",
+              (unsigned long long)n, (unsigned long long)total, log_quoted(q, sizeof q, err));
+}
+
+/* {==================================================================
+ * Queries
+ * =================================================================== */
+
+struct query_job {
+    uv_work_t work;
+    struct sqlite_store *st;
+    char *room;
+    size_t room_len;
+    struct history_query q;
+    char min_off[HISTORY_OFFSET_LEN + 1]; /* the age limit */
+    int off;                              /* history is off: an empty page */
+    history_query_cb cb;
+    void *ud;
+    struct row *copies; /* the room's rows pending or in flight at the call */
+    struct row **rows;  /* the answer, oldest first */
+    size_t n_rows;
+    int has_more;
+    char err[256];
+};
+
+static int in_page(const struct query_job *j, const char *off) {
+    if (strcmp(off, j->min_off) < 0 || (j->q.upto[0] && strcmp(off, j->q.upto) > 0)) return 0;
+    if (j->q.after[0]) return strcmp(off, j->q.after) > 0;
+    return !j->q.before[0] || strcmp(off, j->q.before) < 0;
+}
+
+static void copy_matching(struct query_job *j, struct row *r, struct row ***tail) {
+    for (; r; r = r->next) {
+        if (r->room_len != j->room_len || memcmp(r->room, j->room, j->room_len) != 0 || !in_page(j, r->offset))
+            continue;
+        struct row *c = row_new(r->room, r->room_len, r->offset, r->event, r->data, r->data_len);
+        if (!c) continue; /* out of memory: the row may still be read from the disk */
+        **tail = c;
+        *tail = &c->next;
+    }
+}
+
+static sqlite3 *reader_take(struct sqlite_store *st, char *err, size_t errlen) {
+    uv_mutex_lock(&st->mu);
+    sqlite3 *db = st->n_idle_readers ? st->idle_readers[--st->n_idle_readers] : NULL;
+    uv_mutex_unlock(&st->mu);
+    if (db) return db;
+    if (sqlite3_open_v2(st->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "open %s: %s", st->path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    sqlite3_exec(db, "PRAGMA query_only = 1", NULL, NULL, NULL);
+    return db;
+}
+
+static void reader_give_back(struct sqlite_store *st, sqlite3 *db) {
+    uv_mutex_lock(&st->mu);
+    if (st->n_idle_readers < MAX_IDLE_READERS) {
+        st->idle_readers[st->n_idle_readers++] = db;
+        db = NULL;
+    }
+    uv_mutex_unlock(&st->mu);
+    sqlite3_close(db);
+}
+
+static int by_offset(const void *a, const void *b) {
+    return strcmp((*(const struct row *const *)a)->offset, (*(const struct row *const *)b)->offset);
+}
+
+static void query_work(uv_work_t *w) {
+    struct query_job *j = w->data;
+    if (j->off) return;
+    struct sqlite_store *st = j->st;
+    sqlite3 *db = reader_take(st, j->err, sizeof j->err);
+    if (!db) return;
+    int after = j->q.after[0] != 0;
+    const char *sql = after ? "SELECT off, event, data FROM messages WHERE room = ?1 AND off > ?2 AND off >= ?3 AND off <= ?5 "
+                              "ORDER BY off ASC LIMIT ?4"
+                            : "SELECT off, event, data FROM messages WHERE room = ?1 AND off < ?2 AND off >= ?3 AND off <= ?5 "
+                              "ORDER BY off DESC LIMIT ?4";
+    sqlite3_stmt *s = NULL;
+    struct row *list = j->copies, **tail = &list;
+    size_t n = 0;
+    for (struct row *r = list; r; r = r->next, n++) tail = &r->next;
+    j->copies = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        const char *bound = after ? j->q.after : j->q.before[0] ? j->q.before : MAX_OFFSET_UNBOUNDED;
+        sqlite3_bind_text(s, 1, j->room, (int)j->room_len, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, bound, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, j->min_off, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, (int64_t)j->q.limit + 1);
+        sqlite3_bind_text(s, 5, j->q.upto[0] ? j->q.upto : MAX_OFFSET_UNBOUNDED, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            const char *off = (const char *)sqlite3_column_text(s, 0);
+            const char *ev = (const char *)sqlite3_column_text(s, 1);
+            const char *data = (const char *)sqlite3_column_text(s, 2);
+            if (!off || !ev || !data || strlen(off) != HISTORY_OFFSET_LEN) continue;
+            struct row *r = row_new(j->room, j->room_len, off, ev, data, (size_t)sqlite3_column_bytes(s, 2));
+            if (!r) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            *tail = r;
+            tail = &r->next;
+            n++;
+        }
+        if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK) snprintf(j->err, sizeof j->err, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    reader_give_back(st, db);
+    /* The disk's page and the copies together, sorted, each offset once. */
+    struct row **all = n ? malloc(n * sizeof *all) : NULL;
+    if (n && !all) {
+        rows_free(list);
+        snprintf(j->err, sizeof j->err, "out of memory");
+        return;
+    }
+    size_t k = 0;
+    for (struct row *r = list; r; r = r->next) all[k++] = r;
+    qsort(all, n, sizeof *all, by_offset);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && strcmp(all[m - 1]->offset, all[i]->offset) == 0) {
+            free(all[i]);
+            continue;
+        }
+        all[m++] = all[i];
+    }
+    size_t limit = j->q.limit;
+    j->has_more = m > limit;
+    size_t from = 0, count = m;
+    if (m > limit) {
+        if (after) { /* the oldest `limit` after the bound */
+            for (size_t i = limit; i < m; i++) free(all[i]);
+        } else { /* the newest `limit` before it */
+            from = m - limit;
+            for (size_t i = 0; i < from; i++) free(all[i]);
+        }
+        count = limit;
+    }
+    if (from) memmove(all, all + from, count * sizeof *all);
+    j->rows = all;
+    j->n_rows = count;
+}
+
+static void store_maybe_free(struct sqlite_store *st);
+
+static void query_done(uv_work_t *w, int status) {
+    struct query_job *j = w->data;
+    struct sqlite_store *st = j->st;
+    if (status != 0 && !j->err[0]) snprintf(j->err, sizeof j->err, "cancelled");
+    struct history_msg *msgs = j->n_rows ? calloc(j->n_rows, sizeof *msgs) : NULL;
+    if (j->n_rows && !msgs) snprintf(j->err, sizeof j->err, "out of memory");
+    for (size_t i = 0; msgs && i < j->n_rows; i++) {
+        memcpy(msgs[i].offset, j->rows[i]->offset, sizeof msgs[i].offset);
+        msgs[i].event = j->rows[i]->event;
+        msgs[i].data = j->rows[i]->data;
+        msgs[i].data_len = j->rows[i]->data_len;
+    }
+    if (j->err[0]) {
+        char q[LOG_QUOTED_MAX];
+        log_error("history", "query failed error=\"%s\"", log_quoted(q, sizeof q, j->err));
+        j->cb(j->ud, NULL, 0, 0, j->err);
+    } else {
+        j->cb(j->ud, msgs, msgs ? j->n_rows : 0, j->has_more, NULL);
+    }
+    free(msgs);
+    for (size_t i = 0; i < j->n_rows; i++) free(j->rows[i]);
+    free(j->rows);
+    rows_free(j->copies);
+    free(j->room);
+    free(j);
+    st->queries--;
+    store_maybe_free(st);
+}
+
+static int sqlite_query(struct history_store *base, const char *room, size_t room_len, const struct history_query *q,
+                        history_query_cb cb, void *ud) {
+    struct sqlite_store *st = (struct sqlite_store *)base;
+    struct query_job *j = calloc(1, sizeof *j);
+    if (!j || !(j->room = malloc(room_len + 1))) {
+        free(j);
+        return -1;
+    }
+    memcpy(j->room, room, room_len);
+    j->room[room_len] = 0;
+    j->room_len = room_len;
+    j->q = *q;
+    if (!j->q.limit) j->q.limit = 1;
+    j->st = st;
+    j->cb = cb;
+    j->ud = ud;
+    j->work.data = j;
+    j->off = st->loop_max_messages == 0 || st->loop_max_age_s == 0;
+    age_bound(st->loop_max_age_s, j->min_off);
+    if (!j->off) {
+        struct row **tail = &j->copies;
+        uv_mutex_lock(&st->mu);
+        copy_matching(j, st->inflight, &tail);
+        copy_matching(j, st->pending, &tail);
+        uv_mutex_unlock(&st->mu);
+    }
+    if (uv_queue_work(st->loop, &j->work, query_work, query_done) != 0) {
+        rows_free(j->copies);
+        free(j->room);
+        free(j);
+        return -1;
+    }
+    st->queries++;
+    return 0;
+}
+
+/* {==================================================================
+ * Appends, limits, stats, open and close
+ * =================================================================== */
+
+static int sqlite_append(struct history_store *base, const char *room, size_t room_len, const char *offset,
+                         const char *event, const char *json, size_t json_len) {
+    struct sqlite_store *st = (struct sqlite_store *)base;
+    if (st->closing || st->loop_max_messages == 0 || st->loop_max_age_s == 0) return -1;
+    struct row *r = row_new(room, room_len, offset, event, json, json_len);
+    uv_mutex_lock(&st->mu);
+    if (!r || st->n_pending >= MAX_PENDING_ROWS) {
+        st->write_errors++;
+        st->errors_unlogged++;
+        snprintf(st->last_error, sizeof st->last_error, "%s",
+                 r ? "the write queue is full (the disk does not keep up)" : "out of memory");
+        uv_mutex_unlock(&st->mu);
+        free(r);
+        on_async(&st->async);
+        return -1;
+    }
+    *st->pending_tail = r;
+    st->pending_tail = &r->next;
+    st->n_pending++;
+    st->appended++;
+    uv_cond_signal(&st->cv);
+    uv_mutex_unlock(&st->mu);
+    return 0;
+}
+
+static void sqlite_set_limits(struct history_store *base, int64_t max_messages, int64_t max_age_s) {
+    struct sqlite_store *st = (struct sqlite_store *)base;
+    st->loop_max_messages = max_messages;
+    st->loop_max_age_s = max_age_s;
+    uv_mutex_lock(&st->mu);
+    if (max_messages > 0) st->max_messages = max_messages; /* off: what is kept stays until history is on again */
+    if (max_age_s > 0) st->max_age_s = max_age_s;
+    uv_mutex_unlock(&st->mu);
+}
+
+static void sqlite_stats(struct history_store *base, struct history_stats *out) {
+    struct sqlite_store *st = (struct sqlite_store *)base;
+    uv_mutex_lock(&st->mu);
+    out->appended = st->appended;
+    out->written = st->written;
+    out->write_errors = st->write_errors;
+    out->trimmed = st->trimmed;
+    out->pending = st->n_pending + st->n_inflight;
+    uv_mutex_unlock(&st->mu);
+}
+
+static void store_maybe_free(struct sqlite_store *st) {
+    if (!st->closing || !st->async_closed || st->queries) return;
+    for (unsigned i = 0; i < st->n_idle_readers; i++) sqlite3_close(st->idle_readers[i]);
+    uv_mutex_destroy(&st->mu);
+    uv_cond_destroy(&st->cv);
+    free(st->path);
+    free(st);
+}
+
+static void on_async_closed(uv_handle_t *h) {
+    struct sqlite_store *st = h->data;
+    st->async_closed = 1;
+    store_maybe_free(st);
+}
+
+static void sqlite_close(struct history_store *base) {
+    struct sqlite_store *st = (struct sqlite_store *)base;
+    if (!st || st->closing) return;
+    st->closing = 1;
+    uv_mutex_lock(&st->mu);
+    st->stop = 1;
+    uv_cond_signal(&st->cv);
+    uv_mutex_unlock(&st->mu);
+    uv_thread_join(&st->writer); /* it writes what is queued first */
+    sqlite3_close(st->wdb);
+    st->wdb = NULL;
+    on_async(&st->async); /* errors of the last batches */
+    uv_close((uv_handle_t *)&st->async, on_async_closed);
+}
+
+static const struct history_ops sqlite_ops = {
+    .append = sqlite_append,
+    .query = sqlite_query,
+    .set_limits = sqlite_set_limits,
+    .stats = sqlite_stats,
+    .close = sqlite_close,
+};
+
+static int mkdir_parents(const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return 0;
+}
+
+static const char SQL_SCHEMA[] =
+    "PRAGMA journal_mode = WAL;"
+    "PRAGMA synchronous = NORMAL;"
+    "CREATE TABLE IF NOT EXISTS messages(room TEXT NOT NULL, off TEXT NOT NULL, event TEXT NOT NULL, "
+    "data TEXT NOT NULL);"
+    /* Pages of a room; and the largest offset at start and the age limit. */
+    "CREATE INDEX IF NOT EXISTS messages_room_off ON messages(room, off);"
+    "CREATE INDEX IF NOT EXISTS messages_off ON messages(off);";
+
+struct history_store *history_sqlite_open(void *uv_loop, const char *path, uint64_t *max_offset, char *err,
+                                          size_t errlen) {
+    *max_offset = 0;
+    struct sqlite_store *st = calloc(1, sizeof *st);
+    if (!st || !(st->path = strdup(path))) {
+        free(st);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (mkdir_parents(path) != 0) {
+        snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (sqlite3_open_v2(path, &st->wdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path, st->wdb ? sqlite3_errmsg(st->wdb) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->wdb, BUSY_TIMEOUT_MS);
+    char *msg = NULL;
+    if (sqlite3_exec(st->wdb, SQL_SCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(st->wdb));
+        sqlite3_free(msg);
+        goto fail;
+    }
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->wdb, "SELECT max(off) FROM messages", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+        *max_offset = strtoull((const char *)sqlite3_column_text(s, 0), NULL, 16);
+    sqlite3_finalize(s);
+    st->base.ops = &sqlite_ops;
+    st->loop = uv_loop;
+    st->pending_tail = &st->pending;
+    st->max_messages = st->loop_max_messages = 1000;
+    st->max_age_s = st->loop_max_age_s = 604800;
+    uv_mutex_init(&st->mu);
+    uv_cond_init(&st->cv);
+    /* The writer signals the async handle only after a failed batch, so
+     * the handle may follow the thread (nothing is queued before we return). */
+    if (uv_thread_create(&st->writer, writer_main, st) != 0) {
+        snprintf(err, errlen, "cannot start the history writer thread");
+        uv_mutex_destroy(&st->mu);
+        uv_cond_destroy(&st->cv);
+        goto fail;
+    }
+    uv_async_init(st->loop, &st->async, on_async);
+    st->async.data = st;
+    uv_unref((uv_handle_t *)&st->async); /* the loop may end while the store is open */
+    return &st->base;
+fail:
+    sqlite3_close(st->wdb);
+    free(st->path);
+    free(st);
+    return NULL;
+}

@@ -51,12 +51,14 @@ static int space_history_append(lua_State *L) {
 
 struct query_ctx {
     struct script_host *host;
-    int fn_ref; /* the Lua callback */
+    int fn_ref;     /* the Lua callback */
+    int with_events; /* each message as {event, data} */
 };
 
-/* Pushes the messages as an array of the data tables; a message whose
- * JSON does not decode (cannot happen for what we wrote) is left out. */
-static void push_messages(lua_State *L, const struct history_msg *msgs, size_t n) {
+/* Pushes the messages as an array of the data tables (with_events: of
+ * {event = name, data = table}); a message whose JSON does not decode
+ * (cannot happen for what we wrote) is left out. */
+static void push_messages(lua_State *L, const struct history_msg *msgs, size_t n, int with_events) {
     lua_createtable(L, (int)n, 0);
     json_lua_set_array(L, -1);
     lua_Integer k = 0;
@@ -64,6 +66,13 @@ static void push_messages(lua_State *L, const struct history_msg *msgs, size_t n
         if (json_lua_decode(L, msgs[i].data, msgs[i].data_len, NULL) != 0) {
             lua_pop(L, 1);
             continue;
+        }
+        if (with_events) {
+            lua_createtable(L, 0, 2);
+            lua_insert(L, -2);
+            lua_setfield(L, -2, "data");
+            lua_pushstring(L, msgs[i].event);
+            lua_setfield(L, -2, "event");
         }
         lua_rawseti(L, -2, ++k);
     }
@@ -80,7 +89,7 @@ static void on_page(void *ud, const struct history_msg *msgs, size_t n, int has_
         lua_pushboolean(L, 0);
         lua_pushstring(L, err);
     } else {
-        push_messages(L, msgs, n);
+        push_messages(L, msgs, n, ctx->with_events);
         lua_pushboolean(L, has_more);
         lua_pushnil(L);
     }
@@ -89,14 +98,16 @@ static void on_page(void *ud, const struct history_msg *msgs, size_t n, int has_
     free(ctx);
 }
 
-/* space.history(room, {before = offset?, after = offset?, limit = n?},
- * callback): reads a page of the room's history off the loop, then
- * callback(messages, has_more) with messages oldest first (each the data
- * as sent, offset included), or callback(nil, false, err). Without after:
- * the newest `limit` before `before`; with after: the oldest `limit`
- * after it. Messages appended after this call are not in the page (live
- * delivery brings them). limit: 1 to 10000, default 50. The callback
- * always runs later, never inside this call. */
+/* space.history(room, {before = offset?, after = offset?, limit = n?,
+ * upto = offset?, events = bool?}, callback) -> upto: reads a page of the
+ * room's history off the loop, then callback(messages, has_more) with
+ * messages oldest first (each the data as sent, offset included; with
+ * events = true each {event = name, data = data}), or callback(nil, false,
+ * err). Without after: the newest `limit` before `before`; with after: the
+ * oldest `limit` after it. Nothing past upto is in the page, by default the
+ * newest offset handed out at the call (what follows comes live); the bound
+ * used is returned, for the next page of a replay. limit: 1 to 10000,
+ * default 50. The callback always runs later, never inside this call. */
 static int space_history(lua_State *L) {
     size_t room_len;
     const char *room = api__check_room(L, 1, &room_len);
@@ -110,18 +121,23 @@ static int space_history(lua_State *L) {
         if (limit < 1 || limit > 10000) return luaL_error(L, "space.history: 'limit' must be 1 to 10000");
         q.limit = (unsigned)limit;
     }
-    lua_pop(L, 3);
+    if (lua_getfield(L, 2, "upto") != LUA_TNIL) {
+        check_offset(L, -1, "upto", q.upto);
+    } else { /* nothing past the newest offset handed out so far */
+        static const char hex[] = "0123456789abcdef";
+        uint64_t v = api_env(L)->ids->last_id;
+        for (int i = HISTORY_OFFSET_LEN - 1; i >= 0; i--, v >>= 4) q.upto[i] = hex[v & 15];
+    }
+    lua_getfield(L, 2, "events");
+    int with_events = lua_toboolean(L, -1);
+    lua_pop(L, 5);
     if (q.before[0] && q.after[0]) return luaL_error(L, "space.history: 'before' or 'after', not both");
-    /* Nothing past the newest offset handed out so far. */
-    struct ids *ids = api_env(L)->ids;
-    static const char hex[] = "0123456789abcdef";
-    uint64_t v = ids->last_id;
-    for (int i = HISTORY_OFFSET_LEN - 1; i >= 0; i--, v >>= 4) q.upto[i] = hex[v & 15];
     struct history_store *st = api_env(L)->history;
     if (!st) return luaL_error(L, "space.history: no history store");
     struct query_ctx *ctx = malloc(sizeof *ctx);
     if (!ctx) return luaL_error(L, "out of memory");
     ctx->host = api_host(L);
+    ctx->with_events = with_events;
     lua_pushvalue(L, 3);
     ctx->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (st->ops->query(st, room, room_len, &q, on_page, ctx) != 0) {
@@ -129,7 +145,8 @@ static int space_history(lua_State *L) {
         free(ctx);
         return luaL_error(L, "out of memory");
     }
-    return 0;
+    lua_pushlstring(L, q.upto, HISTORY_OFFSET_LEN);
+    return 1;
 }
 
 static const luaL_Reg history_funcs[] = {

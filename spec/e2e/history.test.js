@@ -305,3 +305,88 @@ describe('a full disk', () => {
     }
   });
 });
+
+// A plain /ws client recording every frame in order.
+async function openPlain(srv, query) {
+  const WebSocket = require('ws');
+  const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/ws?${query}`, { perMessageDeflate: false });
+  const frames = [];
+  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+  await new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
+  return { ws, frames };
+}
+
+describe('/ws?since=OFFSET&room=ROOM', () => {
+  let srv;
+  before(async () => { srv = await h.startServer({ scripts: scriptsDir }); });
+  after(async () => { if (srv) await srv.stopClean(); });
+
+  test('replays what the room said after since, oldest first, before anything live; nothing lost or twice', async () => {
+    const room = h.uniqueRoom('hsince');
+    const { a, b } = await pair(srv, room);
+    const before = await sendMany(a, b, room, 300, 'before');
+    const name = h.uniqueName('resume');
+    // Live traffic while the replay is read: b answers the resumer's user_joined_room with messages,
+    // and the resumer sends one itself as soon as it is open (its message_sent is live output too).
+    const live = 20;
+    b.on('user_joined_room', (d) => {
+      if (d.room === room && d.user.name === name) for (let i = 0; i < live; i++) b.emit('send_message', { room, text: `live ${i}` });
+    });
+    const p = await openPlain(srv, `name=${name}&since=${before[9].offset}&room=${room}`);
+    p.ws.send(JSON.stringify({ event: 'send_message', data: { room, text: 'resumed' }, id: 1 }));
+    try {
+      await h.waitFor(() => a.inbox.count('new_message', (d) => d.room === room && d.text.startsWith('live')) >= live,
+        T(10000), 'the live messages at a');
+      await h.nextEvent(a, 'new_message', T(5000), (d) => d.text === 'resumed');
+      const all = a.inbox.all('new_message', (d) => d.room === room);
+      const want = [...before.slice(10), ...all.filter((m) => m.text.startsWith('live'))].map((m) => m.offset);
+      const got = () => p.frames.filter((f) => f.event === 'new_message').map((f) => f.data.offset);
+      await h.waitFor(() => got().length >= want.length, T(10000), `the /ws client to get ${want.length} messages`);
+      eq(p.frames[0].event, 'connected', 'the first frame');
+      eq(p.frames[1].event, 'joined_room', 'then joined_room');
+      eq(p.frames[1].data.room, room, 'joined_room.room');
+      const firstLive = p.frames.findIndex((f) => f.event === 'message_sent' ||
+        (f.event === 'new_message' && !f.data.text.startsWith('before')));
+      const lastReplayed = p.frames.findIndex((f) => f.event === 'new_message' && f.data.offset === before[299].offset);
+      ok(lastReplayed > 0 && firstLive > lastReplayed, 'the whole replay comes before anything live',
+        p.frames.slice(0, 3).concat(p.frames.slice(-live - 3)).map((f) => `${f.event} ${f.data && f.data.text}`));
+      eq(got(), want, 'replay then live: every message after since once, in order');
+      eq(p.frames.find((f) => f.event === 'new_message').data, before[10], 'the first replayed message is the data as sent');
+    } finally {
+      p.ws.terminate();
+    }
+  });
+
+  test('several pairs join each room; an unpaired or bad since answers invalid_payload and the connection stays', async () => {
+    const r1 = h.uniqueRoom('hs1');
+    const r2 = h.uniqueRoom('hs2');
+    const { a, b } = await pair(srv, r1);
+    await h.expectAnswer(a, 'join_room', { room: r2 }, 'joined_room');
+    await h.expectAnswer(b, 'join_room', { room: r2 }, 'joined_room');
+    const s1 = await sendMany(a, b, r1, 3, 'one');
+    const s2 = await sendMany(a, b, r2, 3, 'two');
+    const p = await openPlain(srv, `since=${s1[0].offset}&room=${r1}&since=${s2[1].offset}&room=${r2}`);
+    try {
+      const msgs = () => p.frames.filter((f) => f.event === 'new_message').map((f) => f.data.text);
+      await h.waitFor(() => msgs().length >= 3, T(5000), 'the replays of both rooms');
+      eq(msgs().sort(), ['one 1', 'one 2', 'two 2'], 'each room after its own since');
+      eq(p.frames.filter((f) => f.event === 'joined_room').map((f) => f.data.room).sort(), [r1, r2].sort(), 'joined both');
+    } finally {
+      p.ws.terminate();
+    }
+    for (const [query, what] of [[`since=${s1[0].offset}`, 'since without room'],
+      [`since=xyz&room=${r1}`, 'a since that is no offset'], [`room=${r1}`, 'room without since']]) {
+      const q = await openPlain(srv, query);
+      try {
+        await h.waitFor(() => q.frames.some((f) => f.event === 'error'), T(5000), `an error for ${what}`);
+        const e = q.frames.find((f) => f.event === 'error');
+        eq([e.data.code, e.data.event], ['invalid_payload', 'join_room'], what);
+        q.ws.send(JSON.stringify({ event: 'get_room_users', data: { room: r1 }, id: 9 }));
+        await h.waitFor(() => q.frames.some((f) => f.event === 'room_users'), T(5000), `${what}: the connection stays`);
+        ok(!q.frames.some((f) => f.event === 'joined_room'), `${what}: no room joined`, q.frames);
+      } finally {
+        q.ws.terminate();
+      }
+    }
+  });
+});

@@ -359,7 +359,7 @@ static void query_work(uv_work_t *w) {
     }
     size_t k = 0;
     for (struct row *r = list; r; r = r->next) all[k++] = r;
-    qsort(all, n, sizeof *all, by_offset);
+    if (n) qsort(all, n, sizeof *all, by_offset);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (m && strcmp(all[m - 1]->offset, all[i]->offset) == 0) {

@@ -1,11 +1,21 @@
 /* history_sqlite: the history store in one SQLite database (WAL mode).
  *
- * Writes: append() links a row into `pending` (under the mutex) and wakes
- * the writer thread, which takes everything pending as one batch (moved to
- * `inflight`), inserts it in one transaction, trims by the limits, commits,
- * and drops the batch. A failed batch (disk full, locked, file too large)
- * is rolled back, counted and logged from the loop (an async handle), and
- * the writer goes on with the next one: live chat never waits for it.
+ * Writes: append() links a row into `pending` (under the mutex), waking the
+ * writer thread only when it sleeps with nothing to do; the writer lets a
+ * batch gather for GROUP_COMMIT_MS, takes everything pending (moved to
+ * `inflight`), inserts it in one transaction, trims, commits, and drops the
+ * batch: a transaction costs a few page writes whatever its size, so under
+ * load it carries hundreds of rows. A failed batch (disk full, locked, file
+ * too large) is rolled back, counted and logged from the loop (an async
+ * handle), and the writer goes on with the next one: live chat never waits.
+ *
+ * Trimming: a room is trimmed to its newest max_messages at about one of
+ * its appends in TRIM_EVERY (a walk of max_messages index entries each), and
+ * rows past the age limit are swept every AGE_SWEEP_MS, so a room may hold a
+ * few rows more than the rule for a while; queries hide them (the page ends
+ * at the room's max_messages-th newest row, and at the age limit). When the
+ * rules change, the writer trims every room to the smaller of the old and
+ * the new limit, so what was hidden does not come back with a larger one.
  *
  * Reads: query() copies the room's rows still pending or in flight, then a
  * job on libuv's thread pool reads the page from an idle read connection
@@ -20,12 +30,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "clock.h"
 #include "log.h"
 
 #define MAX_PENDING_ROWS 100000   /* queued rows; past it appends are dropped (the disk is stuck) */
+#define GROUP_COMMIT_MS 20        /* a batch gathers this long before its transaction */
+#define GROUP_COMMIT_ROWS 5000    /* or until this many rows wait */
+#define TRIM_EVERY 16             /* a room is trimmed at about one append in this many */
+#define AGE_SWEEP_MS 600000       /* rows past max_age_s are deleted this often (and at start) */
 #define MAX_IDLE_READERS 8        /* read connections kept between queries */
 #define BUSY_TIMEOUT_MS 5000      /* another process (--workers) holding the write lock */
 #define ERROR_LOG_EVERY_MS 10000  /* at most one log line of write errors per this */
@@ -59,6 +74,8 @@ struct sqlite_store {
     struct row *inflight; /* the batch being written */
     size_t n_inflight;
     int stop;
+    int writer_idle;  /* the writer waits for a row: an append wakes it */
+    int64_t full_trim; /* > 0: trim every room to this many rows (the rules changed) */
     int64_t max_messages, max_age_s; /* the writer's copy of the limits */
     uint64_t appended, written, write_errors, trimmed;
     uint64_t errors_unlogged;
@@ -71,6 +88,11 @@ struct sqlite_store {
     unsigned queries; /* in flight: the store is freed after the last */
     int closing, async_closed;
     uint64_t last_log_ms;
+
+    /* The writer's own. */
+    uint64_t rng;           /* xorshift state: which appends trim their room */
+    uint64_t next_sweep_ms; /* the next age sweep */
+    int64_t node;           /* this process's part of a row's key (--workers share the database) */
 };
 
 void history_offset_of_ms(uint64_t ms, char out[HISTORY_OFFSET_LEN + 1]) {
@@ -118,68 +140,82 @@ static void age_bound(int64_t max_age_s, char out[HISTORY_OFFSET_LEN + 1]) {
  * The writer thread
  * =================================================================== */
 
-static const char SQL_INSERT[] = "INSERT INTO messages(room, off, event, data) VALUES (?1, ?2, ?3, ?4)";
-static const char SQL_TRIM_COUNT[] =
-    "DELETE FROM messages WHERE room = ?1 AND off <= "
-    "(SELECT off FROM messages WHERE room = ?1 ORDER BY off DESC LIMIT 1 OFFSET ?2)";
-static const char SQL_TRIM_AGE[] = "DELETE FROM messages WHERE off < ?1";
+static const char SQL_INSERT[] = "INSERT OR IGNORE INTO messages(room, off, node, event, data) VALUES (?1, ?2, ?3, ?4, ?5)";
+/* The room's rows from the (max_messages + 1)-th newest down, and those past the age limit. */
+static const char SQL_TRIM_ROOM[] =
+    "DELETE FROM messages WHERE room = ?1 AND (off < ?3 OR off <= "
+    "(SELECT off FROM messages WHERE room = ?1 ORDER BY off DESC LIMIT 1 OFFSET ?2))";
+static const char SQL_SWEEP_AGE[] = "DELETE FROM messages WHERE off < ?1";
+static const char SQL_TRIM_ALL[] =
+    "DELETE FROM messages WHERE (room, off, node) IN (SELECT room, off, node FROM (SELECT room, off, node, "
+    "row_number() OVER (PARTITION BY room ORDER BY off DESC) AS n FROM messages) WHERE n > ?1)";
 
-static int by_room(const void *a, const void *b) {
-    const struct row *x = *(const struct row *const *)a, *y = *(const struct row *const *)b;
-    return strcmp(x->room, y->room);
+static uint64_t xorshift(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    return *s = x;
+}
+
+static int step_done(sqlite3_stmt *s) {
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
 /* Writes one batch in one transaction: SQLITE_OK, or the failing code with
  * the message in err. *trimmed counts the rows the limits deleted. */
-static int write_batch(sqlite3 *db, struct row *batch, size_t n, int64_t max_messages, int64_t max_age_s,
-                       uint64_t *trimmed, char *err, size_t errlen) {
-    sqlite3_stmt *ins = NULL, *trim = NULL, *age = NULL;
-    struct row **rooms = malloc(n * sizeof *rooms);
-    int rc = rooms ? SQLITE_OK : SQLITE_NOMEM;
-    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+static int write_batch(struct sqlite_store *st, sqlite3 *db, struct row *batch, int64_t max_messages,
+                       int64_t max_age_s, int64_t full_trim, uint64_t *trimmed, char *err, size_t errlen) {
+    sqlite3_stmt *ins = NULL, *trim = NULL, *sweep = NULL, *all = NULL;
+    char bound[HISTORY_OFFSET_LEN + 1];
+    age_bound(max_age_s, bound);
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     int began = rc == SQLITE_OK;
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_INSERT, -1, &ins, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_TRIM_COUNT, -1, &trim, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_TRIM_AGE, -1, &age, NULL);
-    size_t i = 0;
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_TRIM_ROOM, -1, &trim, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_SWEEP_AGE, -1, &sweep, NULL);
     for (struct row *r = batch; r && rc == SQLITE_OK; r = r->next) {
-        rooms[i++] = r;
         sqlite3_bind_text(ins, 1, r->room, (int)r->room_len, SQLITE_STATIC);
         sqlite3_bind_text(ins, 2, r->offset, HISTORY_OFFSET_LEN, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 3, r->event, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 4, r->data, (int)r->data_len, SQLITE_STATIC);
-        rc = sqlite3_step(ins);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-        sqlite3_reset(ins);
+        sqlite3_bind_int64(ins, 3, st->node);
+        sqlite3_bind_text(ins, 4, r->event, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, r->data, (int)r->data_len, SQLITE_STATIC);
+        rc = step_done(ins);
+        /* About one append in TRIM_EVERY trims its room: the walk to the
+         * limit is paid once per TRIM_EVERY rows, not per row. */
+        if (rc == SQLITE_OK && xorshift(&st->rng) % TRIM_EVERY == 0) {
+            sqlite3_bind_text(trim, 1, r->room, (int)r->room_len, SQLITE_STATIC);
+            sqlite3_bind_int64(trim, 2, max_messages);
+            sqlite3_bind_text(trim, 3, bound, HISTORY_OFFSET_LEN, SQLITE_STATIC);
+            rc = step_done(trim);
+            if (rc == SQLITE_OK) *trimmed += (uint64_t)sqlite3_changes(db);
+        }
     }
-    /* Each room of the batch once: keep its newest max_messages. */
-    if (rc == SQLITE_OK) qsort(rooms, i, sizeof *rooms, by_room);
-    for (size_t k = 0; k < i && rc == SQLITE_OK; k++) {
-        if (k && strcmp(rooms[k]->room, rooms[k - 1]->room) == 0) continue;
-        sqlite3_bind_text(trim, 1, rooms[k]->room, (int)rooms[k]->room_len, SQLITE_STATIC);
-        sqlite3_bind_int64(trim, 2, max_messages); /* the newest beyond the limit, and all older */
-        rc = sqlite3_step(trim);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    if (rc == SQLITE_OK && full_trim > 0) {
+        rc = sqlite3_prepare_v2(db, SQL_TRIM_ALL, -1, &all, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(all, 1, full_trim);
+            rc = step_done(all);
+        }
         if (rc == SQLITE_OK) *trimmed += (uint64_t)sqlite3_changes(db);
-        sqlite3_reset(trim);
+        if (rc == SQLITE_OK) st->next_sweep_ms = 0; /* and the age limit, now */
     }
-    if (rc == SQLITE_OK) {
-        char bound[HISTORY_OFFSET_LEN + 1];
-        age_bound(max_age_s, bound);
-        sqlite3_bind_text(age, 1, bound, HISTORY_OFFSET_LEN, SQLITE_TRANSIENT);
-        rc = sqlite3_step(age);
-        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    uint64_t now = clock_wall_ms();
+    if (rc == SQLITE_OK && now >= st->next_sweep_ms) { /* rooms nobody writes to any more */
+        sqlite3_bind_text(sweep, 1, bound, HISTORY_OFFSET_LEN, SQLITE_STATIC);
+        rc = step_done(sweep);
         if (rc == SQLITE_OK) *trimmed += (uint64_t)sqlite3_changes(db);
     }
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && now >= st->next_sweep_ms) st->next_sweep_ms = now + AGE_SWEEP_MS;
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s (%s)", sqlite3_errmsg(db), sqlite3_errstr(rc));
         if (began) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     }
     sqlite3_finalize(ins);
     sqlite3_finalize(trim);
-    sqlite3_finalize(age);
-    free(rooms);
+    sqlite3_finalize(sweep);
+    sqlite3_finalize(all);
     return rc;
 }
 
@@ -187,8 +223,15 @@ static void writer_main(void *arg) {
     struct sqlite_store *st = arg;
     uv_mutex_lock(&st->mu);
     for (;;) {
-        while (!st->pending && !st->stop) uv_cond_wait(&st->cv, &st->mu);
-        if (!st->pending) break; /* stopping, and everything is written */
+        while (!st->pending && !st->stop && !st->full_trim) {
+            st->writer_idle = 1;
+            uv_cond_wait(&st->cv, &st->mu);
+            st->writer_idle = 0;
+        }
+        if (!st->pending && !st->full_trim) break; /* stopping, and everything is written */
+        /* Let the batch gather (a stop wakes us at once). */
+        if (!st->stop && st->n_pending < GROUP_COMMIT_ROWS)
+            uv_cond_timedwait(&st->cv, &st->mu, (uint64_t)GROUP_COMMIT_MS * 1000000);
         struct row *batch = st->pending;
         size_t n = st->n_pending;
         st->inflight = batch;
@@ -196,12 +239,13 @@ static void writer_main(void *arg) {
         st->pending = NULL;
         st->pending_tail = &st->pending;
         st->n_pending = 0;
-        int64_t max_messages = st->max_messages, max_age_s = st->max_age_s;
+        int64_t max_messages = st->max_messages, max_age_s = st->max_age_s, full_trim = st->full_trim;
+        st->full_trim = 0;
         uv_mutex_unlock(&st->mu);
 
         uint64_t trimmed = 0;
         char err[256] = "";
-        int rc = write_batch(st->wdb, batch, n, max_messages, max_age_s, &trimmed, err, sizeof err);
+        int rc = write_batch(st, st->wdb, batch, max_messages, max_age_s, full_trim, &trimmed, err, sizeof err);
 
         uv_mutex_lock(&st->mu);
         st->inflight = NULL;
@@ -250,26 +294,31 @@ struct query_job {
     char *room;
     size_t room_len;
     struct history_query q;
-    char min_off[HISTORY_OFFSET_LEN + 1]; /* the age limit */
+    char min_off[HISTORY_OFFSET_LEN + 1]; /* the age limit, then also the room's max_messages-th newest */
+    int64_t max_messages;                 /* the rule at the call */
     int off;                              /* history is off: an empty page */
     history_query_cb cb;
     void *ud;
-    struct row *copies; /* the room's rows pending or in flight at the call */
+    struct row *copies; /* the room's rows pending or in flight at the call (within the age and upto) */
     struct row **rows;  /* the answer, oldest first */
     size_t n_rows;
     int has_more;
     char err[256];
 };
 
+static int in_bounds(const struct query_job *j, const char *off) {
+    return strcmp(off, j->min_off) >= 0 && (!j->q.upto[0] || strcmp(off, j->q.upto) <= 0);
+}
+
 static int in_page(const struct query_job *j, const char *off) {
-    if (strcmp(off, j->min_off) < 0 || (j->q.upto[0] && strcmp(off, j->q.upto) > 0)) return 0;
+    if (!in_bounds(j, off)) return 0;
     if (j->q.after[0]) return strcmp(off, j->q.after) > 0;
     return !j->q.before[0] || strcmp(off, j->q.before) < 0;
 }
 
 static void copy_matching(struct query_job *j, struct row *r, struct row ***tail) {
     for (; r; r = r->next) {
-        if (r->room_len != j->room_len || memcmp(r->room, j->room, j->room_len) != 0 || !in_page(j, r->offset))
+        if (r->room_len != j->room_len || memcmp(r->room, j->room, j->room_len) != 0 || !in_bounds(j, r->offset))
             continue;
         struct row *c = row_new(r->room, r->room_len, r->offset, r->event, r->data, r->data_len);
         if (!c) continue; /* out of memory: the row may still be read from the disk */
@@ -307,12 +356,61 @@ static int by_offset(const void *a, const void *b) {
     return strcmp((*(const struct row *const *)a)->offset, (*(const struct row *const *)b)->offset);
 }
 
+/* Raises j->min_off to the room's max_messages-th newest row, counting the
+ * copies (newer than what is on disk) first: trimming is amortized, so the
+ * disk may hold a few rows more than the rule, and no page shows them. */
+static int apply_count_limit(struct query_job *j, sqlite3 *db) {
+    size_t p = 0;
+    for (struct row *r = j->copies; r; r = r->next) p++;
+    char floor[HISTORY_OFFSET_LEN + 1] = "";
+    if ((int64_t)p >= j->max_messages) {
+        struct row *r = j->copies;
+        for (size_t i = 0; i < p - (size_t)j->max_messages; i++) r = r->next;
+        memcpy(floor, r->offset, sizeof floor);
+    } else {
+        sqlite3_stmt *s = NULL;
+        int rc = sqlite3_prepare_v2(db,
+                                    "SELECT off FROM messages WHERE room = ?1 AND off >= ?2 AND off <= ?3 "
+                                    "ORDER BY off DESC LIMIT 1 OFFSET ?4",
+                                    -1, &s, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(s, 1, j->room, (int)j->room_len, SQLITE_STATIC);
+            sqlite3_bind_text(s, 2, j->min_off, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 3, j->q.upto[0] ? j->q.upto : MAX_OFFSET_UNBOUNDED, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 4, j->max_messages - 1 - (int64_t)p);
+            rc = sqlite3_step(s);
+            if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == HISTORY_OFFSET_LEN)
+                memcpy(floor, sqlite3_column_text(s, 0), sizeof floor);
+            rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        sqlite3_finalize(s);
+        if (rc != SQLITE_OK) return rc;
+    }
+    if (floor[0] && strcmp(floor, j->min_off) > 0) memcpy(j->min_off, floor, sizeof floor);
+    return SQLITE_OK;
+}
+
 static void query_work(uv_work_t *w) {
     struct query_job *j = w->data;
     if (j->off) return;
     struct sqlite_store *st = j->st;
     sqlite3 *db = reader_take(st, j->err, sizeof j->err);
     if (!db) return;
+    if (apply_count_limit(j, db) != SQLITE_OK) {
+        snprintf(j->err, sizeof j->err, "%s", sqlite3_errmsg(db));
+        reader_give_back(st, db);
+        return;
+    }
+    /* The copies this page takes. */
+    for (struct row **pp = &j->copies; *pp;) {
+        struct row *r = *pp;
+        if (in_page(j, r->offset)) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        free(r);
+    }
     int after = j->q.after[0] != 0;
     const char *sql = after ? "SELECT off, event, data FROM messages WHERE room = ?1 AND off > ?2 AND off >= ?3 AND off <= ?5 "
                               "ORDER BY off ASC LIMIT ?4"
@@ -362,7 +460,10 @@ static void query_work(uv_work_t *w) {
     if (n) qsort(all, n, sizeof *all, by_offset);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (m && strcmp(all[m - 1]->offset, all[i]->offset) == 0) {
+        /* A copy that was written meanwhile is read from the disk too: once. (Rows of
+         * another process with the same offset differ in their data, and stay.) */
+        if (m && strcmp(all[m - 1]->offset, all[i]->offset) == 0 && all[m - 1]->data_len == all[i]->data_len &&
+            memcmp(all[m - 1]->data, all[i]->data, all[i]->data_len) == 0) {
             free(all[i]);
             continue;
         }
@@ -434,6 +535,7 @@ static int sqlite_query(struct history_store *base, const char *room, size_t roo
     j->ud = ud;
     j->work.data = j;
     j->off = st->loop_max_messages == 0 || st->loop_max_age_s == 0;
+    j->max_messages = st->loop_max_messages;
     age_bound(st->loop_max_age_s, j->min_off);
     if (!j->off) {
         struct row **tail = &j->copies;
@@ -476,7 +578,7 @@ static int sqlite_append(struct history_store *base, const char *room, size_t ro
     st->pending_tail = &r->next;
     st->n_pending++;
     st->appended++;
-    uv_cond_signal(&st->cv);
+    if (st->writer_idle) uv_cond_signal(&st->cv); /* else it is gathering or writing, and takes this too */
     uv_mutex_unlock(&st->mu);
     return 0;
 }
@@ -486,7 +588,14 @@ static void sqlite_set_limits(struct history_store *base, int64_t max_messages, 
     st->loop_max_messages = max_messages;
     st->loop_max_age_s = max_age_s;
     uv_mutex_lock(&st->mu);
-    if (max_messages > 0) st->max_messages = max_messages; /* off: what is kept stays until history is on again */
+    /* What the old limit hid is gone for good: every room to the smaller one.
+     * Off keeps what is kept (under the old limits) until history is on again. */
+    int64_t keep = max_messages > 0 && max_messages < st->max_messages ? max_messages : st->max_messages;
+    if (max_messages != st->max_messages || max_age_s != st->max_age_s) {
+        st->full_trim = keep;
+        uv_cond_signal(&st->cv);
+    }
+    if (max_messages > 0) st->max_messages = max_messages;
     if (max_age_s > 0) st->max_age_s = max_age_s;
     uv_mutex_unlock(&st->mu);
 }
@@ -552,14 +661,14 @@ static int mkdir_parents(const char *path) {
     return 0;
 }
 
+/* One B-tree, keyed by room and offset (pages of a room are ranges of it);
+ * node tells apart rows of processes sharing the database (--workers) that
+ * made the same offset in the same millisecond. */
 static const char SQL_SCHEMA[] =
     "PRAGMA journal_mode = WAL;"
     "PRAGMA synchronous = NORMAL;"
-    "CREATE TABLE IF NOT EXISTS messages(room TEXT NOT NULL, off TEXT NOT NULL, event TEXT NOT NULL, "
-    "data TEXT NOT NULL);"
-    /* Pages of a room; and the largest offset at start and the age limit. */
-    "CREATE INDEX IF NOT EXISTS messages_room_off ON messages(room, off);"
-    "CREATE INDEX IF NOT EXISTS messages_off ON messages(off);";
+    "CREATE TABLE IF NOT EXISTS messages(room TEXT NOT NULL, off TEXT NOT NULL, node INTEGER NOT NULL, "
+    "event TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (room, off, node)) WITHOUT ROWID;";
 
 struct history_store *history_sqlite_open(void *uv_loop, const char *path, uint64_t *max_offset, char *err,
                                           size_t errlen) {
@@ -587,12 +696,16 @@ struct history_store *history_sqlite_open(void *uv_loop, const char *path, uint6
         goto fail;
     }
     sqlite3_stmt *s = NULL;
+    /* A scan of the table, once at start (no index on the offset alone: every
+     * index is paid on every insert). */
     if (sqlite3_prepare_v2(st->wdb, "SELECT max(off) FROM messages", -1, &s, NULL) == SQLITE_OK &&
         sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
         *max_offset = strtoull((const char *)sqlite3_column_text(s, 0), NULL, 16);
     sqlite3_finalize(s);
     st->base.ops = &sqlite_ops;
     st->loop = uv_loop;
+    st->node = (int64_t)getpid();
+    st->rng = uv_hrtime() | 1;
     st->pending_tail = &st->pending;
     st->max_messages = st->loop_max_messages = 1000;
     st->max_age_s = st->loop_max_age_s = 604800;

@@ -18,9 +18,10 @@
 
 /* The offset at idx (16 lowercase hex digits) copied to out, or raises. */
 static void check_offset(lua_State *L, int idx, const char *what, char out[HISTORY_OFFSET_LEN + 1]) {
-    size_t len;
-    const char *s = lua_tolstring(L, idx, &len);
-    int ok = s && lua_type(L, idx) == LUA_TSTRING && len == HISTORY_OFFSET_LEN;
+    size_t len = 0;
+    /* The type first: lua_tolstring would turn a number into a string in place. */
+    const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+    int ok = s && len == HISTORY_OFFSET_LEN;
     for (size_t i = 0; ok && i < len; i++) ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
     if (!ok) luaL_error(L, "space.history: '%s' must be an offset (16 hex digits)", what);
     memcpy(out, s, HISTORY_OFFSET_LEN + 1);

@@ -35,9 +35,10 @@
 
 #include "clock.h"
 #include "log.h"
+#include "sbuf.h"
 
 #define MAX_PENDING_ROWS 100000   /* queued rows; past it appends are dropped (the disk is stuck) */
-#define GROUP_COMMIT_MS 20        /* a batch gathers this long before its transaction */
+#define GROUP_COMMIT_MS 500        /* a batch gathers this long before its transaction */
 #define GROUP_COMMIT_ROWS 5000    /* or until this many rows wait */
 #define TRIM_EVERY 16             /* a room is trimmed at about one append in this many */
 #define AGE_SWEEP_MS 600000       /* rows past max_age_s are deleted this often (and at start) */
@@ -140,15 +141,9 @@ static void age_bound(int64_t max_age_s, char out[HISTORY_OFFSET_LEN + 1]) {
  * The writer thread
  * =================================================================== */
 
-static const char SQL_INSERT[] = "INSERT OR IGNORE INTO messages(room, off, node, event, data) VALUES (?1, ?2, ?3, ?4, ?5)";
-/* The room's rows from the (max_messages + 1)-th newest down, and those past the age limit. */
-static const char SQL_TRIM_ROOM[] =
-    "DELETE FROM messages WHERE room = ?1 AND (off < ?3 OR off <= "
-    "(SELECT off FROM messages WHERE room = ?1 ORDER BY off DESC LIMIT 1 OFFSET ?2))";
-static const char SQL_SWEEP_AGE[] = "DELETE FROM messages WHERE off < ?1";
-static const char SQL_TRIM_ALL[] =
-    "DELETE FROM messages WHERE (room, off, node) IN (SELECT room, off, node FROM (SELECT room, off, node, "
-    "row_number() OVER (PARTITION BY room ORDER BY off DESC) AS n FROM messages) WHERE n > ?1)";
+static const char SQL_INSERT[] = "INSERT INTO chunks(room, first, last, n, body) VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_SWEEP_AGE[] = "DELETE FROM chunks WHERE last < ?1";
+static const char SQL_SWEEP_COUNT[] = "SELECT coalesce(sum(n), 0) FROM chunks WHERE last < ?1";
 
 static uint64_t xorshift(uint64_t *s) {
     uint64_t x = *s;
@@ -162,50 +157,173 @@ static int step_done(sqlite3_stmt *s) {
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-/* Writes one batch in one transaction: SQLITE_OK, or the failing code with
- * the message in err. *trimmed counts the rows the limits deleted. */
-static int write_batch(struct sqlite_store *st, sqlite3 *db, struct row *batch, int64_t max_messages,
+/* A chunk's body: its messages, oldest first, each
+ *   OFFSET(16 hex) ' ' EVENT ' ' LENGTH(decimal) ':' DATA(LENGTH bytes)
+ * Appends r's message to b: 0, or -1 out of memory. */
+static int body_append(struct sbuf *b, const struct row *r) {
+    return sbuf_printf(b, "%s %s %zu:", r->offset, r->event, r->data_len) || sbuf_append(b, r->data, r->data_len);
+}
+
+/* One message of a body at *p (before end): fills the fields, advances *p.
+ * 0, or -1 at the end or on a malformed body. */
+struct body_msg {
+    char offset[HISTORY_OFFSET_LEN + 1];
+    const char *event;
+    size_t event_len;
+    const char *data;
+    size_t data_len;
+};
+static int body_next(const char **p, const char *end, struct body_msg *m) {
+    const char *q = *p;
+    if (end - q < HISTORY_OFFSET_LEN + 4 || q[HISTORY_OFFSET_LEN] != ' ') return -1;
+    memcpy(m->offset, q, HISTORY_OFFSET_LEN);
+    m->offset[HISTORY_OFFSET_LEN] = 0;
+    q += HISTORY_OFFSET_LEN + 1;
+    const char *sp = memchr(q, ' ', (size_t)(end - q));
+    if (!sp) return -1;
+    m->event = q;
+    m->event_len = (size_t)(sp - q);
+    q = sp + 1;
+    size_t len = 0;
+    while (q < end && *q >= '0' && *q <= '9' && len < ((size_t)1 << 40)) len = len * 10 + (size_t)(*q++ - '0');
+    if (q >= end || *q != ':' || (size_t)(end - q - 1) < len) return -1;
+    m->data = q + 1;
+    m->data_len = len;
+    *p = q + 1 + len;
+    return 0;
+}
+
+/* Trims one room: chunks wholly past its newest keep messages or the age
+ * limit are deleted; exact: the chunk that straddles keep is rewritten to
+ * the messages within it (a change of the rules; else that chunk waits, and
+ * pages hide what is past the limit). Adds the chunks deleted to *trimmed. */
+static int trim_room(sqlite3 *db, const char *room, size_t room_len, int64_t keep, const char *age, int exact,
+                     uint64_t *trimmed) {
+    sqlite3_stmt *s = NULL, *del = NULL, *upd = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT rowid, last, n, body FROM chunks WHERE room = ?1 AND last >= ?2 "
+                                    "ORDER BY last DESC", -1, &s, NULL);
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_bind_text(s, 1, room, (int)room_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, age, -1, SQLITE_STATIC);
+    int64_t cum = 0, rewrite_id = 0, rewrite_n = 0;
+    char cut[HISTORY_OFFSET_LEN + 1] = "";   /* chunks whose newest is at or before it go ("": none) */
+    char first[HISTORY_OFFSET_LEN + 1] = ""; /* the rewritten chunk's oldest message */
+    struct sbuf body = {0};
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t n = sqlite3_column_int64(s, 2);
+        if (cum >= keep) { /* wholly past the limit: it and every older one */
+            snprintf(cut, sizeof cut, "%s", (const char *)sqlite3_column_text(s, 1));
+            break;
+        }
+        if (exact && cum + n > keep) { /* keep its newest keep - cum */
+            const char *p = sqlite3_column_blob(s, 3), *end = p + sqlite3_column_bytes(s, 3);
+            struct body_msg m;
+            for (int64_t i = 0; i < n - (keep - cum) && body_next(&p, end, &m) == 0;) i++;
+            const char *q = p;
+            if (body_next(&q, end, &m) == 0 && !sbuf_append(&body, p, (size_t)(end - p))) {
+                memcpy(first, m.offset, sizeof first);
+                rewrite_id = sqlite3_column_int64(s, 0);
+                rewrite_n = keep - cum;
+                *trimmed += (uint64_t)(n - rewrite_n);
+            }
+        }
+        cum += n;
+    }
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    sqlite3_finalize(s);
+    if (rc == SQLITE_OK && rewrite_id) {
+        rc = sqlite3_prepare_v2(db, "UPDATE chunks SET first = ?2, n = ?3, body = ?4 WHERE rowid = ?1", -1, &upd, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(upd, 1, rewrite_id);
+            sqlite3_bind_text(upd, 2, first, HISTORY_OFFSET_LEN, SQLITE_STATIC);
+            sqlite3_bind_int64(upd, 3, rewrite_n);
+            sqlite3_bind_blob(upd, 4, body.p, (int)body.len, SQLITE_STATIC);
+            rc = step_done(upd);
+        }
+        sqlite3_finalize(upd);
+    }
+    sbuf_free(&body);
+    /* The messages of the chunks that go are counted first (for /metrics). */
+    static const char *const sql[2] = {
+        "SELECT coalesce(sum(n), 0) FROM chunks WHERE room = ?1 AND (last <= ?2 OR last < ?3)",
+        "DELETE FROM chunks WHERE room = ?1 AND (last <= ?2 OR last < ?3)",
+    };
+    for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
+        rc = sqlite3_prepare_v2(db, sql[i], -1, &del, NULL);
+        if (rc != SQLITE_OK) break;
+        sqlite3_bind_text(del, 1, room, (int)room_len, SQLITE_STATIC);
+        sqlite3_bind_text(del, 2, cut, -1, SQLITE_STATIC);
+        sqlite3_bind_text(del, 3, age, -1, SQLITE_STATIC);
+        if (i == 0 && sqlite3_step(del) == SQLITE_ROW) *trimmed += (uint64_t)sqlite3_column_int64(del, 0);
+        rc = step_done(del);
+        sqlite3_finalize(del);
+        del = NULL;
+    }
+    return rc;
+}
+
+static int by_room_offset(const void *a, const void *b) {
+    const struct row *x = *(const struct row *const *)a, *y = *(const struct row *const *)b;
+    int c = strcmp(x->room, y->room);
+    return c ? c : strcmp(x->offset, y->offset);
+}
+
+/* Writes one batch in one transaction, one chunk per room: SQLITE_OK, or
+ * the failing code with the message in err. *trimmed counts the chunks the
+ * limits deleted. */
+static int write_batch(struct sqlite_store *st, sqlite3 *db, struct row *batch, size_t n, int64_t max_messages,
                        int64_t max_age_s, int64_t full_trim, uint64_t *trimmed, char *err, size_t errlen) {
-    sqlite3_stmt *ins = NULL, *trim = NULL, *sweep = NULL, *all = NULL;
+    sqlite3_stmt *ins = NULL, *sweep = NULL, *rooms = NULL;
     char bound[HISTORY_OFFSET_LEN + 1];
     age_bound(max_age_s, bound);
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    struct row **v = n ? malloc(n * sizeof *v) : NULL;
+    struct sbuf body = {0};
+    int rc = n && !v ? SQLITE_NOMEM : SQLITE_OK;
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     int began = rc == SQLITE_OK;
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_INSERT, -1, &ins, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_TRIM_ROOM, -1, &trim, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_SWEEP_AGE, -1, &sweep, NULL);
-    for (struct row *r = batch; r && rc == SQLITE_OK; r = r->next) {
-        sqlite3_bind_text(ins, 1, r->room, (int)r->room_len, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 2, r->offset, HISTORY_OFFSET_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 3, st->node);
-        sqlite3_bind_text(ins, 4, r->event, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 5, r->data, (int)r->data_len, SQLITE_STATIC);
+    size_t k = 0;
+    for (struct row *r = batch; r && v; r = r->next) v[k++] = r;
+    if (rc == SQLITE_OK && k) qsort(v, k, sizeof *v, by_room_offset);
+    for (size_t i = 0; i < k && rc == SQLITE_OK;) {
+        size_t e = i;
+        sbuf_reset(&body);
+        while (e < k && strcmp(v[e]->room, v[i]->room) == 0) {
+            if (body_append(&body, v[e])) rc = SQLITE_NOMEM;
+            e++;
+        }
+        if (rc != SQLITE_OK) break;
+        sqlite3_bind_text(ins, 1, v[i]->room, (int)v[i]->room_len, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, v[i]->offset, HISTORY_OFFSET_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, v[e - 1]->offset, HISTORY_OFFSET_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 4, (int64_t)(e - i));
+        sqlite3_bind_blob(ins, 5, body.p, (int)body.len, SQLITE_STATIC);
         rc = step_done(ins);
-        /* About one append in TRIM_EVERY trims its room: the walk to the
-         * limit is paid once per TRIM_EVERY rows, not per row. */
-        if (rc == SQLITE_OK && xorshift(&st->rng) % TRIM_EVERY == 0) {
-            sqlite3_bind_text(trim, 1, r->room, (int)r->room_len, SQLITE_STATIC);
-            sqlite3_bind_int64(trim, 2, max_messages);
-            sqlite3_bind_text(trim, 3, bound, HISTORY_OFFSET_LEN, SQLITE_STATIC);
-            rc = step_done(trim);
-            if (rc == SQLITE_OK) *trimmed += (uint64_t)sqlite3_changes(db);
-        }
+        /* The walk to the room's limit, at about one chunk in TRIM_EVERY. */
+        if (rc == SQLITE_OK && !full_trim && xorshift(&st->rng) % TRIM_EVERY == 0)
+            rc = trim_room(db, v[i]->room, v[i]->room_len, max_messages, bound, 0, trimmed);
+        i = e;
     }
-    if (rc == SQLITE_OK && full_trim > 0) {
-        rc = sqlite3_prepare_v2(db, SQL_TRIM_ALL, -1, &all, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(all, 1, full_trim);
-            rc = step_done(all);
+    if (rc == SQLITE_OK && full_trim > 0) { /* the rules changed: every room, exactly */
+        rc = sqlite3_prepare_v2(db, "SELECT DISTINCT room FROM chunks", -1, &rooms, NULL);
+        while (rc == SQLITE_OK && sqlite3_step(rooms) == SQLITE_ROW) {
+            const char *room = (const char *)sqlite3_column_text(rooms, 0);
+            if (room) rc = trim_room(db, room, (size_t)sqlite3_column_bytes(rooms, 0), full_trim, bound, 1, trimmed);
         }
-        if (rc == SQLITE_OK) *trimmed += (uint64_t)sqlite3_changes(db);
-        if (rc == SQLITE_OK) st->next_sweep_ms = 0; /* and the age limit, now */
     }
     uint64_t now = clock_wall_ms();
     if (rc == SQLITE_OK && now >= st->next_sweep_ms) { /* rooms nobody writes to any more */
+        sqlite3_stmt *count = NULL;
+        if (sqlite3_prepare_v2(db, SQL_SWEEP_COUNT, -1, &count, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(count, 1, bound, HISTORY_OFFSET_LEN, SQLITE_STATIC);
+            if (sqlite3_step(count) == SQLITE_ROW) *trimmed += (uint64_t)sqlite3_column_int64(count, 0);
+        }
+        sqlite3_finalize(count);
         sqlite3_bind_text(sweep, 1, bound, HISTORY_OFFSET_LEN, SQLITE_STATIC);
         rc = step_done(sweep);
-        if (rc == SQLITE_OK) *trimmed += (uint64_t)sqlite3_changes(db);
     }
+    sqlite3_finalize(rooms);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc == SQLITE_OK && now >= st->next_sweep_ms) st->next_sweep_ms = now + AGE_SWEEP_MS;
     if (rc != SQLITE_OK) {
@@ -213,9 +331,9 @@ static int write_batch(struct sqlite_store *st, sqlite3 *db, struct row *batch, 
         if (began) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     }
     sqlite3_finalize(ins);
-    sqlite3_finalize(trim);
     sqlite3_finalize(sweep);
-    sqlite3_finalize(all);
+    sbuf_free(&body);
+    free(v);
     return rc;
 }
 
@@ -245,7 +363,7 @@ static void writer_main(void *arg) {
 
         uint64_t trimmed = 0;
         char err[256] = "";
-        int rc = write_batch(st, st->wdb, batch, max_messages, max_age_s, full_trim, &trimmed, err, sizeof err);
+        int rc = write_batch(st, st->wdb, batch, n, max_messages, max_age_s, full_trim, &trimmed, err, sizeof err);
 
         uv_mutex_lock(&st->mu);
         st->inflight = NULL;
@@ -356,9 +474,88 @@ static int by_offset(const void *a, const void *b) {
     return strcmp((*(const struct row *const *)a)->offset, (*(const struct row *const *)b)->offset);
 }
 
-/* Raises j->min_off to the room's max_messages-th newest row, counting the
- * copies (newer than what is on disk) first: trimming is amortized, so the
- * disk may hold a few rows more than the rule, and no page shows them. */
+static int by_offset_desc(const void *a, const void *b) { return by_offset(b, a); }
+
+/* A growable array of rows (each owned). */
+struct rowvec {
+    struct row **v;
+    size_t n, cap;
+};
+
+static int vec_push(struct rowvec *x, struct row *r) {
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 64;
+        struct row **v = realloc(x->v, cap * sizeof *v);
+        if (!v) return -1;
+        x->v = v;
+        x->cap = cap;
+    }
+    x->v[x->n++] = r;
+    return 0;
+}
+
+static void vec_free(struct rowvec *x) {
+    for (size_t i = 0; i < x->n; i++) free(x->v[i]);
+    free(x->v);
+    x->v = NULL;
+    x->n = x->cap = 0;
+}
+
+/* Reads the room's messages that pass keep() from its chunks into x (which
+ * may hold rows already): chunks newest first (or, asc, oldest first, those
+ * after `after`), until x holds want rows and no further chunk can hold a
+ * nearer one (chunks of processes sharing the database may overlap). */
+static int read_chunks(sqlite3 *db, struct query_job *j, int asc, size_t want, struct rowvec *x,
+                       int (*keep)(const struct query_job *, const char *)) {
+    const char *sql = asc ? "SELECT first, body FROM chunks WHERE room = ?1 AND last > ?2 AND first <= ?3 "
+                            "ORDER BY first ASC"
+                          : "SELECT last, body FROM chunks WHERE room = ?1 AND first < ?2 AND last >= ?3 "
+                            "ORDER BY last DESC";
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK) return rc;
+    const char *upto = j->q.upto[0] ? j->q.upto : MAX_OFFSET_UNBOUNDED;
+    sqlite3_bind_text(s, 1, j->room, (int)j->room_len, SQLITE_STATIC);
+    if (asc) {
+        sqlite3_bind_text(s, 2, j->q.after, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, upto, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_text(s, 2, keep == in_page && j->q.before[0] ? j->q.before : MAX_OFFSET_UNBOUNDED, -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, j->min_off, -1, SQLITE_STATIC);
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(s, 0);
+        if (!key) continue;
+        if (x->n >= want) {
+            qsort(x->v, x->n, sizeof *x->v, asc ? by_offset : by_offset_desc);
+            const char *cutoff = x->v[want - 1]->offset;
+            if (asc ? strcmp(key, cutoff) > 0 : strcmp(key, cutoff) < 0) break;
+        }
+        const char *p = sqlite3_column_blob(s, 1), *end = p + sqlite3_column_bytes(s, 1);
+        struct body_msg m;
+        while (body_next(&p, end, &m) == 0) {
+            if (!keep(j, m.offset) || m.event_len >= 64) continue;
+            char ev[64];
+            memcpy(ev, m.event, m.event_len);
+            ev[m.event_len] = 0;
+            struct row *r = row_new(j->room, j->room_len, m.offset, ev, m.data, m.data_len);
+            if (!r || vec_push(x, r) != 0) {
+                free(r);
+                rc = SQLITE_NOMEM;
+                break;
+            }
+        }
+        if (rc == SQLITE_NOMEM) break;
+    }
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Raises j->min_off to the room's max_messages-th newest message, counting
+ * the copies (newer than what is on disk) first: trimming is amortized, so
+ * the disk may hold a few messages more than the rule, and no page shows them. */
 static int apply_count_limit(struct query_job *j, sqlite3 *db) {
     size_t p = 0;
     for (struct row *r = j->copies; r; r = r->next) p++;
@@ -368,22 +565,14 @@ static int apply_count_limit(struct query_job *j, sqlite3 *db) {
         for (size_t i = 0; i < p - (size_t)j->max_messages; i++) r = r->next;
         memcpy(floor, r->offset, sizeof floor);
     } else {
-        sqlite3_stmt *s = NULL;
-        int rc = sqlite3_prepare_v2(db,
-                                    "SELECT off FROM messages WHERE room = ?1 AND off >= ?2 AND off <= ?3 "
-                                    "ORDER BY off DESC LIMIT 1 OFFSET ?4",
-                                    -1, &s, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_text(s, 1, j->room, (int)j->room_len, SQLITE_STATIC);
-            sqlite3_bind_text(s, 2, j->min_off, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s, 3, j->q.upto[0] ? j->q.upto : MAX_OFFSET_UNBOUNDED, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 4, j->max_messages - 1 - (int64_t)p);
-            rc = sqlite3_step(s);
-            if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == HISTORY_OFFSET_LEN)
-                memcpy(floor, sqlite3_column_text(s, 0), sizeof floor);
-            rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+        struct rowvec x = {0};
+        size_t want = (size_t)j->max_messages - p;
+        int rc = read_chunks(db, j, 0, want, &x, in_bounds);
+        if (rc == SQLITE_OK && x.n >= want) {
+            qsort(x.v, x.n, sizeof *x.v, by_offset_desc);
+            memcpy(floor, x.v[want - 1]->offset, sizeof floor);
         }
-        sqlite3_finalize(s);
+        vec_free(&x);
         if (rc != SQLITE_OK) return rc;
     }
     if (floor[0] && strcmp(floor, j->min_off) > 0) memcpy(j->min_off, floor, sizeof floor);
@@ -396,72 +585,30 @@ static void query_work(uv_work_t *w) {
     struct sqlite_store *st = j->st;
     sqlite3 *db = reader_take(st, j->err, sizeof j->err);
     if (!db) return;
-    if (apply_count_limit(j, db) != SQLITE_OK) {
-        snprintf(j->err, sizeof j->err, "%s", sqlite3_errmsg(db));
-        reader_give_back(st, db);
-        return;
-    }
-    /* The copies this page takes. */
-    for (struct row **pp = &j->copies; *pp;) {
-        struct row *r = *pp;
-        if (in_page(j, r->offset)) {
-            pp = &r->next;
-            continue;
-        }
-        *pp = r->next;
+    int rc = apply_count_limit(j, db);
+    /* The copies this page takes, then the disk's. */
+    struct rowvec x = {0};
+    for (struct row *r = j->copies, *next; r; r = next) {
+        next = r->next;
+        if (rc == SQLITE_OK && in_page(j, r->offset) && vec_push(&x, r) == 0) continue;
         free(r);
     }
-    int after = j->q.after[0] != 0;
-    const char *sql = after ? "SELECT off, event, data FROM messages WHERE room = ?1 AND off > ?2 AND off >= ?3 AND off <= ?5 "
-                              "ORDER BY off ASC LIMIT ?4"
-                            : "SELECT off, event, data FROM messages WHERE room = ?1 AND off < ?2 AND off >= ?3 AND off <= ?5 "
-                              "ORDER BY off DESC LIMIT ?4";
-    sqlite3_stmt *s = NULL;
-    struct row *list = j->copies, **tail = &list;
-    size_t n = 0;
-    for (struct row *r = list; r; r = r->next, n++) tail = &r->next;
     j->copies = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        const char *bound = after ? j->q.after : j->q.before[0] ? j->q.before : MAX_OFFSET_UNBOUNDED;
-        sqlite3_bind_text(s, 1, j->room, (int)j->room_len, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, bound, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, j->min_off, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, (int64_t)j->q.limit + 1);
-        sqlite3_bind_text(s, 5, j->q.upto[0] ? j->q.upto : MAX_OFFSET_UNBOUNDED, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            const char *off = (const char *)sqlite3_column_text(s, 0);
-            const char *ev = (const char *)sqlite3_column_text(s, 1);
-            const char *data = (const char *)sqlite3_column_text(s, 2);
-            if (!off || !ev || !data || strlen(off) != HISTORY_OFFSET_LEN) continue;
-            struct row *r = row_new(j->room, j->room_len, off, ev, data, (size_t)sqlite3_column_bytes(s, 2));
-            if (!r) {
-                rc = SQLITE_NOMEM;
-                break;
-            }
-            *tail = r;
-            tail = &r->next;
-            n++;
-        }
-        if (rc == SQLITE_DONE) rc = SQLITE_OK;
-    }
-    if (rc != SQLITE_OK) snprintf(j->err, sizeof j->err, "%s", sqlite3_errmsg(db));
-    sqlite3_finalize(s);
+    int after = j->q.after[0] != 0;
+    if (rc == SQLITE_OK) rc = read_chunks(db, j, after, (size_t)j->q.limit + 1, &x, in_page);
+    if (rc != SQLITE_OK) snprintf(j->err, sizeof j->err, "%s", rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
     reader_give_back(st, db);
-    /* The disk's page and the copies together, sorted, each offset once. */
-    struct row **all = n ? malloc(n * sizeof *all) : NULL;
-    if (n && !all) {
-        rows_free(list);
-        snprintf(j->err, sizeof j->err, "out of memory");
+    if (j->err[0]) {
+        vec_free(&x);
         return;
     }
-    size_t k = 0;
-    for (struct row *r = list; r; r = r->next) all[k++] = r;
+    /* Sorted, each message once (a copy written meanwhile is read from the
+     * disk too; rows of another process with the same offset differ in their data). */
+    struct row **all = x.v;
+    size_t n = x.n;
     if (n) qsort(all, n, sizeof *all, by_offset);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        /* A copy that was written meanwhile is read from the disk too: once. (Rows of
-         * another process with the same offset differ in their data, and stay.) */
         if (m && strcmp(all[m - 1]->offset, all[i]->offset) == 0 && all[m - 1]->data_len == all[i]->data_len &&
             memcmp(all[m - 1]->data, all[i]->data, all[i]->data_len) == 0) {
             free(all[i]);
@@ -667,8 +814,11 @@ static int mkdir_parents(const char *path) {
 static const char SQL_SCHEMA[] =
     "PRAGMA journal_mode = WAL;"
     "PRAGMA synchronous = NORMAL;"
-    "CREATE TABLE IF NOT EXISTS messages(room TEXT NOT NULL, off TEXT NOT NULL, node INTEGER NOT NULL, "
-    "event TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (room, off, node)) WITHOUT ROWID;";
+    "PRAGMA cache_size = -65536;"
+    "CREATE TABLE IF NOT EXISTS chunks(room TEXT NOT NULL, first TEXT NOT NULL, last TEXT NOT NULL, "
+    "n INTEGER NOT NULL, body BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS chunks_room_last ON chunks(room, last);"
+    "CREATE INDEX IF NOT EXISTS chunks_room_first ON chunks(room, first);";
 
 struct history_store *history_sqlite_open(void *uv_loop, const char *path, uint64_t *max_offset, char *err,
                                           size_t errlen) {
@@ -698,7 +848,7 @@ struct history_store *history_sqlite_open(void *uv_loop, const char *path, uint6
     sqlite3_stmt *s = NULL;
     /* A scan of the table, once at start (no index on the offset alone: every
      * index is paid on every insert). */
-    if (sqlite3_prepare_v2(st->wdb, "SELECT max(off) FROM messages", -1, &s, NULL) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(st->wdb, "SELECT max(last) FROM chunks", -1, &s, NULL) == SQLITE_OK &&
         sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
         *max_offset = strtoull((const char *)sqlite3_column_text(s, 0), NULL, 16);
     sqlite3_finalize(s);

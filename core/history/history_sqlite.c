@@ -1,27 +1,38 @@
 /* history_sqlite: the history store in one SQLite database (WAL mode).
  *
+ * On disk a room's history is a run of chunks: one row per room per batch,
+ * holding that batch's messages of the room (oldest first) with the first
+ * and last offset and the count, indexed by (room, last) and (room, first):
+ *
+ *   chunks(room, first, last, n, body)
+ *   body = { OFFSET ' ' EVENT ' ' LENGTH ':' DATA } * n
+ *
+ * so the writer pays a B-tree insert per room and batch, not per message.
+ *
  * Writes: append() links a row into `pending` (under the mutex), waking the
  * writer thread only when it sleeps with nothing to do; the writer lets a
  * batch gather for GROUP_COMMIT_MS, takes everything pending (moved to
- * `inflight`), inserts it in one transaction, trims, commits, and drops the
- * batch: a transaction costs a few page writes whatever its size, so under
- * load it carries hundreds of rows. A failed batch (disk full, locked, file
- * too large) is rolled back, counted and logged from the loop (an async
- * handle), and the writer goes on with the next one: live chat never waits.
+ * `inflight`), groups it by room, writes one chunk per room in one
+ * transaction, trims, commits, and drops the batch. A failed batch (disk
+ * full, locked, file too large) is rolled back, counted and logged from the
+ * loop (an async handle), and the writer goes on with the next one: live
+ * chat never waits.
  *
- * Trimming: a room is trimmed to its newest max_messages at about one of
- * its appends in TRIM_EVERY (a walk of max_messages index entries each), and
- * rows past the age limit are swept every AGE_SWEEP_MS, so a room may hold a
- * few rows more than the rule for a while; queries hide them (the page ends
- * at the room's max_messages-th newest row, and at the age limit). When the
- * rules change, the writer trims every room to the smaller of the old and
- * the new limit, so what was hidden does not come back with a larger one.
+ * Trimming: at about one chunk in TRIM_EVERY its room loses the chunks wholly
+ * past its newest max_messages messages or the age limit, and chunks past
+ * the age limit are swept every AGE_SWEEP_MS, so a room may hold a few
+ * messages more than the rule for a while; queries hide them (a page ends
+ * at the room's max_messages-th newest message, and at the age limit). When
+ * the rules change, the writer trims every room exactly (the chunk that
+ * straddles the limit is rewritten) to the smaller of the old and the new
+ * limit, so what was hidden does not come back with a larger one.
  *
  * Reads: query() copies the room's rows still pending or in flight, then a
  * job on libuv's thread pool reads the page from an idle read connection
- * (one per job at a time, kept for the next), merges the copies in (so a
- * row appended before the query is seen whether or not it was committed)
- * and answers on the loop. */
+ * (one per job at a time, kept for the next): the chunks nearest the page's
+ * bound first, until no further chunk can hold a nearer message; it merges
+ * the copies in (so a message appended before the query is seen whether or
+ * not it was committed) and answers on the loop. */
 #include "history.h"
 
 #include <errno.h>
@@ -34,6 +45,7 @@
 #include <uv.h>
 
 #include "clock.h"
+#include "hmap.h"
 #include "log.h"
 #include "sbuf.h"
 
@@ -51,6 +63,7 @@
  * each NUL-terminated. */
 struct row {
     struct row *next;
+    struct row *same_room; /* the writer's: the next row of this row's room in the batch */
     char offset[HISTORY_OFFSET_LEN + 1];
     char *room;
     size_t room_len;
@@ -161,7 +174,20 @@ static int step_done(sqlite3_stmt *s) {
  *   OFFSET(16 hex) ' ' EVENT ' ' LENGTH(decimal) ':' DATA(LENGTH bytes)
  * Appends r's message to b: 0, or -1 out of memory. */
 static int body_append(struct sbuf *b, const struct row *r) {
-    return sbuf_printf(b, "%s %s %zu:", r->offset, r->event, r->data_len) || sbuf_append(b, r->data, r->data_len);
+    char head[HISTORY_OFFSET_LEN + 64 + 32], digits[24];
+    size_t ev = strlen(r->event), h = 0, d = 0;
+    if (ev > 64) return -1;
+    memcpy(head, r->offset, HISTORY_OFFSET_LEN);
+    h = HISTORY_OFFSET_LEN;
+    head[h++] = ' ';
+    memcpy(head + h, r->event, ev);
+    h += ev;
+    head[h++] = ' ';
+    size_t len = r->data_len;
+    do digits[d++] = (char)('0' + len % 10); while ((len /= 10) && d < sizeof digits);
+    while (d) head[h++] = digits[--d];
+    head[h++] = ':';
+    return sbuf_append(b, head, h) || sbuf_append(b, r->data, r->data_len);
 }
 
 /* One message of a body at *p (before end): fills the fields, advances *p.
@@ -262,11 +288,12 @@ static int trim_room(sqlite3 *db, const char *room, size_t room_len, int64_t kee
     return rc;
 }
 
-static int by_room_offset(const void *a, const void *b) {
-    const struct row *x = *(const struct row *const *)a, *y = *(const struct row *const *)b;
-    int c = strcmp(x->room, y->room);
-    return c ? c : strcmp(x->offset, y->offset);
-}
+/* The rows of one room in a batch, in the order appended (which is the
+ * order of their offsets). */
+struct room_rows {
+    struct row *head, *tail;
+    size_t n;
+};
 
 /* Writes one batch in one transaction, one chunk per room: SQLITE_OK, or
  * the failing code with the message in err. *trimmed counts the chunks the
@@ -276,34 +303,45 @@ static int write_batch(struct sqlite_store *st, sqlite3 *db, struct row *batch, 
     sqlite3_stmt *ins = NULL, *sweep = NULL, *rooms = NULL;
     char bound[HISTORY_OFFSET_LEN + 1];
     age_bound(max_age_s, bound);
-    struct row **v = n ? malloc(n * sizeof *v) : NULL;
+    /* The batch by room, in one pass (a hash map, not a sort). */
+    struct room_rows *v = n ? malloc(n * sizeof *v) : NULL;
+    struct hmap by_room = {0};
     struct sbuf body = {0};
     int rc = n && !v ? SQLITE_NOMEM : SQLITE_OK;
+    size_t k = 0;
+    for (struct row *r = batch; r && rc == SQLITE_OK; r = r->next) {
+        r->same_room = NULL;
+        struct room_rows *g = hmap_get(&by_room, r->room, r->room_len);
+        if (g) {
+            g->tail->same_room = r;
+            g->tail = r;
+            g->n++;
+            continue;
+        }
+        g = &v[k++];
+        *g = (struct room_rows){r, r, 1};
+        if (hmap_put(&by_room, r->room, r->room_len, g) != 0) rc = SQLITE_NOMEM;
+    }
+    hmap_free(&by_room);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     int began = rc == SQLITE_OK;
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_INSERT, -1, &ins, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, SQL_SWEEP_AGE, -1, &sweep, NULL);
-    size_t k = 0;
-    for (struct row *r = batch; r && v; r = r->next) v[k++] = r;
-    if (rc == SQLITE_OK && k) qsort(v, k, sizeof *v, by_room_offset);
-    for (size_t i = 0; i < k && rc == SQLITE_OK;) {
-        size_t e = i;
+    for (size_t i = 0; i < k && rc == SQLITE_OK; i++) {
+        const struct room_rows *g = &v[i];
         sbuf_reset(&body);
-        while (e < k && strcmp(v[e]->room, v[i]->room) == 0) {
-            if (body_append(&body, v[e])) rc = SQLITE_NOMEM;
-            e++;
-        }
+        for (const struct row *r = g->head; r && rc == SQLITE_OK; r = r->same_room)
+            if (body_append(&body, r)) rc = SQLITE_NOMEM;
         if (rc != SQLITE_OK) break;
-        sqlite3_bind_text(ins, 1, v[i]->room, (int)v[i]->room_len, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 2, v[i]->offset, HISTORY_OFFSET_LEN, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 3, v[e - 1]->offset, HISTORY_OFFSET_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 4, (int64_t)(e - i));
+        sqlite3_bind_text(ins, 1, g->head->room, (int)g->head->room_len, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, g->head->offset, HISTORY_OFFSET_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, g->tail->offset, HISTORY_OFFSET_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 4, (int64_t)g->n);
         sqlite3_bind_blob(ins, 5, body.p, (int)body.len, SQLITE_STATIC);
         rc = step_done(ins);
         /* The walk to the room's limit, at about one chunk in TRIM_EVERY. */
         if (rc == SQLITE_OK && !full_trim && xorshift(&st->rng) % TRIM_EVERY == 0)
-            rc = trim_room(db, v[i]->room, v[i]->room_len, max_messages, bound, 0, trimmed);
-        i = e;
+            rc = trim_room(db, g->head->room, g->head->room_len, max_messages, bound, 0, trimmed);
     }
     if (rc == SQLITE_OK && full_trim > 0) { /* the rules changed: every room, exactly */
         rc = sqlite3_prepare_v2(db, "SELECT DISTINCT room FROM chunks", -1, &rooms, NULL);
@@ -812,6 +850,9 @@ static int mkdir_parents(const char *path) {
  * node tells apart rows of processes sharing the database (--workers) that
  * made the same offset in the same millisecond. */
 static const char SQL_SCHEMA[] =
+    /* Large pages: a batch writes a few megabytes, and each page is a write
+     * to the WAL and another at the checkpoint (for a new database only). */
+    "PRAGMA page_size = 65536;"
     "PRAGMA journal_mode = WAL;"
     "PRAGMA synchronous = NORMAL;"
     "PRAGMA cache_size = -65536;"

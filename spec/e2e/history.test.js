@@ -280,19 +280,19 @@ describe('restart on the same --data-dir', () => {
 
 describe('a full disk', () => {
   test('writes failing with EFBIG (RLIMIT_FSIZE) are counted and logged; chat keeps delivering', async () => {
-    const srv = await h.startServer({ scripts: scriptsDir, fsizeKiB: 96 });
+    const srv = await h.startServer({ scripts: scriptsDir, fsizeKiB: 768 });
     try {
       const room = h.uniqueRoom('hfull');
       const { a, b } = await pair(srv, room);
       const text = 'x'.repeat(3000);
       let round = 0;
-      // A few KiB per message: the database passes 96 KiB within a few dozen of them.
+      // 20 messages of 3 KiB a round: the database passes 768 KiB within a few rounds.
       await h.waitFor(async () => {
         round++;
-        a.emit('send_message', { room, text: `${text} ${round}` });
-        await h.nextEvent(b, 'new_message', T(5000), (d) => d.text === `${text} ${round}`);
+        for (let i = 0; i < 20; i++) a.emit('send_message', { room, text: `${text} ${round}.${i}` });
+        await h.nextEvent(b, 'new_message', T(5000), (d) => d.text === `${text} ${round}.19`);
         return (await metric(srv, 'space_history_write_errors_total')) > 0;
-      }, T(20000), 'a history write to fail');
+      }, T(20000), 'a history write to fail', 100);
       ok(/history: write failed/.test(srv.stderr), 'the failure is logged', srv.stderr.slice(-2000));
       const got = await sendMany(a, b, room, 10, 'still chatting');
       eq(got.length, 10, 'chat goes on');

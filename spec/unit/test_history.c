@@ -172,16 +172,18 @@ TEST(a_full_disk_is_counted_and_the_store_goes_on) {
     CHECK(st != NULL);
     if (!st) return;
     signal(SIGXFSZ, SIG_IGN);
-    struct rlimit small = {64 * 1024, old.rlim_max};
+    struct rlimit small = {1024 * 1024, old.rlim_max}; /* a few of its 64 KiB pages */
     CHECK_INT(0, setrlimit(RLIMIT_FSIZE, &small));
     char big[4000];
     memset(big, 'x', sizeof big);
     big[0] = '"', big[sizeof big - 1] = '"';
     struct history_stats s = {0};
-    for (unsigned i = 0; i < 200 && !s.write_errors; i++) {
-        char off[HISTORY_OFFSET_LEN + 1];
-        offset_of(1000 + i, off);
-        st->ops->append(st, "f", 1, off, "new_message", big, sizeof big);
+    for (unsigned i = 0; i < 2000 && !s.write_errors; i += 50) {
+        for (unsigned k = 0; k < 50; k++) {
+            char off[HISTORY_OFFSET_LEN + 1];
+            offset_of(1000 + i + k, off);
+            st->ops->append(st, "f", 1, off, "new_message", big, sizeof big);
+        }
         wait_written(&loop, st);
         st->ops->stats(st, &s);
     }

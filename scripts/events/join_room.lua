@@ -15,11 +15,12 @@ local REPLAY_PAGE = 1000 -- messages read per step of a replay
 
 -- Sends answer, then the room's messages after since (page by page, none
 -- past the bound of the first page: later ones come live), then releases
--- the connection's held output.
+-- the connection's held output (also when a step fails: the connection
+-- must not stay held).
 local function replay(conn, ev, room, answer, since)
-  local bound
-  local function page(messages, has_more, err)
-    if not conn:is_open() then return end
+  local bound, page
+  -- One page out; true when another was asked for.
+  local function step(messages, has_more, err)
     if not messages then
       space.log("error", "join_room: " .. tostring(err))
       messages, has_more = {}, false
@@ -31,11 +32,17 @@ local function replay(conn, ev, room, answer, since)
     end
     for _, m in ipairs(messages) do conn:emit(m.event, m.data) end
     conn:ahead(false)
-    if has_more then
-      space.history(room, { after = messages[#messages].data.offset, upto = bound, limit = REPLAY_PAGE, events = true }, page)
-    else
-      conn:release()
-    end
+    if not has_more then return false end
+    space.history(room, { after = messages[#messages].data.offset, upto = bound, limit = REPLAY_PAGE, events = true }, page)
+    return true
+  end
+  page = function(messages, has_more, err)
+    if not conn:is_open() then return end
+    local ok, more = pcall(step, messages, has_more, err)
+    if ok and more then return end
+    conn:ahead(false)
+    conn:release()
+    if not ok then error(more, 0) end
   end
   bound = space.history(room, { after = since, limit = REPLAY_PAGE, events = true }, page)
 end

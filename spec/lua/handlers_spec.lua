@@ -276,6 +276,19 @@ describe("history", function()
     assert.are.same({ "m2", "m3" }, { dave.inbox[2].data.text, dave.inbox[3].data.text })
     refused("invalid_payload", call(dave, "join_room", { room = "r", since = first, history = 1 }))
   end)
+
+  it("join_room with since replays past one page (1000 messages), in order, then releases the hold", function()
+    local space, call, alice = two()
+    local since = space.history_append("r", "new_message", { text = "before" })
+    for i = 1, 1003 do call(alice, "send_message", { room = "r", text = "m" .. i }) end
+    local erin = space.connect("e1", { id = "u5", name = "erin" })
+    call(erin, "join_room", { room = "r", since = since })
+    space.run_later()
+    assert.are.equal(0, erin.holds)
+    local got = erin:take("new_message")
+    assert.are.equal(1003, #got)
+    for i = 1, 1003 do assert.are.equal("m" .. i, got[i].text) end
+  end)
 end)
 
 describe("on_disconnect", function()

@@ -41,9 +41,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <uv.h>
 
+#include "chunk.h"
 #include "clock.h"
 #include "hmap.h"
 #include "log.h"
@@ -106,7 +106,6 @@ struct sqlite_store {
     /* The writer's own. */
     uint64_t rng;           /* xorshift state: which appends trim their room */
     uint64_t next_sweep_ms; /* the next age sweep */
-    int64_t node;           /* this process's part of a row's key (--workers share the database) */
 };
 
 void history_offset_of_ms(uint64_t ms, char out[HISTORY_OFFSET_LEN + 1]) {
@@ -170,55 +169,6 @@ static int step_done(sqlite3_stmt *s) {
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-/* A chunk's body: its messages, oldest first, each
- *   OFFSET(16 hex) ' ' EVENT ' ' LENGTH(decimal) ':' DATA(LENGTH bytes)
- * Appends r's message to b: 0, or -1 out of memory. */
-static int body_append(struct sbuf *b, const struct row *r) {
-    char head[HISTORY_OFFSET_LEN + 64 + 32], digits[24];
-    size_t ev = strlen(r->event), h = 0, d = 0;
-    if (ev > 64) return -1;
-    memcpy(head, r->offset, HISTORY_OFFSET_LEN);
-    h = HISTORY_OFFSET_LEN;
-    head[h++] = ' ';
-    memcpy(head + h, r->event, ev);
-    h += ev;
-    head[h++] = ' ';
-    size_t len = r->data_len;
-    do digits[d++] = (char)('0' + len % 10); while ((len /= 10) && d < sizeof digits);
-    while (d) head[h++] = digits[--d];
-    head[h++] = ':';
-    return sbuf_append(b, head, h) || sbuf_append(b, r->data, r->data_len);
-}
-
-/* One message of a body at *p (before end): fills the fields, advances *p.
- * 0, or -1 at the end or on a malformed body. */
-struct body_msg {
-    char offset[HISTORY_OFFSET_LEN + 1];
-    const char *event;
-    size_t event_len;
-    const char *data;
-    size_t data_len;
-};
-static int body_next(const char **p, const char *end, struct body_msg *m) {
-    const char *q = *p;
-    if (end - q < HISTORY_OFFSET_LEN + 4 || q[HISTORY_OFFSET_LEN] != ' ') return -1;
-    memcpy(m->offset, q, HISTORY_OFFSET_LEN);
-    m->offset[HISTORY_OFFSET_LEN] = 0;
-    q += HISTORY_OFFSET_LEN + 1;
-    const char *sp = memchr(q, ' ', (size_t)(end - q));
-    if (!sp) return -1;
-    m->event = q;
-    m->event_len = (size_t)(sp - q);
-    q = sp + 1;
-    size_t len = 0;
-    while (q < end && *q >= '0' && *q <= '9' && len < ((size_t)1 << 40)) len = len * 10 + (size_t)(*q++ - '0');
-    if (q >= end || *q != ':' || (size_t)(end - q - 1) < len) return -1;
-    m->data = q + 1;
-    m->data_len = len;
-    *p = q + 1 + len;
-    return 0;
-}
-
 /* Trims one room: chunks wholly past its newest keep messages or the age
  * limit are deleted; exact: the chunk that straddles keep is rewritten to
  * the messages within it (a change of the rules; else that chunk waits, and
@@ -243,10 +193,10 @@ static int trim_room(sqlite3 *db, const char *room, size_t room_len, int64_t kee
         }
         if (exact && cum + n > keep) { /* keep its newest keep - cum */
             const char *p = sqlite3_column_blob(s, 3), *end = p + sqlite3_column_bytes(s, 3);
-            struct body_msg m;
-            for (int64_t i = 0; i < n - (keep - cum) && body_next(&p, end, &m) == 0;) i++;
+            struct chunk_msg m;
+            for (int64_t i = 0; i < n - (keep - cum) && chunk_next(&p, end, &m) == 0;) i++;
             const char *q = p;
-            if (body_next(&q, end, &m) == 0 && !sbuf_append(&body, p, (size_t)(end - p))) {
+            if (chunk_next(&q, end, &m) == 0 && !sbuf_append(&body, p, (size_t)(end - p))) {
                 memcpy(first, m.offset, sizeof first);
                 rewrite_id = sqlite3_column_int64(s, 0);
                 rewrite_n = keep - cum;
@@ -331,7 +281,7 @@ static int write_batch(struct sqlite_store *st, sqlite3 *db, struct row *batch, 
         const struct room_rows *g = &v[i];
         sbuf_reset(&body);
         for (const struct row *r = g->head; r && rc == SQLITE_OK; r = r->same_room)
-            if (body_append(&body, r)) rc = SQLITE_NOMEM;
+            if (chunk_append(&body, r->offset, r->event, r->data, r->data_len)) rc = SQLITE_NOMEM;
         if (rc != SQLITE_OK) break;
         sqlite3_bind_text(ins, 1, g->head->room, (int)g->head->room_len, SQLITE_STATIC);
         sqlite3_bind_text(ins, 2, g->head->offset, HISTORY_OFFSET_LEN, SQLITE_STATIC);
@@ -571,10 +521,10 @@ static int read_chunks(sqlite3 *db, struct query_job *j, int asc, size_t want, s
             if (asc ? strcmp(key, cutoff) > 0 : strcmp(key, cutoff) < 0) break;
         }
         const char *p = sqlite3_column_blob(s, 1), *end = p + sqlite3_column_bytes(s, 1);
-        struct body_msg m;
-        while (body_next(&p, end, &m) == 0) {
-            if (!keep(j, m.offset) || m.event_len >= 64) continue;
-            char ev[64];
+        struct chunk_msg m;
+        while (chunk_next(&p, end, &m) == 0) {
+            if (!keep(j, m.offset)) continue;
+            char ev[CHUNK_EVENT_MAX + 1];
             memcpy(ev, m.event, m.event_len);
             ev[m.event_len] = 0;
             struct row *r = row_new(j->room, j->room_len, m.offset, ev, m.data, m.data_len);
@@ -846,9 +796,8 @@ static int mkdir_parents(const char *path) {
     return 0;
 }
 
-/* One B-tree, keyed by room and offset (pages of a room are ranges of it);
- * node tells apart rows of processes sharing the database (--workers) that
- * made the same offset in the same millisecond. */
+/* The chunks of a room are ranges of its two indexes. Processes sharing the
+ * database (--workers) each write chunks of their own. */
 static const char SQL_SCHEMA[] =
     /* Large pages: a batch writes a few megabytes, and each page is a write
      * to the WAL and another at the checkpoint (for a new database only). */
@@ -895,7 +844,6 @@ struct history_store *history_sqlite_open(void *uv_loop, const char *path, uint6
     sqlite3_finalize(s);
     st->base.ops = &sqlite_ops;
     st->loop = uv_loop;
-    st->node = (int64_t)getpid();
     st->rng = uv_hrtime() | 1;
     st->pending_tail = &st->pending;
     st->max_messages = st->loop_max_messages = 1000;

@@ -35,7 +35,9 @@ static int space_history_append(lua_State *L) {
     size_t room_len, ev_len;
     const char *room = api__check_room(L, 1, &room_len);
     const char *event = luaL_checklstring(L, 2, &ev_len);
-    luaL_argcheck(L, ev_len > 0 && ev_len <= HISTORY_EVENT_MAX_BYTES, 2, "an event name of 1 to 64 bytes");
+    luaL_argcheck(L, ev_len > 0 && ev_len <= HISTORY_EVENT_MAX_BYTES && !memchr(event, ' ', ev_len) &&
+                         strlen(event) == ev_len,
+                  2, "an event name of 1 to 64 bytes, without spaces");
     luaL_checktype(L, 3, LUA_TTABLE);
     char offset[IDS_ID_LEN + 1];
     ids_new_id(api_env(L)->ids, offset);

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "check.h"
+#include "chunk.h"
 #include "history.h"
 
 #define MAX_PAGE 64
@@ -197,10 +198,38 @@ TEST(a_full_disk_is_counted_and_the_store_goes_on) {
     CHECK_INT(0, uv_loop_close(&loop));
 }
 
+TEST(chunk_bodies_round_trip_and_malformed_ones_stop) {
+    struct sbuf b = {0};
+    CHECK_INT(0, chunk_append(&b, "0000000000000001", "new_message", "{\"t\":\"a b\\n\"}", 14));
+    CHECK_INT(0, chunk_append(&b, "0000000000000002", "new_file", "", 0));
+    CHECK_INT(-1, chunk_append(&b, "0000000000000003",
+                               "an_event_name_longer_than_sixty_four_bytes_is_refused_by_the_codec_x", "{}", 2));
+    const char *p = b.p, *end = b.p + b.len;
+    struct chunk_msg m;
+    CHECK_INT(0, chunk_next(&p, end, &m));
+    CHECK_STR("0000000000000001", m.offset);
+    CHECK_MEMN("new_message", 11, m.event, m.event_len);
+    CHECK_MEMN("{\"t\":\"a b\\n\"}", 14, m.data, m.data_len);
+    CHECK_INT(0, chunk_next(&p, end, &m));
+    CHECK_STR("0000000000000002", m.offset);
+    CHECK_INT(0, (long long)m.data_len);
+    CHECK_INT(-1, chunk_next(&p, end, &m));
+    static const char *const bad[] = {"0000000000000001 e 5:abc", "0000000000000001 e x:abc",
+                                      "0000000000000001 e :", "000000000000001 e 1:a", "0000000000000001e 1:a",
+                                      "0000000000000001 e 99999999999999999999:a"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *q = bad[i];
+        CHECK_INT(-1, chunk_next(&q, bad[i] + strlen(bad[i]), &m));
+        CHECK(q == bad[i]);
+    }
+    sbuf_free(&b);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/space-history-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir)) return 1;
     snprintf(path, sizeof path, "%s/sub/history.sqlite3", dir);
+    RUN(chunk_bodies_round_trip_and_malformed_ones_stop);
     RUN(read_your_writes_and_pages);
     RUN(limits_trim_and_turn_off);
     RUN(a_full_disk_is_counted_and_the_store_goes_on);

@@ -182,6 +182,7 @@ int server_run(const struct config *cfg, struct workers *w) {
     if (!srv) return 1;
     srv->cfg = cfg;
     srv->loop = uv_default_loop();
+    ids_init(&srv->ids);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file over RLIMIT_FSIZE fails its write (EFBIG), counted, not fatal */
     raise_fd_limit();

@@ -9,7 +9,7 @@ set(SPACE_UNIT_DIR ${CMAKE_SOURCE_DIR}/spec/unit)
 
 # Each test links only the layer of the module it tests (and so the layers
 # below it): a test of user.c needs no server.
-set(SPACE_UNIT_TESTS_base utf8 hmap sbuf buf wheel base64)
+set(SPACE_UNIT_TESTS_base utf8 hmap sbuf buf wheel base64 ids)
 set(SPACE_UNIT_TESTS_proto http ws_codec eio_packet sio_packet filecheck json_scan jwt wsjson
   pattern_cost etag redis_wire redis_url)
 set(SPACE_UNIT_TESTS_socketio room user)

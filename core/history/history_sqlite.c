@@ -46,6 +46,7 @@
 #include "chunk.h"
 #include "clock.h"
 #include "hmap.h"
+#include "ids.h"
 #include "log.h"
 #include "sbuf.h"
 
@@ -110,7 +111,7 @@ struct sqlite_store {
 
 void history_offset_of_ms(uint64_t ms, char out[HISTORY_OFFSET_LEN + 1]) {
     static const char hex[] = "0123456789abcdef";
-    uint64_t v = ms << 12;
+    uint64_t v = ms << IDS_MS_SHIFT; /* offsets are ids */
     for (int i = HISTORY_OFFSET_LEN - 1; i >= 0; i--, v >>= 4) out[i] = hex[v & 15];
     out[HISTORY_OFFSET_LEN] = 0;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "clock.h"
 #include "history.h"
 #include "ids.h"
 #include "json_lua.h"
@@ -108,7 +109,7 @@ static void on_page(void *ud, const struct history_msg *msgs, size_t n, int has_
  * events = true each {event = name, data = data}), or callback(nil, false,
  * err). Without after: the newest `limit` before `before`; with after: the
  * oldest `limit` after it. Nothing past upto is in the page, by default the
- * newest offset handed out at the call (what follows comes live); the bound
+ * offsets made until the call (what follows comes live); the bound
  * used is returned, for the next page of a replay. limit: 1 to 10000,
  * default 50. The callback always runs later, never inside this call. */
 static int space_history(lua_State *L) {
@@ -126,9 +127,13 @@ static int space_history(lua_State *L) {
     }
     if (lua_getfield(L, 2, "upto") != LUA_TNIL) {
         check_offset(L, -1, "upto", q.upto);
-    } else { /* nothing past the newest offset handed out so far */
+    } else {
+        /* Nothing past now: the newest offset this process handed out (it may
+         * borrow ahead of the clock), or the last one of this millisecond any
+         * process sharing the history (--workers) can have made. */
         static const char hex[] = "0123456789abcdef";
-        uint64_t v = api_env(L)->ids->last_id;
+        uint64_t v = api_env(L)->ids->last_id, now = ((clock_wall_ms() + 1) << IDS_MS_SHIFT) - 1;
+        if (now > v) v = now;
         for (int i = HISTORY_OFFSET_LEN - 1; i >= 0; i--, v >>= 4) q.upto[i] = hex[v & 15];
     }
     lua_getfield(L, 2, "events");

@@ -16,6 +16,7 @@
 #include "check.h"
 #include "chunk.h"
 #include "history.h"
+#include "ids.h"
 
 #define MAX_PAGE 64
 
@@ -45,7 +46,7 @@ static char dir[512], path[600];
 static void offset_of(unsigned i, char out[HISTORY_OFFSET_LEN + 1]) {
     /* ids as the server makes them: now << 12, increasing */
     static uint64_t base;
-    if (!base) base = (uint64_t)time(NULL) * 1000 << 12;
+    if (!base) base = (uint64_t)time(NULL) * 1000 << IDS_MS_SHIFT;
     snprintf(out, HISTORY_OFFSET_LEN + 1, "%016llx", (unsigned long long)(base + i));
 }
 

@@ -36,6 +36,9 @@ struct history_query {
     char after[HISTORY_OFFSET_LEN + 1];  /* "" = not this kind */
     char upto[HISTORY_OFFSET_LEN + 1];   /* "" = no bound, else nothing past it (inclusive): rows
                                             appended after the caller looked are left to live delivery */
+    char upto_others[HISTORY_OFFSET_LEN + 1]; /* "": none; else rows another process made (their
+                                                 low origin_bits differ from origin) may go up to it */
+    unsigned origin, origin_bits;        /* the caller's process in its offsets' lowest bits */
     unsigned limit;                      /* >= 1 */
 };
 

@@ -414,7 +414,13 @@ struct query_job {
 };
 
 static int in_bounds(const struct query_job *j, const char *off) {
-    return strcmp(off, j->min_off) >= 0 && (!j->q.upto[0] || strcmp(off, j->q.upto) <= 0);
+    if (strcmp(off, j->min_off) < 0) return 0;
+    if (!j->q.upto[0] || strcmp(off, j->q.upto) <= 0) return 1;
+    /* Past what this process had made at the call: a row of another process
+     * (sharing the database) made until the call may still be in. */
+    if (!j->q.upto_others[0] || strcmp(off, j->q.upto_others) > 0 || !j->q.origin_bits) return 0;
+    unsigned origin = (unsigned)strtoul(off + HISTORY_OFFSET_LEN - 3, NULL, 16) & ((1u << j->q.origin_bits) - 1);
+    return origin != j->q.origin;
 }
 
 static int in_page(const struct query_job *j, const char *off) {
@@ -503,7 +509,7 @@ static int read_chunks(sqlite3 *db, struct query_job *j, int asc, size_t want, s
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
     if (rc != SQLITE_OK) return rc;
-    const char *upto = j->q.upto[0] ? j->q.upto : MAX_OFFSET_UNBOUNDED;
+    const char *upto = j->q.upto_others[0] ? j->q.upto_others : j->q.upto[0] ? j->q.upto : MAX_OFFSET_UNBOUNDED;
     sqlite3_bind_text(s, 1, j->room, (int)j->room_len, SQLITE_STATIC);
     if (asc) {
         sqlite3_bind_text(s, 2, j->q.after, -1, SQLITE_STATIC);

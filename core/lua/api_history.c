@@ -17,6 +17,12 @@
 
 #define HISTORY_EVENT_MAX_BYTES 64 /* an event name kept with a message */
 
+static void put_hex(uint64_t v, char out[HISTORY_OFFSET_LEN + 1]) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = HISTORY_OFFSET_LEN - 1; i >= 0; i--, v >>= 4) out[i] = hex[v & 15];
+    out[HISTORY_OFFSET_LEN] = 0;
+}
+
 /* The offset at idx (16 lowercase hex digits) copied to out, or raises. */
 static void check_offset(lua_State *L, int idx, const char *what, char out[HISTORY_OFFSET_LEN + 1]) {
     size_t len = 0;
@@ -128,13 +134,15 @@ static int space_history(lua_State *L) {
     if (lua_getfield(L, 2, "upto") != LUA_TNIL) {
         check_offset(L, -1, "upto", q.upto);
     } else {
-        /* Nothing past now: the newest offset this process handed out (it may
-         * borrow ahead of the clock), or the last one of this millisecond any
-         * process sharing the history (--workers) can have made. */
-        static const char hex[] = "0123456789abcdef";
-        uint64_t v = api_env(L)->ids->last_id, now = ((clock_wall_ms() + 1) << IDS_MS_SHIFT) - 1;
-        if (now > v) v = now;
-        for (int i = HISTORY_OFFSET_LEN - 1; i >= 0; i--, v >>= 4) q.upto[i] = hex[v & 15];
+        /* Nothing this process made after the call (live delivery brings it),
+         * and of another process sharing the history (--workers) nothing past
+         * this millisecond. */
+        const struct ids *ids = api_env(L)->ids;
+        uint64_t now = ((clock_wall_ms() + 1) << IDS_MS_SHIFT) - 1;
+        put_hex(ids->last_id, q.upto);
+        put_hex(now > ids->last_id ? now : ids->last_id, q.upto_others);
+        q.origin = ((ids->node_tag & 15u) << 6) | (ids->worker & 63u); /* as ids_new_id writes it */
+        q.origin_bits = IDS_ORIGIN_BITS;
     }
     lua_getfield(L, 2, "events");
     int with_events = lua_toboolean(L, -1);

@@ -57,6 +57,7 @@
 #define AGE_SWEEP_MS 600000       /* rows past max_age_s are deleted this often (and at start) */
 #define MAX_IDLE_READERS 8        /* read connections kept between queries */
 #define BUSY_TIMEOUT_MS 5000      /* another process (--workers) holding the write lock */
+#define SCHEMA_WAIT_MS 5000       /* at start, another process creating the database */
 #define ERROR_LOG_EVERY_MS 10000  /* at most one log line of write errors per this */
 #define MAX_OFFSET_UNBOUNDED "~" /* above every hex string */
 
@@ -837,7 +838,17 @@ struct history_store *history_sqlite_open(void *uv_loop, const char *path, uint6
     }
     sqlite3_busy_timeout(st->wdb, BUSY_TIMEOUT_MS);
     char *msg = NULL;
-    if (sqlite3_exec(st->wdb, SQL_SCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
+    int rc;
+    /* Workers starting together create the database together: switching to
+     * WAL does not wait for the other's lock (no busy handler), so wait here,
+     * at start, for up to SCHEMA_WAIT_MS. */
+    for (int waited = 0; ((rc = sqlite3_exec(st->wdb, SQL_SCHEMA, NULL, NULL, &msg)) == SQLITE_BUSY ||
+                          rc == SQLITE_LOCKED) && waited < SCHEMA_WAIT_MS; waited += 10) {
+        sqlite3_free(msg);
+        msg = NULL;
+        uv_sleep(10);
+    }
+    if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(st->wdb));
         sqlite3_free(msg);
         goto fail;

@@ -36,6 +36,7 @@ return {
         leave_room = require "events.leave_room",
         send_message = require "events.send_message",
         get_room_users = require "events.get_room_users",
+        get_history = require "events.get_history",
         send_file = require "events.send_file",
         refresh_token = require "events.refresh_token",
       },

@@ -18,4 +18,8 @@ return {
     max_name_bytes = 255,
     types = { "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain" },
   },
+  history = {
+    max_messages = 1000,  -- kept per room (new_message and new_file); 0 turns history off
+    max_age_s = 604800,   -- 7 days; older messages are dropped; 0 turns history off
+  },
 }

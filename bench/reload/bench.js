@@ -56,6 +56,7 @@ async function startServer() {
   fs.writeFileSync(rulesPath, rules);
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SPACE_')) env[k] = v;
+  env.SPACE_DATA_DIR = path.join(root, 'data'); // the history of this run only (an older binary ignores it)
   const proc = spawn(SERVER, ['--scripts', path.join(root, 'scripts'), '--plugins', path.join(root, 'plugins'),
     '--host', '127.0.0.1', '--port', '0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -145,7 +145,8 @@ async function startServer(o, bin, tmp, adminToken) {
   // dropped connection is kept 5 s for recovery (these clients never recover
   // it), so the gauges come back to idle soon after the run.
   const argv = ['--scripts', path.join(tmp, 'scripts'), '--plugins', path.join(tmp, 'plugins'),
-    '--files-dir', path.join(tmp, 'files'), '--admin-token-file', path.join(tmp, 'admin.token'),
+    '--data-dir', path.join(tmp, 'data'), '--files-dir', path.join(tmp, 'files'),
+    '--admin-token-file', path.join(tmp, 'admin.token'),
     '--host', '127.0.0.1', '--port', '0', '--ping-interval', '10000', '--ping-timeout', '5000',
     '--recovery-window', '5000'];
   if (o.jwtSecret) {

@@ -10,6 +10,7 @@
 #include "metrics.h"
 #include "adapter.h"
 #include "cluster.h"
+#include "history.h"
 #include "script.h"
 #include "clock.h"
 #include "server.h"
@@ -104,6 +105,20 @@ void metrics_handle_request(struct conn *c, int keep_alive) {
                (double)cs.received);
         metric(&b, "space_redis_requests_answered_total", "counter", "requests of other nodes answered",
                (double)cs.requests_answered);
+    }
+    if (srv->history) {
+        struct history_stats hs;
+        srv->history->ops->stats(srv->history, &hs);
+        metric(&b, "space_history_appended_total", "counter", "messages queued for the room history",
+               (double)hs.appended);
+        metric(&b, "space_history_written_total", "counter", "messages written to the room history",
+               (double)hs.written);
+        metric(&b, "space_history_write_errors_total", "counter",
+               "messages the room history could not keep (disk full, database locked, file too large)",
+               (double)hs.write_errors);
+        metric(&b, "space_history_trimmed_total", "counter", "messages removed by history.max_messages or max_age_s",
+               (double)hs.trimmed);
+        metric(&b, "space_history_pending", "gauge", "messages queued, not yet written", (double)hs.pending);
     }
     metric(&b, "space_scripts_generation", "gauge", "the running script generation", (double)st.generation);
     metric(&b, "space_script_reloads_total", "counter", "successful reloads", (double)st.reloads_ok);

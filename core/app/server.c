@@ -13,6 +13,7 @@
 #include "cluster.h"
 #include "conn.h"
 #include "files_http.h"
+#include "history.h"
 #include "log.h"
 #include "metrics_http.h"
 #include "redis_url.h"
@@ -150,11 +151,11 @@ static void close_walk(uv_handle_t *h, void *arg) {
 /* The directories given as relative paths (the defaults are) depend on the
  * working directory the server was started in: say where they resolved. */
 static void log_relative_paths(const struct config *cfg) {
-    const char *names[3] = {"scripts", "plugins", "files"};
-    const char *dirs[3] = {cfg->scripts_dir, cfg->plugins_dir, cfg->files_dir};
-    char line[3 * (PATH_MAX + 16)] = "";
+    const char *names[4] = {"scripts", "plugins", "files", "data"};
+    const char *dirs[4] = {cfg->scripts_dir, cfg->plugins_dir, cfg->files_dir, cfg->data_dir};
+    char line[4 * (PATH_MAX + 16)] = "";
     size_t n = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (!dirs[i] || dirs[i][0] == '/') continue;
         char abs[PATH_MAX], cwd[PATH_MAX / 2], q[LOG_QUOTED_MAX];
         if (!realpath(dirs[i], abs)) snprintf(abs, sizeof abs, "%s/%s", getcwd(cwd, sizeof cwd) ? cwd : ".", dirs[i]);
@@ -164,6 +165,19 @@ static void log_relative_paths(const struct config *cfg) {
     if (n) log_info("server", "relative paths resolved against the working directory%s", line);
 }
 
+/* Opens the history database in --data-dir (created if missing) and raises
+ * the id sequence above its largest offset, so that offsets keep increasing
+ * across a restart even when the clock went back. */
+static int open_history(struct server *srv, char *err, size_t errlen) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/history.sqlite3", srv->cfg->data_dir);
+    uint64_t max_offset = 0;
+    srv->history = history_sqlite_open(srv->loop, path, &max_offset, err, errlen);
+    if (!srv->history) return -1;
+    if (max_offset > srv->ids.last_id) srv->ids.last_id = max_offset;
+    return 0;
+}
+
 int server_run(const struct config *cfg, struct workers *w) {
     struct server *srv = calloc(1, sizeof *srv);
     if (!srv) return 1;
@@ -171,6 +185,7 @@ int server_run(const struct config *cfg, struct workers *w) {
     srv->loop = uv_default_loop();
     ids_init(&srv->ids);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file over RLIMIT_FSIZE fails its write (EFBIG), counted, not fatal */
     raise_fd_limit();
     file_store_init(&srv->files, srv->loop, cfg->files_dir);
     metrics_init(&srv->metrics);
@@ -184,7 +199,11 @@ int server_run(const struct config *cfg, struct workers *w) {
     char err[1024];
     int ok = auth_init(&srv->auth, cfg, err, sizeof err) == 0;
     if (!ok) fprintf(stderr, "space-server: cannot start: %s\n", err);
-    struct script_env env = {cfg, &srv->auth, &srv->ids, &srv->sio, &srv->files, &srv->metrics};
+    if (ok && open_history(srv, err, sizeof err) != 0) {
+        fprintf(stderr, "space-server: cannot start: --data-dir: %s\n", err);
+        ok = 0;
+    }
+    struct script_env env = {cfg, &srv->auth, &srv->ids, &srv->sio, &srv->files, &srv->metrics, srv->history};
     if (ok && !(srv->script = script_host_new(&env, cfg->scripts_dir, cfg->plugins_dir, err, sizeof err))) {
         fprintf(stderr, "space-server: cannot start: scripts did not load: %s\n", err);
         ok = 0;
@@ -203,6 +222,7 @@ int server_run(const struct config *cfg, struct workers *w) {
     char addr[96];
     if (ok && net_listen(&srv->net, addr, sizeof addr) != 0) ok = 0;
     if (!ok) {
+        if (srv->history) srv->history->ops->close(srv->history);
         net_close_all(&srv->net);
         cluster_close(srv->cluster);
         uv_run(srv->loop, UV_RUN_NOWAIT); /* the link releases itself on the next turn */
@@ -251,7 +271,9 @@ int server_run(const struct config *cfg, struct workers *w) {
 
     uv_run(srv->loop, UV_RUN_DEFAULT);
 
-    /* Stopped after shutdown: free what is left, top down. */
+    /* Stopped after shutdown: free what is left, top down. The history
+     * writes what is queued first (its queries still answer below). */
+    srv->history->ops->close(srv->history);
     net_close_all(&srv->net);
     cluster_close(srv->cluster);
     uv_run(srv->loop, UV_RUN_NOWAIT); /* the link releases itself on the next turn */

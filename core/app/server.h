@@ -45,6 +45,7 @@ struct server {
     struct eio_hub eio;               /* Engine.IO sessions (engineio) */
     struct sio_hub sio;               /* namespaces, sockets, users, rooms (socketio) */
     struct file_store files;          /* sent files (files) */
+    struct history_store *history;    /* the rooms' message history (history); owned */
     struct cluster *cluster;          /* with --redis: the rooms' adapter reaches the other nodes (cluster); owned */
     struct script_host *script;       /* the Lua host (lua); owned */
     struct reloader *reloader;        /* watches the scripts; owned (reload.c) */

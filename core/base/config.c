@@ -26,7 +26,9 @@ struct option_spec {
 static const struct option_spec options[] = {
     {"scripts", OPT_STRING, F(scripts_dir), "./scripts", 0, 0, "handlers and rules (Lua), reloaded on change"},
     {"plugins", OPT_STRING, F(plugins_dir), "./plugins", 0, 0, "plugins the scripts may enable"},
-    {"files-dir", OPT_STRING, F(files_dir), "./data/files", 0, 0, "where sent files are stored"},
+    {"data-dir", OPT_STRING, F(data_dir), "./data", 0, 0,
+     "the history database (history.sqlite3) and, unless --files-dir says otherwise, files/; created if missing"},
+    {"files-dir", OPT_STRING, F(files_dir), "", 0, 0, "where sent files are stored (default DATA_DIR/files)"},
     {"host", OPT_STRING, F(host), "0.0.0.0", 0, 0, "address to listen on"},
     {"port", OPT_INT, F(port), "8000", 0, 65535, "port to listen on (0: any free port)"},
     {"workers", OPT_INT, F(workers), "1", 1, 64,
@@ -219,6 +221,18 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
         return CONFIG_USAGE_ERROR;
     }
     if (cfg->static_dir[0] && static_resolve_root(cfg) != 0) return CONFIG_USAGE_ERROR;
+    if (!cfg->data_dir[0]) {
+        fprintf(stderr, "space-server: --data-dir wants a directory\n");
+        return CONFIG_USAGE_ERROR;
+    }
+    if (!cfg->files_dir[0]) { /* the file store lives in the data directory unless told otherwise */
+        if ((size_t)snprintf(cfg->files_default, sizeof cfg->files_default, "%s/files", cfg->data_dir) >=
+            sizeof cfg->files_default) {
+            fprintf(stderr, "space-server: --data-dir is too long\n");
+            return CONFIG_USAGE_ERROR;
+        }
+        cfg->files_dir = cfg->files_default;
+    }
     if (cfg->workers > 1 && !cfg->redis_url[0]) {
         /* Workers share rooms and broadcasts through Redis: without it each would be an island. */
         fprintf(stderr, "space-server: --workers %lld needs --redis: the workers coordinate through Redis\n",

@@ -10,7 +10,8 @@
 struct config {
     const char *scripts_dir;   /* --scripts: handlers and rules */
     const char *plugins_dir;   /* --plugins: plugins the scripts may enable */
-    const char *files_dir;     /* --files-dir: where sent files are stored */
+    const char *data_dir;      /* --data-dir: the history database, and files/ by default */
+    const char *files_dir;     /* --files-dir: where sent files are stored (default DATA_DIR/files) */
     int64_t max_partial_bytes; /* --max-partial-bytes: all clients' partly received messages together */
     const char *host;          /* --host: listen address */
     int64_t port;              /* --port */
@@ -39,6 +40,7 @@ struct config {
     int64_t cluster_timeout_ms;    /* --cluster-timeout: silence after which a node is dropped */
     int64_t recovery_window_ms;    /* --recovery-window: a dropped connection is kept this long (0: off) */
     char static_root[4096];        /* its real path, resolved by config_load */
+    char files_default[4096];      /* DATA_DIR/files, when --files-dir is not given */
     const char *cors_origins[CONFIG_MAX_LIST]; /* --cors-origin, repeatable; "*" = any */
     int n_cors_origins;
     int cors_from_env;         /* the list came from SPACE_CORS_ORIGIN; a flag replaces it */

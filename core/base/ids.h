@@ -10,6 +10,8 @@
 #define IDS_ID_LEN 16  /* hex digits of an id, without the NUL */
 
 #define IDS_MAX_WORKERS 64 /* a worker index is one base64 character of the sid */
+#define IDS_MS_SHIFT 22    /* an id is wall-clock ms << IDS_MS_SHIFT, then lower bits (as ids_new_id makes it) */
+#define IDS_ORIGIN_BITS 10 /* its lowest bits name the process that made it (worker index, node tag) */
 
 struct ids {
     unsigned worker;   /* this process's worker index (--workers), written into sids and ids */

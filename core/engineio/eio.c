@@ -93,6 +93,15 @@ static void close_probe(struct eio_session *s) {
     ws_close(probe, WS_CLOSE_NORMAL, "upgrade cancelled");
 }
 
+/* Drops the held output (the session closed). */
+static void held_drop(struct eio_session *s) {
+    for (uint32_t i = 0; i < s->n_held; i++) buf_unref(s->held[i].b);
+    free(s->held);
+    s->held = NULL;
+    s->n_held = s->held_cap = 0;
+    s->held_bytes = 0;
+}
+
 void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
     if (s->closed) return;
     s->closed = 1;
@@ -112,6 +121,7 @@ void eio_close(struct eio_session *s, uint16_t ws_code, const char *reason) {
     /* A parked GET learns of the close; the queue is dropped either way. */
     if (s->poll_get) poll_answer(s, "1");
     poll_release(s);
+    held_drop(s);
     char q[LOG_QUOTED_MAX];
     log_debug("eio", "session closed sid=%s reason=\"%s\"", s->sid, log_quoted(q, sizeof q, reason));
     if (s->upper) hub_up(s)->on_close(s->upper, reason);
@@ -152,8 +162,51 @@ void eio_protocol_error(struct eio_session *s, const char *what) {
     eio_close(s, WS_CLOSE_PROTOCOL_ERROR, what);
 }
 
+/* Keeps wire for when the holds are released (within --max-output, as the
+ * transports' queues). */
+static int hold_queue(struct eio_session *s, buf *wire, unsigned n_packets) {
+    if (s->close_slow) return -1;
+    if (s->held_bytes + wire->len > (size_t)s->hub->cfg->max_output) {
+        log_warn("eio", "closing slow consumer sid=%s held=%zu", s->sid, s->held_bytes);
+        s->hub->net->slow_closes++;
+        s->close_slow = 1; /* closed by the session's timer, due now: we may be inside a broadcast */
+        eio_wake_by(s, net_now(s->hub->net));
+        return -1;
+    }
+    if (s->n_held == s->held_cap) {
+        uint32_t cap = s->held_cap ? s->held_cap * 2 : 8;
+        struct poll_entry *q = realloc(s->held, cap * sizeof *q);
+        if (!q) return -1;
+        s->held = q;
+        s->held_cap = cap;
+    }
+    s->held[s->n_held++] = (struct poll_entry){buf_ref(wire), n_packets};
+    s->held_bytes += wire->len;
+    return 0;
+}
+
+
+void eio_output_hold(struct eio_session *s) { s->hold_count++; }
+
+void eio_output_ahead(struct eio_session *s, int on) { s->hold_ahead = on; }
+
+void eio_output_release(struct eio_session *s) {
+    if (!s->hold_count || --s->hold_count) return;
+    struct poll_entry *held = s->held;
+    uint32_t n = s->n_held;
+    s->held = NULL;
+    s->n_held = s->held_cap = 0;
+    s->held_bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        eio_send_encoded(s, held[i].b, held[i].n_packets);
+        buf_unref(held[i].b);
+    }
+    free(held);
+}
+
 int eio_send_encoded(struct eio_session *s, buf *wire, unsigned n_packets) {
     if (s->closed) return -1;
+    if (s->hold_count && !s->hold_ahead) return hold_queue(s, wire, n_packets);
     if (s->transport == EIO_WEBSOCKET) return s->ws ? ws_send(s->ws, wire) : -1;
     return poll_queue(s, wire, n_packets);
 }

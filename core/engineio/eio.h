@@ -109,6 +109,12 @@ struct eio_session {
     uint64_t post_conn_id;            /* conn on which a POST's body is arriving, 0 = none */
     uint64_t close_after_drain_ms;    /* closing: waits for a GET to take what is queued, until then */
     int close_slow;                   /* the queue passed --max-output: closed by the timer, next turn */
+    /* held output (eio_output_hold): a replay goes out ahead of what is live */
+    struct poll_entry *held;          /* what waits, in order [0, n_held) */
+    uint32_t n_held, held_cap;
+    size_t held_bytes;
+    unsigned hold_count;              /* holds not yet released */
+    int hold_ahead;                   /* sends go out now, ahead of what is held */
     /* heartbeat and timeouts */
     uint64_t ping_at_ms;              /* loop time of the next ping, or of the pong deadline */
     uint64_t connect_deadline_ms;     /* close if no namespace was joined by then; 0 = joined */
@@ -129,6 +135,15 @@ enum wire_form eio_form_of(const struct eio_session *s);
 /* Queues wire bytes of the session's form (n_packets: Engine.IO packets in
  * them, for polling). Returns 0, or -1 when the session is gone. */
 int eio_send_encoded(struct eio_session *s, buf *wire, unsigned n_packets);
+
+/* Holds the session's output: what is sent from now on waits (in order,
+ * within --max-output) until the last hold is released, except what is sent
+ * while `ahead` is on, which goes out at once, ahead of it. A /ws client
+ * resuming a room (join_room with since) gets the missed messages before
+ * anything live this way. */
+void eio_output_hold(struct eio_session *s);
+void eio_output_release(struct eio_session *s);
+void eio_output_ahead(struct eio_session *s, int on);
 
 /* Writes what is queued now, and holds what follows for a moment: the
  * CONNECT reply and what the connection handler sends leave in separate

@@ -343,6 +343,36 @@ static int conn_reply(lua_State *L) {
     return 1;
 }
 
+/* conn:is_open() -> false once the connection is gone (for the callbacks
+ * of asynchronous work, which may answer after a disconnect). */
+static int conn_is_open(lua_State *L) {
+    struct conn_handle *h = to_handle(L, 1, lua_upvalueindex(1));
+    if (!h) h = luaL_checkudata(L, 1, API_CONN_MT);
+    lua_pushboolean(L, h->sock != NULL);
+    return 1;
+}
+
+/* conn:hold() holds what is sent to the connection (counted: each hold
+ * needs a release); conn:release() ends one, and when none is left what
+ * waited goes out; conn:ahead(on): while on, what is sent goes out at
+ * once, ahead of what waits. For a replay that must come before anything
+ * live (join_room with since). */
+static int conn_hold_output(lua_State *L) {
+    sio_socket_output_hold(check_conn(L));
+    return 0;
+}
+
+static int conn_release(lua_State *L) {
+    sio_socket_output_release(check_conn(L));
+    return 0;
+}
+
+static int conn_ahead(lua_State *L) {
+    struct sio_socket *s = check_conn(L);
+    sio_socket_output_ahead(s, lua_toboolean(L, 2));
+    return 0;
+}
+
 static int conn_tostring(lua_State *L) {
     struct conn_handle *h = luaL_checkudata(L, 1, API_CONN_MT);
     if (h->sock) lua_pushfstring(L, "connection (%s)", h->sock->sid);
@@ -355,7 +385,8 @@ static const luaL_Reg conn_methods[] = {
     {"data", conn_data}, {"emit", conn_emit}, {"ack", conn_ack}, {"join", conn_join},
     {"leave", conn_leave}, {"in_room", conn_in_room}, {"rooms", conn_rooms}, {"to", conn_to},
     {"disconnect", conn_disconnect}, {"refresh_token", conn_refresh_token}, {"reply", conn_reply},
-    {"recovered", conn_recovered}, {NULL, NULL},
+    {"recovered", conn_recovered}, {"is_open", conn_is_open}, {"hold", conn_hold_output},
+    {"release", conn_release}, {"ahead", conn_ahead}, {NULL, NULL},
 };
 
 static const luaL_Reg conn_meta[] = {{"__tostring", conn_tostring}, {"__index", NULL}, {NULL, NULL}};

@@ -30,5 +30,7 @@ void api__conn_open(lua_State *L);
 int api__space_open(lua_State *L);
 /* Adds the file functions to the module table on top (api_files.c). */
 void api__files_register(lua_State *L);
+/* Adds the history functions to the module table on top (api_history.c). */
+void api__history_register(lua_State *L);
 
 #endif

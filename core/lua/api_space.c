@@ -179,6 +179,7 @@ static const luaL_Reg space_funcs[] = {
 int api__space_open(lua_State *L) {
     luaL_newlib(L, space_funcs);
     api__files_register(L);
+    api__history_register(L);
     lua_pushlightuserdata(L, JSON_NULL);
     lua_setfield(L, -2, "null");
     return 1;

@@ -2,6 +2,7 @@
  * its schema, its plugins) loaded into a fresh sandbox and swapped in only
  * when all of it loaded; a reload is the same, logged, then the plugins'
  * on_reload. */
+#include "history.h"
 #include "host_internal.h"
 
 #include <lauxlib.h>
@@ -55,12 +56,10 @@ static int find_key_line(const char *path, const char *key) {
 }
 
 /* Checks the module `rules` of the generation against app.rules_schema and
- * fills in defaults, in place. Raises "path:line: message". Stack: env at env_idx. */
+ * fills in defaults, in place. Raises "path:line: message". Stack: env at
+ * env_idx; pushes the checked rules (nil for an app without a schema). */
 static void load_rules(lua_State *L, int env_idx, int app_idx, const char *dir) {
-    if (lua_getfield(L, app_idx, "rules_schema") == LUA_TNIL) {
-        lua_pop(L, 1);
-        return;
-    }
+    if (lua_getfield(L, app_idx, "rules_schema") == LUA_TNIL) return;
     int schema = lua_gettop(L);
     lua_getfield(L, app_idx, "rules");
     const char *module = lua_isstring(L, -1) ? lua_tostring(L, -1) : "rules";
@@ -95,7 +94,23 @@ static void load_rules(lua_State *L, int env_idx, int app_idx, const char *dir) 
             lua_settable(L, rules);
         }
     }
-    lua_settop(L, schema - 1);
+    lua_pushvalue(L, rules);
+    lua_replace(L, schema);
+    lua_settop(L, schema);
+}
+
+/* The history rules of a generation that loaded (at the stack top: {app,
+ * plugins, rules}) go to the store, so that a saved edit applies at once. */
+static void apply_history_rules(struct script_host *h, lua_State *L) {
+    struct history_store *st = h->env.history;
+    int top = lua_gettop(L);
+    if (st && lua_getfield(L, -1, "rules") == LUA_TTABLE && lua_getfield(L, -1, "history") == LUA_TTABLE) {
+        lua_getfield(L, -1, "max_messages");
+        lua_getfield(L, -2, "max_age_s");
+        if (lua_isinteger(L, -2) && lua_isinteger(L, -1))
+            st->ops->set_limits(st, lua_tointeger(L, -2), lua_tointeger(L, -1));
+    }
+    lua_settop(L, top);
 }
 
 static int compare_priority(lua_State *L) {
@@ -201,13 +216,16 @@ static int load_generation(lua_State *L) {
     }
     lua_pop(L, 1);
     load_rules(L, env, app, dir);
+    int rules = lua_gettop(L);
     load_plugins(L, env, app, dir, plugins_dir);
     int plugins = lua_gettop(L);
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushvalue(L, app);
     lua_setfield(L, -2, "app");
     lua_pushvalue(L, plugins);
     lua_setfield(L, -2, "plugins");
+    lua_pushvalue(L, rules);
+    lua_setfield(L, -2, "rules");
     return 1;
 }
 
@@ -235,6 +253,7 @@ int script__load(struct script_host *h, char *err, size_t errlen) {
         lua_gc(L, LUA_GCCOLLECT);
         return -1;
     }
+    apply_history_rules(h, L);
     if (h->gen_ref) luaL_unref(L, LUA_REGISTRYINDEX, h->gen_ref);
     h->gen_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);

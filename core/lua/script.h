@@ -16,6 +16,7 @@
 struct auth;
 struct config;
 struct file_store;
+struct history_store;
 struct ids;
 struct metrics;
 struct sio_hub;
@@ -40,6 +41,7 @@ struct script_env {
     struct sio_hub *sio;           /* namespaces, users, rooms (through their adapters) */
     struct file_store *files;      /* space.store_file */
     struct metrics *metrics;       /* events and handler failures are counted here */
+    struct history_store *history; /* space.history_append, space.history */
 };
 
 struct script_host *script_host_new(const struct script_env *env, const char *dir, const char *plugins_dir, char *err,

@@ -136,6 +136,13 @@ struct sio_socket {
     char token_sub[257];           /* the token's sub: a refresh must keep it */
 };
 
+/* Holds the socket's output: what is sent from now on waits until the last
+ * hold is released, except what is sent while ahead is on (eio_output_hold:
+ * a replay of missed messages goes out before anything live). */
+void sio_socket_output_hold(struct sio_socket *s);
+void sio_socket_output_release(struct sio_socket *s);
+void sio_socket_output_ahead(struct sio_socket *s, int on);
+
 /* 1 when the socket speaks the plain /ws protocol. */
 int sio_socket_is_plain(const struct sio_socket *s);
 /* "ip:port" of the socket's handshake. */

@@ -59,6 +59,69 @@ static void append_query_field(struct sbuf *out, struct slice query, const char 
     json_append_string(out, value, (size_t)n);
 }
 
+void sio_socket_output_hold(struct sio_socket *s) { eio_output_hold(s->client->eio); }
+void sio_socket_output_release(struct sio_socket *s) { eio_output_release(s->client->eio); }
+void sio_socket_output_ahead(struct sio_socket *s, int on) { eio_output_ahead(s->client->eio, on); }
+
+#define PLAIN_RESUME_MAX 16          /* since/room pairs of one handshake */
+#define PLAIN_RESUME_VALUE_BYTES 1024 /* a decoded room name or offset */
+
+/* The values of key in the query, in order (at most max); the count found,
+ * which may be more than max. */
+static unsigned query_values(struct slice query, const char *key, struct slice *out, unsigned max) {
+    size_t klen = strlen(key);
+    unsigned n = 0;
+    const char *p = query.p, *end = query.p + query.len;
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        if (!amp) amp = end;
+        const char *eq = memchr(p, '=', (size_t)(amp - p));
+        if (eq && (size_t)(eq - p) == klen && memcmp(p, key, klen) == 0) {
+            if (n < max) out[n] = (struct slice){eq + 1, (size_t)(amp - eq - 1)};
+            n++;
+        }
+        p = amp + 1;
+    }
+    return n;
+}
+
+/* /ws?since=OFFSET&room=ROOM (repeatable pairs, issue 14): each pair is
+ * handed to the app as the event join_room {room, since}, right after the
+ * connection handler, so it joins as join_room does (same checks, the
+ * joined_room answer) and replays what the room said after since ahead of
+ * anything live. Pairs that do not pair up answer invalid_payload. */
+static void plain_resume(struct sio_client *c, struct sio_socket *s, struct slice query) {
+    static const struct slice join = {"\"join_room\"", 11};
+    struct slice since[PLAIN_RESUME_MAX], room[PLAIN_RESUME_MAX];
+    unsigned ns = query_values(query, "since", since, PLAIN_RESUME_MAX);
+    unsigned nr = query_values(query, "room", room, PLAIN_RESUME_MAX);
+    if (!ns && !nr) return;
+    if (ns != nr) {
+        sio__answer_invalid_payload(s, join, -1, "since and room come in pairs: /ws?since=OFFSET&room=ROOM");
+        return;
+    }
+    if (ns > PLAIN_RESUME_MAX) {
+        sio__answer_invalid_payload(s, join, -1, "at most 16 since/room pairs; the first 16 are joined");
+        ns = PLAIN_RESUME_MAX;
+    }
+    struct sbuf args = {0};
+    for (unsigned i = 0; i < ns && !s->closed; i++) {
+        char r[PLAIN_RESUME_VALUE_BYTES], o[PLAIN_RESUME_VALUE_BYTES];
+        long rn = http_percent_decode(room[i], r, sizeof r), on = http_percent_decode(since[i], o, sizeof o);
+        if (rn < 0 || on < 0 || !utf8_valid(r, (size_t)rn) || !utf8_valid(o, (size_t)on)) {
+            sio__answer_invalid_payload(s, join, -1, "a room or since that is not percent-encoded UTF-8");
+            continue;
+        }
+        sbuf_reset(&args);
+        int bad = sbuf_printf(&args, "[\"join_room\",{\"room\":") || json_append_string(&args, r, (size_t)rn) ||
+                  sbuf_printf(&args, ",\"since\":") || json_append_string(&args, o, (size_t)on) ||
+                  sbuf_printf(&args, "}]");
+        if (bad) break;
+        c->hub->app->on_event(c->hub->app_ud, s, -1, args.p, args.len, 0, NULL, NULL);
+    }
+    sbuf_free(&args);
+}
+
 /* The plain /ws protocol: authenticate from the query (name, token) and
  * open the one socket; then each text frame is one JSON message. */
 void sio__plain_start(void *client, const struct http_request *req) {
@@ -95,6 +158,7 @@ void sio__plain_start(void *client, const struct http_request *req) {
     }
     sbuf_free(&refusal);
     hub->app->on_connected(hub->app_ud, s);
+    if (!s->closed) plain_resume(c, s, req->query);
 }
 
 void sio__plain_on_message(void *client, const char *p, size_t n) {

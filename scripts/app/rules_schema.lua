@@ -26,5 +26,9 @@ return {
       types = { type = "array", required = true, min = 1, elements = { type = "string" },
                 description = "MIME types a file may have" },
     } },
+    history = { type = "record", required = true, fields = {
+      max_messages = int(0, 1000000, "messages kept per room (0: history off)"),
+      max_age_s = int(0, 315360000, "seconds a message is kept (0: history off)"),
+    } },
   },
 }

@@ -55,9 +55,11 @@ return event({
       return
     end
     local sent = { id = file.id, room = room, name = file.name, type = file.type, size = file.size, url = file.url }
-    conn:to(room, "new_file", {
+    local new_file = {
       id = file.id, room = room, user = user, name = file.name, type = file.type, size = file.size, url = file.url,
-    })
+    }
+    space.history_append(room, "new_file", new_file) -- kept, and given its offset
+    conn:to(room, "new_file", new_file)
     conn:reply(ev, "file_sent", sent)
   end)
 end)

@@ -1,6 +1,6 @@
 -- send_message {room, text, client_msg_id?} -> message_sent {id, room,
 -- timestamp, client_msg_id}; the others get new_message {id, room, user,
--- text, timestamp}. The rate limit is the ratelimit plugin's.
+-- text, timestamp, offset}, which the room's history keeps. The rate limit is the ratelimit plugin's.
 local space = require "space"
 local rules = require "rules"
 local event = require "app.event"
@@ -16,7 +16,9 @@ return event({
   if not text then return nil, code, msg end
 
   local room, id, now = data.room, space.new_id(), space.now()
-  conn:to(room, "new_message", { id = id, room = room, user = conn:user(), text = text, timestamp = now })
+  local message = { id = id, room = room, user = conn:user(), text = text, timestamp = now }
+  space.history_append(room, "new_message", message) -- kept, and given its offset
+  conn:to(room, "new_message", message)
   return "message_sent", {
     id = id, room = room, timestamp = now,
     client_msg_id = data.client_msg_id == nil and space.null or data.client_msg_id,

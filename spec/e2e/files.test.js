@@ -297,7 +297,7 @@ for (const mode of MODES) {
       const f = await expectSent(a2, sent, bytes, 'binary png');
       const expected = { id: f.id, room, user: userOf(a2), name: sent.name, type: 'image/png', size: bytes.length, url: f.url };
       for (const other of [a, b, a3]) {
-        eq(await h.nextEvent(other, 'new_file', h.DEFAULT_WAIT, (d) => d && d.id === f.id), expected, `new_file at ${other.label}`);
+        eq(h.dropOffset(await h.nextEvent(other, 'new_file', h.DEFAULT_WAIT, (d) => d && d.id === f.id)), expected, `new_file at ${other.label}`);
       }
       await assertNothing(a2, 'new_file', 'the sending connection gets file_sent only');
       await checkDownload(ms.srv.port, f, bytes, 'binary png');
@@ -308,7 +308,7 @@ for (const mode of MODES) {
       const bytes = sample('application/pdf', 1000);
       const sent = { room, name: 'r\u00e9sum\u00e9 100%.pdf', type: 'application/pdf', data: bytes.toString('base64') };
       const f = await expectSent(a, sent, bytes, 'base64 pdf');
-      eq(await h.nextEvent(b, 'new_file', h.DEFAULT_WAIT),
+      eq(h.dropOffset(await h.nextEvent(b, 'new_file', h.DEFAULT_WAIT)),
         { id: f.id, room, user: userOf(a), name: sent.name, type: 'application/pdf', size: bytes.length, url: f.url }, 'new_file');
       await assertNothing(a, 'new_file', 'the sender gets file_sent only');
       await checkDownload(ms.srv.port, f, bytes, 'base64 pdf');
@@ -750,7 +750,7 @@ describe('downloads, traversal, storage, /ws', () => {
       const f = checkFileSent({ name: r.name, data: r.data, ack: r.data }, sent, bytes, '/ws send_file');
       eq(r.msg, { event: 'file_sent', data: f, id: 1 }, '/ws reply frame');
       for (const s of [a, b]) {
-        eq(await h.nextEvent(s, 'new_file', h.DEFAULT_WAIT),
+        eq(h.dropOffset(await h.nextEvent(s, 'new_file', h.DEFAULT_WAIT)),
           { id: f.id, room, user, name: sent.name, type: 'text/plain', size: bytes.length, url: f.url }, `new_file at ${s.label}`);
       }
       await checkDownload(ms.srv.port, f, bytes, '/ws upload');
@@ -764,7 +764,7 @@ describe('downloads, traversal, storage, /ws', () => {
       const png = sample('image/png', 256);
       const g = await expectSent(a, { room, name: 'to-ws.png', type: 'image/png', data: png }, png, 'socket.io → /ws');
       const nf = await inbox.take('new_file', null, h.DEFAULT_WAIT);
-      eq(nf.data, { id: g.id, room, user: userOf(a), name: 'to-ws.png', type: 'image/png', size: png.length, url: g.url }, 'new_file at the /ws member');
+      eq(h.dropOffset(nf.data), { id: g.id, room, user: userOf(a), name: 'to-ws.png', type: 'image/png', size: png.length, url: g.url }, 'new_file at the /ws member');
       eq(inbox.count('$binary'), 0, 'no binary frames to a /ws client');
     } finally {
       ws.terminate();

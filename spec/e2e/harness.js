@@ -123,24 +123,34 @@ async function startServer(opts = {}) {
     throw new Error(`server binary not found at ${SERVER_BIN} (set SPACE_SERVER)`);
   }
   const filesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'space-files-'));
+  // The history database: a fresh --data-dir per server, so that runs never share ./data; a
+  // test that restarts on the same data passes opts.dataDir (and removes it itself).
+  const dataDir = opts.dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'space-data-'));
   const argv = ['--scripts', opts.scripts || SCRIPTS_DIR, '--host', '127.0.0.1', '--port', '0'];
   if (process.env.SPACE_TEST_LOG_LEVEL) argv.push('--log-level', process.env.SPACE_TEST_LOG_LEVEL);
   argv.push(...(opts.args || []));
   // A sanitizer build runs the scripts (and the collector under them) several times slower: the
   // CPU-time limit of a call scales like every other bound, unless a test sets it.
   if (SLOW > 1 && !argv.includes('--lua-cpu-ms')) argv.push('--lua-cpu-ms', String(50 * SLOW));
-  // opts.nofile: run under that open-file limit (soft and hard, so the server cannot raise it).
-  const [cmd, cmdArgs] = opts.nofile
-    ? ['bash', ['-c', `ulimit -n ${Number(opts.nofile)} && exec "$0" "$@"`, SERVER_BIN, ...argv]]
+  // opts.nofile: run under that open-file limit (soft and hard, so the server cannot raise it);
+  // opts.fsizeKiB: under that file-size limit (RLIMIT_FSIZE: a write past it fails, as on a full disk).
+  const limits = [];
+  if (opts.nofile) limits.push(`ulimit -n ${Number(opts.nofile)}`);
+  if (opts.fsizeKiB) limits.push(`ulimit -f ${Number(opts.fsizeKiB)}`);
+  const [cmd, cmdArgs] = limits.length
+    ? ['bash', ['-c', `${limits.join(' && ')} && exec "$0" "$@"`, SERVER_BIN, ...argv]]
     : [SERVER_BIN, argv];
   const proc = spawn(cmd, cmdArgs, {
     cwd: REPO,
-    env: serverEnv({ SPACE_FILES_DIR: filesDir, ...(opts.env || {}) }),
+    env: serverEnv({ SPACE_FILES_DIR: filesDir, SPACE_DATA_DIR: dataDir, ...(opts.env || {}) }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const srv = new Server(proc, argv);
   running.add(srv);
-  srv.exited.then(() => fs.rmSync(filesDir, { recursive: true, force: true }));
+  srv.exited.then(() => {
+    fs.rmSync(filesDir, { recursive: true, force: true });
+    if (!opts.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
   proc.stdout.setEncoding('utf8');
   proc.stderr.setEncoding('utf8');
   proc.stdout.on('data', (d) => { srv.stdout = (srv.stdout + d).slice(-200000); });
@@ -204,7 +214,10 @@ class ManagedServer {
 // Runs the binary with exactly `argv` and waits (bounded) for it to exit by itself.
 // Returns {code, signal, stderr, stdout, timedOut}.
 async function runServerToExit(argv, timeoutMs = T(5000)) {
-  const proc = spawn(SERVER_BIN, argv, { cwd: REPO, env: serverEnv({}), stdio: ['ignore', 'pipe', 'pipe'] });
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'space-data-'));
+  const proc = spawn(SERVER_BIN, argv, {
+    cwd: REPO, env: serverEnv({ SPACE_DATA_DIR: dataDir }), stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   let stdout = '';
   proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
@@ -212,10 +225,10 @@ async function runServerToExit(argv, timeoutMs = T(5000)) {
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   proc.on('error', (e) => { stderr += `[spawn error] ${e.message}`; });
   const r = await withTimeout(exited, timeoutMs).catch(() => null);
-  if (r) return { ...r, stderr, stdout, timedOut: false };
-  proc.kill('SIGKILL');
-  const r2 = await exited;
-  return { ...r2, stderr, stdout, timedOut: true };
+  if (!r) proc.kill('SIGKILL');
+  const r2 = r || await exited;
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  return { ...r2, stderr, stdout, timedOut: !r };
 }
 
 // Copy a scripts dir to a temp dir and apply edit(filename, text) -> text to each file.
@@ -742,6 +755,15 @@ function signHS256(secret, payload, header = { alg: 'HS256', typ: 'JWT' }) {
   return `${input}.${b64u(crypto.createHmac('sha256', secret).update(input).digest())}`;
 }
 
+// History (issue 14): new_message and new_file data carry an offset (16 lowercase hex digits). Checks
+// it and returns the data without it, for comparison with an exact object.
+function dropOffset(d, what = 'data') {
+  ok(d !== null && typeof d === 'object' && /^[0-9a-f]{16}$/.test(d.offset),
+    `${what}: expected an offset of 16 lowercase hex digits`, d);
+  const { offset, ...rest } = d; // eslint-disable-line no-unused-vars
+  return rest;
+}
+
 function isUser(u) {
   return u !== null && typeof u === 'object' && typeof u.id === 'string' && u.id.length > 0 &&
     typeof u.name === 'string';
@@ -752,5 +774,5 @@ module.exports = {
   startServer, assertAlive, ManagedServer, runServerToExit, copyScripts, withTimeout, waitFor, Inbox,
   tryConnect, connectClient, closeAllClients, nextEvent, request, expectAnswer, settle, expectError, ackRequest, disconnectClient,
   RawClient, NetWs, encodeFrame, httpRaw, httpStart, parseResponse,
-  uniqueRoom, uniqueName, isUser, signHS256,
+  uniqueRoom, uniqueName, isUser, signHS256, dropOffset,
 };

@@ -26,6 +26,8 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPACE_")}
         self.files_dir = tempfile.mkdtemp(prefix="space-files-")
         env["SPACE_FILES_DIR"] = self.files_dir
+        self.data_dir = tempfile.mkdtemp(prefix="space-data-")  # the history database: never ./data
+        env["SPACE_DATA_DIR"] = self.data_dir
         self.stderr_lines = []
         self.port = None
         self._port_found = threading.Event()
@@ -73,6 +75,7 @@ class ServerProcess:
                 return None
         finally:
             shutil.rmtree(self.files_dir, ignore_errors=True)
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def stop_servers(*servers):

@@ -106,6 +106,8 @@ class PythonClientTests:
         self.assertEqual(sent["room"], room)
         self.assertEqual(sent["client_msg_id"], "py-1", "client_msg_id echoed: %r" % (sent,))
         got = b.next("new_message")
+        # History (issue 14): new_message carries its offset, 16 lowercase hex digits.
+        self.assertRegex(got.pop("offset", ""), r"^[0-9a-f]{16}$", "new_message.offset")
         self.assertEqual(got, {"id": sent["id"], "room": room, "user": a.user, "text": text.strip(),
                                "timestamp": sent["timestamp"]}, "new_message at the other client")
         reply = b.request("send_message", {"room": room, "text": "hi back"}, "message_sent")

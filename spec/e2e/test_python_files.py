@@ -63,6 +63,8 @@ class PythonFilesTest(ClientTestCase):
         self.assertTrue(f["url"].startswith(prefix), "%s: url %r" % (what, f["url"]))
         self.assertEqual(urllib.parse.unquote(f["url"][len(prefix):]), data["name"], "%s: the name in the url" % what)
         nf = other.next("new_file", pred=lambda d: d.get("id") == f["id"], timeout=timeout)
+        # History (issue 14): new_file carries its offset, 16 lowercase hex digits.
+        self.assertRegex(nf.pop("offset", ""), r"^[0-9a-f]{16}$", "%s: new_file.offset" % what)
         self.assertEqual(nf, {"id": f["id"], "room": data["room"], "user": client.user, "name": data["name"],
                               "type": data["type"], "size": len(content), "url": f["url"]}, "%s: new_file" % what)
         client.settle()

@@ -38,7 +38,7 @@ fi
 # Started with paths relative to the working directory.
 cd "$prefix/share"
 "$prefix/bin/space-server" --scripts space-server/scripts --plugins space-server/plugins --files-dir "$work/files" \
-  --host 127.0.0.1 --port 0 2>"$work/stderr" &
+  --data-dir "$work/data" --host 127.0.0.1 --port 0 2>"$work/stderr" &
 pid=$!
 port=
 for _ in $(seq 100); do

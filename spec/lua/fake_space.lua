@@ -54,6 +54,37 @@ function M.new()
 
   function space.to(room, event, data) return deliver(room, nil, event, data) end
 
+  -- The history: kept in memory; space.history answers from space.run_later()
+  -- (the real one answers later too, never inside the call).
+  local history, later = {}, {}
+  function space.history_append(room, event, data)
+    data.offset = space.new_id()
+    history[room] = history[room] or {}
+    table.insert(history[room], { event = event, data = data })
+    return data.offset
+  end
+  function space.history(room, opts, callback)
+    local upto = opts.upto or ("%016x"):format(next_id)
+    local page = {}
+    for _, m in ipairs(history[room] or {}) do
+      local o = m.data.offset
+      if o <= upto and (not opts.before or o < opts.before) and (not opts.after or o > opts.after) then
+        page[#page + 1] = opts.events and m or m.data
+      end
+    end
+    local limit, has_more = opts.limit or 50, false
+    if #page > limit then
+      has_more = true
+      local from = opts.after and 1 or #page - limit + 1
+      page = table.move(page, from, from + limit - 1, 1, {})
+    end
+    later[#later + 1] = function() callback(space.array(page), has_more) end
+    return upto
+  end
+  function space.run_later()
+    while #later > 0 do table.remove(later, 1)() end
+  end
+
   local Conn = {}
   Conn.__index = Conn
 
@@ -67,6 +98,11 @@ function M.new()
   function Conn:emit(event, data) self.inbox[#self.inbox + 1] = { event = event, data = data } return true end
   function Conn:in_room(room) return members(room)[self] == true end
   function Conn:to(room, event, data) return deliver(room, self, event, data) end
+  function Conn:is_open() return true end
+  function Conn:hold() self.holds = (self.holds or 0) + 1 end
+  function Conn:release() self.holds = self.holds - 1 end
+  function Conn:ahead() end
+  function Conn:reply(_, event, data) return self:emit(event, data) end
 
   local function user_count(room, user_id)
     local n = 0

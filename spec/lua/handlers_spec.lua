@@ -139,8 +139,10 @@ describe("send_message", function()
     local event, data = call(alice, "send_message", { room = "r", text = "  hello \n", client_msg_id = "c1" })
     assert.are.equal("message_sent", event)
     assert.are.same({ id = data.id, room = "r", timestamp = space.now(), client_msg_id = "c1" }, data)
+    local got = bob:take("new_message")
     assert.are.same({ { id = data.id, room = "r", user = { id = "u1", name = "alice" }, text = "hello",
-      timestamp = space.now() } }, bob:take("new_message"))
+      timestamp = space.now(), offset = got[1] and got[1].offset } }, got)
+    assert.are.equal("string", type(got[1].offset))
     assert.are.same({}, alice:take("new_message"))
   end)
 
@@ -204,6 +206,88 @@ describe("get_room_users", function()
     assert.are.equal("room_users", event)
     assert.are.same({}, data.users)
     assert.are.equal(0, data.count)
+  end)
+end)
+
+describe("history", function()
+  local function two()
+    local space, _, call = setup()
+    local alice = space.connect("a1", { id = "u1", name = "alice" })
+    local bob = space.connect("b1", { id = "u2", name = "bob" })
+    call(alice, "join_room", { room = "r" })
+    call(bob, "join_room", { room = "r" })
+    return space, call, alice, bob
+  end
+
+  it("get_history answers room_history later, oldest first, with has_more and before", function()
+    local space, call, alice, bob = two()
+    for i = 1, 5 do call(alice, "send_message", { room = "r", text = "m" .. i }) end
+    assert.is_nil((call(bob, "get_history", { room = "r", limit = 2 })))
+    assert.are.same({}, bob:take("room_history"))
+    space.run_later()
+    local page = bob:take("room_history")[1]
+    assert.are.same({ "m4", "m5" }, { page.messages[1].text, page.messages[2].text })
+    assert.is_true(page.has_more)
+    call(bob, "get_history", { room = "r", before = page.messages[1].offset })
+    space.run_later()
+    local older = bob:take("room_history")[1]
+    assert.are.equal(3, #older.messages)
+    assert.is_false(older.has_more)
+  end)
+
+  it("get_history refuses non-members and bad limits or offsets", function()
+    local space, call = two()
+    local carol = space.connect("c1", { id = "u3", name = "carol" })
+    refused("not_in_room", call(carol, "get_history", { room = "r" }))
+    local alice = space.connect("a2", { id = "u1", name = "alice" })
+    call(alice, "join_room", { room = "r" })
+    for _, bad in ipairs({ { limit = 0 }, { limit = 201 }, { limit = 1.5 }, { before = "xyz" },
+                           { before = "ABCDEF0123456789" } }) do
+      bad.room = "r"
+      refused("invalid_payload", call(alice, "get_history", bad))
+    end
+  end)
+
+  it("join_room with history: N answers later with the last N and the latest offset", function()
+    local space, call, alice = two()
+    for i = 1, 3 do call(alice, "send_message", { room = "r", text = "m" .. i }) end
+    local carol = space.connect("c1", { id = "u3", name = "carol" })
+    assert.is_nil((call(carol, "join_room", { room = "r", history = 2 })))
+    space.run_later()
+    local joined = carol:take("joined_room")[1]
+    assert.are.same({ "m2", "m3" }, { joined.history[1].text, joined.history[2].text })
+    assert.are.equal(joined.history[2].offset, joined.offset)
+    refused("invalid_payload", call(carol, "join_room", { room = "r", history = 201 }))
+  end)
+
+  it("join_room with since: joined_room, then the messages after since, and the hold released", function()
+    local space, call, alice = two()
+    for i = 1, 3 do call(alice, "send_message", { room = "r", text = "m" .. i }) end
+    local carol = space.connect("c1", { id = "u3", name = "carol" })
+    call(carol, "join_room", { room = "r", history = 3 })
+    space.run_later()
+    local first = carol:take("joined_room")[1].history[1].offset
+    local dave = space.connect("d1", { id = "u4", name = "dave" })
+    call(dave, "join_room", { room = "r", since = first })
+    assert.are.equal(1, dave.holds)
+    space.run_later()
+    assert.are.equal(0, dave.holds)
+    assert.are.equal("joined_room", dave.inbox[1].event)
+    assert.are.same({ "m2", "m3" }, { dave.inbox[2].data.text, dave.inbox[3].data.text })
+    refused("invalid_payload", call(dave, "join_room", { room = "r", since = first, history = 1 }))
+  end)
+
+  it("join_room with since replays past one page (1000 messages), in order, then releases the hold", function()
+    local space, call, alice = two()
+    local since = space.history_append("r", "new_message", { text = "before" })
+    for i = 1, 1003 do call(alice, "send_message", { room = "r", text = "m" .. i }) end
+    local erin = space.connect("e1", { id = "u5", name = "erin" })
+    call(erin, "join_room", { room = "r", since = since })
+    space.run_later()
+    assert.are.equal(0, erin.holds)
+    local got = erin:take("new_message")
+    assert.are.equal(1003, #got)
+    for i = 1, 1003 do assert.are.equal("m" .. i, got[i].text) end
   end)
 end)
 

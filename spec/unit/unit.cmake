@@ -14,10 +14,11 @@ set(SPACE_UNIT_TESTS_proto http ws_codec eio_packet sio_packet filecheck json_sc
   pattern_cost etag redis_wire redis_url)
 set(SPACE_UNIT_TESTS_socketio room user recovery)
 set(SPACE_UNIT_TESTS_files file_store)
+set(SPACE_UNIT_TESTS_history history)
 # redis_link starts its own redis-server children (it fails, with a message, without one).
 set(SPACE_UNIT_TESTS_cluster redis_link)
 
-foreach(layer base proto socketio files cluster lua)
+foreach(layer base proto socketio files history cluster lua)
   foreach(name IN LISTS SPACE_UNIT_TESTS_${layer})
     add_executable(test_${name} ${SPACE_UNIT_DIR}/test_${name}.c)
     target_include_directories(test_${name} PRIVATE ${SPACE_UNIT_DIR})

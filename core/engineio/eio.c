@@ -49,11 +49,11 @@ static const struct eio_upper_ops *hub_up(const struct eio_session *s) { return 
  * =================================================================== */
 
 static void on_ws_message(void *owner, int binary, const uint8_t *p, size_t n);
-static void on_ws_close(void *owner);
+static void on_ws_close(void *owner, uint16_t peer_code);
 static void on_ws_pong(void *owner);
 const struct ws_owner_ops eio_ws_ops = {on_ws_message, on_ws_close, on_ws_pong};
 static void on_probe_message(void *owner, int binary, const uint8_t *p, size_t n);
-static void on_probe_close(void *owner);
+static void on_probe_close(void *owner, uint16_t peer_code);
 static const struct ws_owner_ops probe_ops = {on_probe_message, on_probe_close, NULL};
 static void on_pong(struct eio_session *s);
 
@@ -288,10 +288,13 @@ static void on_ws_message(void *owner, int binary, const uint8_t *p, size_t n) {
     eio_on_packet(s, binary, p, n);
 }
 
-static void on_ws_close(void *owner) {
+static void on_ws_close(void *owner, uint16_t peer_code) {
     struct eio_session *s = owner;
     s->ws = NULL;
-    eio_close(s, WS_CLOSE_NORMAL, "transport close");
+    /* 1001 is a browser leaving the page (closed, navigated away): the
+     * client is not coming back, so this is no dropped connection to keep
+     * for recovery (a network loss sends no close frame). */
+    eio_close(s, WS_CLOSE_NORMAL, peer_code == 1001 ? "client going away" : "transport close");
 }
 
 static void on_ws_pong(void *owner) {
@@ -357,7 +360,8 @@ static void on_probe_message(void *owner, int binary, const uint8_t *p, size_t n
     close_probe(s);
 }
 
-static void on_probe_close(void *owner) {
+static void on_probe_close(void *owner, uint16_t peer_code) {
+    (void)peer_code;
     struct eio_session *s = owner;
     s->probe = NULL;
     s->probe_answered = 0;

@@ -38,6 +38,7 @@ struct ws_state {
     size_t in_len;
     int in_recv;             /* inside wslay_event_recv: wslay_event_send waits until it returns */
     int bad_close;           /* the peer's close frame was malformed: answer 1002 */
+    uint16_t peer_close_code; /* the status of the peer's close frame; 0 before one came */
     int over_partial_cap;    /* the server holds too much partly received data: answer 1013 */
     uint64_t partial;        /* bytes of the message being received, counted in net.ws.partial_bytes */
     int close_head_held;     /* send_cb holds wslay's bare close header (see send_cb) */
@@ -184,6 +185,7 @@ static void on_msg_recv_cb(wslay_event_context_ptr ctx, const struct wslay_event
     struct ws_state *ws = c->tr_state;
     if (arg->opcode < 8) release_partial(c, ws);
     if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->msg_length == 1) ws->bad_close = 1;
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE) ws->peer_close_code = arg->status_code ? arg->status_code : 1005;
     if (!ws->owner || conn_is_closing(c)) return;
     if (arg->opcode == WSLAY_PONG && ws->ops->on_pong) ws->ops->on_pong(ws->owner);
     else if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
@@ -202,7 +204,7 @@ static const struct wslay_event_callbacks callbacks = {
 static void notify_close(struct ws_state *ws) {
     void *owner = ws->owner;
     ws->owner = NULL;
-    if (owner) ws->ops->on_close(owner);
+    if (owner) ws->ops->on_close(owner, ws->peer_close_code);
 }
 
 /* After wslay ran: close the conn once wslay wants neither to read nor to

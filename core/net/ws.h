@@ -48,8 +48,10 @@ struct ws_owner_ops {
     /* A whole message arrived (text is valid UTF-8). */
     void (*on_message)(void *owner, int binary, const uint8_t *p, size_t n);
     /* The WebSocket is gone (closed by either side); the conn must not be
-     * used after this returns. */
-    void (*on_close)(void *owner);
+     * used after this returns. peer_code is the status of the peer's close
+     * frame (1005 for none in it), or 0 when the peer sent none (a dropped
+     * connection, or the server closed first). */
+    void (*on_close)(void *owner, uint16_t peer_code);
     /* A pong frame arrived (may be NULL). */
     void (*on_pong)(void *owner);
 };

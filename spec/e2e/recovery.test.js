@@ -129,6 +129,16 @@ describe('connection state recovery', () => {
     ok(a.id !== id, 'a new socket id');
   });
 
+  test('a browser leaving the page (WebSocket close 1001) is not kept: the others see it leave at once', async () => {
+    const room = h.uniqueRoom('rec');
+    const a = await member(srv, room, ['websocket']);
+    const b = await member(srv, room, ['websocket']);
+    a.io.reconnection(false); // the page is gone: nothing comes back
+    a.io.engine.transport.ws.close(1001, 'going away'); // what a browser sends when its page closes
+    const left = await h.nextEvent(b, 'user_left_room');
+    eq(left.room, room);
+  });
+
   test('an unknown pid, or an offset the log does not hold, gets a fresh connection', async () => {
     const room = h.uniqueRoom('rec');
     const name = h.uniqueName('p');

@@ -517,6 +517,7 @@ test('SIGHUP and POST /api/reload each reload once; GET /api/status reports the 
   const hupLine = await waitLog(srv, /trigger=SIGHUP/, hups, 'SIGHUP');
   assert.match(hupLine, new RegExp(`info +reload: reloaded ${files} files in [\\d.]+ ms \\(generation 2\\) trigger=SIGHUP$`));
 
+  const posts = logLines(srv, /trigger=POST \/api\/reload/).length;
   const r = await postReload(srv);
   assert.equal(r.status, 200, `POST /api/reload: ${show(r.body)}`);
   assert.equal(r.body.ok, true);
@@ -524,7 +525,9 @@ test('SIGHUP and POST /api/reload each reload once; GET /api/status reports the 
   assert.equal(r.body.scripts.reloads_ok, 2);
   assert.equal(r.body.scripts.files, files);
   assert.equal(r.body.error, undefined);
-  assert.match(logLines(srv, /trigger=POST \/api\/reload/).pop() || '', /\(generation 3\) trigger=POST \/api\/reload$/);
+  // The answer can come before the server's log line has reached our pipe: wait for the line.
+  const postLine = await waitLog(srv, /trigger=POST \/api\/reload/, posts, 'POST /api/reload');
+  assert.match(postLine, /\(generation 3\) trigger=POST \/api\/reload$/);
   const st2 = await status(srv);
   assert.equal(st2.generation, 3, 'the POST reloaded once and nothing else did');
 

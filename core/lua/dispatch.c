@@ -225,6 +225,34 @@ static int push_args(lua_State *L, int is_event, const char *json, size_t len, u
     return 0;
 }
 
+/* The ack id the call's answer takes: the client's, or for a handler that
+ * got ev, what is left in ev.ack_id (conn:ack and conn:reply clear it, so
+ * an ack already answered is not answered again). When the call answers
+ * now, ev.ack_id is cleared too: a conn:reply from a callback later sends
+ * its event but not a second ack. */
+static int64_t take_pending_ack(lua_State *L, int ev, int64_t ack_id, int answers) {
+    if (!ev) return ack_id;
+    /* Raw: a metatable a script gave ev runs nothing here, outside a protected call. */
+    lua_pushliteral(L, "ack_id");
+    lua_rawget(L, ev);
+    int64_t pending = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+    lua_pop(L, 1);
+    if (answers && pending >= 0) {
+        lua_pushliteral(L, "ack_id");
+        lua_pushnil(L);
+        lua_rawset(L, ev);
+    }
+    return pending;
+}
+
+/* Answers ack_id (if >= 0) with no data: Socket.IO `43<id>[]`, on /ws
+ * {"event":"ack","data":null,"id":ID}, as conn:ack(ev) with no values. */
+static void ack_empty(struct sio_socket *s, int64_t ack_id) {
+    if (ack_id < 0) return;
+    struct sio_out a = {SIO_ACK, ack_id, "[]", 2, 0, NULL, NULL};
+    sio_send(s, &a);
+}
+
 /* Runs the handler of the event named at name_idx with the arguments in the
  * array at args_idx ([name, data, ...]) and answers as the handler says. */
 static void dispatch_event(struct script_host *h, struct sio_socket *s, int name_idx, int args_idx,
@@ -290,28 +318,28 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
     if (with_ev) lua_pushvalue(L, ev);
     int base = ev; /* results land above ev */
     struct label what = {s->nsp->name, (int)s->nsp->name_len, ":", name, "", "", 0};
-    if (script__call(h, with_ev ? 3 : 2, 3, &what) != 0) {
-        if (!s->closed) send_error(h, s, name, ack_id, "internal_error", "the handler failed");
-        return;
-    }
+    int failed = script__call(h, with_ev ? 3 : 2, 3, &what) != 0;
     if (s->closed) return;
-    /* Results: event, data | nil, code, message | nothing. */
-    int64_t pending_ack = ack_id;
-    if (with_ev) {
-        lua_getfield(L, ev, "ack_id"); /* cleared when the handler answered with conn:ack */
-        pending_ack = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
-        lua_pop(L, 1);
-    }
     int r1 = base + 1;
-    if (lua_type(L, r1) == LUA_TSTRING) {
+    int answers = failed || lua_type(L, r1) == LUA_TSTRING || (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING);
+    int64_t pending_ack = take_pending_ack(L, with_ev ? ev : 0, ack_id, answers);
+    if (failed) {
+        send_error(h, s, name, pending_ack, "internal_error", "the handler failed");
+    } else if (lua_type(L, r1) == LUA_TSTRING) {
         /* Every call answers: an answer that cannot be sent is an internal_error. */
         if (reply(h, s, r1, r1 + 1, pending_ack, &what, ev - 1) != 0 && !s->closed)
             send_error(h, s, name, pending_ack, "internal_error", "the handler failed");
-    } else if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
+    } else if (answers) {
         const char *code = lua_tostring(L, r1 + 1);
         const char *message = lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code;
         send_error(h, s, name, pending_ack, code, message);
+    } else if (!with_ev) {
+        /* Nothing returned, and no ev to answer with later: the ack still
+         * goes, empty, so that a client waiting for it never hangs. */
+        ack_empty(s, pending_ack);
     }
+    /* A handler that took ev and returned nothing keeps the event: it
+     * answers later with conn:reply or conn:ack, once (ev.ack_id stays). */
 }
 
 /* The metrics slot of the event named at name_idx: its own once the app has

@@ -25,11 +25,11 @@ async function raw() {
   return c;
 }
 
-// Once the ack of a later `nothing` request has come, every frame the server sent before it has too.
+// Once the ack of a later `echo` request has come, every frame the server sent before it has too.
 let seq = 900;
 async function settle(c) {
   const id = ++seq;
-  c.send(`42${id}["nothing",{}]`);
+  c.send(`42${id}["echo",{}]`);
   await c.nextText(`43${id}[`);
 }
 

@@ -14,6 +14,8 @@ return {
     ["/"] = {
       on_connect = on_connect,
       events = {
+        -- Answers with its data (an answer the server always gave).
+        echo = function(_, data) return "echo", data end,
         -- Returns nothing: the ack is answered at once, with no data.
         nothing = function() end,
         -- Returns what is no answer: the same.

@@ -15,7 +15,7 @@ let srv;
 before(async () => { srv = await h.startServer({ scripts: SCRIPTS }); });
 after(async () => {
   h.closeAllClients();
-  if (srv) await srv.stop();
+  if (srv) await srv.stopClean();
 });
 
 // A raw Socket.IO client on `/`: every text frame it receives is kept in order.

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "json_lua.h"
+#include "log.h"
 #include "sio.h"
 
 /* Pushes app.namespaces[nsp] (a table) or nil. */
@@ -253,6 +254,82 @@ static void ack_empty(struct sio_socket *s, int64_t ack_id) {
     sio_send(s, &a);
 }
 
+/* Registry key (an address) of the list of dropped kept events' acks:
+ * conn, ack_id, conn, ack_id, ... */
+static const char KEPT_ACKS_KEY = 0;
+
+/* __gc of a kept event: collected with its ack unanswered, the script can
+ * no longer answer it, so the ack goes empty, as for a handler that
+ * returned nothing. Only queued here (a finalizer runs inside whatever
+ * allocated); script__flush_kept_acks sends it. */
+static int kept_event_gc(lua_State *L) {
+    lua_pushliteral(L, "ack_id");
+    lua_rawget(L, 1);
+    lua_Integer id = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+    if (id < 0 || !lua_getmetatable(L, 1)) return 0;
+    lua_pushliteral(L, "conn");
+    lua_rawget(L, -2);
+    int conn = lua_gettop(L);
+    if (!api_to_socket(L, conn)) return 0; /* the connection is gone: no one to answer */
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &KEPT_ACKS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &KEPT_ACKS_KEY);
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    lua_pushvalue(L, conn);
+    lua_rawseti(L, -2, n + 1);
+    lua_pushinteger(L, id);
+    lua_rawseti(L, -2, n + 2);
+    host_of(L)->kept_acks = 1;
+    lua_pushliteral(L, "event");
+    lua_rawget(L, 1);
+    char q[LOG_QUOTED_MAX];
+    const char *name = lua_tostring(L, -1);
+    log_warn("lua", "a handler kept an event and dropped it unanswered: its ack goes with no data event=\"%s\"",
+             log_quoted(q, sizeof q, name ? name : "?"));
+    return 0;
+}
+
+void script__flush_kept_acks(struct script_host *h) {
+    lua_State *L = h->L;
+    h->kept_acks = 0;
+    int top = lua_gettop(L);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &KEPT_ACKS_KEY) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &KEPT_ACKS_KEY); /* a finalizer from here on starts a new list */
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer i = 1; i + 1 <= n; i += 2) {
+            lua_rawgeti(L, top + 1, i);
+            struct sio_socket *s = api_to_socket(L, -1); /* NULL once the connection is gone */
+            lua_rawgeti(L, top + 1, i + 1);
+            if (s && !s->closed) ack_empty(s, lua_tointeger(L, -1));
+            lua_settop(L, top + 1);
+        }
+    }
+    lua_settop(L, top);
+}
+
+/* Keeps the event ev of s for a later answer: when ev is collected with its
+ * ack unanswered, kept_event_gc answers it empty. ev's metatable holds the
+ * connection, out of the script's reach (__metatable). A metatable the
+ * handler gave ev itself is left alone (no finalizer then). */
+static void keep_event(lua_State *L, int ev, struct sio_socket *s) {
+    if (lua_getmetatable(L, ev)) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, kept_event_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    api_push_conn(L, s);
+    lua_setfield(L, -2, "conn");
+    lua_setmetatable(L, ev);
+}
+
 /* Runs the handler of the event named at name_idx with the arguments in the
  * array at args_idx ([name, data, ...]) and answers as the handler says. */
 static void dispatch_event(struct script_host *h, struct sio_socket *s, int name_idx, int args_idx,
@@ -337,9 +414,11 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
         /* Nothing returned, and no ev to answer with later: the ack still
          * goes, empty, so that a client waiting for it never hangs. */
         ack_empty(s, pending_ack);
+    } else if (pending_ack >= 0) {
+        /* A handler that took ev and returned nothing keeps the event: it
+         * answers later with conn:reply or conn:ack, once (ev.ack_id stays). */
+        keep_event(L, ev, s);
     }
-    /* A handler that took ev and returned nothing keeps the event: it
-     * answers later with conn:reply or conn:ack, once (ev.ack_id stays). */
 }
 
 /* The metrics slot of the event named at name_idx: its own once the app has

@@ -95,6 +95,17 @@ describe('a handler that takes ev', () => {
     c.close();
   });
 
+  test('returning nothing and dropping ev: the ack goes with no data once ev is collected', async () => {
+    const c = await raw();
+    c.send('4251["dropped",{}]');
+    c.send('42["fail",{}]'); // a failed call ends with a full collection
+    eq(await c.nextText('4351'), '4351[]', 'the ack of the dropped event');
+    await settle(c);
+    eq(acks(c, 51), [[]], 'acks');
+    ok(/dropped it unanswered: its ack goes with no data event="dropped"/.test(srv.stderr), 'the warning', h.show(srv.stderr.slice(-500)));
+    c.close();
+  });
+
   test('conn:ack, then an error: the error event, and no second ack', async () => {
     const c = await raw();
     c.send('4241["ack_then_fail",{}]');

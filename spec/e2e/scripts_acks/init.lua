@@ -27,6 +27,11 @@ return {
           ask(conn, data, ev)
           return "now", data
         end,
+        -- Takes ev, returns nothing and keeps nothing: the event is kept,
+        -- then collected unanswered, and its ack goes with no data.
+        dropped = function(_, _, _) end,
+        -- Fails: a failed call ends with a full collection of the state.
+        fail = function() error("failing to collect") end,
         -- Answers the ack, then fails: the error event, not a second ack.
         ack_then_fail = function(conn, _, ev)
           conn:ack(ev, "early")

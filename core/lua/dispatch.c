@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "json_lua.h"
+#include "log.h"
 #include "sio.h"
 
 /* Pushes app.namespaces[nsp] (a table) or nil. */
@@ -225,6 +226,110 @@ static int push_args(lua_State *L, int is_event, const char *json, size_t len, u
     return 0;
 }
 
+/* The ack id the call's answer takes: the client's, or for a handler that
+ * got ev, what is left in ev.ack_id (conn:ack and conn:reply clear it, so
+ * an ack already answered is not answered again). When the call answers
+ * now, ev.ack_id is cleared too: a conn:reply from a callback later sends
+ * its event but not a second ack. */
+static int64_t take_pending_ack(lua_State *L, int ev, int64_t ack_id, int answers) {
+    if (!ev) return ack_id;
+    /* Raw: a metatable a script gave ev runs nothing here, outside a protected call. */
+    lua_pushliteral(L, "ack_id");
+    lua_rawget(L, ev);
+    int64_t pending = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+    lua_pop(L, 1);
+    if (answers && pending >= 0) {
+        lua_pushliteral(L, "ack_id");
+        lua_pushnil(L);
+        lua_rawset(L, ev);
+    }
+    return pending;
+}
+
+/* Answers ack_id (if >= 0) with no data: Socket.IO `43<id>[]`, on /ws
+ * {"event":"ack","data":null,"id":ID}, as conn:ack(ev) with no values. */
+static void ack_empty(struct sio_socket *s, int64_t ack_id) {
+    if (ack_id < 0) return;
+    struct sio_out a = {SIO_ACK, ack_id, "[]", 2, 0, NULL, NULL};
+    sio_send(s, &a);
+}
+
+/* Registry key (an address) of the list of dropped kept events' acks:
+ * conn, ack_id, conn, ack_id, ... */
+static const char KEPT_ACKS_KEY = 0;
+
+/* __gc of a kept event: collected with its ack unanswered, the script can
+ * no longer answer it, so the ack goes empty, as for a handler that
+ * returned nothing. Only queued here (a finalizer runs inside whatever
+ * allocated); script__flush_kept_acks sends it. */
+static int kept_event_gc(lua_State *L) {
+    lua_pushliteral(L, "ack_id");
+    lua_rawget(L, 1);
+    lua_Integer id = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+    if (id < 0 || !lua_getmetatable(L, 1)) return 0;
+    lua_pushliteral(L, "conn");
+    lua_rawget(L, -2);
+    int conn = lua_gettop(L);
+    if (!api_to_socket(L, conn)) return 0; /* the connection is gone: no one to answer */
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &KEPT_ACKS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &KEPT_ACKS_KEY);
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    lua_pushvalue(L, conn);
+    lua_rawseti(L, -2, n + 1);
+    lua_pushinteger(L, id);
+    lua_rawseti(L, -2, n + 2);
+    host_of(L)->kept_acks = 1;
+    lua_pushliteral(L, "event");
+    lua_rawget(L, 1);
+    char q[LOG_QUOTED_MAX];
+    const char *name = lua_tostring(L, -1);
+    log_warn("lua", "a handler kept an event and dropped it unanswered: its ack goes with no data event=\"%s\"",
+             log_quoted(q, sizeof q, name ? name : "?"));
+    return 0;
+}
+
+void script__flush_kept_acks(struct script_host *h) {
+    lua_State *L = h->L;
+    h->kept_acks = 0;
+    int top = lua_gettop(L);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &KEPT_ACKS_KEY) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &KEPT_ACKS_KEY); /* a finalizer from here on starts a new list */
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer i = 1; i + 1 <= n; i += 2) {
+            lua_rawgeti(L, top + 1, i);
+            struct sio_socket *s = api_to_socket(L, -1); /* NULL once the connection is gone */
+            lua_rawgeti(L, top + 1, i + 1);
+            if (s && !s->closed) ack_empty(s, lua_tointeger(L, -1));
+            lua_settop(L, top + 1);
+        }
+    }
+    lua_settop(L, top);
+}
+
+/* Keeps the event ev of s for a later answer: when ev is collected with its
+ * ack unanswered, kept_event_gc answers it empty. ev's metatable holds the
+ * connection, out of the script's reach (__metatable). A metatable the
+ * handler gave ev itself is left alone (no finalizer then). */
+static void keep_event(lua_State *L, int ev, struct sio_socket *s) {
+    if (lua_getmetatable(L, ev)) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, kept_event_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    api_push_conn(L, s);
+    lua_setfield(L, -2, "conn");
+    lua_setmetatable(L, ev);
+}
+
 /* Runs the handler of the event named at name_idx with the arguments in the
  * array at args_idx ([name, data, ...]) and answers as the handler says. */
 static void dispatch_event(struct script_host *h, struct sio_socket *s, int name_idx, int args_idx,
@@ -290,27 +395,29 @@ static void dispatch_event(struct script_host *h, struct sio_socket *s, int name
     if (with_ev) lua_pushvalue(L, ev);
     int base = ev; /* results land above ev */
     struct label what = {s->nsp->name, (int)s->nsp->name_len, ":", name, "", "", 0};
-    if (script__call(h, with_ev ? 3 : 2, 3, &what) != 0) {
-        if (!s->closed) send_error(h, s, name, ack_id, "internal_error", "the handler failed");
-        return;
-    }
+    int failed = script__call(h, with_ev ? 3 : 2, 3, &what) != 0;
     if (s->closed) return;
-    /* Results: event, data | nil, code, message | nothing. */
-    int64_t pending_ack = ack_id;
-    if (with_ev) {
-        lua_getfield(L, ev, "ack_id"); /* cleared when the handler answered with conn:ack */
-        pending_ack = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
-        lua_pop(L, 1);
-    }
     int r1 = base + 1;
-    if (lua_type(L, r1) == LUA_TSTRING) {
+    int answers = failed || lua_type(L, r1) == LUA_TSTRING || (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING);
+    int64_t pending_ack = take_pending_ack(L, with_ev ? ev : 0, ack_id, answers);
+    if (failed) {
+        send_error(h, s, name, pending_ack, "internal_error", "the handler failed");
+    } else if (lua_type(L, r1) == LUA_TSTRING) {
         /* Every call answers: an answer that cannot be sent is an internal_error. */
         if (reply(h, s, r1, r1 + 1, pending_ack, &what, ev - 1) != 0 && !s->closed)
             send_error(h, s, name, pending_ack, "internal_error", "the handler failed");
-    } else if (lua_isnil(L, r1) && lua_type(L, r1 + 1) == LUA_TSTRING) {
+    } else if (answers) {
         const char *code = lua_tostring(L, r1 + 1);
         const char *message = lua_isstring(L, r1 + 2) ? lua_tostring(L, r1 + 2) : code;
         send_error(h, s, name, pending_ack, code, message);
+    } else if (!with_ev) {
+        /* Nothing returned, and no ev to answer with later: the ack still
+         * goes, empty, so that a client waiting for it never hangs. */
+        ack_empty(s, pending_ack);
+    } else if (pending_ack >= 0) {
+        /* A handler that took ev and returned nothing keeps the event: it
+         * answers later with conn:reply or conn:ack, once (ev.ack_id stays). */
+        keep_event(L, ev, s);
     }
 }
 

@@ -69,6 +69,7 @@ struct script_host {
     uint64_t exempt_since_ns;       /* this thread's CPU clock when the outermost such work began */
     volatile sig_atomic_t exempt_us; /* CPU time of that work so far in this call, not counted */
     char oom_where[160];   /* file:line of the allocation the caps refused in this call */
+    int kept_acks;         /* dropped kept events wait for their empty ack (dispatch.c) */
 };
 
 /* Names a call in the log line of its failure: the parts are joined only
@@ -85,6 +86,11 @@ struct label {
 #define LABEL(s) (&(struct label){(s), INT_MAX, "", "", "", "", 0})
 
 static inline struct script_host *host_of(lua_State *L) { return api_host(L); }
+
+/* dispatch.c: the empty acks of kept events that were collected unanswered
+ * (queued by their finalizer, which may run inside any allocation), sent
+ * once the outermost call is over. */
+void script__flush_kept_acks(struct script_host *h);
 
 /* lua_alloc.c: the lua_Alloc of the state (ud: the host), under the
  * memory caps; and the pool's blocks freed, after lua_close. */

@@ -50,6 +50,7 @@ int script__call(struct script_host *h, int nargs, int nres, const struct label 
     }
     script__watch_leave(h);
     h->running = outer;
+    if (!outer && h->kept_acks) script__flush_kept_acks(h);
     if (rc != LUA_OK) return -1;
     lua_remove(L, base);
     return 0;

@@ -19,9 +19,10 @@ local function emit_auth(conn)
   conn:emit("auth", conn:data().auth or {})
 end
 
--- Handlers return nothing: the server then sends nothing on its own, and
--- an ack the client asked for is answered here or not at all (as in Node,
--- where an ack callback nobody calls is never answered).
+-- Handlers take ev and return nothing, which keeps the event: the server
+-- then sends nothing on its own, and an ack the client asked for is
+-- answered here or not at all (as in Node, where an ack callback nobody
+-- calls is never answered).
 local function message(conn, _, ev)
   conn:emit("message-back", table.unpack(ev.args, 1, ev.args.n))
 end

@@ -21,8 +21,8 @@ LISTEN_RE = re.compile(r"listening address=[^ :]+:(\d+)")
 class ServerProcess:
     """The server on a free loopback port; stderr is kept for failure messages."""
 
-    def __init__(self, extra_args=()):
-        self.args = [SERVER, "--scripts", SCRIPTS, "--host", "127.0.0.1", "--port", "0", *extra_args]
+    def __init__(self, extra_args=(), scripts=None):
+        self.args = [SERVER, "--scripts", scripts or SCRIPTS, "--host", "127.0.0.1", "--port", "0", *extra_args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPACE_")}
         self.files_dir = tempfile.mkdtemp(prefix="space-files-")
         env["SPACE_FILES_DIR"] = self.files_dir

@@ -64,7 +64,7 @@ static void on_write(uv_write_t *req, int status) {
     struct write_req *w = (struct write_req *)req;
     struct client *c = w->c;
     free(w);
-    c->writing = 0;
+    c->writing--;
     if (status < 0) return; /* the read side sees the error too */
     if (c->out_len) flush(c);
 }
@@ -88,11 +88,53 @@ static void flush(struct client *c) {
     memcpy(w->data, c->out + n, left);
     w->c = c;
     c->out_len = 0;
-    c->writing = 1;
+    c->writing++;
     uv_buf_t rest = uv_buf_init(w->data, left);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &rest, 1, on_write) != 0) {
         free(w);
-        c->writing = 0;
+        c->writing--;
+    }
+}
+
+/* A write of bytes the caller keeps alive (an upload frame shared by every
+ * uploader): queued behind whatever c has buffered, never copied. */
+struct shared_write {
+    uv_write_t req;
+    struct client *c;
+};
+
+static void on_shared_write(uv_write_t *req, int status) {
+    struct shared_write *w = (struct shared_write *)req;
+    struct client *c = w->c;
+    free(w);
+    c->writing--;
+    if (status < 0) return;
+    if (!c->writing && c->out_len) flush(c);
+}
+
+void lg_write_shared(struct client *c, const char *p, size_t n) {
+    if (c->state == ST_CLOSED) return;
+    if (c->out_len) { /* what was queued before goes first: uv_write keeps the order */
+        struct write_req *w = malloc(sizeof *w + c->out_len);
+        if (!w) abort();
+        memcpy(w->data, c->out, c->out_len);
+        w->c = c;
+        uv_buf_t b = uv_buf_init(w->data, c->out_len);
+        c->out_len = 0;
+        c->writing++;
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+            free(w);
+            c->writing--;
+        }
+    }
+    struct shared_write *w = malloc(sizeof *w);
+    if (!w) abort();
+    w->c = c;
+    c->writing++;
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_shared_write) != 0) {
+        free(w);
+        c->writing--;
     }
 }
 
@@ -114,11 +156,7 @@ static uint32_t xorshift(uint32_t *s) {
     return *s = x;
 }
 
-/* Appends one masked frame (FIN set) carrying p[0..n). */
-static void send_frame(struct client *c, int opcode, const char *p, size_t n) {
-    if (c->state == ST_CLOSED) return;
-    if (grow(&c->out, &c->out_cap, c->out_len + n + 14) != 0) abort();
-    uint8_t *o = (uint8_t *)c->out + c->out_len;
+size_t lg_frame(uint8_t *o, int opcode, const char *p, size_t n, uint32_t mask) {
     size_t h = 0;
     o[h++] = (uint8_t)(0x80 | opcode);
     if (n < 126) {
@@ -131,7 +169,6 @@ static void send_frame(struct client *c, int opcode, const char *p, size_t n) {
         o[h++] = 0x80 | 127;
         for (int i = 7; i >= 0; i--) o[h++] = (uint8_t)((uint64_t)n >> (8 * i));
     }
-    uint32_t mask = xorshift(&c->rng);
     uint8_t mk[4];
     memcpy(mk, &mask, 4);
     memcpy(o + h, mk, 4);
@@ -148,7 +185,14 @@ static void send_frame(struct client *c, int opcode, const char *p, size_t n) {
         memcpy(d + i, &v, 8);
     }
     for (; i < n; i++) d[i] = (uint8_t)p[i] ^ mk[i & 3];
-    c->out_len += (uint32_t)(h + n);
+    return h + n;
+}
+
+/* Appends one masked frame (FIN set) carrying p[0..n). */
+static void send_frame(struct client *c, int opcode, const char *p, size_t n) {
+    if (c->state == ST_CLOSED) return;
+    if (grow(&c->out, &c->out_cap, c->out_len + n + 14) != 0) abort();
+    c->out_len += (uint32_t)lg_frame((uint8_t *)c->out + c->out_len, opcode, p, n, xorshift(&c->rng));
     mark_flush(c->lg, c);
 }
 
@@ -277,6 +321,11 @@ static void on_new_message(struct lg *lg, struct client *c, const char *p, size_
         hist_record(&lg->lat, lat);
         hist_record(&lg->lat_sec, lat);
     }
+    /* Sent while an upload was in flight: from the first upload's start
+     * until the last one's answer (later uploads keep the span open). */
+    if (lg->up_first_ns && sent_ns >= lg->up_first_ns && sent_ns <= lg->now_ns &&
+        (lg->uploads_in_flight || sent_ns <= lg->up_last_done_ns))
+        hist_record(&lg->lat_up, lg->now_ns - sent_ns);
     if (c->next_seq && sender >= 0 && (uint32_t)sender < lg->senders_per_room) {
         if (c->next_seq[sender] != seq) lg->c.order_bad++;
         c->next_seq[sender] = (uint32_t)seq + 1;
@@ -295,6 +344,8 @@ static void on_event(struct client *c, const char *name, size_t name_len, const 
         c->acked++;
         lg->c.acked++;
         if (lg->on_ack) lg->on_ack(lg, c);
+    } else if (IS("file_sent")) {
+        if (c->upload_in_flight) lg_upload_done(lg, c);
     } else if (IS("joined_room")) {
         if (c->state == ST_JOINING) became_ready(c);
     } else if (IS("connected")) {
@@ -305,6 +356,7 @@ static void on_event(struct client *c, const char *name, size_t name_len, const 
         snprintf(what, sizeof what, "error event: %.*s", (int)(n > 150 ? 150 : n), p);
         set_error(lg, c, what);
         if (c->state == ST_JOINING || c->state == ST_SIO_CONNECT) client_end(c, "refused");
+        else if (c->upload_in_flight) lg_upload_done(lg, c); /* answered, if refused: the run fails on errors */
         else if (lg->on_ack && c->sender >= 0) {
             c->acked++; /* an answered message frees its window slot */
             lg->c.acked++;
@@ -571,4 +623,5 @@ void lg_init(struct lg *lg, uv_loop_t *loop) {
     uv_prepare_start(&lg->flush_hook, on_flush_hook);
     hist_reset(&lg->lat);
     hist_reset(&lg->lat_sec);
+    hist_reset(&lg->lat_up);
 }

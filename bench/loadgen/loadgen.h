@@ -37,7 +37,7 @@ struct client {
     uint32_t room;               /* room index */
     int32_t sender;              /* sender slot in its room, -1 for a pure receiver */
     uint8_t state;               /* enum client_state */
-    uint8_t writing;             /* a uv_write is in flight */
+    uint8_t writing;             /* uv_writes in flight */
     uint8_t pending_flush;       /* linked into lg->flush_list */
     uint8_t frag_op;             /* opcode of the message being reassembled */
     uint32_t rng;                /* xorshift state for masks */
@@ -54,6 +54,9 @@ struct client {
     uint64_t sent, acked;
     /* receiver: the next sequence number expected from each sender of the room */
     uint32_t *next_seq;
+    /* uploader (fanout --uploads): alone with the other uploaders in their own room */
+    uint8_t uploader, upload_binary, upload_in_flight;
+    uint32_t uploads_left;
 };
 
 struct counters {
@@ -64,6 +67,7 @@ struct counters {
     uint64_t order_bad;   /* new_message out of sequence (gap, duplicate, reorder) */
     uint64_t pings;       /* Engine.IO pings answered */
     uint64_t closed;      /* clients closed by the server or by an error after setup */
+    uint64_t uploads_started, uploads_done; /* send_file sent, file_sent received */
 };
 
 struct lg {
@@ -97,6 +101,12 @@ struct lg {
     struct counters c;
     struct hist lat;             /* latencies during the window */
     struct hist lat_sec;         /* latencies of the last progress second */
+    /* uploads (upload.c): the frames every uploader writes, built once */
+    char *up_b64, *up_bin;       /* base64: one text frame; binary: the text frame then the binary one */
+    size_t up_b64_len, up_bin_len;
+    uint32_t upload_bytes, uploads_in_flight;
+    uint64_t up_first_ns, up_last_done_ns; /* the first upload's start, the last answer so far */
+    struct hist lat_up;          /* latencies of messages sent while an upload was in flight */
     char last_error[256];
     /* called when a sender got an answer (window refill) */
     void (*on_ack)(struct lg *lg, struct client *c);
@@ -109,6 +119,19 @@ uint64_t lg_now_ns(void);
 void lg_start_more(struct lg *lg);
 /* Emits one send_message from c to its room. */
 void lg_send_message(struct lg *lg, struct client *c);
+/* Writes one WebSocket frame (FIN set, masked with `mask`) of p[0..n) to o,
+ * which has room for n + 14 bytes; returns its length. */
+size_t lg_frame(uint8_t *o, int opcode, const char *p, size_t n, uint32_t mask);
+/* Writes p[0..n) (whole frames) to c after what c has queued; p must live
+ * until the write ends (it is not copied). */
+void lg_write_shared(struct client *c, const char *p, size_t n);
+/* upload.c: builds the upload frames for `bytes`-byte files sent to room
+ * r<room>; 0, or -1 when out of memory. */
+int lg_uploads_prepare(struct lg *lg, uint32_t bytes, uint32_t room);
+/* Sends c's next send_file (base64 or binary as c->upload_binary says). */
+void lg_upload_start(struct lg *lg, struct client *c);
+/* c got file_sent: counts it and starts c's next upload, if any. */
+void lg_upload_done(struct lg *lg, struct client *c);
 /* Closes every client (close frame, then the socket). */
 void lg_close_all(struct lg *lg);
 void lg_init(struct lg *lg, uv_loop_t *loop);

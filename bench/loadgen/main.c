@@ -3,7 +3,10 @@
  *   fanout       R rooms x M members; S senders per room send send_message
  *                within a window of W unanswered messages (or at --rate);
  *                every other member must receive each message (new_message),
- *                the text carries the CLOCK_MONOTONIC send time.
+ *                the text carries the CLOCK_MONOTONIC send time. --uploads U
+ *                adds U clients in a room of their own that send send_file
+ *                (--upload-bytes each, --upload-count times) from the start
+ *                of the window: the chat's latency while they upload.
  *   inbound      N clients, each alone in its own room, sending within a
  *                window: events through the server's handlers per second.
  *   connections  N clients, each joined to a room of --room-size, held open;
@@ -53,6 +56,8 @@ struct opts {
     double duration_s, warmup_s, hold_s, settle_s;
     double setup_timeout_s, drain_timeout_s;
     uint32_t src_addrs, procs, concurrency;
+    uint32_t uploads, upload_bytes, upload_count;
+    int upload_mode;         /* 0 base64, 1 binary, 2 mixed (odd uploaders binary) */
     const char *label;
     int ports[LG_MAX_SERVERS];  /* --ports; none: --port alone */
     uint32_t n_ports;
@@ -65,6 +70,7 @@ static struct opts o = {
     .rooms = 1, .members = 1000, .senders = 1, .window = 64, .size = 100, .clients = 1000, .room_size = 10,
     .duration_s = 10, .warmup_s = 1, .hold_s = 2, .settle_s = 0.3,
     .setup_timeout_s = 120, .drain_timeout_s = 10,
+    .upload_bytes = 10485760, .upload_count = 1, .upload_mode = 2,
     .src_addrs = 1, .procs = 1, .server_core = -1, .loadgen_core = -1, .concurrency = 256, .label = "loadgen",
 };
 
@@ -171,6 +177,13 @@ static void on_ack(struct lg *l, struct client *c) {
     if (o.rate == 0) fill_window(c);
 }
 
+#define UPLOAD_ROOM 3000000u
+
+static void start_uploads(void) {
+    for (uint32_t i = 0; i < lg.n_clients; i++)
+        if (lg.clients[i].uploader) lg_upload_start(&lg, &lg.clients[i]);
+}
+
 static void on_rate_tick(uv_timer_t *t) {
     (void)t;
     if (!lg.sending || !n_senders) return;
@@ -220,7 +233,7 @@ static void on_progress(uv_timer_t *t) {
         double srv = now.server_cpu_s >= 0 && sec_prev.server_cpu_s >= 0 ? (now.server_cpu_s - sec_prev.server_cpu_s) / dt : -1;
         fprintf(stderr,
                 "[%s] %5.1fs %-7s sent/s=%.0f acked/s=%.0f deliveries/s=%.0f p50=%.2fms p99=%.2fms "
-                "server_cpu=%.0f%% server_core=%.0f%% loadgen_cpu=%.0f%% errors=%llu",
+                "server_cpu=%.0f%% server_core=%.0f%% loadgen_cpu=%.0f%% errors=%llu uploads=%llu/%llu",
                 o.label[0] ? o.label : "loadgen", el, phase_names[phase],
                 (double)(now.c.sent - sec_prev.c.sent) / dt, (double)(now.c.acked - sec_prev.c.acked) / dt,
                 (double)(now.c.delivered - sec_prev.c.delivered) / dt, hist_quantile(&lg.lat_sec, 0.5) / 1e6,
@@ -228,7 +241,8 @@ static void on_progress(uv_timer_t *t) {
                 now.core_total_s > sec_prev.core_total_s && sec_prev.core_total_s >= 0
                     ? (now.core_busy_s - sec_prev.core_busy_s) / (now.core_total_s - sec_prev.core_total_s) * 100 : -1,
                 (now.self_cpu_s - sec_prev.self_cpu_s) / dt * 100,
-                (unsigned long long)lg.c.errors);
+                (unsigned long long)lg.c.errors, (unsigned long long)lg.c.uploads_done,
+                (unsigned long long)lg.c.uploads_started);
     }
     fputc('\n', stderr);
     hist_reset(&lg.lat_sec);
@@ -328,6 +342,22 @@ static void print_summary(void) {
         kv("unanswered", "%lld", (long long)lg.c.sent - (long long)lg.c.acked);
         kv("out_of_order", "%llu", (unsigned long long)lg.c.order_bad);
         kv("rate_skipped", "%llu", (unsigned long long)rate_skipped);
+        if (o.scenario == SC_FANOUT && o.uploads) {
+            static const char *const modes[] = {"base64", "binary", "mixed"};
+            kv("uploaders", "%u", o.uploads);
+            kv("upload_bytes", "%u", o.upload_bytes);
+            kv("upload_mode", "%s", modes[o.upload_mode]);
+            kv("uploads_started", "%llu", (unsigned long long)lg.c.uploads_started);
+            kv("uploads_done", "%llu", (unsigned long long)lg.c.uploads_done);
+            double up_s = lg.up_last_done_ns > lg.up_first_ns ? secs(lg.up_last_done_ns - lg.up_first_ns) : 0;
+            kv("upload_s", "%.3f", up_s);
+            kv("upload_mib_per_s", "%.1f", up_s > 0 ? (double)lg.c.uploads_done * o.upload_bytes / 1048576.0 / up_s : 0);
+            /* the chat while an upload was in flight (within the lat_* figures above) */
+            kv("lat_up_samples", "%llu", (unsigned long long)lg.lat_up.count);
+            kv("lat_up_p50_us", "%.1f", hist_quantile(&lg.lat_up, 0.5) / 1e3);
+            kv("lat_up_p99_us", "%.1f", hist_quantile(&lg.lat_up, 0.99) / 1e3);
+            kv("lat_up_max_us", "%.1f", lg.lat_up.count ? lg.lat_up.max / 1e3 : 0);
+        }
     }
     kv("errors", "%llu", (unsigned long long)lg.c.errors);
     kv("closed_by_server", "%llu", (unsigned long long)lg.c.closed);
@@ -354,7 +384,8 @@ static void finish(void) {
 }
 
 static int all_answered(void) {
-    return lg.c.acked >= lg.c.sent && lg.c.delivered >= expected_deliveries(lg.c.sent);
+    return lg.c.acked >= lg.c.sent && lg.c.delivered >= expected_deliveries(lg.c.sent) &&
+           lg.c.uploads_done >= lg.c.uploads_started;
 }
 
 static void on_ctl_readable(uv_poll_t *p, int status, int events);
@@ -414,6 +445,7 @@ static void on_tick(uv_timer_t *t) {
         snap(&win_start);
         lg.measuring = 1;
         set_phase(PH_MEASURE);
+        start_uploads();
         return;
     case PH_MEASURE:
         if (in_phase < o.duration_s) return;
@@ -431,9 +463,10 @@ static void on_tick(uv_timer_t *t) {
             if (lg.c.errors) fail("%llu error events: %s", (unsigned long long)lg.c.errors, lg.last_error);
             finish();
         } else if (in_phase > o.drain_timeout_s) {
-            fail("after %.0fs of draining: %lld deliveries lost, %lld messages unanswered", o.drain_timeout_s,
-                 (long long)expected_deliveries(lg.c.sent) - (long long)lg.c.delivered,
-                 (long long)lg.c.sent - (long long)lg.c.acked);
+            fail("after %.0fs of draining: %lld deliveries lost, %lld messages unanswered, %llu uploads unanswered",
+                 o.drain_timeout_s, (long long)expected_deliveries(lg.c.sent) - (long long)lg.c.delivered,
+                 (long long)lg.c.sent - (long long)lg.c.acked,
+                 (unsigned long long)(lg.c.uploads_started - lg.c.uploads_done));
             finish();
         }
         return;
@@ -477,6 +510,13 @@ static void build_clients(uint32_t first_idx, uint32_t n) {
         c->sender = -1;
         switch (o.scenario) {
         case SC_FANOUT:
+            if (c->idx >= o.rooms * o.members) { /* an uploader */
+                c->room = UPLOAD_ROOM;
+                c->uploader = 1;
+                c->upload_binary = o.upload_mode == 2 ? (c->idx & 1) : o.upload_mode == 1;
+                c->uploads_left = o.upload_count;
+                break;
+            }
             c->room = c->idx / o.members;
             if (c->idx % o.members < o.senders) c->sender = (int32_t)(c->idx % o.members);
             c->next_seq = calloc(o.senders, sizeof *c->next_seq);
@@ -531,6 +571,10 @@ static void run_loop(uint32_t first_idx, uint32_t n) {
         }
     }
     build_clients(first_idx, n);
+    if (o.scenario == SC_FANOUT && o.uploads && lg_uploads_prepare(&lg, o.upload_bytes, UPLOAD_ROOM) != 0) {
+        fprintf(stderr, "loadgen: out of memory for the upload frames\n");
+        exit(1);
+    }
     uv_timer_init(loop, &tick_timer);
     uv_timer_init(loop, &rate_timer);
     uv_timer_init(loop, &progress_timer);
@@ -675,6 +719,9 @@ static void usage(void) {
             "  --server-core N          the core the server is pinned to: its busy share from /proc/stat\n"
             "  --loadgen-core N         the core this process is pinned to, likewise\n"
             "fanout:      --rooms R --members M --senders S [--window W | --rate MSGS_PER_S] --size BYTES\n"
+            "             [--uploads U --upload-bytes B --upload-count K --upload-mode base64|binary|mixed]\n"
+            "             (U more clients send send_file from the window's start, K files each, one at a\n"
+            "             time; mixed: every other uploader sends a binary attachment; socketio only)\n"
             "inbound:     --clients N --window W --size BYTES\n"
             "connections: --clients N --room-size K --hold S [--procs P]\n"
             "common:      --duration S --warmup S --src-addrs K (bind 127.0.0.1..K) --concurrency C\n"
@@ -772,6 +819,13 @@ static int parse_opts(int argc, char **argv) {
             else return fprintf(stderr, "loadgen: unknown proto '%s'\n", v), -1;
             continue;
         }
+        if (!strcmp(a, "--upload-mode")) {
+            if (!strcmp(v, "base64")) o.upload_mode = 0;
+            else if (!strcmp(v, "binary")) o.upload_mode = 1;
+            else if (!strcmp(v, "mixed")) o.upload_mode = 2;
+            else return fprintf(stderr, "loadgen: unknown upload mode '%s'\n", v), -1;
+            continue;
+        }
         if (!strcmp(a, "--host")) {
             o.host = v;
             continue;
@@ -809,6 +863,9 @@ static int parse_opts(int argc, char **argv) {
         NUM("--src-addrs", src_addrs, 1)
         NUM("--procs", procs, 1)
         NUM("--concurrency", concurrency, 1)
+        NUM("--uploads", uploads, 0)
+        NUM("--upload-bytes", upload_bytes, 1)
+        NUM("--upload-count", upload_count, 1)
 #undef NUM
         fprintf(stderr, "loadgen: unknown option '%s' (see --help)\n", a);
         return -1;
@@ -816,6 +873,14 @@ static int parse_opts(int argc, char **argv) {
     if (o.senders > o.members) o.senders = o.members;
     if (o.size > 4000) {
         fprintf(stderr, "loadgen: --size is at most 4000 (the server's message.max_length)\n");
+        return -1;
+    }
+    if (o.uploads && (o.scenario != SC_FANOUT || o.proto != PROTO_SIO)) {
+        fprintf(stderr, "loadgen: --uploads is for the fanout scenario over Socket.IO\n");
+        return -1;
+    }
+    if (o.upload_bytes > (48u << 20)) {
+        fprintf(stderr, "loadgen: --upload-bytes is at most 48 MiB\n");
         return -1;
     }
     if (o.procs > 64) o.procs = 64;
@@ -837,7 +902,7 @@ int main(int argc, char **argv) {
 
     if (o.scenario == SC_CONNECTIONS && o.procs > 1) return run_connections_procs();
 
-    uint32_t n = o.scenario == SC_FANOUT ? o.rooms * o.members : o.clients;
+    uint32_t n = o.scenario == SC_FANOUT ? o.rooms * o.members + o.uploads : o.clients;
     if (o.scenario == SC_CONNECTIONS && o.pid) rss_before_kib = procstat_rss_kib(o.pid);
     run_loop(0, n);
     print_summary();

@@ -1,14 +1,24 @@
 // The Node socket.io 4.8 peer of space-server, for the benchmarks: the same
 // app as scripts/ (connected, join_room, leave_room, send_message,
-// get_room_users, dev auth by name, the rules of rules.lua and the rate
-// limit), on the same wire (PROTOCOL.md §2-§5).
+// send_file, get_room_users, dev auth by name, the rules of rules.lua and
+// the rate limit), on the same wire (PROTOCOL.md §2-§5).
 //
 //   node server.js [--host 127.0.0.1] [--port 0] [--rate-per-second 20] [--rate-burst 40] [--max-users 10000]
+//                  [--files-dir DIR (default: a new directory under the system's temporary one)]
 //
-// Prints "listening port=P" on stderr once it accepts connections.
+// Prints "listening port=P" on stderr once it accepts connections. GET
+// /metrics answers the loop's delay as perf_hooks.monitorEventLoopDelay
+// measures it (1 ms resolution), under the names our /metrics uses for its
+// loop turns: space_event_loop_lag_max_seconds, and the p99 (the figures
+// are the intervals between the runs of a 1 ms timer, so ~1 ms above the
+// delay itself); GET /metrics/reset starts them afresh.
 'use strict';
 
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
 const http = require('http');
+const { monitorEventLoopDelay } = require('perf_hooks');
 const { Server } = require('socket.io');
 
 function arg(name, def) {
@@ -25,7 +35,17 @@ const RULES = {
   message: { max_length: 4000 },
   rate: { per_second: Number(arg('rate-per-second', 20)), burst: Number(arg('rate-burst', 40)) },
 };
+RULES.file = {
+  max_bytes: 10485760,
+  max_name_bytes: 255,
+  types: ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf', 'text/plain'],
+};
+const MAX_PAYLOAD = 16777216; // our --max-payload: a 10 MiB file fits, base64 included
+const FILES_DIR = arg('files-dir', '') || fs.mkdtempSync(path.join(os.tmpdir(), 'space-peer-files-'));
+fs.mkdirSync(FILES_DIR, { recursive: true });
 const MAX_NAME_BYTES = 64;
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
 const ROOM_RE = /^[A-Za-z0-9_\-.:]+$/;
 
 // Distinct users per room: room -> Map(user id -> connections of that user in the room).
@@ -172,6 +192,54 @@ const handlers = {
     };
   },
 
+  // As a Node app would write it: the checks, the base64 decoding and the
+  // content check on the loop; the write (temp file + rename) through
+  // fs.promises, on libuv's thread pool. Answers a promise.
+  send_file(io, socket, data) {
+    const bad = checkObject(data);
+    if (bad) return bad;
+    const [room, err] = checkRoom(data);
+    if (err) return err;
+    const { name, type } = data;
+    if (typeof name !== 'string') return fail('invalid_payload', "'name' must be a string");
+    if (typeof type !== 'string') return fail('invalid_payload', "'type' must be a string");
+    if (!socket.rooms.has(room)) return fail('not_in_room', 'you are not in room ' + room);
+    let bytes;
+    if (Buffer.isBuffer(data.data)) {
+      bytes = data.data;
+    } else if (typeof data.data === 'string') {
+      const padding = (data.data.slice(-2).match(/=*$/) || [''])[0].length;
+      if (Math.floor(data.data.length / 4) * 3 - padding > RULES.file.max_bytes) {
+        return fail('file_too_large', `files have at most ${RULES.file.max_bytes} bytes`);
+      }
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data.data) || data.data.length % 4 !== 0) {
+        return fail('invalid_file', 'the data is not valid base64');
+      }
+      bytes = Buffer.from(data.data, 'base64');
+    } else {
+      return fail('invalid_payload', "'data' must be base64 text or binary");
+    }
+    if (bytes.length > RULES.file.max_bytes) return fail('file_too_large', `files have at most ${RULES.file.max_bytes} bytes`);
+    if (name.length === 0 || Buffer.byteLength(name) > RULES.file.max_name_bytes || /[\/\\\x00-\x1f]/.test(name) ||
+        name === '.' || name === '..') {
+      return fail('invalid_file', 'a file name is a base name of 1 to 255 bytes');
+    }
+    if (!RULES.file.types.includes(type)) return fail('file_type_not_allowed', `files of type ${type} are not allowed`);
+    if (!contentMatches(type, bytes)) return fail('invalid_file', `the content is not ${type}`);
+    const id = newId();
+    const file = path.join(FILES_DIR, id);
+    const temp = file + '.tmp';
+    return fs.promises.writeFile(temp, bytes).then(() => fs.promises.rename(temp, file)).then(() => {
+      const url = `/files/${id}/${encodeURIComponent(name)}`;
+      const sent = { id, room, name, type, size: bytes.length, url };
+      socket.to(room).emit('new_file', { id, room, user: socket.data.user, name, type, size: bytes.length, url });
+      return { event: 'file_sent', data: sent };
+    }, (e) => {
+      console.error('send_file: the file could not be stored:', e.message);
+      return fail('internal_error', 'the file could not be stored');
+    });
+  },
+
   get_room_users(io, socket, data) {
     const bad = checkObject(data);
     if (bad) return bad;
@@ -183,6 +251,32 @@ const handlers = {
 };
 
 const RATE_LIMITED = new Set(['send_message', 'send_file']);
+
+const MAGIC = {
+  'image/png': [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+  'image/jpeg': [0xff, 0xd8, 0xff],
+  'image/gif': [0x47, 0x49, 0x46, 0x38],
+  'application/pdf': [0x25, 0x50, 0x44, 0x46, 0x2d],
+};
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+// The declared type against the content (rules: text/plain is valid UTF-8 without NUL).
+function contentMatches(type, bytes) {
+  if (type === 'text/plain') {
+    if (bytes.includes(0)) return false;
+    try {
+      utf8.decode(bytes);
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+  if (type === 'image/webp') {
+    return bytes.length >= 12 && bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP';
+  }
+  const m = MAGIC[type];
+  return !!m && bytes.length >= m.length && m.every((b, i) => bytes[i] === b);
+}
 
 function authenticate(socket) {
   const auth = socket.handshake.auth || {};
@@ -196,6 +290,23 @@ function authenticate(socket) {
 }
 
 const httpServer = http.createServer((req, res) => {
+  if (req.url === '/metrics/reset') { // the bench starts its window here (ours has no reset: it diffs)
+    loopDelay.reset();
+    res.writeHead(204);
+    res.end();
+    return;
+  }
+  if (req.url === '/metrics') {
+    const h = loopDelay;
+    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
+    res.end('# HELP space_event_loop_lag_max_seconds the longest event loop delay since the start (monitorEventLoopDelay)\n' +
+      '# TYPE space_event_loop_lag_max_seconds gauge\n' +
+      `space_event_loop_lag_max_seconds ${(h.count ? h.max : 0) / 1e9}\n` +
+      '# HELP space_event_loop_lag_p99_seconds the 99th percentile of the event loop delay since the start\n' +
+      '# TYPE space_event_loop_lag_p99_seconds gauge\n' +
+      `space_event_loop_lag_p99_seconds ${(h.count ? h.percentile(99) : 0) / 1e9}\n`);
+    return;
+  }
   if (req.url === '/healthz') {
     res.writeHead(200, { 'Content-Type': 'text/plain' });
     res.end('ok');
@@ -204,7 +315,19 @@ const httpServer = http.createServer((req, res) => {
   res.writeHead(404);
   res.end();
 });
-const io = new Server(httpServer, { serveClient: false });
+const io = new Server(httpServer, { serveClient: false, maxHttpBufferSize: MAX_PAYLOAD });
+
+function answer(socket, event, ack, result) {
+  if (!socket.connected) return;
+  if (result.error) {
+    const body = { code: result.error.code, message: result.error.message, event };
+    socket.emit('error', body);
+    if (ack) ack(body);
+    return;
+  }
+  socket.emit(result.event, result.data);
+  if (ack) ack(result.data);
+}
 
 io.on('connection', (socket) => {
   socket.data.user = authenticate(socket);
@@ -228,14 +351,8 @@ io.on('connection', (socket) => {
         result = fail('internal_error', 'the handler failed');
       }
     }
-    if (result.error) {
-      const body = { code: result.error.code, message: result.error.message, event };
-      socket.emit('error', body);
-      if (ack) ack(body);
-      return;
-    }
-    socket.emit(result.event, result.data);
-    if (ack) ack(result.data);
+    if (result && typeof result.then === 'function') result.then((r) => answer(socket, event, ack, r));
+    else answer(socket, event, ack, result);
   });
 
   socket.on('disconnecting', () => {

@@ -128,8 +128,8 @@ end
 -- start a timer from the callback (code of the generation that asked).
 function events.ask_then_after(conn)
   conn:emit("question", {}, function()
-    local ok, err = pcall(space.after, 10, function() end)
-    conn:emit("asked_after", { ok = ok, err = err or space.null, version = VERSION })
+    local ok, res = pcall(space.after, 10, function() end)
+    conn:emit("asked_after", { ok = ok, err = not ok and res or space.null, version = VERSION })
   end)
   return "asked", {}
 end

@@ -66,13 +66,13 @@ describe('space.after and space.every', () => {
 
   test('cancel stops an after and an every; a second cancel, or one after the firing, returns false', async () => {
     const s = await h.connectClient(srv);
-    await h.expectAnswer(s, 'after', { ms: 200, tag: 'x' }, 'started');
+    await h.expectAnswer(s, 'after', { ms: T(600), tag: 'x' }, 'started');
     await h.expectAnswer(s, 'every', { ms: 30, tag: 'y' }, 'started');
     await h.nextEvent(s, 'tick', T(3000), (d) => d.tag === 'y');
     eq(await h.expectAnswer(s, 'cancel', { tag: 'x' }, 'cancelled'), { tag: 'x', first: true, second: false, active: false }, 'cancel of the after');
     eq(await h.expectAnswer(s, 'cancel', { tag: 'y' }, 'cancelled'), { tag: 'y', first: true, second: false, active: false }, 'cancel of the every');
     const ticks = s.inbox.count('tick', (d) => d.tag === 'y'); // all sent before the answer have come
-    await barrier(s, 300);
+    await barrier(s, T(600)); // due after x would have been
     eq(s.inbox.count('fired', (d) => d.tag === 'x'), 0, 'the cancelled after fired');
     eq(s.inbox.count('tick', (d) => d.tag === 'y'), ticks, 'ticks of the cancelled every');
     await h.expectAnswer(s, 'after', { ms: 5, tag: 'z' }, 'started');
@@ -134,7 +134,7 @@ describe('budgets and failures', () => {
     const s = await h.connectClient(srv);
     const re = /handler failed handler=timer \S*init\.lua:\d+ error=".*attempt to use a closed connection/;
     const n0 = logLines(srv, re).length;
-    await h.expectAnswer(s, 'later_use', { ms: 50 }, 'started');
+    await h.expectAnswer(s, 'later_use', { ms: T(400) }, 'started'); // the disconnect comes first
     await h.disconnectClient(s);
     await waitLog(srv, re, n0 + 1, 'the timer on a closed connection');
     const other = await h.connectClient(srv);
@@ -157,7 +157,7 @@ describe('reloads', () => {
     await h.expectAnswer(w, 'watch', {}, 'watching');
     await h.nextEvent(w, 'gen_tick', T(3000), (d) => d.version === 'v1');
     // Started by v1's code, due well after the reload.
-    const old = await h.expectAnswer(w, 'after', { ms: T(600), tag: 'old' }, 'started');
+    const old = await h.expectAnswer(w, 'after', { ms: T(1000), tag: 'old' }, 'started');
     // v1's code waits for the client's answer, which comes after the reload.
     const raw = await h.RawClient.open(s2);
     await raw.connectNs();
@@ -171,7 +171,7 @@ describe('reloads', () => {
     // the file watcher reloads the same change once more, which cancels the timers of the
     // generation POST /api/reload made). A tick whose fn ran past that time is followed by one
     // fired on a later turn of the loop, when the old after, had it lived, would have fired first.
-    const past = await h.nextEvent(w, 'gen_tick', T(3000) + T(600), (d) => d.version === 'v2' && d.at > old.due_at + 1);
+    const past = await h.nextEvent(w, 'gen_tick', T(3000) + T(1000), (d) => d.version === 'v2' && d.at > old.due_at + 1);
     await h.nextEvent(w, 'gen_tick', T(3000), (d) => d.version === 'v2' && d.at > past.at);
     eq(w.inbox.count('fired', (d) => d.tag === 'old'), 0, 'the v1 after fired after the reload');
     const versions = w.inbox.all('gen_tick').map((d) => d.version);

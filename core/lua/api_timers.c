@@ -105,6 +105,31 @@ static void on_timer(struct wheel_entry *e, void *ud) {
     lua_settop(L, top);
 }
 
+/* The part of path after dir and a '/', or NULL. */
+static const char *under(const char *path, const char *dir) {
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && path[n] == '/' ? path + n + 1 : NULL;
+}
+
+/* Names t by where its fn (at the stack top, popped) was defined: the
+ * file relative to the scripts directory (plugins/... for a plugin's),
+ * and the line, so that the log line and the /metrics label of a failing
+ * timer say which one it was (an absolute path would be cut off there). */
+static void name_timer(struct script_host *h, lua_State *L, struct lua_timer *t) {
+    lua_Debug ar;
+    if (!lua_getinfo(L, ">S", &ar) || ar.linedefined <= 0) {
+        snprintf(t->where, sizeof t->where, "%s", ar.short_src);
+        return;
+    }
+    const char *src = ar.source[0] == '@' ? ar.source + 1 : ar.short_src, *rel;
+    if ((rel = under(src, h->dir)))
+        snprintf(t->where, sizeof t->where, "%s:%d", rel, ar.linedefined);
+    else if ((rel = under(src, h->plugins_dir)))
+        snprintf(t->where, sizeof t->where, "plugins/%s:%d", rel, ar.linedefined);
+    else
+        snprintf(t->where, sizeof t->where, "%s:%d", ar.short_src, ar.linedefined);
+}
+
 /* space.after(ms, fn) / space.every(ms, fn) -> handle. Upvalue 1: the tag
  * of the generation this closure was made for. */
 static int start_timer(lua_State *L, int every) {
@@ -131,12 +156,8 @@ static int start_timer(lua_State *L, int every) {
     t->every_ms = every ? (uint64_t)ms : 0;
     t->ref = LUA_NOREF;
     luaL_setmetatable(L, TIMER_MT);
-    lua_Debug ar;
     lua_pushvalue(L, 2);
-    if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0)
-        snprintf(t->where, sizeof t->where, "%s:%d", ar.short_src, ar.linedefined);
-    else
-        snprintf(t->where, sizeof t->where, "%s", ar.short_src);
+    name_timer(h, L, t);
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, -2, 1);
     lua_pushvalue(L, -1);

@@ -203,7 +203,8 @@ int server_run(const struct config *cfg, struct workers *w) {
         fprintf(stderr, "space-server: cannot start: --data-dir: %s\n", err);
         ok = 0;
     }
-    struct script_env env = {cfg, &srv->auth, &srv->ids, &srv->sio, &srv->files, &srv->metrics, srv->history};
+    struct script_env env = {cfg, &srv->auth, &srv->ids, &srv->sio, &srv->files, &srv->metrics, srv->history,
+                             &srv->net};
     if (ok && !(srv->script = script_host_new(&env, cfg->scripts_dir, cfg->plugins_dir, err, sizeof err))) {
         fprintf(stderr, "space-server: cannot start: scripts did not load: %s\n", err);
         ok = 0;

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "metrics.h"
 #include "sbuf.h"
+#include "wheel.h"
 
 #define HOOK_EVERY_INSTRUCTIONS 1000 /* the budget hook's count */
 #define POOL_STEP 16                 /* the small-block pool's size classes: 16, 32, ... bytes */
@@ -27,6 +28,21 @@
 #define POOL_CLASSES (POOL_MAX / POOL_STEP)
 
 struct label;
+struct lua_timer;
+
+/* The scripts' timers (api_timers.c): one wheel on net's deadline timer.
+ * Every timer carries the tag of the generation whose code started it, so
+ * that a reload can cancel the old generation's timers and a failed load
+ * its own. */
+struct script_timers {
+    struct wheel wheel;
+    struct lua_timer *live; /* every scheduled timer (doubly linked) */
+    uint64_t next_tag;      /* tags given out so far, one per load */
+    uint64_t tag_current;   /* the current generation's */
+    uint64_t tag_loading;   /* the generation being loaded, 0: none */
+    unsigned n_current, n_loading; /* live timers of each */
+    int registered;         /* the wheel is on net's deadline timer */
+};
 
 struct script_host {
     struct script_env env;  /* the server state it reaches (script.h) */
@@ -70,6 +86,7 @@ struct script_host {
     volatile sig_atomic_t exempt_us; /* CPU time of that work so far in this call, not counted */
     char oom_where[160];   /* file:line of the allocation the caps refused in this call */
     int kept_acks;         /* dropped kept events wait for their empty ack (dispatch.c) */
+    struct script_timers timers; /* space.after, space.every (api_timers.c) */
 };
 
 /* Names a call in the log line of its failure: the parts are joined only
@@ -91,6 +108,17 @@ static inline struct script_host *host_of(lua_State *L) { return api_host(L); }
  * (queued by their finalizer, which may run inside any allocation), sent
  * once the outermost call is over. */
 void script__flush_kept_acks(struct script_host *h);
+
+/* api_timers.c: the wheel set up (before the first load) and freed, every
+ * timer cancelled (before lua_close); a load begun and ended (ok: the new
+ * generation is current, the old one's timers are cancelled; else the
+ * failed load's are); space.after and space.every put into the `space`
+ * view of the generation loading in the environment at env. */
+void script__timers_init(struct script_host *h);
+void script__timers_free(struct script_host *h);
+void script__timers_load_begin(struct script_host *h);
+void script__timers_load_end(struct script_host *h, int ok);
+void script__timers_provide(lua_State *L, int env);
 
 /* lua_alloc.c: the lua_Alloc of the state (ud: the host), under the
  * memory caps; and the pool's blocks freed, after lua_close. */

@@ -191,6 +191,7 @@ static int load_generation(lua_State *L) {
     const char *plugins_dir = lua_tostring(L, 2);
     sandbox_push_env(L, dir, SHARED_MODULES);
     int env = lua_gettop(L);
+    script__timers_provide(L, env);
     for (const char *const *m = CJSON_MODULES; *m; m++) {
         if (!cjson_guard_push(L, *m)) continue;
         sandbox_provide(L, env, *m, -1);
@@ -243,10 +244,12 @@ int script__load(struct script_host *h, char *err, size_t errlen) {
     h->running = LABEL("load");
     script__watch_enter(h); /* for the watchdog; the hook counts from the first instruction */
     lua_sethook(L, script__budget_hook, LUA_MASKCOUNT, HOOK_EVERY_INSTRUCTIONS);
+    script__timers_load_begin(h); /* init.lua may start timers: they are the new generation's */
     int rc = lua_pcall(L, 2, 1, -4);
     script__watch_leave(h);
     lua_sethook(L, NULL, 0, 0);
     h->running = NULL;
+    script__timers_load_end(h, rc == LUA_OK);
     if (rc != LUA_OK) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
         lua_pop(L, 2);

@@ -34,6 +34,7 @@ struct script_host *script_host_new(const struct script_env *env, const char *di
     lua_gc(h->L, LUA_GCGEN, 0, 0);
     script__watch_init(h);
     luaL_openlibs(h->L);
+    script__timers_init(h); /* before the first load: init.lua may start timers */
     /* Scripts reach string methods through the string metatable: lock it,
      * so that no generation can change the library the next one uses. */
     lua_pushliteral(h->L, "");
@@ -68,6 +69,7 @@ void script_stats(const struct script_host *h, struct script_stats *out) {
 void script_host_free(struct script_host *h) {
     if (!h) return;
     script__watch_free(h);
+    script__timers_free(h); /* off net's deadline timer, before their memory goes with the state */
     if (h->L) lua_close(h->L);
     script__pool_free(h);
     sbuf_free(&h->scratch);

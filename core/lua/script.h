@@ -19,6 +19,7 @@ struct file_store;
 struct history_store;
 struct ids;
 struct metrics;
+struct net;
 struct sio_hub;
 struct sio_socket;
 struct script_host;
@@ -42,6 +43,7 @@ struct script_env {
     struct file_store *files;      /* space.store_file */
     struct metrics *metrics;       /* events and handler failures are counted here */
     struct history_store *history; /* space.history_append, space.history */
+    struct net *net;               /* the scripts' timers sit on its deadline timer (space.after, space.every) */
 };
 
 struct script_host *script_host_new(const struct script_env *env, const char *dir, const char *plugins_dir, char *err,

@@ -34,6 +34,15 @@ void net_add_wheel(struct net *n, struct wheel *w, net_wheel_fire_fn fire) {
     n->n_wheels++;
 }
 
+void net_remove_wheel(struct net *n, struct wheel *w) {
+    for (unsigned i = 0; i < n->n_wheels; i++) {
+        if (n->wheels[i].wheel != w) continue;
+        n->n_wheels--;
+        for (unsigned k = i; k < n->n_wheels; k++) n->wheels[k] = n->wheels[k + 1];
+        return;
+    }
+}
+
 void net_add_turn_hook(struct net *n, enum net_turn_phase phase, net_turn_fn fn, void *ud) {
     if (n->n_hooks[phase] == NET_MAX_TURN_HOOKS) abort(); /* a composition error, found at start */
     n->hooks[phase][n->n_hooks[phase]].fn = fn;

@@ -25,7 +25,7 @@
  * client sends in a turn. */
 #define NET_TURN_READ_BYTES (256 * 1024)
 #define NET_WHEEL_TICK_MS 25   /* a coarse tick of the timer wheels (deadlines themselves are exact to the ms) */
-#define NET_MAX_WHEELS 4
+#define NET_MAX_WHEELS 8
 #define NET_MAX_TURN_HOOKS 8
 #define NET_MAX_ROUTES 16
 
@@ -106,6 +106,8 @@ uint64_t net_loop_time_of(const struct net *n, uint64_t wall_ms);
 
 /* Registers a timer wheel: its deadlines fire through the one deadline timer. */
 void net_add_wheel(struct net *n, struct wheel *w, net_wheel_fire_fn fire);
+/* Unregisters w (a layer freed before net: its wheel must not be read again). */
+void net_remove_wheel(struct net *n, struct wheel *w);
 /* Registers fn to run once per loop turn, in phase (before the flush in the
  * order added, after it in reverse: upper layers free first). */
 void net_add_turn_hook(struct net *n, enum net_turn_phase phase, net_turn_fn fn, void *ud);

@@ -1,0 +1,2 @@
+-- The generation's name: timers.test.js edits it and reloads.
+return "v1"

@@ -6,6 +6,7 @@
  * the measurement, and written from that one buffer: masking 14 MB on the
  * load generator's loop during the window would delay its own reads and
  * show as the server's latency. */
+#include "base64.h"
 #include "loadgen.h"
 
 #include <stdio.h>
@@ -13,27 +14,6 @@
 #include <string.h>
 
 #define UPLOAD_MASK 0x5a17c3e9u /* the frames are shared, so one mask for all */
-
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static size_t base64(char *out, const unsigned char *p, size_t n) {
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        out[o++] = B64[v >> 18];
-        out[o++] = B64[(v >> 12) & 63];
-        out[o++] = B64[(v >> 6) & 63];
-        out[o++] = B64[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        out[o++] = B64[v >> 18];
-        out[o++] = B64[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? B64[(v >> 6) & 63] : '=';
-        out[o++] = '=';
-    }
-    return o;
-}
 
 int lg_uploads_prepare(struct lg *lg, uint32_t bytes, uint32_t room) {
     static const char line[] = "space-server upload benchmark: the quick brown fox jumps over the lazy dog\n";
@@ -56,7 +36,7 @@ int lg_uploads_prepare(struct lg *lg, uint32_t bytes, uint32_t room) {
     }
     for (uint32_t i = 0; i < bytes; i++) file[i] = line[i % (sizeof line - 1)];
     memcpy(text, head, (size_t)hn);
-    base64(text + hn, (const unsigned char *)file, bytes);
+    base64_encode(text + hn, file, bytes);
     memcpy(text + hn + b64_len, "\"}]", 3);
     lg->up_b64_len = lg_frame((uint8_t *)lg->up_b64, 1, text, text_len, UPLOAD_MASK);
     lg->up_bin_len = lg_frame((uint8_t *)lg->up_bin, 1, bin_head, (size_t)bn, UPLOAD_MASK);

@@ -173,14 +173,9 @@ static int hold_queue(struct eio_session *s, buf *wire, unsigned n_packets) {
         eio_wake_by(s, net_now(s->hub->net));
         return -1;
     }
-    if (s->n_held == s->held_cap) {
-        uint32_t cap = s->held_cap ? s->held_cap * 2 : 8;
-        struct poll_entry *q = realloc(s->held, cap * sizeof *q);
-        if (!q) return -1;
-        s->held = q;
-        s->held_cap = cap;
-    }
-    s->held[s->n_held++] = (struct poll_entry){buf_ref(wire), n_packets};
+    if (eio_entries_push(&s->held, &s->n_held, &s->held_cap, 8, (struct poll_entry){wire, n_packets}) != 0)
+        return -1;
+    buf_ref(wire);
     s->held_bytes += wire->len;
     return 0;
 }

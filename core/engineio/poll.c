@@ -15,6 +15,7 @@
 #include "log.h"
 #include "clock.h"
 #include "ids.h"
+#include "session_internal.h"
 #include "net.h"
 #include "ws.h"
 
@@ -86,14 +87,8 @@ int poll_queue(struct eio_session *s, buf *b, unsigned n_packets) {
         return -1;
     }
     if (s->pq_head == s->pq_len) s->pq_head = s->pq_len = 0;
-    if (s->pq_len == s->pq_cap) {
-        uint32_t cap = s->pq_cap ? s->pq_cap * 2 : 4;
-        struct poll_entry *q = realloc(s->pq, cap * sizeof *q);
-        if (!q) return -1;
-        s->pq = q;
-        s->pq_cap = cap;
-    }
-    s->pq[s->pq_len++] = (struct poll_entry){buf_ref(b), n_packets};
+    if (eio_entries_push(&s->pq, &s->pq_len, &s->pq_cap, 4, (struct poll_entry){b, n_packets}) != 0) return -1;
+    buf_ref(b);
     s->pq_bytes += b->len;
     mark_for_flush(s);
     return 0;
@@ -226,4 +221,17 @@ void poll_handle_post(struct eio_session *s, struct conn *c, const struct http_r
     while (!s->closed && eio_payload_next(body, len, &pos, &pkt))
         eio_on_packet(s, 0, (const uint8_t *)pkt.p, pkt.len);
     httpd_respond(c, 200, "text/html", "ok", 2, headers, !keep_alive);
+}
+
+int eio_entries_push(struct poll_entry **arr, uint32_t *len, uint32_t *cap, uint32_t first_cap,
+                     struct poll_entry e) {
+    if (*len == *cap) {
+        uint32_t grown = *cap ? *cap * 2 : first_cap;
+        struct poll_entry *q = realloc(*arr, grown * sizeof *q);
+        if (!q) return -1;
+        *arr = q;
+        *cap = grown;
+    }
+    (*arr)[(*len)++] = e;
+    return 0;
 }
